@@ -1,0 +1,97 @@
+"""What a detector plugin implements, and what it returns.
+
+A detector turns an image into labels. Plugins subclass :class:`Detector` and
+register an instance through the ``policy_engine_register_detectors`` hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from policy_engine.image import Image
+from policy_engine.labels import Label
+from policy_engine.taxonomy import Taxonomy
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorResult:
+    """The labels one detector found in one image.
+
+    ``metadata`` is what the record carries about the call itself (model
+    version, content types, adapter, human-loop output); ``raw`` is the
+    response as received, for recording; neither is evaluated.
+    """
+
+    source: str
+    labels: tuple[Label, ...]
+    metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    raw: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", tuple(self.labels))
+        object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+
+@dataclass(frozen=True, slots=True)
+class DetectContext:
+    """What the engine hands a detector for one call.
+
+    ``settings`` are the detector's entry under the policy's ``detectors:``
+    (already validated against :attr:`Detector.settings_schema`), with
+    relative paths left as written; ``base_dir`` is the policy file's folder,
+    against which a detector resolves such paths. ``parse_response`` turns a
+    raw response of any installed detector into a :class:`DetectorResult`
+    (a replaying detector uses it).
+    """
+
+    settings: Mapping[str, Any]
+    min_confidence: float
+    base_dir: str
+    parse_response: Callable[[Mapping[str, Any]], DetectorResult]
+
+
+class Detector:
+    """Base class of detectors. Override what your detector supports.
+
+    Class attributes:
+
+    ``name``
+        The detector's name, unique among installed plugins; labels it
+        produces carry it as their ``source``.
+    ``settings_schema``
+        A JSON Schema (draft 2020-12) for the detector's settings in a
+        policy's ``detectors:`` map, checked when the policy loads.
+    """
+
+    name: ClassVar[str] = ""
+    settings_schema: ClassVar[Mapping[str, Any]] = MappingProxyType(
+        {"type": "object", "additionalProperties": False}
+    )
+
+    def taxonomies(self) -> tuple[Taxonomy, ...]:
+        """Every taxonomy this detector may use (for linting and name checks)."""
+        return ()
+
+    def taxonomy(self, model_version: str | None) -> Taxonomy | None:
+        """The taxonomy that applies to labels from ``model_version``, if any."""
+        return None
+
+    def recognizes(self, raw: Mapping[str, Any]) -> bool:
+        """Whether ``raw`` looks like a response of this detector (by its keys)."""
+        return False
+
+    def parse(self, raw: Mapping[str, Any]) -> DetectorResult:
+        """Turn a raw response into labels, or raise
+        :class:`~policy_engine.errors.InvalidDetectorResult` naming the bad field."""
+        raise NotImplementedError(f"detector {self.name!r} does not parse raw responses")
+
+    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+        """Look at ``image``. Raise :class:`~policy_engine.errors.DetectorError`
+        for a failure the user should read; any other exception is caught by
+        the engine and reported as this detector's error too."""
+        raise NotImplementedError(f"detector {self.name!r} cannot detect")

@@ -1,0 +1,82 @@
+"""Typed exceptions. Policy errors (the policy is wrong) are kept apart from
+run errors (running it failed), as users act on them differently."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from policy_engine.diagnostics import Diagnostic
+
+
+class PolicyEngineError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class PolicyLoadError(PolicyEngineError):
+    """A policy did not load; ``diagnostics`` holds every error found, sorted by position."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        self.diagnostics = tuple(diagnostics)
+        super().__init__("\n".join(d.render() for d in self.diagnostics))
+
+
+class PluginError(PolicyEngineError):
+    """A plugin is broken: it failed to load or to register, or it clashes with another."""
+
+
+class DuplicateDetectorError(PluginError):
+    """Two plugins register a detector under the same name."""
+
+    def __init__(self, detector: str, first_plugin: str, second_plugin: str) -> None:
+        self.detector = detector
+        self.plugins = (first_plugin, second_plugin)
+        super().__init__(
+            f"detector {detector!r} is registered by both plugin {first_plugin!r} "
+            f"and plugin {second_plugin!r}; uninstall one, or restrict loading with "
+            f"POLICY_ENGINE_PLUGINS"
+        )
+
+
+class UnknownDetectorError(PolicyEngineError):
+    """No installed plugin provides the named detector."""
+
+
+class DetectorError(PolicyEngineError):
+    """A detector failed for one image. The engine turns it into the policy's
+    ``on_error`` verdict (POLICY_SPEC section 6).
+
+    ``retryable`` says whether the same call may succeed later (throttling, a
+    timeout); ``code`` is a stable machine-readable name for the failure.
+    """
+
+    code: str = "detector-error"
+
+    def __init__(self, message: str, *, code: str | None = None, retryable: bool = False) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.retryable = retryable
+
+
+class InvalidDetectorResult(DetectorError):
+    """A detector's response is malformed (a missing field, a confidence that is
+    not a finite number in [0, 100], ...). ``field`` locates the offending value,
+    e.g. ``ModerationLabels[2].Confidence``."""
+
+    code = "invalid-result"
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class NoRecordingError(DetectorError):
+    """A replaying detector has nothing recorded for an image."""
+
+    code = "no-recording"
+
+
+class UnrecognisedResponseError(PolicyEngineError):
+    """A raw response that no installed detector recognises, or that several do."""
