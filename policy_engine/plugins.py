@@ -17,6 +17,7 @@ import pluggy
 
 from policy_engine import hookspecs
 from policy_engine.detectors import Detector, DetectorResult
+from policy_engine.taxonomy import Taxonomy
 from policy_engine.errors import (
     DuplicateDetectorError,
     PluginError,
@@ -138,6 +139,11 @@ class DetectorRegistry:
 
     def detectors(self) -> tuple[Detector, ...]:
         return tuple(self._by_name[name].detector for name in self.names())
+
+    def taxonomy_for(self, source: str, model_version: str | None) -> Taxonomy | None:
+        """The taxonomy of labels from detector ``source`` at ``model_version``, if any."""
+        registered = self._by_name.get(source)
+        return registered.detector.taxonomy(model_version) if registered is not None else None
 
     def parse_response(self, raw: Mapping[str, Any]) -> DetectorResult:
         """Parse a raw response with the one detector that recognises it."""

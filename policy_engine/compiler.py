@@ -1,0 +1,242 @@
+"""Compiling a policy for evaluation (POLICY_SPEC sections 1 and 4-6).
+
+Compile once, evaluate many: the deciding rule of each distinct label
+(source, model version, name, reported parent) is resolved once and cached,
+so evaluating a label is a dictionary look-up and two comparisons whatever
+the number of rules. Evaluation is pure: no I/O, inputs never mutated.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from policy_engine.decision import DEFAULT_RULE, Decision, DetectorFailure, Resolution
+from policy_engine.labels import Label
+from policy_engine.model import VERDICT_BY_SEVERITY, Body, Policy, Rule
+from policy_engine.names import name_key, tidy_name
+from policy_engine.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from policy_engine.plugins import DetectorRegistry
+
+TaxonomyLookup = Callable[[str, "str | None"], "Taxonomy | None"]
+
+# Distinct labels are bounded by the taxonomies in practice; the cap keeps a
+# detector that invents names (custom labels, a buggy plugin) from growing memory.
+MAX_CACHED_RESOLUTIONS = 65_536
+
+
+def _no_taxonomy(source: str, model_version: str | None) -> Taxonomy | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A rule that selects a label, and how specific it is for that label."""
+
+    rule: Rule
+    rank: int
+    distance: int
+    order: int
+
+    @property
+    def sort_key(self) -> tuple[int, int, int, int]:
+        return (self.rank, self.distance, 0 if self.rule.match.source is not None else 1, self.order)
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """A label's place in its hierarchy: its key, its direct parent and its chain of
+    ancestors (itself first), as canonical keys, with display names."""
+
+    key: str
+    direct_parent: str | None
+    chain: tuple[str, ...]
+    parent_display: str
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    label: Label
+    lineage: Lineage
+    candidates: tuple[Candidate, ...]
+    winner: Rule | None
+    body: Body
+
+
+class _RuleIndex:
+    """The rules keyed by canonical names under one taxonomy's aliases."""
+
+    def __init__(self, rules: tuple[Rule, ...], canonical: Callable[[str], str]) -> None:
+        self.by_name_parent: dict[tuple[str, str], list[tuple[int, Rule]]] = {}
+        self.by_name: dict[str, list[tuple[int, Rule]]] = {}
+        self.by_parent: dict[str, list[tuple[int, Rule]]] = {}
+        for order, rule in enumerate(rules):
+            name, parent = rule.match.name, rule.match.parent
+            if name is not None and parent is not None:
+                key = (canonical(name), canonical(parent))
+                self.by_name_parent.setdefault(key, []).append((order, rule))
+            elif name is not None:
+                self.by_name.setdefault(canonical(name), []).append((order, rule))
+            elif parent is not None:
+                self.by_parent.setdefault(canonical(parent), []).append((order, rule))
+
+
+class CompiledPolicy:
+    """A policy ready to evaluate. Thread-safe; share one across threads."""
+
+    def __init__(self, policy: Policy, taxonomy_for: TaxonomyLookup = _no_taxonomy) -> None:
+        self.policy = policy
+        self.digest = policy.digest
+        self._taxonomy_for = taxonomy_for
+        self._floor = policy.min_confidence
+        self._on_error_severity = policy.on_error.severity
+        self._cache: dict[tuple[str, str | None, str, str], Resolution] = {}
+        self._indexes: dict[int, tuple[Taxonomy | None, _RuleIndex]] = {}
+        self._lock = threading.Lock()
+        # labels: entries for every source, and for one source only (which win)
+        self._unscoped_parents: dict[str, str] = {}
+        self._scoped_parents: dict[str, dict[str, str]] = {}
+        for definition in policy.labels:
+            target = (
+                self._unscoped_parents
+                if definition.source is None
+                else self._scoped_parents.setdefault(definition.source, {})
+            )
+            target[name_key(definition.name)] = definition.parent
+        self._display = {name_key(d.name): d.name for d in policy.labels}
+
+    # -- hierarchy -------------------------------------------------------
+
+    def _index(self, taxonomy: Taxonomy | None) -> _RuleIndex:
+        slot = id(taxonomy)
+        found = self._indexes.get(slot)
+        if found is None or found[0] is not taxonomy:
+            canonical = taxonomy.canonical_key if taxonomy is not None else name_key
+            with self._lock:
+                found = (taxonomy, _RuleIndex(self.policy.rules, canonical))
+                self._indexes[slot] = found
+        return found[1]
+
+    def lineage(self, label: Label) -> Lineage:
+        """Where ``label`` sits: reported parent first, then the policy's ``labels:``
+        over the source's taxonomy; the chain ends at an unknown name or a repeat."""
+        taxonomy = self._taxonomy_for(label.source, label.model_version)
+        canonical = taxonomy.canonical_key if taxonomy is not None else name_key
+        scoped = self._scoped_parents.get(label.source, {})
+
+        def parent_of(key: str) -> str | None:
+            written = scoped.get(key, self._unscoped_parents.get(key))
+            if written is not None:
+                return canonical(written) if written.strip() else ""
+            if taxonomy is not None:
+                return taxonomy.parent_key(key)
+            return None
+
+        key = canonical(label.name)
+        direct = canonical(label.parent) if label.parent.strip() else parent_of(key)
+        direct = direct or None
+        chain = [key]
+        current = direct
+        while current and current not in chain:
+            chain.append(current)
+            current = parent_of(current)
+        if label.parent.strip():
+            parent_display = tidy_name(label.parent)
+        elif direct is None:
+            parent_display = ""
+        else:
+            parent_display = (
+                self._display.get(direct)
+                or (taxonomy.display_name(direct) if taxonomy is not None else None)
+                or direct
+            )
+        return Lineage(key, direct, tuple(chain), parent_display)
+
+    def candidates(self, label: Label) -> tuple[Candidate, ...]:
+        """Every rule that selects ``label``, most specific first (section 4)."""
+        taxonomy = self._taxonomy_for(label.source, label.model_version)
+        index = self._index(taxonomy)
+        lineage = self.lineage(label)
+        found: list[Candidate] = []
+        if lineage.direct_parent is not None:
+            for order, rule in index.by_name_parent.get((lineage.key, lineage.direct_parent), ()):
+                found.append(Candidate(rule, 0, 0, order))
+        for order, rule in index.by_name.get(lineage.key, ()):
+            found.append(Candidate(rule, 1, 0, order))
+        for distance, ancestor in enumerate(lineage.chain):
+            for order, rule in index.by_parent.get(ancestor, ()):
+                found.append(Candidate(rule, 2, distance, order))
+        selecting = [c for c in found if c.rule.match.source in (None, label.source)]
+        return tuple(sorted(selecting, key=lambda c: c.sort_key))
+
+    def explain(self, label: Label) -> Explanation:
+        candidates = self.candidates(label)
+        winner = candidates[0].rule if candidates else None
+        body = winner.body if winner is not None else self.policy.default
+        return Explanation(label, self.lineage(label), candidates, winner, body)
+
+    def resolve(self, label: Label) -> Resolution:
+        """The deciding body's thresholds, rule id and display parent for ``label``."""
+        found = self._cache.get(label.key)
+        if found is not None:
+            return found
+        explanation = self.explain(label)
+        block_from, review_from = explanation.body.fires_at
+        rule_id = explanation.winner.id if explanation.winner is not None else DEFAULT_RULE
+        found = (block_from, review_from, rule_id, explanation.lineage.parent_display)
+        if len(self._cache) < MAX_CACHED_RESOLUTIONS:
+            self._cache[label.key] = found
+        return found
+
+    # -- evaluation ------------------------------------------------------
+
+    def evaluate(
+        self,
+        labels: Iterable[Label],
+        failures: Iterable[DetectorFailure] = (),
+        detectors: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Decision:
+        """Decide one image from its pooled labels and detector failures (section 5)."""
+        floor = self._floor
+        cache = self._cache
+        kept: list[Label] = []
+        resolutions: list[Resolution] = []
+        dropped: list[Label] = []
+        worst = 0
+        for label in labels:
+            confidence = label.confidence
+            if confidence < floor:
+                dropped.append(label)
+                continue
+            resolution = cache.get(label.key) or self.resolve(label)
+            if confidence >= resolution[0]:
+                worst = 2
+            elif confidence >= resolution[1] and worst == 0:
+                worst = 1
+            kept.append(label)
+            resolutions.append(resolution)
+        failures = tuple(failures)
+        if failures and self._on_error_severity > worst:
+            worst = self._on_error_severity
+        return Decision(
+            decision=VERDICT_BY_SEVERITY[worst],
+            policy_name=self.policy.name,
+            policy_digest=self.digest,
+            on_error=self.policy.on_error,
+            labels=tuple(kept),
+            resolutions=tuple(resolutions),
+            dropped=tuple(dropped),
+            failures=failures,
+            detectors=detectors or {},
+        )
+
+
+def compile_policy(policy: Policy, registry: DetectorRegistry | None = None) -> CompiledPolicy:
+    """Compile ``policy``; with a ``registry``, labels get their detectors' taxonomies."""
+    if registry is None:
+        return CompiledPolicy(policy)
+    return CompiledPolicy(policy, registry.taxonomy_for)

@@ -1,0 +1,162 @@
+"""The decision record (POLICY_SPEC section 8)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from policy_engine.labels import Label
+from policy_engine.model import VERDICT_BY_SEVERITY, Verdict, plain_number
+
+DEFAULT_RULE = "default"
+ON_ERROR_RULE = "on_error"
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorFailure:
+    """A detector that failed for an image (section 6)."""
+
+    source: str
+    error: str
+    code: str = "detector-error"
+    retryable: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "error": self.error, "code": self.code, "retryable": self.retryable}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one label was decided: verdict, deciding rule and the threshold that fired."""
+
+    label: Label
+    verdict: Verdict
+    rule: str
+    threshold: float | None
+    parent: str
+
+    def to_dict(self) -> dict[str, Any]:
+        record = self.label.to_dict()
+        record["parent"] = self.parent
+        record["verdict"] = self.verdict.value
+        record["rule"] = self.rule
+        if self.threshold is not None:
+            record["threshold"] = plain_number(self.threshold)
+        return record
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a decision is not ``allow``: a label or a detector failure."""
+
+    verdict: Verdict
+    rule: str
+    source: str
+    label: str | None = None
+    parent: str | None = None
+    confidence: float | None = None
+    threshold: float | None = None
+    error: str | None = None
+
+    def sort_key(self) -> tuple[int, int, float, str, str, str]:
+        # most severe first; within a severity, detector failures (nothing is known
+        # about that image) before labels, then labels by confidence, highest first
+        return (
+            -self.verdict.severity,
+            0 if self.error is not None else 1,
+            -(self.confidence or 0.0),
+            self.label or "",
+            self.source,
+            self.rule,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"verdict": self.verdict.value, "rule": self.rule}
+        if self.error is not None:
+            record["source"] = self.source
+            record["error"] = self.error
+            return record
+        record.update(
+            label=self.label,
+            parent=self.parent,
+            source=self.source,
+            confidence=self.confidence,
+            threshold=None if self.threshold is None else plain_number(self.threshold),
+        )
+        return record
+
+
+# (block_from, review_from, deciding rule id, direct parent's display name)
+Resolution = tuple[float, float, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a policy decided for one image.
+
+    ``decision`` is computed while evaluating; the per-label outcomes and the
+    reasons are derived from the stored resolutions when asked for, which
+    keeps evaluation itself to a dictionary look-up and two comparisons per label.
+    """
+
+    decision: Verdict
+    policy_name: str
+    policy_digest: str
+    on_error: Verdict
+    labels: tuple[Label, ...]
+    resolutions: tuple[Resolution, ...] = field(repr=False)
+    dropped: tuple[Label, ...] = ()
+    failures: tuple[DetectorFailure, ...] = ()
+    detectors: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+
+    def outcomes(self) -> tuple[Outcome, ...]:
+        found = []
+        for label, (block_from, review_from, rule, parent) in zip(self.labels, self.resolutions, strict=True):
+            confidence = label.confidence
+            if confidence >= block_from:
+                verdict, threshold = Verdict.BLOCK, block_from
+            elif confidence >= review_from:
+                verdict, threshold = Verdict.REVIEW, review_from
+            else:
+                verdict, threshold = Verdict.ALLOW, None
+            found.append(Outcome(label, verdict, rule, threshold, parent))
+        return tuple(found)
+
+    def reasons(self) -> tuple[Reason, ...]:
+        found = [
+            Reason(
+                verdict=o.verdict,
+                rule=o.rule,
+                source=o.label.source,
+                label=o.label.name,
+                parent=o.parent,
+                confidence=o.label.confidence,
+                threshold=o.threshold,
+            )
+            for o in self.outcomes()
+            if o.verdict is not Verdict.ALLOW
+        ]
+        if self.on_error is not Verdict.ALLOW:
+            found.extend(
+                Reason(verdict=self.on_error, rule=ON_ERROR_RULE, source=f.source, error=f.error)
+                for f in self.failures
+            )
+        return tuple(sorted(found, key=Reason.sort_key))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision record as plain JSON-ready data."""
+        return {
+            "decision": self.decision.value,
+            "reasons": [reason.to_dict() for reason in self.reasons()],
+            "labels": [outcome.to_dict() for outcome in self.outcomes()],
+            "dropped": [label.to_dict() for label in self.dropped],
+            "errors": [failure.to_dict() for failure in self.failures],
+            "detectors": {name: dict(meta) for name, meta in self.detectors.items()},
+            "policy": {"name": self.policy_name, "digest": self.policy_digest},
+        }
+
+
+def most_severe(severity: int) -> Verdict:
+    return VERDICT_BY_SEVERITY[severity]

@@ -1,0 +1,339 @@
+"""Loading a policy: read, parse YAML, check the schema, build, check meaning.
+
+Each layer collects every error it finds; a later layer runs only on input
+the earlier ones accepted. The result is a :class:`~policy_engine.model.Policy`
+or a :class:`~policy_engine.errors.PolicyLoadError` listing all diagnostics,
+sorted by position. The only I/O is reading the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from policy_engine.diagnostics import Diagnostic, Position, Severity, error, sort_diagnostics, warning
+from policy_engine.errors import PolicyLoadError
+from policy_engine.model import Body, LabelDefinition, Match, Policy, Rule, Verdict
+from policy_engine.names import name_key, tidy_name
+from policy_engine.source import SourceError, SourceMap, parse_document, read_policy_text
+
+if TYPE_CHECKING:
+    from policy_engine.plugins import DetectorRegistry
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """A policy (None if it has errors) and every diagnostic about it, sorted by position."""
+
+    policy: Policy | None
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity is Severity.WARNING)
+
+
+def check_policy_text(
+    text: str,
+    file: str = "<string>",
+    *,
+    registry: DetectorRegistry | None = None,
+    base_dir: str | None = None,
+) -> LoadResult:
+    """Load a policy from text, collecting diagnostics instead of raising.
+
+    With a ``registry``, detector names and settings are checked against the
+    installed plugins, and their taxonomies' aliases count when comparing
+    rule matchers.
+    """
+    from policy_engine.schema import validate_policy_data
+
+    try:
+        document = parse_document(text, file)
+    except SourceError as exc:
+        return LoadResult(None, sort_diagnostics(exc.diagnostics))
+    source_map = document.source_map
+    diagnostics = validate_policy_data(document.data, source_map)
+    if not diagnostics:
+        diagnostics.extend(_check_detectors(document.data.get("detectors", {}), source_map, registry))
+    if diagnostics:
+        return LoadResult(None, sort_diagnostics(diagnostics))
+    policy = _build(document.data, source_map, base_dir if base_dir is not None else ".")
+    diagnostics.extend(_check_meaning(policy, source_map, registry))
+    result_policy = None if any(d.severity is Severity.ERROR for d in diagnostics) else policy
+    return LoadResult(result_policy, sort_diagnostics(diagnostics))
+
+
+def check_policy_file(path: str | os.PathLike[str], *, registry: DetectorRegistry | None = None) -> LoadResult:
+    """Like :func:`check_policy_text`, reading the file (at most 1 MiB)."""
+    file_path = Path(path)
+    try:
+        text = read_policy_text(file_path)
+    except SourceError as exc:
+        return LoadResult(None, sort_diagnostics(exc.diagnostics))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return LoadResult(
+            None, (error("unreadable", f"cannot read the policy: {reason}", str(path), Position()),)
+        )
+    return check_policy_text(
+        text, str(path), registry=registry, base_dir=str(file_path.resolve().parent)
+    )
+
+
+def parse_policy(
+    text: str, file: str = "<string>", *, registry: DetectorRegistry | None = None
+) -> Policy:
+    """Load a policy from text; raise :class:`PolicyLoadError` with every error."""
+    return _policy_or_raise(check_policy_text(text, file, registry=registry))
+
+
+def load_policy(path: str | os.PathLike[str], *, registry: DetectorRegistry | None = None) -> Policy:
+    """Load a policy file; raise :class:`PolicyLoadError` with every error."""
+    return _policy_or_raise(check_policy_file(path, registry=registry))
+
+
+def dump_policy(policy: Policy) -> str:
+    """The policy's canonical form as YAML; loading it gives an equal policy."""
+    import yaml
+
+    return yaml.safe_dump(policy.to_data(), sort_keys=False, allow_unicode=True)
+
+
+def _policy_or_raise(result: LoadResult) -> Policy:
+    if result.policy is None:
+        raise PolicyLoadError(result.errors)
+    return result.policy
+
+
+def _check_detectors(
+    detectors: Mapping[str, Any], source_map: SourceMap, registry: DetectorRegistry | None
+) -> list[Diagnostic]:
+    if registry is None:
+        return []
+    from policy_engine.schema import schema_diagnostics, settings_validator
+
+    found: list[Diagnostic] = []
+    for name, settings in detectors.items():
+        path = ("detectors", name)
+        if name not in registry:
+            known = ", ".join(registry.names()) or "none"
+            found.append(
+                error(
+                    "unknown-detector",
+                    f"no installed plugin provides detector {name!r} (installed: {known})",
+                    source_map.file,
+                    source_map.key_at(path),
+                )
+            )
+            continue
+        validator = settings_validator(registry.get(name).settings_schema)
+        found.extend(schema_diagnostics(validator, settings, source_map, base=path))
+    return found
+
+
+def _body(data: Mapping[str, Any]) -> Body:
+    action = data.get("action")
+    return Body(
+        action=Verdict(action) if action is not None else None,
+        review_at=float(data["review_at"]) if "review_at" in data else None,
+        block_at=float(data["block_at"]) if "block_at" in data else None,
+    )
+
+
+def _build(data: Mapping[str, Any], source_map: SourceMap, base_dir: str) -> Policy:
+    default = data.get("default", "allow")
+    rules = tuple(
+        Rule(
+            id=raw["id"],
+            match=Match(
+                name=tidy_name(raw["match"]["name"]) if "name" in raw["match"] else None,
+                parent=tidy_name(raw["match"]["parent"]) if "parent" in raw["match"] else None,
+                source=raw["match"].get("source"),
+            ),
+            body=_body(raw),
+            description=raw.get("description"),
+            position=source_map.at(("rules", index)),
+        )
+        for index, raw in enumerate(data["rules"])
+    )
+    labels = tuple(
+        LabelDefinition(
+            name=tidy_name(raw["name"]),
+            parent=tidy_name(raw["parent"]),
+            source=raw.get("source"),
+            position=source_map.at(("labels", index)),
+        )
+        for index, raw in enumerate(data.get("labels", ()))
+    )
+    return Policy(
+        name=data["name"],
+        description=data.get("description"),
+        min_confidence=float(data.get("min_confidence", 50)),
+        default=Body(action=Verdict(default)) if isinstance(default, str) else _body(default),
+        on_error=Verdict(data.get("on_error", "review")),
+        detectors=data.get("detectors", {}),
+        labels=labels,
+        rules=rules,
+        file=source_map.file,
+        base_dir=base_dir,
+    )
+
+
+def _alias_map(registry: DetectorRegistry | None) -> dict[str, str]:
+    aliases: dict[str, str] = {}
+    if registry is not None:
+        for detector in registry.detectors():
+            for taxonomy in detector.taxonomies():
+                for alias in taxonomy.aliases:
+                    aliases[name_key(alias)] = taxonomy.canonical_key(alias)
+    return aliases
+
+
+def _check_meaning(
+    policy: Policy, source_map: SourceMap, registry: DetectorRegistry | None
+) -> list[Diagnostic]:
+    file = source_map.file
+    found: list[Diagnostic] = []
+    aliases = _alias_map(registry)
+
+    def canonical(name: str | None) -> str | None:
+        if name is None:
+            return None
+        key = name_key(name)
+        return aliases.get(key, key)
+
+    ids: dict[str, int] = {}
+    matchers: dict[tuple[str | None, str | None, str | None], int] = {}
+    for index, rule in enumerate(policy.rules):
+        first = ids.setdefault(rule.id, index)
+        if first != index:
+            found.append(
+                error(
+                    "duplicate-rule-id",
+                    f"rule id {rule.id!r} is used already by rules[{first}] "
+                    f"(line {policy.rules[first].position.line})",
+                    file,
+                    source_map.at(("rules", index, "id")),
+                )
+            )
+        matcher = (canonical(rule.match.name), canonical(rule.match.parent), rule.match.source)
+        first = matchers.setdefault(matcher, index)
+        if first != index:
+            found.append(
+                error(
+                    "duplicate-match",
+                    f"rules {policy.rules[first].id!r} and {rule.id!r} have the same match "
+                    f"{rule.match.describe()} (names compare case-insensitively); merge them",
+                    file,
+                    source_map.at(("rules", index, "match")),
+                )
+            )
+        found.extend(_check_body(rule.body, ("rules", index), policy, source_map))
+        if (
+            registry is not None
+            and rule.match.source is not None
+            and rule.match.source not in registry
+            and rule.match.source not in policy.detectors
+        ):
+            found.append(
+                warning(
+                    "unknown-source",
+                    f"no installed detector is named {rule.match.source!r}, so this rule "
+                    f"selects nothing (installed: {', '.join(registry.names()) or 'none'})",
+                    file,
+                    source_map.at(("rules", index, "match", "source")),
+                )
+            )
+    found.extend(_check_body(policy.default, ("default",), policy, source_map))
+    found.extend(_check_label_definitions(policy.labels, source_map))
+    return found
+
+
+def _check_body(body: Body, path: tuple[str | int, ...], policy: Policy, source_map: SourceMap) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    if body.review_at is not None and body.block_at is not None and body.review_at >= body.block_at:
+        found.append(
+            error(
+                "threshold-order",
+                f"review_at ({body.review_at:g}) must be below block_at ({body.block_at:g})",
+                source_map.file,
+                source_map.at((*path, "review_at")),
+            )
+        )
+    for key, value in (("review_at", body.review_at), ("block_at", body.block_at)):
+        if value is not None and 0 < value < policy.min_confidence:
+            found.append(
+                warning(
+                    "threshold-below-floor",
+                    f"{key} {value:g} is below min_confidence {policy.min_confidence:g}: labels "
+                    f"under {policy.min_confidence:g} are dropped, so this band starts at "
+                    f"{policy.min_confidence:g}",
+                    source_map.file,
+                    source_map.at((*path, key)),
+                )
+            )
+    return found
+
+
+def _check_label_definitions(
+    labels: Iterable[LabelDefinition], source_map: SourceMap
+) -> list[Diagnostic]:
+    """Duplicates, and cycles the ``labels:`` section makes by itself (section 1)."""
+    file = source_map.file
+    found: list[Diagnostic] = []
+    scoped: dict[tuple[str | None, str], LabelDefinition] = {}
+    for definition in labels:
+        key = (definition.source, name_key(definition.name))
+        first = scoped.setdefault(key, definition)
+        if first is not definition:
+            found.append(
+                error(
+                    "duplicate-label",
+                    f"label {definition.name!r} is placed already (line {first.position.line})",
+                    file,
+                    definition.position,
+                )
+            )
+    sources = {source for source, _ in scoped} | {None}
+    reported: set[frozenset[str]] = set()
+    for source in sorted(sources, key=lambda s: s or ""):
+        # the parents a label from `source` gets: its own entries over unscoped ones
+        parent_of: dict[str, LabelDefinition] = {
+            name: d for (s, name), d in scoped.items() if s is None
+        }
+        parent_of.update({name: d for (s, name), d in scoped.items() if s == source and s is not None})
+        for start in sorted(parent_of):
+            chain = [start]
+            current = start
+            while True:
+                definition = parent_of.get(current)
+                if definition is None or not definition.parent:
+                    break
+                current = name_key(definition.parent)
+                if current in chain:
+                    cycle = chain[chain.index(current):]
+                    members = frozenset(cycle)
+                    if members not in reported:
+                        reported.add(members)
+                        first_def = min((parent_of[n] for n in cycle), key=lambda d: d.position)
+                        names = " -> ".join([*(parent_of[n].name for n in cycle), parent_of[cycle[0]].name])
+                        found.append(
+                            error(
+                                "label-cycle",
+                                f"labels: places labels in a cycle ({names}); a label cannot be "
+                                "its own ancestor",
+                                file,
+                                first_def.position,
+                            )
+                        )
+                    break
+                chain.append(current)
+    return found

@@ -1,0 +1,225 @@
+"""A loaded policy as immutable values (POLICY_SPEC sections 2-3)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+from typing import Any
+
+from policy_engine.diagnostics import Position
+
+DEFAULT_MIN_CONFIDENCE = 50.0
+
+
+class Verdict(str, Enum):
+    """A label's or a decision's verdict; also a rule's ``action``."""
+
+    ALLOW = "allow"
+    REVIEW = "review"
+    BLOCK = "block"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+
+_SEVERITY = {Verdict.ALLOW: 0, Verdict.REVIEW: 1, Verdict.BLOCK: 2}
+VERDICT_BY_SEVERITY = (Verdict.ALLOW, Verdict.REVIEW, Verdict.BLOCK)
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A rule body: an action, or thresholds (section 3). The loader ensures exactly one kind."""
+
+    action: Verdict | None = None
+    review_at: float | None = None
+    block_at: float | None = None
+
+    @property
+    def fires_at(self) -> tuple[float, float]:
+        """``(block_from, review_from)``: the lowest confidence that blocks and that
+        reviews (infinity where that band is off). ``action: review`` reviews from 0,
+        ``action: block`` blocks from 0, ``action: allow`` does neither (section 3)."""
+        if self.action is Verdict.ALLOW:
+            return (math.inf, math.inf)
+        if self.action is Verdict.REVIEW:
+            return (math.inf, 0.0)
+        if self.action is Verdict.BLOCK:
+            return (0.0, math.inf)
+        return (
+            math.inf if self.block_at is None else self.block_at,
+            math.inf if self.review_at is None else self.review_at,
+        )
+
+    def verdict(self, confidence: float) -> Verdict:
+        """Section 5, steps 1-4."""
+        block_from, review_from = self.fires_at
+        if confidence >= block_from:
+            return Verdict.BLOCK
+        if confidence >= review_from:
+            return Verdict.REVIEW
+        return Verdict.ALLOW
+
+    def threshold_for(self, verdict: Verdict) -> float:
+        """The threshold that gives ``verdict`` (0 for an action), for reasons."""
+        if self.action is not None:
+            return 0.0
+        value = self.block_at if verdict is Verdict.BLOCK else self.review_at
+        return 0.0 if value is None else value
+
+    def to_data(self) -> dict[str, Any]:
+        if self.action is not None:
+            return {"action": self.action.value}
+        data: dict[str, Any] = {}
+        if self.review_at is not None:
+            data["review_at"] = plain_number(self.review_at)
+        if self.block_at is not None:
+            data["block_at"] = plain_number(self.block_at)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """Which labels a rule selects (section 4). Names are kept as written."""
+
+    name: str | None = None
+    parent: str | None = None
+    source: str | None = None
+
+    @property
+    def rank(self) -> int:
+        """0 for name and parent, 1 for name alone, 2 for parent alone (lower wins)."""
+        if self.name is not None:
+            return 0 if self.parent is not None else 1
+        return 2
+
+    def to_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.name is not None:
+            data["name"] = self.name
+        if self.parent is not None:
+            data["parent"] = self.parent
+        if self.source is not None:
+            data["source"] = self.source
+        return data
+
+    def describe(self) -> str:
+        return json.dumps(self.to_data(), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    match: Match
+    body: Body
+    description: str | None = None
+    position: Position = field(default_factory=Position, compare=False)
+
+    def to_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id}
+        if self.description is not None:
+            data["description"] = self.description
+        data["match"] = self.match.to_data()
+        data.update(self.body.to_data())
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class LabelDefinition:
+    """A ``labels:`` entry: ``name`` sits under ``parent`` (for ``source`` only, if set)."""
+
+    name: str
+    parent: str
+    source: str | None = None
+    position: Position = field(default_factory=Position, compare=False)
+
+    def to_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "parent": self.parent}
+        if self.source is not None:
+            data["source"] = self.source
+        return data
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def plain_number(value: float) -> int | float:
+    """50.0 and 50 are one number: write integral values as integers."""
+    return int(value) if float(value).is_integer() else value
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Policy:
+    """A policy that loaded without errors. Build one with :func:`policy_engine.load_policy`.
+
+    ``file`` and ``base_dir`` say where it came from (relative paths in
+    detector settings resolve against ``base_dir``); they are not part of its
+    meaning, so they take no part in :attr:`digest` or equality.
+    """
+
+    name: str
+    rules: tuple[Rule, ...]
+    description: str | None = None
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    default: Body = field(default_factory=lambda: Body(action=Verdict.ALLOW))
+    on_error: Verdict = Verdict.REVIEW
+    detectors: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    labels: tuple[LabelDefinition, ...] = ()
+    version: int = 1
+    file: str = "<string>"
+    base_dir: str = "."
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rules", tuple(self.rules))
+        object.__setattr__(self, "labels", tuple(self.labels))
+        object.__setattr__(self, "detectors", _freeze(dict(self.detectors)))
+
+    def to_data(self) -> dict[str, Any]:
+        """The canonical form: every default written out, numbers normalised,
+        names as written. Loading it again gives an equal policy."""
+        data: dict[str, Any] = {"version": self.version, "name": self.name}
+        if self.description is not None:
+            data["description"] = self.description
+        data["min_confidence"] = plain_number(self.min_confidence)
+        default = self.default.to_data()
+        data["default"] = default["action"] if set(default) == {"action"} else default
+        data["on_error"] = self.on_error.value
+        data["detectors"] = _thaw(self.detectors)
+        data["labels"] = [label.to_data() for label in self.labels]
+        data["rules"] = [rule.to_data() for rule in self.rules]
+        return data
+
+    @property
+    def digest(self) -> str:
+        """``sha256:<hex>`` over the canonical JSON of :meth:`to_data`: equal
+        policies have equal digests whatever their YAML formatting (section 8)."""
+        canonical = json.dumps(
+            self.to_data(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Policy):
+            return NotImplemented
+        return self.to_data() == other.to_data()
+
+    def __hash__(self) -> int:
+        return hash(self.digest)

@@ -1,0 +1,169 @@
+"""The policy file's JSON Schema, and turning its errors into positioned diagnostics."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from policy_engine.diagnostics import Diagnostic, error
+from policy_engine.source import JsonPath, SourceMap
+
+
+@cache
+def policy_schema() -> Mapping[str, Any]:
+    """The JSON Schema of a policy file, as shipped in the package."""
+    text = resources.files("policy_engine").joinpath("schemas/policy.schema.json").read_text("utf-8")
+    schema: Mapping[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _policy_validator() -> Draft202012Validator:
+    return Draft202012Validator(policy_schema())
+
+
+def describe_path(path: JsonPath) -> str:
+    """``('rules', 2, 'match')`` -> ``rules[2].match``; the root is ``the policy``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "the policy"
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a map"
+    return type(value).__name__
+
+
+def _is_type_mismatch(err: ValidationError) -> bool:
+    if err.relative_path:
+        return False
+    if err.validator == "type":
+        return True
+    if err.validator in ("enum", "const"):
+        values = err.validator_value if err.validator == "enum" else [err.validator_value]
+        return all(type(v) is not type(err.instance) for v in values)
+    return False
+
+
+def _branch_errors(err: ValidationError) -> list[ValidationError] | None:
+    """Of an anyOf/oneOf that failed, the errors of the one branch whose type fits the
+    value, so the user reads what is wrong with what they meant (not every branch)."""
+    branches: dict[int, list[ValidationError]] = {}
+    for sub in err.context or ():
+        branches.setdefault(int(sub.relative_schema_path[0]), []).append(sub)
+    fitting = [errs for errs in branches.values() if not any(map(_is_type_mismatch, errs))]
+    return fitting[0] if len(fitting) == 1 else None
+
+
+def _explain(err: ValidationError, source_map: SourceMap, base: JsonPath) -> Iterator[Diagnostic]:
+    path = (*base, *err.absolute_path)
+    where = describe_path(path)
+    at = source_map.at(path)
+    file = source_map.file
+    schema = err.schema if isinstance(err.schema, Mapping) else {}
+    custom = schema.get("x-message")
+    if err.validator in ("anyOf", "oneOf", "not"):
+        if custom:
+            yield error("schema", f"{where}: {custom}", file, at)
+            return
+        chosen = _branch_errors(err) if err.validator != "not" else None
+        if chosen:
+            for sub in chosen:
+                yield from _explain(sub, source_map, base)
+            return
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = sorted(schema.get("properties", {}))
+        for key in err.instance:
+            if key in allowed:
+                continue
+            hint = difflib.get_close_matches(str(key), allowed, n=1)
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else f"; allowed: {', '.join(allowed)}"
+            yield error(
+                "unknown-key",
+                f"unknown key {key!r} in {where}{suggestion}",
+                file,
+                source_map.key_at((*path, key)),
+            )
+        return
+    if err.validator == "required" and isinstance(err.instance, dict):
+        for key in err.validator_value:
+            if key not in err.instance:
+                yield error("missing-key", f"{where}: missing required key {key!r}", file, at)
+        return
+    if err.validator == "type":
+        expected = err.validator_value
+        expected_text = " or ".join(expected) if isinstance(expected, list) else expected
+        yield error(
+            "wrong-type", f"{where}: expected {expected_text}, got {_type_name(err.instance)}", file, at
+        )
+        return
+    if err.validator == "enum":
+        options = ", ".join(map(str, err.validator_value))
+        yield error("invalid-value", f"{where}: {err.instance!r} is not one of {options}", file, at)
+        return
+    if err.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        yield error("out-of-range", f"{where}: {err.message}", file, at)
+        return
+    if err.validator == "pattern" and path == ("name",):
+        yield error(
+            "invalid-value",
+            f"name: {err.instance!r} must start with a letter or digit and hold only "
+            "letters, digits, '.', '_' and '-'",
+            file,
+            at,
+        )
+        return
+    yield error("schema", f"{where}: {custom or err.message}", file, at)
+
+
+def schema_diagnostics(
+    validator: Draft202012Validator, data: Any, source_map: SourceMap, base: JsonPath = ()
+) -> list[Diagnostic]:
+    """Every error of ``data`` (found at ``base`` in the file) against ``validator``'s schema."""
+    found: list[Diagnostic] = []
+    for err in validator.iter_errors(data):
+        found.extend(_explain(err, source_map, base))
+    return found
+
+
+def validate_policy_data(data: Any, source_map: SourceMap) -> list[Diagnostic]:
+    return schema_diagnostics(_policy_validator(), data, source_map)
+
+
+@cache
+def _settings_validator(schema_json: str) -> Draft202012Validator:
+    schema = json.loads(schema_json)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def settings_validator(schema: Mapping[str, Any]) -> Draft202012Validator:
+    """A validator for a detector's settings schema (cached per schema)."""
+    return _settings_validator(json.dumps(_plain(schema), sort_keys=True))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, Iterable) and not isinstance(value, str | bytes):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,263 @@
+"""Reading a policy's YAML: safely, bounded, with every node's position kept.
+
+PyYAML composes the text into a node graph (aliases are shared nodes, not yet
+copies); we build plain Python values from it ourselves so that we can count
+what aliases expand to, refuse duplicate keys and object-building tags, and
+remember where each value and each key came from. Positions come from the
+parser's marks, never recovered afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from policy_engine.diagnostics import Diagnostic, Position, error
+
+MAX_POLICY_BYTES = 1024 * 1024
+"""Largest policy file, and the most its aliases may expand to (POLICY_SPEC section 2)."""
+
+JsonPath = tuple[str | int, ...]
+
+_PLAIN_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceMap:
+    """Where each value (by its path from the document root) and each mapping key was written."""
+
+    file: str
+    values: dict[JsonPath, Position] = field(default_factory=dict)
+    keys: dict[JsonPath, Position] = field(default_factory=dict)
+
+    def at(self, path: JsonPath) -> Position:
+        """The position of the value at ``path``, or of its nearest recorded ancestor."""
+        for end in range(len(path), -1, -1):
+            found = self.values.get(path[:end])
+            if found is not None:
+                return found
+        return Position()
+
+    def key_at(self, path: JsonPath) -> Position:
+        """The position of the key naming the value at ``path`` (the value's own if none)."""
+        return self.keys.get(path) or self.at(path)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    data: Any
+    source_map: SourceMap
+
+
+class SourceError(Exception):
+    """The text is not a policy document at all; carries its diagnostics."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = diagnostics
+        super().__init__("; ".join(d.render() for d in diagnostics))
+
+
+def _position(node: Node) -> Position:
+    return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.source_map = SourceMap(file)
+        self.diagnostics: list[Diagnostic] = []
+        self._constructor = SafeConstructor()
+
+    def build(self, node: Node, path: JsonPath, active: frozenset[int] = frozenset()) -> Any:
+        self.source_map.values.setdefault(path, _position(node))
+        if id(node) in active:  # a recursive alias: the document would be infinite
+            raise SourceError(
+                [error("recursive-alias", "an alias refers to itself", self.file, _position(node))]
+            )
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, path)
+        active = active | {id(node)}
+        if isinstance(node, SequenceNode):
+            self._check_tag(node, "tag:yaml.org,2002:seq")
+            return [self.build(item, (*path, i), active) for i, item in enumerate(node.value)]
+        if isinstance(node, MappingNode):
+            self._check_tag(node, "tag:yaml.org,2002:map")
+            return self._mapping(node, path, active)
+        raise SourceError([error("yaml-node", "unsupported YAML node", self.file, _position(node))])
+
+    def _check_tag(self, node: Node, expected: str) -> None:
+        if node.tag != expected:
+            self.diagnostics.append(
+                error("yaml-tag", f"tag {node.tag!r} is not allowed here", self.file, _position(node))
+            )
+
+    def _scalar(self, node: ScalarNode, path: JsonPath) -> Any:
+        if node.tag not in _PLAIN_TAGS:
+            self.diagnostics.append(
+                error(
+                    "yaml-tag",
+                    f"tag {node.tag!r} is not allowed: a policy holds only strings, numbers, "
+                    "booleans, nulls, lists and maps",
+                    self.file,
+                    _position(node),
+                )
+            )
+            return node.value
+        try:
+            return self._constructor.construct_object(node)
+        except ConstructorError as exc:
+            self.diagnostics.append(error("yaml-value", str(exc.problem), self.file, _position(node)))
+            return node.value
+
+    def _mapping(self, node: MappingNode, path: JsonPath, active: frozenset[int]) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        first_seen: dict[Any, Position] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                self.diagnostics.append(
+                    error(
+                        "yaml-merge-key",
+                        "merge keys (<<) are not supported; write the keys out",
+                        self.file,
+                        _position(key_node),
+                    )
+                )
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self.diagnostics.append(
+                    error("yaml-key", "a key must be a plain scalar", self.file, _position(key_node))
+                )
+                continue
+            key = self._scalar(key_node, path)
+            if not isinstance(key, str):
+                key = str(key)  # the schema will reject it by name; keep going
+            at = _position(key_node)
+            if key in first_seen:
+                earlier = first_seen[key]
+                self.diagnostics.append(
+                    error(
+                        "duplicate-key",
+                        f"duplicate key {key!r} (first at line {earlier.line}, "
+                        f"column {earlier.column})",
+                        self.file,
+                        at,
+                    )
+                )
+                continue
+            first_seen[key] = at
+            child = (*path, key)
+            self.source_map.keys[child] = at
+            result[key] = self.build(value_node, child, active)
+        return result
+
+
+def _expanded_size(node: Node, sizes: dict[int, int], active: set[int]) -> int:
+    """What the node would take once every alias is copied out, computed once per
+    distinct node so that a "billion laughs" document is refused in microseconds."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    if id(node) in active:
+        return MAX_POLICY_BYTES + 1  # recursive alias: infinite
+    if isinstance(node, ScalarNode):
+        size = len(node.value) + 1
+    else:
+        active.add(id(node))
+        children: list[Node] = []
+        if isinstance(node, SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, MappingNode):
+            children = [part for pair in node.value for part in pair]
+        size = 2
+        for child in children:
+            size += _expanded_size(child, sizes, active)
+            if size > MAX_POLICY_BYTES:
+                break
+        active.discard(id(node))
+    sizes[id(node)] = size
+    return size
+
+
+def parse_document(text: str, file: str) -> Document:
+    """Parse one YAML document into plain values and a source map.
+
+    Raises :class:`SourceError` with every problem found (syntax, tags,
+    duplicate keys, size).
+    """
+    if len(text.encode("utf-8", errors="surrogatepass")) > MAX_POLICY_BYTES:
+        raise SourceError(
+            [error("file-too-large", f"a policy file may be at most {MAX_POLICY_BYTES} bytes", file, Position())]
+        )
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = Position(mark.line + 1, mark.column + 1) if mark else Position()
+        problem = exc.problem or exc.context or "invalid YAML"
+        if "another document" in problem:
+            problem = "a policy file holds a single YAML document, found another"
+        raise SourceError([error("yaml-syntax", f"invalid YAML: {problem}", file, at)]) from None
+    except yaml.YAMLError as exc:
+        raise SourceError([error("yaml-syntax", f"invalid YAML: {exc}", file, Position())]) from None
+    except RecursionError:
+        raise SourceError([error("yaml-depth", "the document is nested too deeply", file, Position())]) from None
+    if root is None:
+        raise SourceError([error("empty-policy", "the policy file is empty", file, Position())])
+    if _expanded_size(root, {}, set()) > MAX_POLICY_BYTES:
+        raise SourceError(
+            [
+                error(
+                    "document-too-large",
+                    f"the document expands past {MAX_POLICY_BYTES} bytes "
+                    "(aliases repeated too often?); refused",
+                    file,
+                    _position(root),
+                )
+            ]
+        )
+    builder = _Builder(file)
+    data = builder.build(root, ())
+    if builder.diagnostics:
+        raise SourceError(builder.diagnostics)
+    return Document(data, builder.source_map)
+
+
+def read_policy_text(path: Path) -> str:
+    """Read at most :data:`MAX_POLICY_BYTES` (+1, to tell a larger file) and decode UTF-8."""
+    file = str(path)
+    with path.open("rb") as stream:
+        raw = stream.read(MAX_POLICY_BYTES + 1)
+    if len(raw) > MAX_POLICY_BYTES:
+        raise SourceError(
+            [error("file-too-large", f"a policy file may be at most {MAX_POLICY_BYTES} bytes", file, Position())]
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SourceError(
+            [error("encoding", "a policy file must be UTF-8", file, Position(line, 1))]
+        ) from None
+
+
+def walk_paths(value: Any, path: JsonPath = ()) -> Iterator[JsonPath]:
+    """Every path in a plain value tree, parents first."""
+    yield path
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from walk_paths(child, (*path, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from walk_paths(child, (*path, index))
