@@ -1,0 +1,5 @@
+"""``python -m policy_engine``: the same as the ``policy-engine`` command."""
+
+from policy_engine.cli import main
+
+raise SystemExit(main())

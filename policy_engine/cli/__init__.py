@@ -1,0 +1,58 @@
+"""The ``policy-engine`` command: a thin layer over the library.
+
+Every command writes to the streams it is given and returns an exit code
+(see :mod:`policy_engine.cli.exit_codes`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from policy_engine import __version__
+from policy_engine.cli import (
+    check_cmd,
+    evaluate_cmd,
+    exit_codes,
+    plugins_cmd,
+    schema_cmd,
+    validate_cmd,
+)
+from policy_engine.cli.common import CommandError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="policy-engine",
+        description="Content-policy engine for image moderation: policies as YAML, "
+        "detectors as plugins, decisions with reasons.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (check_cmd, evaluate_cmd, validate_cmd, schema_cmd, plugins_cmd):
+        module.add_parser(commands)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    try:
+        code: int = args.run(args, out, err)
+    except CommandError as exc:
+        print(str(exc), file=err)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return exit_codes.INTERRUPTED
+    except BrokenPipeError:  # e.g. piped into head: not an error of ours
+        return exit_codes.OK
+    return code

@@ -1,0 +1,12 @@
+"""The CLI's exit codes (documented in the README)."""
+
+OK = 0
+"""Everything ran; no decision reached ``--fail-on``."""
+FAIL_ON = 1
+"""A decision reached the ``--fail-on`` verdict."""
+USAGE = 2
+"""Bad usage, a policy that does not load, a malformed labels file, a broken plugin."""
+INPUT_ERRORS = 3
+"""``check`` ran, but some inputs could not be read (each has an error record)."""
+INTERRUPTED = 130
+"""Interrupted (Ctrl-C); the records written so far are complete."""
