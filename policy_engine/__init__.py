@@ -39,7 +39,33 @@ _EXPORTS = {
     "Engine": "policy_engine.engine",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "CompiledPolicy",
+    "Decision",
+    "DetectContext",
+    "Detector",
+    "DetectorError",
+    "DetectorFailure",
+    "DetectorRegistry",
+    "DetectorResult",
+    "Engine",
+    "Image",
+    "InvalidDetectorResult",
+    "Label",
+    "NoRecordingError",
+    "PluginError",
+    "Policy",
+    "PolicyEngineError",
+    "PolicyLoadError",
+    "Taxonomy",
+    "TaxonomyEntry",
+    "__version__",
+    "check_confidence",
+    "compile_policy",
+    "hookimpl",
+    "load_policy",
+    "parse_policy",
+]
 
 if TYPE_CHECKING:
     from policy_engine.compiler import CompiledPolicy, compile_policy

@@ -44,7 +44,12 @@ class Candidate:
 
     @property
     def sort_key(self) -> tuple[int, int, int, int]:
-        return (self.rank, self.distance, 0 if self.rule.match.source is not None else 1, self.order)
+        return (
+            self.rank,
+            self.distance,
+            0 if self.rule.match.source is not None else 1,
+            self.order,
+        )
 
 
 @dataclass(frozen=True, slots=True)

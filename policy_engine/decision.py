@@ -24,7 +24,12 @@ class DetectorFailure:
     retryable: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "error": self.error, "code": self.code, "retryable": self.retryable}
+        return {
+            "source": self.source,
+            "error": self.error,
+            "code": self.code,
+            "retryable": self.retryable,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +118,9 @@ class Decision:
 
     def outcomes(self) -> tuple[Outcome, ...]:
         found = []
-        for label, (block_from, review_from, rule, parent) in zip(self.labels, self.resolutions, strict=True):
+        for label, (block_from, review_from, rule, parent) in zip(
+            self.labels, self.resolutions, strict=True
+        ):
             confidence = label.confidence
             if confidence >= block_from:
                 verdict, threshold = Verdict.BLOCK, block_from

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
 
@@ -33,7 +33,8 @@ class Diagnostic:
     column: int = 1
 
     def render(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.severity.value}[{self.code}]: {self.message}"
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.severity.value}[{self.code}]: {self.message}"
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.file, self.line, self.column, self.code, self.message)

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from policy_engine.diagnostics import Diagnostic, Position, Severity, error, sort_diagnostics, warning
+from policy_engine.diagnostics import (
+    Diagnostic,
+    Position,
+    Severity,
+    error,
+    sort_diagnostics,
+    warning,
+)
 from policy_engine.errors import PolicyLoadError
 from policy_engine.model import Body, LabelDefinition, Match, Policy, Rule, Verdict
 from policy_engine.names import name_key, tidy_name
@@ -62,7 +69,9 @@ def check_policy_text(
     source_map = document.source_map
     diagnostics = validate_policy_data(document.data, source_map)
     if not diagnostics:
-        diagnostics.extend(_check_detectors(document.data.get("detectors", {}), source_map, registry))
+        diagnostics.extend(
+            _check_detectors(document.data.get("detectors", {}), source_map, registry)
+        )
     if diagnostics:
         return LoadResult(None, sort_diagnostics(diagnostics))
     policy = _build(document.data, source_map, base_dir if base_dir is not None else ".")
@@ -71,7 +80,9 @@ def check_policy_text(
     return LoadResult(result_policy, sort_diagnostics(diagnostics))
 
 
-def check_policy_file(path: str | os.PathLike[str], *, registry: DetectorRegistry | None = None) -> LoadResult:
+def check_policy_file(
+    path: str | os.PathLike[str], *, registry: DetectorRegistry | None = None
+) -> LoadResult:
     """Like :func:`check_policy_text`, reading the file (at most 1 MiB)."""
     file_path = Path(path)
     try:
@@ -95,7 +106,9 @@ def parse_policy(
     return _policy_or_raise(check_policy_text(text, file, registry=registry))
 
 
-def load_policy(path: str | os.PathLike[str], *, registry: DetectorRegistry | None = None) -> Policy:
+def load_policy(
+    path: str | os.PathLike[str], *, registry: DetectorRegistry | None = None
+) -> Policy:
     """Load a policy file; raise :class:`PolicyLoadError` with every error."""
     return _policy_or_raise(check_policy_file(path, registry=registry))
 
@@ -257,7 +270,9 @@ def _check_meaning(
     return found
 
 
-def _check_body(body: Body, path: tuple[str | int, ...], policy: Policy, source_map: SourceMap) -> list[Diagnostic]:
+def _check_body(
+    body: Body, path: tuple[str | int, ...], policy: Policy, source_map: SourceMap
+) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     if body.review_at is not None and body.block_at is not None and body.review_at >= body.block_at:
         found.append(
@@ -309,22 +324,26 @@ def _check_label_definitions(
         parent_of: dict[str, LabelDefinition] = {
             name: d for (s, name), d in scoped.items() if s is None
         }
-        parent_of.update({name: d for (s, name), d in scoped.items() if s == source and s is not None})
+        parent_of.update(
+            {name: d for (s, name), d in scoped.items() if s == source and s is not None}
+        )
         for start in sorted(parent_of):
             chain = [start]
             current = start
             while True:
-                definition = parent_of.get(current)
-                if definition is None or not definition.parent:
+                placed = parent_of.get(current)
+                if placed is None or not placed.parent:
                     break
-                current = name_key(definition.parent)
+                current = name_key(placed.parent)
                 if current in chain:
-                    cycle = chain[chain.index(current):]
+                    cycle = chain[chain.index(current) :]
                     members = frozenset(cycle)
                     if members not in reported:
                         reported.add(members)
                         first_def = min((parent_of[n] for n in cycle), key=lambda d: d.position)
-                        names = " -> ".join([*(parent_of[n].name for n in cycle), parent_of[cycle[0]].name])
+                        names = " -> ".join(
+                            [*(parent_of[n].name for n in cycle), parent_of[cycle[0]].name]
+                        )
                         found.append(
                             error(
                                 "label-cycle",

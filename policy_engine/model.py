@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
@@ -16,7 +16,7 @@ from policy_engine.diagnostics import Position
 DEFAULT_MIN_CONFIDENCE = 50.0
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """A label's or a decision's verdict; also a rule's ``action``."""
 
     ALLOW = "allow"

@@ -17,13 +17,13 @@ import pluggy
 
 from policy_engine import hookspecs
 from policy_engine.detectors import Detector, DetectorResult
-from policy_engine.taxonomy import Taxonomy
 from policy_engine.errors import (
     DuplicateDetectorError,
     PluginError,
     UnknownDetectorError,
     UnrecognisedResponseError,
 )
+from policy_engine.taxonomy import Taxonomy
 
 ENTRY_POINT_GROUP = "policy_engine"
 PLUGINS_ENV = "POLICY_ENGINE_PLUGINS"

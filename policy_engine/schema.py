@@ -19,7 +19,9 @@ from policy_engine.source import JsonPath, SourceMap
 @cache
 def policy_schema() -> Mapping[str, Any]:
     """The JSON Schema of a policy file, as shipped in the package."""
-    text = resources.files("policy_engine").joinpath("schemas/policy.schema.json").read_text("utf-8")
+    text = (
+        resources.files("policy_engine").joinpath("schemas/policy.schema.json").read_text("utf-8")
+    )
     schema: Mapping[str, Any] = json.loads(text)
     return schema
 
@@ -53,13 +55,18 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+def _expected(err: ValidationError) -> Any:
+    """The keyword's value in the schema (typed loosely by jsonschema)."""
+    return err.validator_value
+
+
 def _is_type_mismatch(err: ValidationError) -> bool:
     if err.relative_path:
         return False
     if err.validator == "type":
         return True
     if err.validator in ("enum", "const"):
-        values = err.validator_value if err.validator == "enum" else [err.validator_value]
+        values = _expected(err) if err.validator == "enum" else [_expected(err)]
         return all(type(v) is not type(err.instance) for v in values)
     return False
 
@@ -96,7 +103,9 @@ def _explain(err: ValidationError, source_map: SourceMap, base: JsonPath) -> Ite
             if key in allowed:
                 continue
             hint = difflib.get_close_matches(str(key), allowed, n=1)
-            suggestion = f"; did you mean {hint[0]!r}?" if hint else f"; allowed: {', '.join(allowed)}"
+            suggestion = (
+                f"; did you mean {hint[0]!r}?" if hint else f"; allowed: {', '.join(allowed)}"
+            )
             yield error(
                 "unknown-key",
                 f"unknown key {key!r} in {where}{suggestion}",
@@ -105,19 +114,22 @@ def _explain(err: ValidationError, source_map: SourceMap, base: JsonPath) -> Ite
             )
         return
     if err.validator == "required" and isinstance(err.instance, dict):
-        for key in err.validator_value:
+        for key in _expected(err):
             if key not in err.instance:
                 yield error("missing-key", f"{where}: missing required key {key!r}", file, at)
         return
     if err.validator == "type":
-        expected = err.validator_value
+        expected = _expected(err)
         expected_text = " or ".join(expected) if isinstance(expected, list) else expected
         yield error(
-            "wrong-type", f"{where}: expected {expected_text}, got {_type_name(err.instance)}", file, at
+            "wrong-type",
+            f"{where}: expected {expected_text}, got {_type_name(err.instance)}",
+            file,
+            at,
         )
         return
     if err.validator == "enum":
-        options = ", ".join(map(str, err.validator_value))
+        options = ", ".join(map(str, _expected(err)))
         yield error("invalid-value", f"{where}: {err.instance!r} is not one of {options}", file, at)
         return
     if err.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):

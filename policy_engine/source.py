@@ -100,7 +100,9 @@ class _Builder:
     def _check_tag(self, node: Node, expected: str) -> None:
         if node.tag != expected:
             self.diagnostics.append(
-                error("yaml-tag", f"tag {node.tag!r} is not allowed here", self.file, _position(node))
+                error(
+                    "yaml-tag", f"tag {node.tag!r} is not allowed here", self.file, _position(node)
+                )
             )
 
     def _scalar(self, node: ScalarNode, path: JsonPath) -> Any:
@@ -118,7 +120,9 @@ class _Builder:
         try:
             return self._constructor.construct_object(node)
         except ConstructorError as exc:
-            self.diagnostics.append(error("yaml-value", str(exc.problem), self.file, _position(node)))
+            self.diagnostics.append(
+                error("yaml-value", str(exc.problem), self.file, _position(node))
+            )
             return node.value
 
     def _mapping(self, node: MappingNode, path: JsonPath, active: frozenset[int]) -> dict[Any, Any]:
@@ -137,7 +141,9 @@ class _Builder:
                 continue
             if not isinstance(key_node, ScalarNode):
                 self.diagnostics.append(
-                    error("yaml-key", "a key must be a plain scalar", self.file, _position(key_node))
+                    error(
+                        "yaml-key", "a key must be a plain scalar", self.file, _position(key_node)
+                    )
                 )
                 continue
             key = self._scalar(key_node, path)
@@ -198,7 +204,14 @@ def parse_document(text: str, file: str) -> Document:
     """
     if len(text.encode("utf-8", errors="surrogatepass")) > MAX_POLICY_BYTES:
         raise SourceError(
-            [error("file-too-large", f"a policy file may be at most {MAX_POLICY_BYTES} bytes", file, Position())]
+            [
+                error(
+                    "file-too-large",
+                    f"a policy file may be at most {MAX_POLICY_BYTES} bytes",
+                    file,
+                    Position(),
+                )
+            ]
         )
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -210,9 +223,13 @@ def parse_document(text: str, file: str) -> Document:
             problem = "a policy file holds a single YAML document, found another"
         raise SourceError([error("yaml-syntax", f"invalid YAML: {problem}", file, at)]) from None
     except yaml.YAMLError as exc:
-        raise SourceError([error("yaml-syntax", f"invalid YAML: {exc}", file, Position())]) from None
+        raise SourceError(
+            [error("yaml-syntax", f"invalid YAML: {exc}", file, Position())]
+        ) from None
     except RecursionError:
-        raise SourceError([error("yaml-depth", "the document is nested too deeply", file, Position())]) from None
+        raise SourceError(
+            [error("yaml-depth", "the document is nested too deeply", file, Position())]
+        ) from None
     if root is None:
         raise SourceError([error("empty-policy", "the policy file is empty", file, Position())])
     if _expanded_size(root, {}, set()) > MAX_POLICY_BYTES:
@@ -241,7 +258,14 @@ def read_policy_text(path: Path) -> str:
         raw = stream.read(MAX_POLICY_BYTES + 1)
     if len(raw) > MAX_POLICY_BYTES:
         raise SourceError(
-            [error("file-too-large", f"a policy file may be at most {MAX_POLICY_BYTES} bytes", file, Position())]
+            [
+                error(
+                    "file-too-large",
+                    f"a policy file may be at most {MAX_POLICY_BYTES} bytes",
+                    file,
+                    Position(),
+                )
+            ]
         )
     try:
         return raw.decode("utf-8-sig")

@@ -89,7 +89,9 @@ class Taxonomy:
     @classmethod
     def from_mapping(cls, taxonomy_id: str, data: Mapping[str, Any]) -> Taxonomy:
         entries = tuple(
-            TaxonomyEntry(name=row["name"], parent=row.get("parent", "") or "", level=row.get("level"))
+            TaxonomyEntry(
+                name=row["name"], parent=row.get("parent", "") or "", level=row.get("level")
+            )
             for row in data.get("labels", ())
         )
         return cls(id=taxonomy_id, entries=entries, aliases=dict(data.get("aliases", {})))

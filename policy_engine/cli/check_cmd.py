@@ -22,7 +22,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "check",
         help="run the policy's detectors over image files and folders",
         description="Decide each image under PATH (files; folders recursively, .jpg/.jpeg/.png). "
-        "Writes one JSON Lines record per image as soon as it is decided; a summary goes to stderr.",
+        "Writes one JSON Lines record per image as soon as it is decided; "
+        "a summary goes to stderr.",
     )
     parser.add_argument("--policy", required=True, metavar="FILE", help="the policy file")
     parser.add_argument("paths", nargs="+", metavar="PATH")
@@ -87,7 +88,12 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def _summary(
-    counts: Counter[str], failed_detections: int, stderr: TextIO, progress: bool, *, interrupted: bool
+    counts: Counter[str],
+    failed_detections: int,
+    stderr: TextIO,
+    progress: bool,
+    *,
+    interrupted: bool,
 ) -> None:
     if progress:
         stderr.write("\n")

@@ -17,14 +17,14 @@ def decision_text(decision: Decision, title: str | None = None) -> str:
     lines = [f"{where}{head}  (policy {decision.policy_name}, {decision.policy_digest[:19]})"]
     for reason in decision.reasons():
         if reason.error is not None:
-            lines.append(
-                f"  {reason.verdict.value:<6}  detector {reason.source} failed: {reason.error}  [rule on_error]"
-            )
+            failed = f"detector {reason.source} failed: {reason.error}"
+            lines.append(f"  {reason.verdict.value:<6}  {failed}  [rule on_error]")
             continue
         confidence = reason.confidence if reason.confidence is not None else 0.0
         threshold = reason.threshold if reason.threshold is not None else 0.0
+        comparison = f"{_number(confidence)} >= {_number(threshold)}"
         lines.append(
-            f"  {reason.verdict.value:<6}  {reason.label} {_number(confidence)} >= {_number(threshold)}"
+            f"  {reason.verdict.value:<6}  {reason.label} {comparison}"
             f"  [rule {reason.rule}, {reason.source}]"
         )
     allowed = sum(1 for o in decision.outcomes() if o.verdict.value == "allow")
