@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from policy_engine.decision import DEFAULT_RULE, Decision, DetectorFailure, Resolution
@@ -27,6 +28,9 @@ TaxonomyLookup = Callable[[str, "str | None"], "Taxonomy | None"]
 # Distinct labels are bounded by the taxonomies in practice; the cap keeps a
 # detector that invents names (custom labels, a buggy plugin) from growing memory.
 MAX_CACHED_RESOLUTIONS = 65_536
+
+
+_NO_METADATA: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
 
 
 def _no_taxonomy(source: str, model_version: str | None) -> Taxonomy | None:
@@ -95,7 +99,10 @@ class CompiledPolicy:
 
     def __init__(self, policy: Policy, taxonomy_for: TaxonomyLookup = _no_taxonomy) -> None:
         self.policy = policy
+        self.name = policy.name
         self.digest = policy.digest
+        self.on_error = policy.on_error
+        self.min_confidence = policy.min_confidence
         self._taxonomy_for = taxonomy_for
         self._floor = policy.min_confidence
         self._on_error_severity = policy.on_error.severity
@@ -207,36 +214,24 @@ class CompiledPolicy:
     ) -> Decision:
         """Decide one image from its pooled labels and detector failures (section 5)."""
         floor = self._floor
-        cache = self._cache
-        kept: list[Label] = []
-        resolutions: list[Resolution] = []
-        dropped: list[Label] = []
+        cached = self._cache.get
+        labels = tuple(labels)
         worst = 0
         for label in labels:
             confidence = label.confidence
-            if confidence < floor:
-                dropped.append(label)
-                continue
-            resolution = cache.get(label.key) or self.resolve(label)
-            if confidence >= resolution[0]:
-                worst = 2
-            elif confidence >= resolution[1] and worst == 0:
-                worst = 1
-            kept.append(label)
-            resolutions.append(resolution)
-        failures = tuple(failures)
+            if confidence >= floor:
+                resolution = cached(label.key)
+                if resolution is None:
+                    resolution = self.resolve(label)
+                if confidence >= resolution[0]:
+                    worst = 2
+                elif worst == 0 and confidence >= resolution[1]:
+                    worst = 1
+        failures = tuple(failures) if failures else ()
         if failures and self._on_error_severity > worst:
             worst = self._on_error_severity
         return Decision(
-            decision=VERDICT_BY_SEVERITY[worst],
-            policy_name=self.policy.name,
-            policy_digest=self.digest,
-            on_error=self.policy.on_error,
-            labels=tuple(kept),
-            resolutions=tuple(resolutions),
-            dropped=tuple(dropped),
-            failures=failures,
-            detectors=detectors or {},
+            VERDICT_BY_SEVERITY[worst], self, labels, failures, detectors or _NO_METADATA
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from policy_engine.labels import Label
 from policy_engine.model import VERDICT_BY_SEVERITY, Verdict, plain_number
@@ -97,30 +97,64 @@ class Reason:
 Resolution = tuple[float, float, str, str]
 
 
+class DecidingPolicy(Protocol):
+    """What a decision needs of the compiled policy that made it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def on_error(self) -> Verdict: ...
+    @property
+    def min_confidence(self) -> float: ...
+    def resolve(self, label: Label) -> Resolution: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What a policy decided for one image.
 
-    ``decision`` is computed while evaluating; the per-label outcomes and the
-    reasons are derived from the stored resolutions when asked for, which
-    keeps evaluation itself to a dictionary look-up and two comparisons per label.
+    ``decision`` is computed while evaluating. Which rule decided each label,
+    and so the reasons, are derived when asked for from the compiled policy's
+    cached resolutions: evaluation itself is a look-up and two comparisons per
+    label, and the record costs only those who read it.
     """
 
     decision: Verdict
-    policy_name: str
-    policy_digest: str
-    on_error: Verdict
-    labels: tuple[Label, ...]
-    resolutions: tuple[Resolution, ...] = field(repr=False)
-    dropped: tuple[Label, ...] = ()
+    policy: DecidingPolicy = field(repr=False, compare=False)
+    labels: tuple[Label, ...] = ()
     failures: tuple[DetectorFailure, ...] = ()
     detectors: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
 
+    @property
+    def policy_name(self) -> str:
+        return self.policy.name
+
+    @property
+    def policy_digest(self) -> str:
+        return self.policy.digest
+
+    @property
+    def on_error(self) -> Verdict:
+        return self.policy.on_error
+
+    @property
+    def kept(self) -> tuple[Label, ...]:
+        """The labels at or above ``min_confidence``: each has a verdict."""
+        floor = self.policy.min_confidence
+        return tuple(label for label in self.labels if label.confidence >= floor)
+
+    @property
+    def dropped(self) -> tuple[Label, ...]:
+        """The labels below ``min_confidence``: no verdict (section 5)."""
+        floor = self.policy.min_confidence
+        return tuple(label for label in self.labels if label.confidence < floor)
+
     def outcomes(self) -> tuple[Outcome, ...]:
         found = []
-        for label, (block_from, review_from, rule, parent) in zip(
-            self.labels, self.resolutions, strict=True
-        ):
+        for label in self.kept:
+            block_from, review_from, rule, parent = self.policy.resolve(label)
             confidence = label.confidence
             if confidence >= block_from:
                 verdict, threshold = Verdict.BLOCK, block_from
@@ -132,6 +166,10 @@ class Decision:
         return tuple(found)
 
     def reasons(self) -> tuple[Reason, ...]:
+        """Every review or block, labels and detector failures, most severe first."""
+        return self._reasons(self.outcomes())
+
+    def _reasons(self, outcomes: tuple[Outcome, ...]) -> tuple[Reason, ...]:
         found = [
             Reason(
                 verdict=o.verdict,
@@ -142,7 +180,7 @@ class Decision:
                 confidence=o.label.confidence,
                 threshold=o.threshold,
             )
-            for o in self.outcomes()
+            for o in outcomes
             if o.verdict is not Verdict.ALLOW
         ]
         if self.on_error is not Verdict.ALLOW:
@@ -154,10 +192,11 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         """The decision record as plain JSON-ready data."""
+        outcomes = self.outcomes()
         return {
             "decision": self.decision.value,
-            "reasons": [reason.to_dict() for reason in self.reasons()],
-            "labels": [outcome.to_dict() for outcome in self.outcomes()],
+            "reasons": [reason.to_dict() for reason in self._reasons(outcomes)],
+            "labels": [outcome.to_dict() for outcome in outcomes],
             "dropped": [label.to_dict() for label in self.dropped],
             "errors": [failure.to_dict() for failure in self.failures],
             "detectors": {name: dict(meta) for name, meta in self.detectors.items()},
