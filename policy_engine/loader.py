@@ -29,6 +29,7 @@ from policy_engine.source import SourceError, SourceMap, parse_document, read_po
 
 if TYPE_CHECKING:
     from policy_engine.plugins import DetectorRegistry
+    from policy_engine.schema import SchemaReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,24 +61,29 @@ def check_policy_text(
     installed plugins, and their taxonomies' aliases count when comparing
     rule matchers.
     """
-    from policy_engine.schema import validate_policy_data
+    from policy_engine.schema import check_policy_data
 
     try:
         document = parse_document(text, file)
     except SourceError as exc:
         return LoadResult(None, sort_diagnostics(exc.diagnostics))
     source_map = document.source_map
-    diagnostics = validate_policy_data(document.data, source_map)
-    if not diagnostics:
-        diagnostics.extend(
-            _check_detectors(document.data.get("detectors", {}), source_map, registry)
-        )
-    if diagnostics:
-        return LoadResult(None, sort_diagnostics(diagnostics))
-    policy = _build(document.data, source_map, base_dir if base_dir is not None else ".")
-    diagnostics.extend(_check_meaning(policy, source_map, registry))
-    result_policy = None if any(d.severity is Severity.ERROR for d in diagnostics) else policy
-    return LoadResult(result_policy, sort_diagnostics(diagnostics))
+    diagnostics = list(document.diagnostics)
+    report = check_policy_data(document.data, source_map, document.refused)
+    diagnostics.extend(report.diagnostics)
+    if isinstance(document.data, dict):
+        # Go on with every part the schema accepted, so that one run reports all errors.
+        detectors = document.data.get("detectors")
+        if isinstance(detectors, dict) and report.usable(("detectors",)):
+            diagnostics.extend(_check_detectors(detectors, source_map, registry))
+        built = _build(document.data, source_map, base_dir or ".", report)
+        diagnostics.extend(_check_meaning(built, source_map, registry))
+        policy: Policy | None = built.policy
+    else:
+        policy = None
+    if any(d.severity is Severity.ERROR for d in diagnostics):
+        policy = None
+    return LoadResult(policy, sort_diagnostics(diagnostics))
 
 
 def check_policy_file(
@@ -131,7 +137,7 @@ def _check_detectors(
 ) -> list[Diagnostic]:
     if registry is None:
         return []
-    from policy_engine.schema import schema_diagnostics, settings_validator
+    from policy_engine.schema import check_against_schema, settings_validator
 
     found: list[Diagnostic] = []
     for name, settings in detectors.items():
@@ -148,7 +154,9 @@ def _check_detectors(
             )
             continue
         validator = settings_validator(registry.get(name).settings_schema)
-        found.extend(schema_diagnostics(validator, settings, source_map, base=path))
+        if not isinstance(settings, dict):
+            continue  # the policy schema reports it
+        found.extend(check_against_schema(validator, settings, source_map, base=path).diagnostics)
     return found
 
 
@@ -161,43 +169,73 @@ def _body(data: Mapping[str, Any]) -> Body:
     )
 
 
-def _build(data: Mapping[str, Any], source_map: SourceMap, base_dir: str) -> Policy:
-    default = data.get("default", "allow")
-    rules = tuple(
-        Rule(
-            id=raw["id"],
-            match=Match(
-                name=tidy_name(raw["match"]["name"]) if "name" in raw["match"] else None,
-                parent=tidy_name(raw["match"]["parent"]) if "parent" in raw["match"] else None,
-                source=raw["match"].get("source"),
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """A policy built from the parts the schema accepted, and where each rule and
+    label definition stands in the file (its index under ``rules:`` / ``labels:``)."""
+
+    policy: Policy
+    rule_indexes: tuple[int, ...]
+    label_indexes: tuple[int, ...]
+
+
+def _usable_items(data: Mapping[str, Any], key: str, report: SchemaReport) -> list[tuple[int, Any]]:
+    items = data.get(key)
+    if not isinstance(items, list):
+        return []
+    return [(i, item) for i, item in enumerate(items) if report.usable((key, i))]
+
+
+def _build(
+    data: Mapping[str, Any], source_map: SourceMap, base_dir: str, report: SchemaReport
+) -> _Built:
+    def field(key: str, fallback: Any) -> Any:
+        return data.get(key, fallback) if report.usable((key,)) else fallback
+
+    default = field("default", "allow")
+    rules = [
+        (
+            index,
+            Rule(
+                id=raw["id"],
+                match=Match(
+                    name=tidy_name(raw["match"]["name"]) if "name" in raw["match"] else None,
+                    parent=tidy_name(raw["match"]["parent"]) if "parent" in raw["match"] else None,
+                    source=raw["match"].get("source"),
+                ),
+                body=_body(raw),
+                description=raw.get("description"),
+                position=source_map.at(("rules", index)),
             ),
-            body=_body(raw),
-            description=raw.get("description"),
-            position=source_map.at(("rules", index)),
         )
-        for index, raw in enumerate(data["rules"])
-    )
-    labels = tuple(
-        LabelDefinition(
-            name=tidy_name(raw["name"]),
-            parent=tidy_name(raw["parent"]),
-            source=raw.get("source"),
-            position=source_map.at(("labels", index)),
+        for index, raw in _usable_items(data, "rules", report)
+    ]
+    labels = [
+        (
+            index,
+            LabelDefinition(
+                name=tidy_name(raw["name"]),
+                parent=tidy_name(raw["parent"]),
+                source=raw.get("source"),
+                position=source_map.at(("labels", index)),
+            ),
         )
-        for index, raw in enumerate(data.get("labels", ()))
-    )
-    return Policy(
-        name=data["name"],
-        description=data.get("description"),
-        min_confidence=float(data.get("min_confidence", 50)),
+        for index, raw in _usable_items(data, "labels", report)
+    ]
+    detectors = field("detectors", {})
+    policy = Policy(
+        name=field("name", "invalid"),
+        description=field("description", None),
+        min_confidence=float(field("min_confidence", 50)),
         default=Body(action=Verdict(default)) if isinstance(default, str) else _body(default),
-        on_error=Verdict(data.get("on_error", "review")),
-        detectors=data.get("detectors", {}),
-        labels=labels,
-        rules=rules,
+        on_error=Verdict(field("on_error", "review")),
+        detectors=detectors if isinstance(detectors, dict) else {},
+        labels=tuple(label for _, label in labels),
+        rules=tuple(rule for _, rule in rules),
         file=source_map.file,
         base_dir=base_dir,
     )
+    return _Built(policy, tuple(i for i, _ in rules), tuple(i for i, _ in labels))
 
 
 def _alias_map(registry: DetectorRegistry | None) -> dict[str, str]:
@@ -211,8 +249,9 @@ def _alias_map(registry: DetectorRegistry | None) -> dict[str, str]:
 
 
 def _check_meaning(
-    policy: Policy, source_map: SourceMap, registry: DetectorRegistry | None
+    built: _Built, source_map: SourceMap, registry: DetectorRegistry | None
 ) -> list[Diagnostic]:
+    policy = built.policy
     file = source_map.file
     found: list[Diagnostic] = []
     aliases = _alias_map(registry)
@@ -224,27 +263,29 @@ def _check_meaning(
         return aliases.get(key, key)
 
     ids: dict[str, int] = {}
-    matchers: dict[tuple[str | None, str | None, str | None], int] = {}
-    for index, rule in enumerate(policy.rules):
+    matchers: dict[tuple[str | None, str | None, str | None], tuple[int, str]] = {}
+    for position, rule in enumerate(policy.rules):
+        index = built.rule_indexes[position]
         first = ids.setdefault(rule.id, index)
         if first != index:
             found.append(
                 error(
                     "duplicate-rule-id",
                     f"rule id {rule.id!r} is used already by rules[{first}] "
-                    f"(line {policy.rules[first].position.line})",
+                    f"(line {source_map.at(('rules', first)).line})",
                     file,
                     source_map.at(("rules", index, "id")),
                 )
             )
         matcher = (canonical(rule.match.name), canonical(rule.match.parent), rule.match.source)
-        first = matchers.setdefault(matcher, index)
-        if first != index:
+        first_index, first_id = matchers.setdefault(matcher, (index, rule.id))
+        if first_index != index:
             found.append(
                 error(
                     "duplicate-match",
-                    f"rules {policy.rules[first].id!r} and {rule.id!r} have the same match "
-                    f"{rule.match.describe()} (names compare case-insensitively); merge them",
+                    f"rule {rule.id!r} has the same match as rule {first_id!r} "
+                    f"(rules[{first_index}]): {rule.match.describe()}; names compare "
+                    "case-insensitively, so merge the two rules",
                     file,
                     source_map.at(("rules", index, "match")),
                 )

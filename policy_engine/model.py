@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from policy_engine.diagnostics import Position
+from policy_engine.names import name_key
 
 DEFAULT_MIN_CONFIDENCE = 50.0
 
@@ -207,19 +208,34 @@ class Policy:
         data["rules"] = [rule.to_data() for rule in self.rules]
         return data
 
+    def canonical_data(self) -> dict[str, Any]:
+        """:meth:`to_data` with label names as they compare (case-folded, white
+        space collapsed): what the policy means, for equality and the digest."""
+        data = self.to_data()
+        for rule in data["rules"]:
+            for key in ("name", "parent"):
+                if key in rule["match"]:
+                    rule["match"][key] = name_key(rule["match"][key])
+        for label in data["labels"]:
+            label["name"] = name_key(label["name"])
+            label["parent"] = name_key(label["parent"])
+        return data
+
     @property
     def digest(self) -> str:
-        """``sha256:<hex>`` over the canonical JSON of :meth:`to_data`: equal
-        policies have equal digests whatever their YAML formatting (section 8)."""
+        """``sha256:<hex>`` over the canonical JSON of :meth:`canonical_data`: equal
+        policies have equal digests whatever their YAML formatting or the case of
+        their label names (section 8)."""
         canonical = json.dumps(
-            self.to_data(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            self.canonical_data(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         )
         return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Policy):
             return NotImplemented
-        return self.to_data() == other.to_data()
+        # by canonical JSON, not Python equality, which holds 1 == True
+        return self.digest == other.digest
 
     def __hash__(self) -> int:
         return hash(self.digest)

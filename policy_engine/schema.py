@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -147,18 +148,42 @@ def _explain(err: ValidationError, source_map: SourceMap, base: JsonPath) -> Ite
     yield error("schema", f"{where}: {custom or err.message}", file, at)
 
 
-def schema_diagnostics(
-    validator: Draft202012Validator, data: Any, source_map: SourceMap, base: JsonPath = ()
-) -> list[Diagnostic]:
-    """Every error of ``data`` (found at ``base`` in the file) against ``validator``'s schema."""
+@dataclass(frozen=True, slots=True)
+class SchemaReport:
+    """Diagnostics, and the paths of the values they are about (so that a loader
+    can go on with the values that are fine)."""
+
+    diagnostics: tuple[Diagnostic, ...]
+    bad_paths: frozenset[JsonPath]
+
+    def usable(self, path: JsonPath) -> bool:
+        """No error is about the value at ``path`` or anything inside it."""
+        return not any(bad[: len(path)] == path for bad in self.bad_paths)
+
+
+def check_against_schema(
+    validator: Draft202012Validator,
+    data: Any,
+    source_map: SourceMap,
+    base: JsonPath = (),
+    reported: frozenset[JsonPath] = frozenset(),
+) -> SchemaReport:
+    """Every error of ``data`` (found at ``base`` in the file) against ``validator``'s
+    schema, except errors about values at ``reported`` paths (already reported)."""
     found: list[Diagnostic] = []
+    bad: set[JsonPath] = set(reported)
     for err in validator.iter_errors(data):
-        found.extend(_explain(err, source_map, base))
-    return found
+        path = (*base, *err.absolute_path)
+        bad.add(path)
+        if path not in reported:
+            found.extend(_explain(err, source_map, base))
+    return SchemaReport(tuple(found), frozenset(bad))
 
 
-def validate_policy_data(data: Any, source_map: SourceMap) -> list[Diagnostic]:
-    return schema_diagnostics(_policy_validator(), data, source_map)
+def check_policy_data(
+    data: Any, source_map: SourceMap, reported: frozenset[JsonPath] = frozenset()
+) -> SchemaReport:
+    return check_against_schema(_policy_validator(), data, source_map, reported=reported)
 
 
 @cache

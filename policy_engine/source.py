@@ -9,6 +9,7 @@ parser's marks, never recovered afterwards.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,8 +58,14 @@ class SourceMap:
 
 @dataclass(frozen=True, slots=True)
 class Document:
+    """The parsed values, where each came from, and the problems that did not stop
+    parsing (a duplicate key keeps its first value; a refused tag, its text)."""
+
     data: Any
     source_map: SourceMap
+    diagnostics: tuple[Diagnostic, ...] = ()
+    refused: frozenset[JsonPath] = frozenset()
+    """Paths of values refused here (already reported; the schema need not repeat it)."""
 
 
 class SourceError(Exception):
@@ -78,6 +85,7 @@ class _Builder:
         self.file = file
         self.source_map = SourceMap(file)
         self.diagnostics: list[Diagnostic] = []
+        self.refused: set[JsonPath] = set()
         self._constructor = SafeConstructor()
 
     def build(self, node: Node, path: JsonPath, active: frozenset[int] = frozenset()) -> Any:
@@ -106,24 +114,37 @@ class _Builder:
             )
 
     def _scalar(self, node: ScalarNode, path: JsonPath) -> Any:
+        value, problem = self._construct(node)
+        if problem is not None:
+            code, message = problem
+            self.diagnostics.append(error(code, message, self.file, _position(node)))
+            self.refused.add(path)
+        return value
+
+    def _construct(self, node: ScalarNode) -> tuple[Any, tuple[str, str] | None]:
+        """The scalar's value, or its text and why it is refused."""
         if node.tag not in _PLAIN_TAGS:
-            self.diagnostics.append(
-                error(
-                    "yaml-tag",
-                    f"tag {node.tag!r} is not allowed: a policy holds only strings, numbers, "
-                    "booleans, nulls, lists and maps",
-                    self.file,
-                    _position(node),
-                )
+            return node.value, (
+                "yaml-tag",
+                f"tag {node.tag!r} is not allowed: a policy holds only strings, numbers, "
+                "booleans, nulls, lists and maps",
             )
-            return node.value
         try:
-            return self._constructor.construct_object(node)
+            value = self._constructor.construct_object(node)
         except ConstructorError as exc:
-            self.diagnostics.append(
-                error("yaml-value", str(exc.problem), self.file, _position(node))
+            return node.value, ("yaml-value", str(exc.problem))
+        except (ValueError, KeyError, TypeError):  # e.g. "!!int abc", "!!bool abc"
+            return node.value, (
+                "yaml-value",
+                f"{node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}",
             )
-            return node.value
+        if isinstance(value, float) and not math.isfinite(value):
+            # NaN passes every range check (NaN < 0 is false): refuse it here, once
+            return node.value, (
+                "yaml-value",
+                f"{node.value!r} is not a finite number; a policy's numbers must be finite",
+            )
+        return value, None
 
     def _mapping(self, node: MappingNode, path: JsonPath, active: frozenset[int]) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
@@ -199,8 +220,9 @@ def _expanded_size(node: Node, sizes: dict[int, int], active: set[int]) -> int:
 def parse_document(text: str, file: str) -> Document:
     """Parse one YAML document into plain values and a source map.
 
-    Raises :class:`SourceError` with every problem found (syntax, tags,
-    duplicate keys, size).
+    Raises :class:`SourceError` when the text is no usable document (syntax,
+    size, encoding); problems inside a usable document (duplicate keys,
+    refused tags) come back in :attr:`Document.diagnostics`.
     """
     if len(text.encode("utf-8", errors="surrogatepass")) > MAX_POLICY_BYTES:
         raise SourceError(
@@ -246,9 +268,9 @@ def parse_document(text: str, file: str) -> Document:
         )
     builder = _Builder(file)
     data = builder.build(root, ())
-    if builder.diagnostics:
-        raise SourceError(builder.diagnostics)
-    return Document(data, builder.source_map)
+    return Document(
+        data, builder.source_map, tuple(builder.diagnostics), frozenset(builder.refused)
+    )
 
 
 def read_policy_text(path: Path) -> str:
