@@ -1,0 +1,122 @@
+"""The ``stub`` detector: replay recordings, add fixed labels."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+# Imported from the defining modules, not the package root: the root's
+# computed __all__ hides these names from mypy --strict (see the report).
+from policy_engine.detectors import DetectContext, Detector, DetectorResult
+from policy_engine.errors import DetectorError, InvalidDetectorResult, NoRecordingError
+from policy_engine.image import Image
+from policy_engine.labels import Label
+from policy_engine_stub.settings import MISSING_NO_LABELS, SETTINGS_SCHEMA, SOURCE, StubSettings
+
+
+def recording_path(folder: Path, image: Image) -> Path:
+    """Where the recording of ``image`` lives: the store ``--record`` writes too."""
+    return folder / f"{image.sha256}.json"
+
+
+class StubDetector(Detector):
+    """Returns what was recorded for an image, plus fixed labels; never calls out."""
+
+    name: ClassVar[str] = SOURCE
+    settings_schema: ClassVar[Mapping[str, Any]] = SETTINGS_SCHEMA
+
+    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+        settings = StubSettings.from_mapping(context.settings, base_dir=context.base_dir)
+        recording: str | None = None
+        replayed: tuple[DetectorResult, ...] = ()
+        if settings.recordings is not None:
+            path = _find_recording(settings.recordings, image, settings.missing)
+            if path is not None:
+                recording = path.name
+                replayed = _replay(path, context)
+        labels: list[Label] = [label for result in replayed for label in result.labels]
+        labels.extend(settings.labels)
+        metadata: dict[str, Any] = {
+            "recording": recording,
+            "replayed": tuple(result.source for result in replayed),
+        }
+        for result in replayed:
+            metadata[result.source] = dict(result.metadata)
+        return DetectorResult(source=SOURCE, labels=tuple(labels), metadata=metadata, raw=None)
+
+
+def _find_recording(folder: Path, image: Image, missing: str) -> Path | None:
+    """The recording of ``image``, or None when it has none and ``missing`` allows that."""
+    # A missing folder is a wrong path, not "nothing recorded": never let
+    # `missing: no-labels` turn a typo into every image allowed.
+    if not folder.is_dir():
+        raise DetectorError(
+            f"recordings folder {folder} does not exist or is not a folder",
+            code="no-recordings-folder",
+        )
+    path = recording_path(folder, image)
+    if path.is_file():
+        return path
+    if missing == MISSING_NO_LABELS:
+        return None
+    raise NoRecordingError(
+        f"no recording for image {image.name!r} (sha256 {image.sha256}): "
+        f"looked for {path.name} in {folder}"
+    )
+
+
+def _replay(path: Path, context: DetectContext) -> tuple[DetectorResult, ...]:
+    """Parse every raw response in the recording at ``path`` with the detector
+    that recognises it, so replayed labels keep their recorded source."""
+    responses = _read_responses(path)
+    results: list[DetectorResult] = []
+    for index, raw in enumerate(responses):
+        where = f"recording {path}"
+        if len(responses) > 1:
+            where += f", response {index}"
+        try:
+            result = context.parse_response(raw)
+        except InvalidDetectorResult as exc:
+            located = InvalidDetectorResult(f"{where}: {exc}")
+            located.field = exc.field
+            raise located from exc
+        except DetectorError as exc:
+            raise DetectorError(f"{where}: {exc}", code=exc.code) from exc
+        except Exception as exc:  # e.g. no installed detector recognises the response
+            raise DetectorError(f"{where}: {exc}", code="unreplayable-recording") from exc
+        if any(earlier.source == result.source for earlier in results):
+            raise InvalidDetectorResult(
+                f"{where}: a second response from detector {result.source!r} "
+                f"(a recording holds at most one per detector)"
+            )
+        results.append(result)
+    return tuple(results)
+
+
+def _read_responses(path: Path) -> list[Mapping[str, Any]]:
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:  # ValueError covers bad JSON and bad UTF-8
+        raise InvalidDetectorResult(f"recording {path} is not readable JSON: {exc}") from exc
+    if isinstance(document, dict):
+        return [document]
+    if not isinstance(document, list):
+        raise InvalidDetectorResult(
+            f"recording {path} must hold a JSON object or an array of objects, "
+            f"not {_json_type(document)}"
+        )
+    for index, raw in enumerate(document):
+        if not isinstance(raw, dict):
+            raise InvalidDetectorResult(
+                f"recording {path}: response {index} must be a JSON object, not {_json_type(raw)}"
+            )
+    return document
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number")
