@@ -1,0 +1,236 @@
+"""Settings and client building shared by both detectors.
+
+boto3 is imported inside :func:`build_client` only: policy-engine imports
+every installed plugin to list detectors, and that must not pay for boto3.
+Settings the user leaves out are not passed, so boto3's own chain
+(AWS_DEFAULT_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_REKOGNITION, AWS_RETRY_MODE,
+AWS_MAX_ATTEMPTS, the config files) still applies; AWS_REGION, which boto3
+does not read, is read here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
+
+from policy_engine.errors import DetectorError
+from policy_engine.image import Image
+from policy_engine_rekognition import __version__
+from policy_engine_rekognition.errors import to_detector_error
+
+SERVICE_NAME = "rekognition"
+RETRY_MODES = ("legacy", "standard", "adaptive")
+# Adaptive backs off client-side once throttled, which suits batch moderation;
+# botocore's own default (legacy) does not.
+DEFAULT_RETRY_MODE = "adaptive"
+
+CLIENT_SETTINGS_PROPERTIES: Mapping[str, Mapping[str, Any]] = {
+    "region": {
+        "type": "string",
+        "minLength": 1,
+        "description": "AWS region to call, e.g. us-east-1. Unset: AWS_REGION, "
+        "AWS_DEFAULT_REGION or the profile's region.",
+    },
+    "profile": {
+        "type": "string",
+        "minLength": 1,
+        "description": "Named profile from the AWS config and credentials files. "
+        "Unset: AWS_PROFILE, else the default credential chain.",
+    },
+    "endpoint_url": {
+        "type": "string",
+        "pattern": "^https?://",
+        "description": "URL to call instead of AWS's regional endpoint (a VPC endpoint, "
+        "a local fake). Unset: AWS_ENDPOINT_URL_REKOGNITION or AWS_ENDPOINT_URL, else AWS's.",
+    },
+    "retry_mode": {
+        "enum": list(RETRY_MODES),
+        "default": DEFAULT_RETRY_MODE,
+        "description": "botocore retry mode. Unset: AWS_RETRY_MODE or the profile's "
+        "retry_mode, else adaptive (retries with a client-side rate limiter once throttled).",
+    },
+    "max_attempts": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "Attempts per call in total, the first included (1: never retry). "
+        "Unset: AWS_MAX_ATTEMPTS, else the retry mode's default.",
+    },
+    "connect_timeout": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "description": "Seconds to wait for a connection. Unset: botocore's default (60).",
+    },
+    "read_timeout": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "description": "Seconds to wait for a response. Unset: botocore's default (60).",
+    },
+}
+
+
+def settings_schema(
+    properties: Mapping[str, Mapping[str, Any]], *, required: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A detector's settings schema: its own properties plus the client ones."""
+    schema: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {**properties, **CLIENT_SETTINGS_PROPERTIES},
+    }
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+class RekognitionClient(Protocol):
+    """The part of boto3's Rekognition client the detectors use."""
+
+    def detect_moderation_labels(self, **request: Any) -> Mapping[str, Any]: ...
+
+    def detect_custom_labels(self, **request: Any) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """The settings that shape a client (hashable: clients are cached by them).
+    None means "not set": boto3's own chain decides."""
+
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    retry_mode: str | None = None
+    max_attempts: int | None = None
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> ClientSettings:
+        return cls(**{f.name: settings.get(f.name) for f in fields(cls)})
+
+
+ClientFactory = Callable[[ClientSettings], RekognitionClient]
+
+
+def _retry_mode_configured(botocore_session: Any) -> bool:
+    """Whether AWS_RETRY_MODE or the profile chose a retry mode (which then wins
+    over our default)."""
+    if os.environ.get("AWS_RETRY_MODE"):
+        return True
+    return "retry_mode" in botocore_session.get_scoped_config()
+
+
+def _region_from_environment() -> str | None:
+    """AWS_REGION, which boto3 itself ignores (it reads AWS_DEFAULT_REGION only)
+    while the AWS CLI v2 and the other SDKs read it first; None lets boto3's
+    chain decide."""
+    return os.environ.get("AWS_REGION") or None
+
+
+def build_client(settings: ClientSettings) -> RekognitionClient:
+    """A boto3 Rekognition client for ``settings``; the only place boto3 is imported."""
+    try:
+        import boto3.session
+        import botocore.config
+        import botocore.session
+    except ImportError as exc:  # pragma: no cover - boto3 is a dependency
+        raise DetectorError(
+            f"boto3 is not installed ({exc}); reinstall policy-engine-rekognition",
+            code="missing-dependency",
+        ) from exc
+
+    botocore_session = botocore.session.Session()
+    session = boto3.session.Session(
+        botocore_session=botocore_session,
+        profile_name=settings.profile,
+        region_name=settings.region or _region_from_environment(),
+    )
+    retries: dict[str, Any] = {}
+    if settings.retry_mode is not None:
+        retries["mode"] = settings.retry_mode
+    elif not _retry_mode_configured(botocore_session):
+        retries["mode"] = DEFAULT_RETRY_MODE
+    if settings.max_attempts is not None:
+        # total_max_attempts counts the first call, as AWS_MAX_ATTEMPTS does;
+        # botocore's retries["max_attempts"] would count retries only.
+        retries["total_max_attempts"] = settings.max_attempts
+    config_options: dict[str, Any] = {
+        "user_agent_extra": f"policy-engine-rekognition/{__version__}"
+    }
+    if retries:
+        config_options["retries"] = retries
+    if settings.connect_timeout is not None:
+        config_options["connect_timeout"] = settings.connect_timeout
+    if settings.read_timeout is not None:
+        config_options["read_timeout"] = settings.read_timeout
+    client_options: dict[str, Any] = {"config": botocore.config.Config(**config_options)}
+    if settings.endpoint_url is not None:
+        client_options["endpoint_url"] = settings.endpoint_url
+    client: RekognitionClient = session.client(SERVICE_NAME, **client_options)
+    return client
+
+
+class ClientCache:
+    """One client per distinct :class:`ClientSettings`, built on first use.
+
+    boto3 clients are thread-safe once built, but building one is not, and two
+    threads must not build two clients for the same settings.
+    """
+
+    def __init__(self, factory: ClientFactory) -> None:
+        self._factory = factory
+        self._clients: dict[ClientSettings, RekognitionClient] = {}
+        self._lock = threading.Lock()
+
+    def get(self, settings: ClientSettings) -> RekognitionClient:
+        with self._lock:
+            client = self._clients.get(settings)
+            if client is None:
+                client = self._factory(settings)
+                self._clients[settings] = client
+            return client
+
+
+_METHODS = {
+    "DetectModerationLabels": "detect_moderation_labels",
+    "DetectCustomLabels": "detect_custom_labels",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A successful response, split into the body (what :meth:`parse` reads and
+    recordings keep) and the request id (for AWS support)."""
+
+    body: Mapping[str, Any]
+    request_id: str | None
+
+
+def call_rekognition(
+    clients: ClientCache,
+    settings: ClientSettings,
+    operation: str,
+    request: Mapping[str, Any],
+    *,
+    detector: str,
+    image: Image,
+) -> Response:
+    """Call ``operation`` (e.g. ``DetectModerationLabels``), turning every AWS
+    failure, client building included, into a :class:`DetectorError`."""
+    method = _METHODS[operation]
+    try:
+        client = clients.get(settings)
+        answer = getattr(client, method)(**request)
+    except Exception as exc:
+        mapped = to_detector_error(
+            exc, detector=detector, operation=operation, image_name=image.name
+        )
+        if mapped is None or mapped is exc:
+            raise
+        raise mapped from exc
+    body = {key: value for key, value in answer.items() if key != "ResponseMetadata"}
+    request_id = answer.get("ResponseMetadata", {}).get("RequestId")
+    return Response(body=body, request_id=request_id if isinstance(request_id, str) else None)

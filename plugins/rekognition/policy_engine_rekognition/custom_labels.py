@@ -1,0 +1,168 @@
+"""The ``rekognition-custom-labels`` detector: Amazon Rekognition DetectCustomLabels."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from policy_engine.detectors import DetectContext, Detector, DetectorResult
+from policy_engine.errors import DetectorError
+from policy_engine.image import Image
+from policy_engine.labels import Label
+from policy_engine.taxonomy import Taxonomy
+from policy_engine_rekognition.client import (
+    ClientCache,
+    ClientFactory,
+    ClientSettings,
+    build_client,
+    call_rekognition,
+    settings_schema,
+)
+from policy_engine_rekognition.images import check_image
+from policy_engine_rekognition.response_fields import (
+    optional_object,
+    plain_copy,
+    require_confidence,
+    require_list,
+    require_name,
+    require_object,
+)
+
+OPERATION = "DetectCustomLabels"
+MAX_IMAGE_BYTES = 4_194_304
+# The min_confidence setting that leaves each label's trained threshold in charge.
+MODEL_THRESHOLDS = "model"
+
+SETTINGS_SCHEMA: Mapping[str, Any] = settings_schema(
+    {
+        "project_version_arn": {
+            "type": "string",
+            "minLength": 20,
+            "maxLength": 2048,
+            "description": "ARN of the trained model version to call (ProjectVersionArn). "
+            "The model must be running.",
+        },
+        "max_results": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "At most this many labels, highest confidence first (MaxResults). "
+            "Unset: all of them.",
+        },
+        "min_confidence": {
+            "oneOf": [
+                {"type": "number", "minimum": 0, "maximum": 100},
+                {"const": MODEL_THRESHOLDS},
+            ],
+            "description": "Lowest confidence to ask for (MinConfidence), 0 to 100; or "
+            '"model" to omit MinConfidence so that each label\'s own trained threshold '
+            "applies. Unset: the policy's min_confidence. Labels under the policy's "
+            "min_confidence are dropped either way.",
+        },
+    },
+    required=("project_version_arn",),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomLabelsSettings:
+    client: ClientSettings
+    project_version_arn: str
+    max_results: int | None = None
+    # None: the policy's floor; "model": the model's own thresholds.
+    min_confidence: float | Literal["model"] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> CustomLabelsSettings:
+        arn = settings.get("project_version_arn")
+        if not isinstance(arn, str) or not arn:
+            # The engine validates settings against the schema; this guards direct use.
+            raise DetectorError(
+                "rekognition-custom-labels needs `project_version_arn` in its settings "
+                "(the ARN of the model version to call)",
+                code="invalid-settings",
+            )
+        return cls(
+            client=ClientSettings.from_settings(settings),
+            project_version_arn=arn,
+            max_results=settings.get("max_results"),
+            min_confidence=settings.get("min_confidence"),
+        )
+
+    def request(self, image: Image, policy_min_confidence: float) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "ProjectVersionArn": self.project_version_arn,
+            "Image": {"Bytes": image.data},
+        }
+        if self.max_results is not None:
+            request["MaxResults"] = self.max_results
+        if self.min_confidence is None:
+            request["MinConfidence"] = float(policy_min_confidence)
+        elif self.min_confidence != MODEL_THRESHOLDS:
+            request["MinConfidence"] = float(self.min_confidence)
+        return request
+
+
+class CustomLabelsDetector(Detector):
+    """Labels from an Amazon Rekognition Custom Labels model of your own.
+
+    Custom labels have no parents and no taxonomy: place them under categories
+    of your own with the policy's ``labels:`` section. ``client_factory`` is
+    as for :class:`~policy_engine_rekognition.moderation.ModerationDetector`.
+    """
+
+    name: ClassVar[str] = "rekognition-custom-labels"
+    settings_schema: ClassVar[Mapping[str, Any]] = SETTINGS_SCHEMA
+
+    def __init__(self, *, client_factory: ClientFactory | None = None) -> None:
+        self._clients = ClientCache(client_factory or build_client)
+
+    def taxonomies(self) -> tuple[Taxonomy, ...]:
+        return ()
+
+    def taxonomy(self, model_version: str | None) -> Taxonomy | None:
+        return None
+
+    def recognizes(self, raw: Mapping[str, Any]) -> bool:
+        return isinstance(raw, Mapping) and "CustomLabels" in raw
+
+    def parse(self, raw: Mapping[str, Any]) -> DetectorResult:
+        """Labels from a DetectCustomLabels response. The response does not say
+        which model made it, so the metadata of an offline parse is empty."""
+        response = require_object(raw, "response")
+        entries = require_list(response, "CustomLabels", "CustomLabels")
+        labels = tuple(
+            self._label(entry, f"CustomLabels[{index}]") for index, entry in enumerate(entries)
+        )
+        return DetectorResult(source=self.name, labels=labels, raw=raw)
+
+    def _label(self, entry: object, field: str) -> Label:
+        item = require_object(entry, field)
+        name = require_name(item, f"{field}.Name")
+        confidence = require_confidence(item, f"{field}.Confidence")
+        geometry = optional_object(item, "Geometry", f"{field}.Geometry")
+        return Label(
+            name=name,
+            confidence=confidence,
+            source=self.name,
+            extra={} if geometry is None else {"geometry": plain_copy(geometry)},
+        )
+
+    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+        check_image(image, detector=self.name, max_bytes=MAX_IMAGE_BYTES)
+        settings = CustomLabelsSettings.from_settings(context.settings)
+        response = call_rekognition(
+            self._clients,
+            settings.client,
+            OPERATION,
+            settings.request(image, context.min_confidence),
+            detector=self.name,
+            image=image,
+        )
+        result = self.parse(response.body)
+        # Live, we do know the model: keep it beside the labels.
+        metadata: dict[str, Any] = {"project_version_arn": settings.project_version_arn}
+        if response.request_id is not None:
+            metadata["request_id"] = response.request_id
+        return dataclasses.replace(result, metadata=metadata)

@@ -1,0 +1,203 @@
+"""The ``rekognition-moderation`` detector: Amazon Rekognition DetectModerationLabels."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from policy_engine.detectors import DetectContext, Detector, DetectorResult
+from policy_engine.image import Image
+from policy_engine.labels import Label
+from policy_engine.taxonomy import Taxonomy
+from policy_engine_rekognition.client import (
+    ClientCache,
+    ClientFactory,
+    ClientSettings,
+    build_client,
+    call_rekognition,
+    settings_schema,
+)
+from policy_engine_rekognition.images import check_image
+from policy_engine_rekognition.response_fields import (
+    optional_positive_int,
+    optional_string,
+    plain_copy,
+    require_confidence,
+    require_list,
+    require_name,
+    require_object,
+)
+from policy_engine_rekognition.taxonomies import moderation_taxonomies, moderation_taxonomy
+
+OPERATION = "DetectModerationLabels"
+MAX_IMAGE_BYTES = 5_242_880
+
+_HUMAN_LOOP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["HumanLoopName", "FlowDefinitionArn"],
+    "description": "Sent as HumanLoopConfig, to start an Amazon Augmented AI human review "
+    "when the flow's conditions hold. A2I is closed to new customers: route reviews "
+    "through policy-engine instead where you can.",
+    "properties": {
+        "HumanLoopName": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 63,
+            "pattern": "^[a-z0-9](-*[a-z0-9])*$",
+            "description": "Name of the human loop, unique within the region.",
+        },
+        "FlowDefinitionArn": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 256,
+            "description": "ARN of the SageMaker flow definition the image is sent to.",
+        },
+        "DataAttributes": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Attributes of the input data.",
+            "properties": {
+                "ContentClassifiers": {
+                    "type": "array",
+                    "uniqueItems": True,
+                    "items": {
+                        "enum": ["FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"]
+                    },
+                    "description": "Declarations about the image required by some workforces.",
+                }
+            },
+        },
+    },
+}
+
+SETTINGS_SCHEMA: Mapping[str, Any] = settings_schema(
+    {
+        "adapter_arn": {
+            "type": "string",
+            "minLength": 20,
+            "maxLength": 2048,
+            "description": "ARN of a Custom Moderation adapter, sent as ProjectVersion. "
+            "Unset: the base moderation model.",
+        },
+        "human_loop": _HUMAN_LOOP_SCHEMA,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationSettings:
+    client: ClientSettings
+    adapter_arn: str | None = None
+    human_loop: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> ModerationSettings:
+        return cls(
+            client=ClientSettings.from_settings(settings),
+            adapter_arn=settings.get("adapter_arn"),
+            human_loop=settings.get("human_loop"),
+        )
+
+    def request(self, image: Image, min_confidence: float) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "Image": {"Bytes": image.data},
+            "MinConfidence": float(min_confidence),
+        }
+        if self.adapter_arn is not None:
+            request["ProjectVersion"] = self.adapter_arn
+        if self.human_loop is not None:
+            request["HumanLoopConfig"] = plain_copy(self.human_loop)
+        return request
+
+
+class ModerationDetector(Detector):
+    """Unsafe-content labels from Amazon Rekognition's moderation model.
+
+    ``client_factory`` replaces how the boto3 client is built (tests inject a
+    stubbed client); by default the client comes from the detector settings
+    and boto3's own configuration chain.
+    """
+
+    name: ClassVar[str] = "rekognition-moderation"
+    settings_schema: ClassVar[Mapping[str, Any]] = SETTINGS_SCHEMA
+
+    def __init__(self, *, client_factory: ClientFactory | None = None) -> None:
+        self._clients = ClientCache(client_factory or build_client)
+
+    def taxonomies(self) -> tuple[Taxonomy, ...]:
+        return moderation_taxonomies()
+
+    def taxonomy(self, model_version: str | None) -> Taxonomy | None:
+        """v7 for model 7.x, for no version, and for an unknown future major
+        (8.0); v6 for older versions (3.0 to 6.1). See
+        :func:`policy_engine_rekognition.taxonomies.moderation_taxonomy`."""
+        return moderation_taxonomy(model_version)
+
+    def recognizes(self, raw: Mapping[str, Any]) -> bool:
+        return isinstance(raw, Mapping) and "ModerationLabels" in raw
+
+    def parse(self, raw: Mapping[str, Any]) -> DetectorResult:
+        response = require_object(raw, "response")
+        model_version = optional_string(
+            response, "ModerationModelVersion", "ModerationModelVersion"
+        )
+        entries = require_list(response, "ModerationLabels", "ModerationLabels")
+        labels = tuple(
+            self._label(entry, f"ModerationLabels[{index}]", model_version)
+            for index, entry in enumerate(entries)
+        )
+        return DetectorResult(
+            source=self.name, labels=labels, metadata=_metadata(response, model_version), raw=raw
+        )
+
+    def _label(self, entry: object, field: str, model_version: str | None) -> Label:
+        item = require_object(entry, field)
+        name = require_name(item, f"{field}.Name")
+        confidence = require_confidence(item, f"{field}.Confidence")
+        parent = optional_string(item, "ParentName", f"{field}.ParentName") or ""
+        level = optional_positive_int(item, "TaxonomyLevel", f"{field}.TaxonomyLevel")
+        return Label(
+            name=name,
+            confidence=confidence,
+            source=self.name,
+            parent=parent,
+            model_version=model_version,
+            extra={} if level is None else {"taxonomy_level": level},
+        )
+
+    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+        check_image(image, detector=self.name, max_bytes=MAX_IMAGE_BYTES)
+        settings = ModerationSettings.from_settings(context.settings)
+        response = call_rekognition(
+            self._clients,
+            settings.client,
+            OPERATION,
+            settings.request(image, context.min_confidence),
+            detector=self.name,
+            image=image,
+        )
+        result = self.parse(response.body)
+        if response.request_id is None:
+            return result
+        return dataclasses.replace(
+            result, metadata={**result.metadata, "request_id": response.request_id}
+        )
+
+
+def _metadata(response: Mapping[str, Any], model_version: str | None) -> dict[str, Any]:
+    """What the decision record keeps about the call; copied, so that the
+    result does not share mutable state with the raw response."""
+    metadata: dict[str, Any] = {}
+    if model_version is not None:
+        metadata["model_version"] = model_version
+    for key, meta_key in (
+        ("ContentTypes", "content_types"),
+        ("ProjectVersion", "adapter"),
+        ("HumanLoopActivationOutput", "human_loop"),
+    ):
+        if response.get(key) is not None:
+            metadata[meta_key] = plain_copy(response[key])
+    return metadata

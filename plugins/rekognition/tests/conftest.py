@@ -1,0 +1,104 @@
+"""Shared fixtures. No test here touches the network or an AWS account: fake
+credentials come from the environment, and AWS config files on this machine
+are hidden so that they cannot change what a test sees."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from policy_engine.detectors import DetectContext, Detector
+from policy_engine.image import Image
+
+# Just enough magic bytes for the pre-call format check; the Stubber never decodes them.
+JPEG_BYTES = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64
+PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+GIF_BYTES = b"GIF89a" + b"\x00" * 64
+
+
+_AWS_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_REGION",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_RETRY_MODE",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_REKOGNITION",
+    "AWS_DEFAULTS_MODE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+)
+
+
+@pytest.fixture(autouse=True)
+def fake_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for name in _AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def context() -> Callable[..., DetectContext]:
+    """``context(detector, settings, min_confidence=50)``: what the engine would pass."""
+
+    def make(
+        detector: Detector, settings: Mapping[str, Any] | None = None, min_confidence: float = 50
+    ) -> DetectContext:
+        return DetectContext(
+            settings=settings or {},
+            min_confidence=min_confidence,
+            base_dir=".",
+            parse_response=detector.parse,
+        )
+
+    return make
+
+
+@pytest.fixture
+def jpeg() -> Image:
+    return Image(name="photos/cat.jpg", data=JPEG_BYTES)
+
+
+@pytest.fixture
+def png() -> Image:
+    return Image(name="photos/cat.png", data=PNG_BYTES)
+
+
+@pytest.fixture
+def gif() -> Image:
+    return Image(name="photos/cat.gif", data=GIF_BYTES)
+
+
+@dataclass(frozen=True)
+class StubbedClient:
+    client: Any
+    stubber: Any
+
+    def factory(self, settings: object) -> Any:
+        """A ``client_factory`` for the detectors that hands out this client."""
+        return self.client
+
+
+@pytest.fixture
+def stubbed() -> Iterator[StubbedClient]:
+    """A real botocore Rekognition client with an active Stubber; every queued
+    response must have been used by the end of the test."""
+    import boto3.session
+    from botocore.stub import Stubber
+
+    client = boto3.session.Session(region_name="us-east-1").client("rekognition")
+    with Stubber(client) as stubber:
+        yield StubbedClient(client, stubber)
+        stubber.assert_no_pending_responses()
