@@ -1,0 +1,115 @@
+"""``policy-engine schema`` and ``policy-engine plugins``."""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any
+
+import pytest
+
+
+def _resolve(schema: dict[str, Any], ref: str) -> dict[str, Any]:
+    assert ref.startswith("#/"), ref
+    node: Any = schema
+    for part in ref[2:].split("/"):
+        node = node[part]
+    return node
+
+
+def _undocumented(schema: dict[str, Any]) -> tuple[int, list[str]]:
+    """How many entries under any ``properties`` there are, and those without a
+    description, directly or through a ``$ref`` to a definition that has one."""
+    missing: list[str] = []
+    seen: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            properties = node.get("properties")
+            if isinstance(properties, dict):
+                for key, value in properties.items():
+                    seen.append(key)
+                    documented = isinstance(value, dict) and (
+                        "description" in value
+                        or ("$ref" in value and "description" in _resolve(schema, value["$ref"]))
+                    )
+                    if not documented:
+                        missing.append(f"{where}/properties/{key}")
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}/{index}")
+
+    walk(schema, "#")
+    return len(seen), missing
+
+
+def test_schema_prints_the_packaged_policy_schema(h):
+    from jsonschema import Draft202012Validator
+
+    result = h.run("schema")
+
+    assert result.code == 0, result
+    printed = result.json()
+    assert printed == h.load_schema("policy.schema.json")
+    assert printed.get("$id")
+    Draft202012Validator.check_schema(printed)
+    checked, missing = _undocumented(printed)
+    assert missing == []
+    # the walk reaches nested properties (top level, rules, match, labels, ...)
+    assert checked > len(printed["properties"]) + 5
+
+
+def test_schema_accepts_a_good_policy_and_rejects_a_typo(h):
+    import yaml
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(h.run("schema").json())
+    good = yaml.safe_load(h.VIOLENCE_POLICY)
+    typo = yaml.safe_load(h.VIOLENCE_POLICY.replace("block_at", "blok_at"))
+
+    assert list(validator.iter_errors(good)) == []
+    assert list(validator.iter_errors(typo)) != []
+
+
+def test_schema_decision(h):
+    from jsonschema import Draft202012Validator
+
+    result = h.run("schema", "--decision")
+
+    assert result.code == 0, result
+    printed = result.json()
+    assert printed == h.load_schema("decision.schema.json")
+    assert printed["$id"] != h.load_schema("policy.schema.json")["$id"]
+    Draft202012Validator.check_schema(printed)
+
+
+@pytest.mark.parametrize("name", ["policy.schema.json", "decision.schema.json"])
+def test_repository_schemas_are_the_packaged_files(h, name):
+    assert (h.MAIN / "schemas" / name).read_bytes() == (h.PACKAGED_SCHEMAS / name).read_bytes()
+
+
+def test_plugins_lists_stub_and_rekognition(h):
+    result = h.run("plugins")
+
+    assert result.code == 0, result
+    listing = {plugin["name"]: plugin for plugin in result.json()}
+    assert set(listing) == {"stub", "rekognition"}, listing
+    assert listing["stub"]["detectors"] == ["stub"]
+    assert sorted(listing["rekognition"]["detectors"]) == [
+        "rekognition-custom-labels",
+        "rekognition-moderation",
+    ]
+    assert listing["stub"]["version"] == metadata.version("policy-engine-stub")
+    assert listing["rekognition"]["version"] == metadata.version("policy-engine-rekognition")
+    for plugin in listing.values():
+        assert plugin["version"]
+        assert "policy_engine_register_detectors" in plugin["hooks"]
+
+
+@pytest.mark.parametrize(("allowed", "expected"), [("stub", ["stub"]), ("", [])])
+def test_plugins_env_restricts_the_listing(h, allowed, expected):
+    result = h.run("plugins", env={"POLICY_ENGINE_PLUGINS": allowed})
+
+    assert result.code == 0, result
+    assert [plugin["name"] for plugin in result.json()] == expected

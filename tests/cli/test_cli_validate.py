@@ -1,0 +1,164 @@
+"""``policy-engine validate``: every diagnostic of every file, text or JSON."""
+
+from __future__ import annotations
+
+import pytest
+
+GOOD = """\
+version: 1
+name: good
+min_confidence: 60
+detectors:
+  stub: {recordings: rec}
+rules:
+  - id: violence
+    match: {parent: Violence}
+    review_at: 70
+    block_at: 90
+  - id: swimwear-ok
+    match: {parent: Swimwear or Underwear}
+    action: allow
+"""
+
+BAD = """\
+version: 1
+name: bad
+rules:
+  - id: violence
+    match: {parent: Violence}
+    review_at: 95
+    block_at: 90
+  - id: violence
+    match: {name: Knife}
+    action: block
+"""
+
+# loads, with one warning: a threshold below min_confidence
+WARNS = """\
+version: 1
+name: warns
+min_confidence: 60
+rules:
+  - id: violence
+    match: {parent: Violence}
+    review_at: 40
+"""
+
+
+@pytest.fixture
+def files(h, tmp_path):
+    return {
+        "good": h.write_text(tmp_path / "good.yaml", GOOD),
+        "bad": h.write_text(tmp_path / "bad.yaml", BAD),
+        "warns": h.write_text(tmp_path / "warns.yaml", WARNS),
+    }
+
+
+def test_good_policy(h, files):
+    result = h.run("validate", files["good"])
+
+    assert result.code == 0, result
+    assert result.out == ""
+    assert result.diagnostics("err") == []
+
+
+def test_bad_policy_diagnostics_on_stdout(h, files):
+    result = h.run("validate", files["bad"])
+
+    assert result.code == 2, result
+    found = result.diagnostics("out")
+    assert [(d["file"], d["line"], d["severity"]) for d in found] == [
+        (str(files["bad"]), 6, "error"),  # review_at >= block_at
+        (str(files["bad"]), 8, "error"),  # duplicate rule id
+    ], result
+    assert "violence" in found[1]["message"]
+
+
+def test_several_files_at_once(h, files):
+    result = h.run("validate", files["good"], files["bad"], files["warns"])
+
+    assert result.code == 2, result
+    found = result.diagnostics("out")
+    by_file = {}
+    for d in found:
+        by_file.setdefault(d["file"], []).append((d["severity"], d["line"]))
+    assert str(files["good"]) not in by_file
+    assert by_file[str(files["bad"])] == [("error", 6), ("error", 8)]
+    assert by_file[str(files["warns"])] == [("warning", 7)]
+    # and a file without errors alone still passes
+    assert h.run("validate", files["good"], files["warns"]).code == 0
+
+
+def test_json_format(h, files):
+    result = h.run("validate", "--format", "json", files["good"], files["bad"], files["warns"])
+
+    assert result.code == 2, result
+    report = result.json()
+    assert [entry["file"] for entry in report] == [str(files[k]) for k in ("good", "bad", "warns")]
+    good, bad, warns = report
+    assert (good["ok"], bad["ok"], warns["ok"]) == (True, False, True)
+    assert good["diagnostics"] == []
+    assert [(d["code"], d["severity"], d["line"], d["column"]) for d in bad["diagnostics"]] == [
+        ("threshold-order", "error", 6, 16),
+        ("duplicate-rule-id", "error", 8, 9),
+    ], bad
+    assert [(d["code"], d["severity"], d["line"], d["column"]) for d in warns["diagnostics"]] == [
+        ("threshold-below-floor", "warning", 7, 16)
+    ], warns
+    for entry in report:
+        for d in entry["diagnostics"]:
+            assert isinstance(d["line"], int) and isinstance(d["column"], int)
+            assert d["file"] == entry["file"] and d["message"]
+
+
+def test_strict_turns_a_warning_into_failure(h, files):
+    lenient = h.run("validate", files["warns"])
+    strict = h.run("validate", "--strict", files["warns"])
+
+    assert lenient.code == 0, lenient
+    assert strict.code == 2, strict
+    for result in (lenient, strict):
+        assert [(d["severity"], d["code"], d["line"]) for d in result.diagnostics("out")] == [
+            ("warning", "threshold-below-floor", 7)
+        ], result
+
+
+def test_missing_and_unparsable_files(h, tmp_path):
+    missing = tmp_path / "missing.yaml"
+    broken = h.write_text(tmp_path / "broken.yaml", "version: 1\nname: x\nrules: [\n")
+
+    result = h.run("validate", missing, broken)
+
+    assert result.code == 2, result
+    files = {d["file"] for d in result.diagnostics("out") if d["severity"] == "error"}
+    assert files == {str(missing), str(broken)}, result
+
+
+def test_equal_policies_have_equal_digests_whatever_their_formatting(h, tmp_path):
+    variants = {
+        "plain": GOOD,
+        "flow-style, reordered, defaults written out, 90.0": (
+            "# the same policy\n"
+            "rules:\n"
+            "  - {id: violence, block_at: 90.0, review_at: 70, match: {parent: ' Violence '}}\n"
+            "  - {action: allow, id: swimwear-ok, match: {parent: Swimwear  or Underwear}}\n"
+            "detectors: {stub: {recordings: rec}}\n"
+            "on_error: review\n"
+            "default: {action: allow}\n"
+            "min_confidence: 60.0\n"
+            "name: good\n"
+            "version: 1\n"
+        ),
+        "different threshold": GOOD.replace("block_at: 90", "block_at: 91"),
+    }
+    paths = [
+        h.write_text(tmp_path / f"v{i}.yaml", text) for i, text in enumerate(variants.values())
+    ]
+
+    result = h.run("validate", "--format", "json", *paths)
+
+    assert result.code == 0, result
+    digests = [entry["digest"] for entry in result.json()]
+    assert all(d and d.startswith("sha256:") for d in digests), result
+    assert digests[0] == digests[1], result
+    assert digests[2] != digests[0]
