@@ -76,14 +76,16 @@ class Explanation:
     body: Body
 
 
-class _RuleIndex:
-    """The rules keyed by canonical names under one taxonomy's aliases."""
+class _TaxonomyView:
+    """The rules and the policy's ``labels:`` keyed by canonical names under one
+    taxonomy's aliases, so that either spelling of a label finds them."""
 
-    def __init__(self, rules: tuple[Rule, ...], canonical: Callable[[str], str]) -> None:
+    def __init__(self, policy: Policy, canonical: Callable[[str], str]) -> None:
+        self.canonical = canonical
         self.by_name_parent: dict[tuple[str, str], list[tuple[int, Rule]]] = {}
         self.by_name: dict[str, list[tuple[int, Rule]]] = {}
         self.by_parent: dict[str, list[tuple[int, Rule]]] = {}
-        for order, rule in enumerate(rules):
+        for order, rule in enumerate(policy.rules):
             name, parent = rule.match.name, rule.match.parent
             if name is not None and parent is not None:
                 key = (canonical(name), canonical(parent))
@@ -92,6 +94,20 @@ class _RuleIndex:
                 self.by_name.setdefault(canonical(name), []).append((order, rule))
             elif parent is not None:
                 self.by_parent.setdefault(canonical(parent), []).append((order, rule))
+        # labels: entries for every source, and for one source only (which win);
+        # values are the parent's key, "" at the top
+        self.unscoped_parents: dict[str, str] = {}
+        self.scoped_parents: dict[str, dict[str, str]] = {}
+        self.display: dict[str, str] = {}
+        for definition in policy.labels:
+            target = (
+                self.unscoped_parents
+                if definition.source is None
+                else self.scoped_parents.setdefault(definition.source, {})
+            )
+            label_key = canonical(definition.name)
+            target[label_key] = canonical(definition.parent) if definition.parent.strip() else ""
+            self.display.setdefault(label_key, definition.name)
 
 
 class CompiledPolicy:
@@ -107,43 +123,33 @@ class CompiledPolicy:
         self._floor = policy.min_confidence
         self._on_error_severity = policy.on_error.severity
         self._cache: dict[tuple[str, str | None, str, str], Resolution] = {}
-        self._indexes: dict[int, tuple[Taxonomy | None, _RuleIndex]] = {}
+        self._views: dict[int, tuple[Taxonomy | None, _TaxonomyView]] = {}
         self._lock = threading.Lock()
-        # labels: entries for every source, and for one source only (which win)
-        self._unscoped_parents: dict[str, str] = {}
-        self._scoped_parents: dict[str, dict[str, str]] = {}
-        for definition in policy.labels:
-            target = (
-                self._unscoped_parents
-                if definition.source is None
-                else self._scoped_parents.setdefault(definition.source, {})
-            )
-            target[name_key(definition.name)] = definition.parent
-        self._display = {name_key(d.name): d.name for d in policy.labels}
 
     # -- hierarchy -------------------------------------------------------
 
-    def _index(self, taxonomy: Taxonomy | None) -> _RuleIndex:
+    def _view(self, taxonomy: Taxonomy | None) -> _TaxonomyView:
         slot = id(taxonomy)
-        found = self._indexes.get(slot)
+        found = self._views.get(slot)
         if found is None or found[0] is not taxonomy:
             canonical = taxonomy.canonical_key if taxonomy is not None else name_key
             with self._lock:
-                found = (taxonomy, _RuleIndex(self.policy.rules, canonical))
-                self._indexes[slot] = found
+                found = (taxonomy, _TaxonomyView(self.policy, canonical))
+                self._views[slot] = found
         return found[1]
 
     def lineage(self, label: Label) -> Lineage:
         """Where ``label`` sits: reported parent first, then the policy's ``labels:``
         over the source's taxonomy; the chain ends at an unknown name or a repeat."""
         taxonomy = self._taxonomy_for(label.source, label.model_version)
-        canonical = taxonomy.canonical_key if taxonomy is not None else name_key
-        scoped = self._scoped_parents.get(label.source, {})
+        view = self._view(taxonomy)
+        canonical = view.canonical
+        scoped = view.scoped_parents.get(label.source, {})
 
         def parent_of(key: str) -> str | None:
-            written = scoped.get(key, self._unscoped_parents.get(key))
+            written = scoped.get(key, view.unscoped_parents.get(key))
             if written is not None:
-                return canonical(written) if written.strip() else ""
+                return written
             if taxonomy is not None:
                 return taxonomy.parent_key(key)
             return None
@@ -162,7 +168,7 @@ class CompiledPolicy:
             parent_display = ""
         else:
             parent_display = (
-                self._display.get(direct)
+                view.display.get(direct)
                 or (taxonomy.display_name(direct) if taxonomy is not None else None)
                 or direct
             )
@@ -170,8 +176,7 @@ class CompiledPolicy:
 
     def candidates(self, label: Label) -> tuple[Candidate, ...]:
         """Every rule that selects ``label``, most specific first (section 4)."""
-        taxonomy = self._taxonomy_for(label.source, label.model_version)
-        index = self._index(taxonomy)
+        index = self._view(self._taxonomy_for(label.source, label.model_version))
         lineage = self.lineage(label)
         found: list[Candidate] = []
         if lineage.direct_parent is not None:

@@ -65,9 +65,10 @@ class Reason:
     threshold: float | None = None
     error: str | None = None
 
-    def sort_key(self) -> tuple[int, int, float, str, str, str]:
+    def sort_key(self) -> tuple[int, int, float, str, str, str, str, float, str]:
         # most severe first; within a severity, detector failures (nothing is known
-        # about that image) before labels, then labels by confidence, highest first
+        # about that image) before labels, then labels by confidence, highest first;
+        # the rest only makes the order total, so input order never shows
         return (
             -self.verdict.severity,
             0 if self.error is not None else 1,
@@ -75,6 +76,9 @@ class Reason:
             self.label or "",
             self.source,
             self.rule,
+            self.parent or "",
+            self.threshold or 0.0,
+            self.error or "",
         )
 
     def to_dict(self) -> dict[str, Any]:

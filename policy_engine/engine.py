@@ -11,8 +11,9 @@ from typing import Any
 from policy_engine.compiler import CompiledPolicy
 from policy_engine.decision import Decision, DetectorFailure
 from policy_engine.detectors import DetectContext, Detector, DetectorResult
-from policy_engine.errors import DetectorError, PolicyEngineError
+from policy_engine.errors import DetectorError, InvalidDetectorResult, PolicyEngineError
 from policy_engine.image import Image
+from policy_engine.labels import Label
 from policy_engine.loader import load_policy
 from policy_engine.model import Policy
 from policy_engine.plugins import DetectorRegistry
@@ -26,6 +27,20 @@ class NoDetectorsError(PolicyEngineError):
 class _Configured:
     detector: Detector
     context: DetectContext
+
+
+def _check_result(result: object) -> None:
+    """A plugin's result is checked as strictly as a raw response: anything else
+    is that detector's failure, never a crash of the whole check."""
+    if not isinstance(result, DetectorResult):
+        raise InvalidDetectorResult(
+            f"the detector returned {type(result).__name__}, not a DetectorResult"
+        )
+    for index, label in enumerate(result.labels):
+        if not isinstance(label, Label):
+            raise InvalidDetectorResult(
+                f"labels[{index}] is a {type(label).__name__}, not a Label", field="labels"
+            )
 
 
 class Engine:
@@ -85,11 +100,7 @@ class Engine:
             name = configured.detector.name
             try:
                 result = configured.detector.detect(image, configured.context)
-                if not isinstance(result, DetectorResult):
-                    raise DetectorError(
-                        f"detector returned {type(result).__name__}, not a DetectorResult",
-                        code="invalid-result",
-                    )
+                _check_result(result)
             except DetectorError as exc:
                 failures.append(DetectorFailure(name, str(exc), exc.code, exc.retryable))
             except Exception as exc:  # a plugin's bug must not crash the others

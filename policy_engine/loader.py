@@ -76,6 +76,16 @@ def check_policy_text(
         detectors = document.data.get("detectors")
         if isinstance(detectors, dict) and report.usable(("detectors",)):
             diagnostics.extend(_check_detectors(detectors, source_map, registry))
+        if isinstance(document.data.get("version"), float):
+            # JSON Schema counts 1.0 as an integer; the spec asks for the integer 1
+            diagnostics.append(
+                error(
+                    "invalid-value",
+                    "version: write the integer 1, not a decimal",
+                    file,
+                    source_map.at(("version",)),
+                )
+            )
         built = _build(document.data, source_map, base_dir or ".", report)
         diagnostics.extend(_check_meaning(built, source_map, registry))
         policy: Policy | None = built.policy

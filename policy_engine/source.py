@@ -133,7 +133,7 @@ class _Builder:
             value = self._constructor.construct_object(node)
         except ConstructorError as exc:
             return node.value, ("yaml-value", str(exc.problem))
-        except (ValueError, KeyError, TypeError):  # e.g. "!!int abc", "!!bool abc"
+        except Exception:  # PyYAML's constructors raise bare errors: "!!int abc", "!!int "
             return node.value, (
                 "yaml-value",
                 f"{node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}",

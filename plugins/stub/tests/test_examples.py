@@ -104,7 +104,8 @@ def test_images_are_small_pngs_or_jpegs_that_rekognition_accepts(path: Path) -> 
 
 @pytest.mark.parametrize("path", image_files(), ids=lambda path: path.name)
 def test_images_decode(path: Path) -> None:
-    pillow = pytest.importorskip("PIL.Image")
+    from PIL import Image as pillow
+
     with pillow.open(path) as picture:
         picture.load()
         assert picture.format == {".png": "PNG", ".jpg": "JPEG"}[path.suffix]

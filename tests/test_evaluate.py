@@ -1,0 +1,873 @@
+"""Evaluating labels against a policy (POLICY_SPEC sections 1, 4, 5, 6 and 8)."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from policy_engine import (
+    CompiledPolicy,
+    Detector,
+    DetectorFailure,
+    DetectorRegistry,
+    DetectorResult,
+    Engine,
+    Image,
+    Label,
+    Taxonomy,
+    TaxonomyEntry,
+    compile_policy,
+    parse_policy,
+)
+from policy_engine.detectors import DetectContext
+from policy_engine.errors import InvalidDetectorResult
+from policy_engine.model import Verdict
+from policy_engine.plugins import RegisteredDetector
+
+HEAD = "version: 1\nname: p\n"
+
+# Violence > Weapons > Knife; Violence > Graphic Violence; Explicit > Nudity
+TAXONOMY = Taxonomy(
+    "test/v1",
+    (
+        TaxonomyEntry("Violence", ""),
+        TaxonomyEntry("Weapons", "Violence"),
+        TaxonomyEntry("Knife", "Weapons"),
+        TaxonomyEntry("Graphic Violence", "Violence"),
+        TaxonomyEntry("Explicit", ""),
+        TaxonomyEntry("Nudity", "Explicit"),
+        TaxonomyEntry("Gambling", ""),
+        TaxonomyEntry("Gambling", "Gambling"),
+    ),
+    aliases={"Weapon": "Weapons", "Blade": "Knife"},
+)
+
+
+def compiled(text: str, taxonomy: Taxonomy | None = TAXONOMY) -> CompiledPolicy:
+    policy = parse_policy(HEAD + text)
+    return CompiledPolicy(policy, lambda source, model_version: taxonomy)
+
+
+def label(name: str, confidence: float, parent: str = "", source: str = "stub") -> Label:
+    return Label(name, confidence, source, parent=parent)
+
+
+def decide(policy: CompiledPolicy, lab: Label) -> tuple[str, str]:
+    """(verdict, deciding rule) of one label."""
+    (outcome,) = policy.evaluate([lab]).outcomes()
+    return outcome.verdict.value, outcome.rule
+
+
+# -- specificity (section 4) ------------------------------------------------------
+
+
+def test_name_and_parent_beats_name_alone() -> None:
+    policy = compiled(
+        "rules:\n"
+        "  - {id: name, match: {name: Knife}, action: allow}\n"
+        "  - {id: name-parent, match: {name: Knife, parent: Weapons}, action: block}\n"
+    )
+    assert decide(policy, label("Knife", 90, "Weapons")) == ("block", "name-parent")
+
+
+def test_name_alone_beats_parent() -> None:
+    policy = compiled(
+        "rules:\n"
+        "  - {id: category, match: {parent: Weapons}, action: block}\n"
+        "  - {id: name, match: {name: Knife}, action: allow}\n"
+    )
+    assert decide(policy, label("Knife", 90, "Weapons")) == ("allow", "name")
+
+
+def test_name_and_parent_beats_parent_alone_at_distance_zero() -> None:
+    policy = compiled(
+        "rules:\n"
+        "  - {id: itself, match: {parent: Knife}, action: block}\n"
+        "  - {id: name-parent, match: {name: Knife, parent: Weapons}, review_at: 50}\n"
+    )
+    assert decide(policy, label("Knife", 90, "Weapons")) == ("review", "name-parent")
+
+
+def test_name_and_parent_requires_the_direct_parent() -> None:
+    policy = compiled(
+        "rules:\n"
+        "  - {id: grandparent, match: {name: Knife, parent: Violence}, action: block}\n"
+        "  - {id: name, match: {name: Knife}, review_at: 50}\n"
+    )
+    assert decide(policy, label("Knife", 90, "Weapons")) == ("review", "name")
+    assert decide(policy, label("Knife", 90)) == ("review", "name")  # taxonomy: Weapons
+
+
+def test_name_and_parent_uses_the_taxonomy_parent_when_none_reported() -> None:
+    policy = compiled(
+        "rules:\n  - {id: name-parent, match: {name: Knife, parent: Weapons}, action: block}\n"
+    )
+    assert decide(policy, label("Knife", 90)) == ("block", "name-parent")
+
+
+def test_name_and_parent_does_not_select_a_label_with_another_parent() -> None:
+    policy = compiled(
+        "rules:\n  - {id: name-parent, match: {name: Knife, parent: Weapons}, action: block}\n"
+    )
+    assert decide(policy, label("Knife", 90, "Kitchen")) == ("allow", "default")
+
+
+def test_nearest_parent_wins() -> None:
+    policy = compiled(
+        "rules:\n"
+        "  - {id: violence, match: {parent: Violence}, action: block}\n"
+        "  - {id: weapons, match: {parent: Weapons}, review_at: 50}\n"
+    )
+    assert decide(policy, label("Knife", 90, "Weapons")) == ("review", "weapons")
+    assert decide(policy, label("Graphic Violence", 90, "Violence")) == ("block", "violence")
+
+
+def test_parent_rule_selects_the_parent_label_itself_at_distance_zero() -> None:
+    policy = compiled(
+        "rules:\n"
+        "  - {id: violence, match: {parent: Violence}, action: block}\n"
+        "  - {id: weapons, match: {parent: Weapons}, review_at: 50}\n"
+    )
+    assert decide(policy, label("Weapons", 90, "Violence")) == ("review", "weapons")
+    assert decide(policy, label("Violence", 90)) == ("block", "violence")
+
+
+def test_parent_rule_reaches_grandchildren_through_the_taxonomy() -> None:
+    policy = compiled("rules:\n  - {id: violence, match: {parent: Violence}, action: block}\n")
+    assert decide(policy, label("Knife", 90, "Weapons")) == ("block", "violence")
+    assert decide(policy, label("Knife", 90)) == ("block", "violence")
+
+
+def test_parent_rule_does_not_select_unrelated_labels() -> None:
+    policy = compiled("rules:\n  - {id: violence, match: {parent: Violence}, action: block}\n")
+    assert decide(policy, label("Nudity", 90, "Explicit")) == ("allow", "default")
+
+
+@pytest.mark.parametrize(
+    ("plain", "scoped"),
+    [
+        ("{name: Knife}", "{name: Knife, source: stub}"),
+        ("{parent: Weapons}", "{parent: Weapons, source: stub}"),
+        ("{name: Knife, parent: Weapons}", "{name: Knife, parent: Weapons, source: stub}"),
+    ],
+)
+@pytest.mark.parametrize("scoped_first", [True, False])
+def test_source_beats_no_source_at_same_rank_and_distance(
+    plain: str, scoped: str, scoped_first: bool
+) -> None:
+    rules = [
+        f"  - {{id: plain, match: {plain}, action: allow}}\n",
+        f"  - {{id: scoped, match: {scoped}, action: block}}\n",
+    ]
+    if scoped_first:
+        rules.reverse()
+    policy = compiled("rules:\n" + "".join(rules))
+    assert decide(policy, label("Knife", 90, "Weapons", source="stub")) == ("block", "scoped")
+    assert decide(policy, label("Knife", 90, "Weapons", source="other")) == ("allow", "plain")
+
+
+def test_source_does_not_beat_a_more_specific_rank() -> None:
+    policy = compiled(
+        "rules:\n"
+        "  - {id: category, match: {parent: Weapons, source: stub}, action: block}\n"
+        "  - {id: name, match: {name: Knife}, action: allow}\n"
+    )
+    assert decide(policy, label("Knife", 90, "Weapons")) == ("allow", "name")
+
+
+def test_source_does_not_beat_a_nearer_parent() -> None:
+    policy = compiled(
+        "rules:\n"
+        "  - {id: far, match: {parent: Violence, source: stub}, action: block}\n"
+        "  - {id: near, match: {parent: Weapons}, action: allow}\n"
+    )
+    assert decide(policy, label("Knife", 90, "Weapons")) == ("allow", "near")
+
+
+def test_source_rule_never_selects_labels_of_another_detector() -> None:
+    policy = compiled(
+        "rules:\n  - {id: stub-only, match: {name: Knife, source: stub}, action: block}\n"
+    )
+    assert decide(policy, label("Knife", 90, source="other")) == ("allow", "default")
+
+
+# -- ancestors (section 1) ----------------------------------------------------------
+
+
+def test_reported_parent_overrides_the_taxonomy_direct_parent() -> None:
+    policy = compiled(
+        "rules:\n"
+        "  - {id: weapons, match: {parent: Weapons}, action: block}\n"
+        "  - {id: kitchen, match: {parent: Kitchen}, review_at: 50}\n"
+    )
+    assert decide(policy, label("Knife", 90, "Kitchen")) == ("review", "kitchen")
+
+
+def test_labels_section_extends_an_empty_taxonomy() -> None:
+    policy = compiled(
+        "labels:\n  - {name: Knife Crime, parent: Crime}\n  - {name: Crime, parent: Bad Things}\n"
+        "rules:\n  - {id: bad, match: {parent: Bad Things}, action: block}\n",
+        taxonomy=None,
+    )
+    assert decide(policy, label("knife  crime", 90)) == ("block", "bad")
+
+
+def test_labels_section_overrides_the_taxonomy_parent() -> None:
+    policy = compiled(
+        "labels:\n  - {name: Knife, parent: Kitchen}\n"
+        "rules:\n"
+        "  - {id: weapons, match: {parent: Weapons}, action: block}\n"
+        "  - {id: kitchen, match: {parent: Kitchen}, action: allow}\n"
+    )
+    assert decide(policy, label("Knife", 90)) == ("allow", "kitchen")
+
+
+def test_labels_section_overrides_ancestors_above_the_reported_parent() -> None:
+    policy = compiled(
+        "labels:\n  - {name: Weapons, parent: Crime}\n"
+        "rules:\n"
+        "  - {id: violence, match: {parent: Violence}, action: block}\n"
+        "  - {id: crime, match: {parent: Crime}, review_at: 50}\n"
+    )
+    assert decide(policy, label("Knife", 90, "Weapons")) == ("review", "crime")
+
+
+def test_labels_section_scoped_by_source_applies_only_to_that_source() -> None:
+    policy = compiled(
+        "labels:\n  - {name: Spoon, parent: Weapons, source: custom}\n"
+        "rules:\n  - {id: weapons, match: {parent: Weapons}, action: block}\n"
+    )
+    assert decide(policy, label("Spoon", 90, source="custom")) == ("block", "weapons")
+    assert decide(policy, label("Spoon", 90, source="stub")) == ("allow", "default")
+
+
+def test_scoped_labels_entry_wins_over_unscoped_for_its_source() -> None:
+    policy = compiled(
+        "labels:\n"
+        "  - {name: Spoon, parent: Kitchen}\n"
+        "  - {name: Spoon, parent: Weapons, source: custom}\n"
+        "rules:\n"
+        "  - {id: weapons, match: {parent: Weapons}, action: block}\n"
+        "  - {id: kitchen, match: {parent: Kitchen}, review_at: 50}\n"
+    )
+    assert decide(policy, label("Spoon", 90, source="custom")) == ("block", "weapons")
+    assert decide(policy, label("Spoon", 90, source="stub")) == ("review", "kitchen")
+
+
+def test_chain_ends_at_a_name_the_taxonomy_does_not_know() -> None:
+    policy = compiled("rules:\n  - {id: violence, match: {parent: Violence}, action: block}\n")
+    lab = label("Thing", 90, "Mystery")
+    assert policy.lineage(lab).chain == ("thing", "mystery")
+    assert decide(policy, lab) == ("allow", "default")
+
+
+def _evaluate_in_thread(policy: CompiledPolicy, labels: list[Label]) -> Any:
+    box: dict[str, Any] = {}
+    worker = threading.Thread(
+        target=lambda: box.update(decision=policy.evaluate(labels)), daemon=True
+    )
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "evaluation did not finish: the ancestor chain loops"
+    return box["decision"]
+
+
+def test_cycle_made_by_taxonomy_and_labels_together_ends_where_it_repeats() -> None:
+    taxonomy = Taxonomy("cyc", (TaxonomyEntry("A", "B"), TaxonomyEntry("B", "")))
+    policy = compiled(
+        "labels:\n  - {name: B, parent: A}\n"
+        "rules:\n  - {id: b, match: {parent: B}, action: block}\n",
+        taxonomy=taxonomy,
+    )
+    decision = _evaluate_in_thread(policy, [label("A", 90)])
+    assert decision.decision == "block"
+    assert policy.lineage(label("A", 90)).chain == ("a", "b")
+
+
+def test_cycle_in_taxonomy_alone_does_not_hang() -> None:
+    taxonomy = Taxonomy(
+        "cyc", (TaxonomyEntry("A", "B"), TaxonomyEntry("B", "C"), TaxonomyEntry("C", "A"))
+    )
+    policy = compiled("rules:\n  - {id: c, match: {parent: C}, review_at: 50}\n", taxonomy=taxonomy)
+    decision = _evaluate_in_thread(policy, [label("A", 90)])
+    assert decision.decision == "review"
+    assert policy.lineage(label("A", 90)).chain == ("a", "b", "c")
+
+
+def test_label_reported_as_its_own_parent_does_not_loop() -> None:
+    policy = compiled(
+        "rules:\n"
+        "  - {id: gambling, match: {parent: Gambling}, review_at: 50}\n"
+        "  - {id: other, match: {parent: Violence}, action: block}\n"
+    )
+    decision = _evaluate_in_thread(policy, [label("Gambling", 90, "Gambling")])
+    assert decision.decision == "review"
+    assert policy.lineage(label("Gambling", 90, "Gambling")).chain == ("gambling",)
+
+
+# -- aliases ------------------------------------------------------------------------
+
+
+def test_rule_on_an_alias_matches_the_canonical_label() -> None:
+    policy = compiled("rules:\n  - {id: w, match: {name: Weapon}, action: block}\n")
+    assert decide(policy, label("Weapons", 90, "Violence")) == ("block", "w")
+
+
+def test_rule_on_the_canonical_name_matches_a_label_spelt_as_the_alias() -> None:
+    policy = compiled("rules:\n  - {id: w, match: {name: Weapons}, action: block}\n")
+    assert decide(policy, label("weapon", 90, "Violence")) == ("block", "w")
+
+
+def test_parent_rule_on_an_alias_matches_the_category() -> None:
+    policy = compiled("rules:\n  - {id: w, match: {parent: weapon}, action: block}\n")
+    assert decide(policy, label("Knife", 90, "Weapons")) == ("block", "w")
+    assert decide(policy, label("Blade", 90)) == ("block", "w")
+
+
+def test_name_and_parent_rule_compares_both_through_aliases() -> None:
+    policy = compiled("rules:\n  - {id: w, match: {name: Blade, parent: Weapon}, action: block}\n")
+    assert decide(policy, label("Knife", 90, "Weapons")) == ("block", "w")
+
+
+def test_names_in_rules_compare_case_and_space_insensitively() -> None:
+    policy = compiled("rules:\n  - {id: g, match: {name: '  GRAPHIC   violence'}, action: block}\n")
+    assert decide(policy, label("Graphic Violence", 90, "Violence")) == ("block", "g")
+
+
+# -- verdicts (section 5) -----------------------------------------------------------
+
+
+def test_rules_do_not_combine_narrow_rule_leaves_band_off() -> None:
+    policy = compiled(
+        "rules:\n"
+        "  - {id: weapons, match: {parent: Weapons}, review_at: 50, block_at: 80}\n"
+        "  - {id: knife, match: {name: Knife}, review_at: 60}\n"
+    )
+    assert decide(policy, label("Knife", 99, "Weapons")) == ("review", "knife")
+    assert decide(policy, label("Knife", 55, "Weapons")) == ("allow", "knife")
+
+
+def test_block_threshold_is_inclusive_and_exact() -> None:
+    policy = compiled("rules:\n  - {id: k, match: {name: Knife}, review_at: 60, block_at: 80}\n")
+    assert decide(policy, label("Knife", 80)) == ("block", "k")
+    assert decide(policy, label("Knife", 80 - 1e-9)) == ("review", "k")
+
+
+def test_review_threshold_is_inclusive_and_exact() -> None:
+    policy = compiled("rules:\n  - {id: k, match: {name: Knife}, review_at: 60.5}\n")
+    assert decide(policy, label("Knife", 60.5)) == ("review", "k")
+    assert decide(policy, label("Knife", 60.5 - 1e-9)) == ("allow", "k")
+
+
+def test_block_only_rule_never_reviews() -> None:
+    policy = compiled("rules:\n  - {id: k, match: {name: Knife}, block_at: 90}\n")
+    assert decide(policy, label("Knife", 89.9)) == ("allow", "k")
+    assert decide(policy, label("Knife", 90)) == ("block", "k")
+
+
+def test_label_below_min_confidence_is_dropped_without_verdict() -> None:
+    policy = compiled(
+        "min_confidence: 70\nrules:\n  - {id: k, match: {name: Knife}, action: block}\n"
+    )
+    below = label("Knife", 70 - 1e-9)
+    decision = policy.evaluate([below])
+    assert decision.decision == "allow"
+    assert decision.outcomes() == ()
+    assert decision.dropped == (below,)
+    assert decision.to_dict()["labels"] == []
+    assert decision.to_dict()["dropped"][0]["name"] == "Knife"
+
+
+def test_label_at_min_confidence_is_kept() -> None:
+    policy = compiled(
+        "min_confidence: 70\nrules:\n  - {id: k, match: {name: Knife}, action: block}\n"
+    )
+    decision = policy.evaluate([label("Knife", 70)])
+    assert decision.decision == "block"
+    assert decision.dropped == ()
+
+
+def test_default_min_confidence_is_50() -> None:
+    policy = compiled("rules:\n  - {id: k, match: {name: Knife}, action: block}\n")
+    assert policy.evaluate([label("Knife", 49.99)]).decision == "allow"
+    assert policy.evaluate([label("Knife", 50)]).decision == "block"
+
+
+@pytest.mark.parametrize("confidence", [0, 1e-9, 30, 50, 99.999, 100])
+def test_action_review_equals_review_at_zero(confidence: float) -> None:
+    text = "min_confidence: 0\nrules:\n  - {id: k, match: {name: Knife}, %s}\n"
+    action = compiled(text % "action: review")
+    threshold = compiled(text % "review_at: 0")
+    assert decide(action, label("Knife", confidence)) == decide(
+        threshold, label("Knife", confidence)
+    )
+    assert decide(action, label("Knife", confidence)) == ("review", "k")
+
+
+@pytest.mark.parametrize("confidence", [0, 1e-9, 30, 50, 99.999, 100])
+def test_action_block_equals_block_at_zero(confidence: float) -> None:
+    text = "min_confidence: 0\nrules:\n  - {id: k, match: {name: Knife}, %s}\n"
+    action = compiled(text % "action: block")
+    threshold = compiled(text % "block_at: 0")
+    assert decide(action, label("Knife", confidence)) == decide(
+        threshold, label("Knife", confidence)
+    )
+    assert decide(action, label("Knife", confidence)) == ("block", "k")
+
+
+@pytest.mark.parametrize("confidence", [50, 99, 100])
+def test_action_allow_allows_at_any_confidence(confidence: float) -> None:
+    policy = compiled("default: block\nrules:\n  - {id: k, match: {name: Knife}, action: allow}\n")
+    assert decide(policy, label("Knife", confidence)) == ("allow", "k")
+
+
+def test_default_body_decides_unmatched_labels() -> None:
+    policy = compiled(
+        "default: {review_at: 60, block_at: 90}\n"
+        "rules:\n  - {id: k, match: {name: Knife}, action: allow}\n"
+    )
+    assert decide(policy, label("Nudity", 59)) == ("allow", "default")
+    assert decide(policy, label("Nudity", 60)) == ("review", "default")
+    assert decide(policy, label("Nudity", 90)) == ("block", "default")
+    assert decide(policy, label("Knife", 99)) == ("allow", "k")
+
+
+def test_default_bare_string_block() -> None:
+    policy = compiled("default: block\nrules: []\n")
+    assert decide(policy, label("Anything", 50)) == ("block", "default")
+
+
+def test_default_is_allow() -> None:
+    policy = compiled("rules: []\n")
+    assert decide(policy, label("Anything", 100)) == ("allow", "default")
+
+
+# -- the decision ----------------------------------------------------------------
+
+
+def test_no_labels_and_no_errors_is_allow() -> None:
+    decision = compiled("default: block\nrules: []\n").evaluate([])
+    assert decision.decision == "allow"
+    assert decision.reasons() == ()
+    assert decision.to_dict()["reasons"] == []
+
+
+def test_decision_is_the_most_severe_verdict() -> None:
+    policy = compiled(
+        "rules:\n"
+        "  - {id: r, match: {name: R}, action: review}\n"
+        "  - {id: b, match: {name: B}, action: block}\n"
+        "  - {id: a, match: {name: A}, action: allow}\n"
+    )
+    assert policy.evaluate([label("A", 90), label("R", 90)]).decision == "review"
+    assert policy.evaluate([label("A", 90), label("R", 90), label("B", 60)]).decision == "block"
+    assert policy.evaluate([label("A", 90)]).decision == "allow"
+
+
+def test_each_ancestor_label_is_decided_by_its_own_rule() -> None:
+    policy = compiled(
+        "rules:\n"
+        "  - {id: explicit, match: {parent: Explicit}, action: block}\n"
+        "  - {id: nudity-ok, match: {name: Nudity}, action: allow}\n"
+    )
+    decision = policy.evaluate([label("Nudity", 90, "Explicit"), label("Explicit", 90)])
+    assert decision.decision == "block"
+    assert [(o.label.name, o.verdict.value, o.rule) for o in decision.outcomes()] == [
+        ("Nudity", "allow", "nudity-ok"),
+        ("Explicit", "block", "explicit"),
+    ]
+
+
+# -- detector errors (section 6) -----------------------------------------------------
+
+
+FAILURE = DetectorFailure("broken", "boom", "plugin-exception")
+
+
+@pytest.mark.parametrize(
+    ("on_error", "expected"), [("allow", "allow"), ("review", "review"), ("block", "block")]
+)
+def test_on_error_is_the_verdict_of_a_failure(on_error: str, expected: str) -> None:
+    policy = compiled(f"on_error: {on_error}\nrules: []\n")
+    assert policy.evaluate([], [FAILURE]).decision == expected
+
+
+def test_failure_with_default_on_error_never_allows() -> None:
+    policy = compiled("rules: []\n")
+    assert policy.evaluate([label("Harmless", 99)], [FAILURE]).decision == "review"
+
+
+def test_failure_does_not_lower_a_block_from_labels() -> None:
+    policy = compiled("rules:\n  - {id: k, match: {name: Knife}, action: block}\n")
+    assert policy.evaluate([label("Knife", 90)], [FAILURE]).decision == "block"
+
+
+def test_on_error_allow_lists_the_error_but_gives_no_reason() -> None:
+    record = compiled("on_error: allow\nrules: []\n").evaluate([], [FAILURE]).to_dict()
+    assert record["decision"] == "allow"
+    assert record["errors"] == [
+        {"source": "broken", "error": "boom", "code": "plugin-exception", "retryable": False}
+    ]
+    assert record["reasons"] == []
+
+
+def test_failure_reason_has_rule_on_error_source_and_error() -> None:
+    record = compiled("on_error: block\nrules: []\n").evaluate([], [FAILURE]).to_dict()
+    assert record["reasons"] == [
+        {"verdict": "block", "rule": "on_error", "source": "broken", "error": "boom"}
+    ]
+    assert [e["source"] for e in record["errors"]] == ["broken"]
+
+
+# -- the record (section 8) -----------------------------------------------------------
+
+
+def test_reasons_most_severe_first_then_confidence_descending() -> None:
+    policy = compiled(
+        "rules:\n"
+        "  - {id: weapons, match: {parent: Weapons}, review_at: 60, block_at: 90}\n"
+        "  - {id: explicit, match: {parent: Explicit}, review_at: 50, block_at: 70}\n"
+    )
+    labels = [
+        label("Knife", 65, "Weapons"),  # review
+        label("Nudity", 75, "Explicit"),  # block
+        label("Weapons", 99, "Violence"),  # block
+        label("Explicit", 55),  # review
+        label("Violence", 99),  # default allow: no reason
+    ]
+    reasons = policy.evaluate(labels).to_dict()["reasons"]
+    assert [(r["verdict"], r["label"], r["confidence"]) for r in reasons] == [
+        ("block", "Weapons", 99),
+        ("block", "Nudity", 75),
+        ("review", "Knife", 65),
+        ("review", "Explicit", 55),
+    ]
+
+
+def test_review_from_a_failure_ranks_below_a_block_from_a_label() -> None:
+    policy = compiled("rules:\n  - {id: k, match: {name: Knife}, action: block}\n")
+    reasons = policy.evaluate([label("Knife", 60)], [FAILURE]).to_dict()["reasons"]
+    assert [(r["verdict"], r["rule"]) for r in reasons] == [("block", "k"), ("review", "on_error")]
+
+
+def test_reason_record_fields_for_a_threshold_rule() -> None:
+    policy = compiled("rules:\n  - {id: weapons, match: {parent: Violence}, block_at: 90}\n")
+    record = policy.evaluate(
+        [label("Weapons", 97.29618072509766, "Violence", "rekognition-moderation")]
+    ).to_dict()
+    assert record["decision"] == "block"
+    assert record["reasons"] == [
+        {
+            "verdict": "block",
+            "rule": "weapons",
+            "label": "Weapons",
+            "parent": "Violence",
+            "source": "rekognition-moderation",
+            "confidence": 97.29618072509766,
+            "threshold": 90,
+        }
+    ]
+
+
+def test_reason_threshold_is_review_at_when_review_fired() -> None:
+    policy = compiled("rules:\n  - {id: w, match: {name: Knife}, review_at: 60, block_at: 90}\n")
+    (reason,) = policy.evaluate([label("Knife", 70)]).to_dict()["reasons"]
+    assert (reason["verdict"], reason["threshold"]) == ("review", 60)
+
+
+@pytest.mark.parametrize("action", ["review", "block"])
+def test_reason_threshold_is_zero_for_an_action(action: str) -> None:
+    policy = compiled(f"rules:\n  - {{id: w, match: {{name: Knife}}, action: {action}}}\n")
+    (reason,) = policy.evaluate([label("Knife", 70)]).to_dict()["reasons"]
+    assert (reason["verdict"], reason["rule"], reason["threshold"]) == (action, "w", 0)
+
+
+def test_reason_rule_is_default_for_unmatched_labels() -> None:
+    policy = compiled("default: {block_at: 80}\nrules: []\n")
+    (reason,) = policy.evaluate([label("Knife", 85)]).to_dict()["reasons"]
+    assert (reason["rule"], reason["threshold"]) == ("default", 80)
+
+
+def test_reason_parent_comes_from_the_taxonomy_when_not_reported() -> None:
+    policy = compiled("rules:\n  - {id: v, match: {parent: Violence}, action: block}\n")
+    (reason,) = policy.evaluate([label("knife", 85)]).to_dict()["reasons"]
+    assert (reason["label"], reason["parent"]) == ("knife", "Weapons")
+
+
+def test_every_kept_label_is_in_the_record_with_verdict_and_rule() -> None:
+    policy = compiled("rules:\n  - {id: k, match: {name: Knife}, block_at: 90}\n")
+    record = policy.evaluate([label("Knife", 95), label("Other", 60), label("Low", 10)]).to_dict()
+    assert [(r["name"], r["verdict"], r["rule"]) for r in record["labels"]] == [
+        ("Knife", "block", "k"),
+        ("Other", "allow", "default"),
+    ]
+    assert [r["name"] for r in record["dropped"]] == ["Low"]
+
+
+def test_record_names_the_policy_and_its_digest() -> None:
+    policy = compiled("rules: []\n")
+    record = policy.evaluate([]).to_dict()
+    assert record["policy"] == {"name": "p", "digest": policy.policy.digest}
+    assert record["policy"]["digest"].startswith("sha256:")
+    assert len(record["policy"]["digest"]) == len("sha256:") + 64
+
+
+# -- digest --------------------------------------------------------------------------
+
+
+BLOCK_STYLE = """\
+# a comment
+version: 1
+name: digest
+min_confidence: 50
+rules:
+  - id: weapons   # trailing comment
+    match:
+      parent: Violence
+    review_at: 50
+    block_at: 90
+"""
+
+FLOW_STYLE = """\
+{rules: [{block_at: 90.0, review_at: 50.0, match: {parent: Violence}, id: weapons}],
+ name: digest, version: 1, min_confidence: 50.0, default: allow, on_error: review}
+"""
+
+
+def test_digest_equal_for_reformatted_policy() -> None:
+    first, second = parse_policy(BLOCK_STYLE), parse_policy(FLOW_STYLE)
+    assert first == second
+    assert first.digest == second.digest
+
+
+def test_digest_differs_for_a_changed_threshold() -> None:
+    changed = BLOCK_STYLE.replace("block_at: 90", "block_at: 91")
+    assert parse_policy(changed).digest != parse_policy(BLOCK_STYLE).digest
+    assert parse_policy(changed) != parse_policy(BLOCK_STYLE)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("on_error: review", "on_error: block"),
+        ("default: allow", "default: review"),
+        ("min_confidence: 50.0", "min_confidence: 60"),
+        ("parent: Violence", "name: Violence"),
+    ],
+)
+def test_digest_differs_for_a_changed_meaning(before: str, after: str) -> None:
+    changed = FLOW_STYLE.replace(before, after)
+    assert changed != FLOW_STYLE
+    assert parse_policy(changed).digest != parse_policy(FLOW_STYLE).digest
+
+
+def test_equal_policies_have_equal_digests_even_with_detector_settings() -> None:
+    # Policy.__eq__ and __hash__ must agree: equal policies have one digest.
+    first = parse_policy(HEAD + "detectors: {stub: {level: 1}}\nrules: []\n")
+    second = parse_policy(HEAD + "detectors: {stub: {level: true}}\nrules: []\n")
+    assert (first == second) == (first.digest == second.digest)
+    third = parse_policy(HEAD + "detectors: {stub: {level: 1.0}}\nrules: []\n")
+    assert (first == third) == (first.digest == third.digest)
+
+
+# -- the engine ----------------------------------------------------------------------
+
+
+class FixedDetector(Detector):
+    """Returns the same labels for every image."""
+
+    def __init__(self, name: str, labels: list[tuple[str, float]]) -> None:
+        self.name = name  # type: ignore[misc]
+        self.labels = labels
+
+    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+        return DetectorResult(self.name, tuple(Label(n, c, self.name) for n, c in self.labels))
+
+
+class RaisingDetector(Detector):
+    def __init__(self, name: str, error: BaseException) -> None:
+        self.name = name  # type: ignore[misc]
+        self.error = error
+
+    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+        raise self.error
+
+
+class GarbageDetector(Detector):
+    def __init__(self, name: str, garbage: Any) -> None:
+        self.name = name  # type: ignore[misc]
+        self.garbage = garbage
+
+    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+        return self.garbage  # type: ignore[no-any-return]
+
+
+def engine(text: str, *detectors: Detector) -> Engine:
+    registry = DetectorRegistry([RegisteredDetector(d, "throwaway") for d in detectors])
+    names = "".join(f"  {d.name}: {{}}\n" for d in detectors)
+    return Engine(parse_policy(HEAD + "detectors:\n" + names + text), registry)
+
+
+IMAGE = Image("cat.jpg", b"\x89PNG not really")
+
+
+def test_engine_isolates_a_detector_that_raises() -> None:
+    checker = engine(
+        "rules:\n  - {id: k, match: {name: Knife}, block_at: 90}\n",
+        RaisingDetector("broken", RuntimeError("kaboom")),
+        FixedDetector("good", [("Knife", 95)]),
+    )
+    record = checker.check(IMAGE).to_dict()
+    assert record["decision"] == "block"
+    assert [(e["source"], e["code"]) for e in record["errors"]] == [("broken", "plugin-exception")]
+    assert (
+        "RuntimeError" in record["errors"][0]["error"] and "kaboom" in record["errors"][0]["error"]
+    )
+    assert [r["name"] for r in record["labels"]] == ["Knife"]
+
+
+def test_engine_failure_yields_at_least_on_error() -> None:
+    checker = engine(
+        "rules: []\n",
+        RaisingDetector("broken", RuntimeError("kaboom")),
+        FixedDetector("good", [("Harmless", 95)]),
+    )
+    decision = checker.check(IMAGE)
+    assert decision.decision == "review"
+    assert [r.rule for r in decision.reasons()] == ["on_error"]
+
+
+def test_engine_detector_error_keeps_its_code() -> None:
+    checker = engine(
+        "rules: []\n", RaisingDetector("broken", InvalidDetectorResult("bad", field="Confidence"))
+    )
+    (failure,) = checker.check(IMAGE).failures
+    assert (failure.source, failure.code) == ("broken", "invalid-result")
+
+
+class NaNDetector(Detector):
+    name = "nan"
+
+    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+        return DetectorResult("nan", (Label("Knife", float("nan"), "nan"),))
+
+
+def test_engine_nan_confidence_is_a_failure_not_a_low_confidence() -> None:
+    checker = engine("on_error: block\nrules: []\n", NaNDetector())
+    decision = checker.check(IMAGE)
+    assert decision.decision == "block"
+    assert [f.code for f in decision.failures] == ["invalid-result"]
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [None, {"labels": []}, [("Knife", 99)], "Knife"],
+    ids=["none", "dict", "list", "str"],
+)
+def test_engine_detector_returning_garbage_is_a_failure(garbage: Any) -> None:
+    checker = engine(
+        "rules:\n  - {id: k, match: {name: Knife}, review_at: 60}\n",
+        GarbageDetector("junk", garbage),
+        FixedDetector("good", [("Knife", 70)]),
+    )
+    decision = checker.check(IMAGE)
+    assert [f.source for f in decision.failures] == ["junk"]
+    assert decision.decision == "review"
+    assert [o.label.name for o in decision.outcomes()] == ["Knife"]
+
+
+def test_engine_detector_result_with_garbage_labels_is_a_failure() -> None:
+    checker = engine(
+        "on_error: block\nrules: []\n",
+        GarbageDetector("junk", DetectorResult("junk", ("not a label",))),  # type: ignore[arg-type]
+        FixedDetector("good", [("Knife", 70)]),
+    )
+    decision = checker.check(IMAGE)
+    assert [f.source for f in decision.failures] == ["junk"]
+    assert decision.decision == "block"
+
+
+def test_engine_passes_min_confidence_and_settings_to_detectors() -> None:
+    seen: list[tuple[float, Mapping[str, Any]]] = []
+
+    class Spy(Detector):
+        name = "spy"
+
+        def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+            seen.append((context.min_confidence, dict(context.settings)))
+            return DetectorResult("spy", ())
+
+    registry = DetectorRegistry([RegisteredDetector(Spy(), "spy-plugin")])
+    policy = parse_policy(HEAD + "min_confidence: 65\ndetectors: {spy: {k: v}}\nrules: []\n")
+    assert Engine(policy, registry).check(IMAGE).decision == "allow"
+    assert seen == [(65.0, {"k": "v"})]
+
+
+def test_compile_policy_with_registry_uses_detector_taxonomy() -> None:
+    class Taxonomic(Detector):
+        name = "tx"
+
+        def taxonomy(self, model_version: str | None) -> Taxonomy | None:
+            return TAXONOMY
+
+    registry = DetectorRegistry([RegisteredDetector(Taxonomic(), "tx-plugin")])
+    policy = parse_policy(HEAD + "rules:\n  - {id: v, match: {parent: Violence}, action: block}\n")
+    assert compile_policy(policy, registry).evaluate([Label("Knife", 90, "tx")]).decision == "block"
+    assert compile_policy(policy).evaluate([Label("Knife", 90, "tx")]).decision == "allow"
+
+
+# -- purity --------------------------------------------------------------------------
+
+
+def test_evaluation_does_not_mutate_inputs() -> None:
+    policy = compiled("rules:\n  - {id: k, match: {name: Knife}, block_at: 90}\n")
+    labels = [label("Knife", 95, "Weapons"), label("Low", 10), label("Other", 60)]
+    failures = [FAILURE]
+    detectors = {"stub": {"model": "x"}}
+    before = ([x.to_dict() for x in labels], list(failures), copy.deepcopy(detectors))
+    ids_before = [id(x) for x in labels]
+    first = policy.evaluate(labels, failures, detectors).to_dict()
+    assert ([x.to_dict() for x in labels], failures, detectors) == before
+    assert [id(x) for x in labels] == ids_before
+    assert policy.evaluate(labels, failures, detectors).to_dict() == first
+
+
+def test_evaluation_accepts_any_iterable() -> None:
+    policy = compiled("rules:\n  - {id: k, match: {name: Knife}, block_at: 90}\n")
+    assert policy.evaluate(iter([label("Knife", 95)]), iter([])).decision == "block"
+
+
+def test_verdict_is_a_string_enum() -> None:
+    assert Verdict.BLOCK == "block"
+    assert Verdict.BLOCK.severity > Verdict.REVIEW.severity > Verdict.ALLOW.severity
+
+
+def test_reasons_do_not_depend_on_label_order_when_confidences_tie() -> None:
+    policy = compiled("rules:\n  - {id: k, match: {name: Knife}, action: block}\n")
+    one, two = label("Knife", 90, "Weapons"), label("Knife", 90, "Kitchen")
+    forward = policy.evaluate([one, two]).to_dict()["reasons"]
+    backward = policy.evaluate([two, one]).to_dict()["reasons"]
+    assert forward == backward
+
+
+def test_labels_entry_written_with_an_alias_places_the_canonical_label() -> None:
+    # "Blade" is the taxonomy's alias of "Knife": an entry for either spelling places both
+    policy = compiled(
+        "labels:\n  - {name: Blade, parent: Kitchen}\n"
+        "rules:\n  - id: kitchen\n    match: {parent: Kitchen}\n    action: allow\n"
+        "  - id: weapons\n    match: {parent: Weapons}\n    action: block\n"
+    )
+    assert decide(policy, label("Knife", 90)) == ("allow", "kitchen")
+    assert decide(policy, label("Blade", 90)) == ("allow", "kitchen")
+
+
+def test_labels_entry_parent_written_with_an_alias_joins_the_canonical_category() -> None:
+    policy = compiled(
+        "labels:\n  - {name: Cleaver, parent: Blade}\n"
+        "rules:\n  - id: knives\n    match: {parent: Knife}\n    action: block\n"
+    )
+    assert decide(policy, label("Cleaver", 90)) == ("block", "knives")

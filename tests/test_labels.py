@@ -1,0 +1,102 @@
+"""Label normalisation and confidence validation (POLICY_SPEC 1)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from policy_engine import InvalidDetectorResult, Label, check_confidence
+from policy_engine.errors import DetectorError
+
+INVALID_CONFIDENCES = [
+    None,
+    "90",
+    "",
+    True,
+    False,
+    math.nan,
+    math.inf,
+    -math.inf,
+    -0.01,
+    100.01,
+    -1,
+    101,
+    [90],
+    {"value": 90},
+]
+
+
+@pytest.mark.parametrize("value", INVALID_CONFIDENCES, ids=repr)
+def test_check_confidence_rejects_anything_but_a_finite_number_in_range(value: object) -> None:
+    with pytest.raises(InvalidDetectorResult):
+        check_confidence(value)
+
+
+@pytest.mark.parametrize("value", INVALID_CONFIDENCES, ids=repr)
+def test_label_with_invalid_confidence_is_a_detector_error(value: object) -> None:
+    with pytest.raises(DetectorError) as info:
+        Label("Weapons", value, "stub")  # type: ignore[arg-type]
+    assert isinstance(info.value, InvalidDetectorResult)
+    assert info.value.code == "invalid-result"
+
+
+def test_label_without_confidence_cannot_be_built() -> None:
+    with pytest.raises(TypeError):
+        Label(name="Weapons", source="stub")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("value", [0, 0.0, 100, 100.0, 50, 99.99999, 1e-300])
+def test_bounds_and_inner_values_are_valid_confidences(value: float) -> None:
+    assert check_confidence(value) == float(value)
+    assert Label("Weapons", value, "stub").confidence == float(value)
+
+
+def test_confidence_is_stored_as_float() -> None:
+    label = Label("Weapons", 90, "stub")
+    assert isinstance(label.confidence, float)
+
+
+def test_check_confidence_error_names_the_field() -> None:
+    with pytest.raises(InvalidDetectorResult) as info:
+        check_confidence(math.nan, field="ModerationLabels[2].Confidence")
+    assert info.value.field == "ModerationLabels[2].Confidence"
+    assert "ModerationLabels[2].Confidence" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["", "   ", "\t"])
+def test_label_needs_a_non_empty_name(name: str) -> None:
+    with pytest.raises(InvalidDetectorResult):
+        Label(name, 90, "stub")
+
+
+def test_label_parent_must_be_a_string() -> None:
+    with pytest.raises(InvalidDetectorResult):
+        Label("Weapons", 90, "stub", parent=None)  # type: ignore[arg-type]
+
+
+def test_label_parent_defaults_to_empty() -> None:
+    assert Label("Weapons", 90, "stub").parent == ""
+
+
+def test_extra_is_carried_into_the_record_and_frozen() -> None:
+    extra = {"level": 2}
+    label = Label("Weapons", 90, "stub", parent="Violence", model_version="7.0", extra=extra)
+    extra["level"] = 3  # the caller's dict is copied
+    record = label.to_dict()
+    assert record == {
+        "name": "Weapons",
+        "parent": "Violence",
+        "source": "stub",
+        "confidence": 90.0,
+        "model_version": "7.0",
+        "level": 2,
+    }
+    with pytest.raises(TypeError):
+        label.extra["level"] = 4  # type: ignore[index]
+
+
+def test_labels_are_immutable() -> None:
+    label = Label("Weapons", 90, "stub")
+    with pytest.raises((AttributeError, TypeError)):
+        label.confidence = 10  # type: ignore[misc]
