@@ -141,7 +141,26 @@ class CompiledPolicy:
     def lineage(self, label: Label) -> Lineage:
         """Where ``label`` sits: reported parent first, then the policy's ``labels:``
         over the source's taxonomy; the chain ends at an unknown name or a repeat."""
+        return self._lineage(label, self._taxonomy_for(label.source, label.model_version))
+
+    def candidates(self, label: Label) -> tuple[Candidate, ...]:
+        """Every rule that selects ``label``, most specific first (section 4)."""
         taxonomy = self._taxonomy_for(label.source, label.model_version)
+        return self._candidates(label, taxonomy, self._lineage(label, taxonomy))
+
+    def explain(self, label: Label) -> Explanation:
+        """How ``label`` is decided: its lineage, every selecting rule, the winner."""
+        return self.explain_in(label, self._taxonomy_for(label.source, label.model_version))
+
+    def explain_in(self, label: Label, taxonomy: Taxonomy | None) -> Explanation:
+        """:meth:`explain` under a given taxonomy (the decision table walks each one)."""
+        lineage = self._lineage(label, taxonomy)
+        candidates = self._candidates(label, taxonomy, lineage)
+        winner = candidates[0].rule if candidates else None
+        body = winner.body if winner is not None else self.policy.default
+        return Explanation(label, lineage, candidates, winner, body)
+
+    def _lineage(self, label: Label, taxonomy: Taxonomy | None) -> Lineage:
         view = self._view(taxonomy)
         canonical = view.canonical
         scoped = view.scoped_parents.get(label.source, {})
@@ -174,10 +193,10 @@ class CompiledPolicy:
             )
         return Lineage(key, direct, tuple(chain), parent_display)
 
-    def candidates(self, label: Label) -> tuple[Candidate, ...]:
-        """Every rule that selects ``label``, most specific first (section 4)."""
-        index = self._view(self._taxonomy_for(label.source, label.model_version))
-        lineage = self.lineage(label)
+    def _candidates(
+        self, label: Label, taxonomy: Taxonomy | None, lineage: Lineage
+    ) -> tuple[Candidate, ...]:
+        index = self._view(taxonomy)
         found: list[Candidate] = []
         if lineage.direct_parent is not None:
             for order, rule in index.by_name_parent.get((lineage.key, lineage.direct_parent), ()):
@@ -189,12 +208,6 @@ class CompiledPolicy:
                 found.append(Candidate(rule, 2, distance, order))
         selecting = [c for c in found if c.rule.match.source in (None, label.source)]
         return tuple(sorted(selecting, key=lambda c: c.sort_key))
-
-    def explain(self, label: Label) -> Explanation:
-        candidates = self.candidates(label)
-        winner = candidates[0].rule if candidates else None
-        body = winner.body if winner is not None else self.policy.default
-        return Explanation(label, self.lineage(label), candidates, winner, body)
 
     def resolve(self, label: Label) -> Resolution:
         """The deciding body's thresholds, rule id and display parent for ``label``."""

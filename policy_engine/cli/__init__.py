@@ -7,20 +7,18 @@ Every command writes to the streams it is given and returns an exit code
 from __future__ import annotations
 
 import argparse
+import pkgutil
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 from typing import TextIO
 
 from policy_engine import __version__
-from policy_engine.cli import (
-    check_cmd,
-    evaluate_cmd,
-    exit_codes,
-    plugins_cmd,
-    schema_cmd,
-    validate_cmd,
-)
+from policy_engine.cli import exit_codes
 from policy_engine.cli.common import CommandError
+
+# Commands in the order --help lists them; any other module named *_cmd follows.
+_FIRST = ("check", "evaluate", "validate", "test", "explain", "table", "diff", "migrate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,9 +29,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (check_cmd, evaluate_cmd, validate_cmd, schema_cmd, plugins_cmd):
-        module.add_parser(commands)
+    for name in _command_names():
+        import_module(f"policy_engine.cli.{name}_cmd").add_parser(commands)
     return parser
+
+
+def _command_names() -> list[str]:
+    """Each module ``policy_engine/cli/<name>_cmd.py`` is the command ``<name>``."""
+    found = [
+        info.name.removesuffix("_cmd")
+        for info in pkgutil.iter_modules(__path__)
+        if info.name.endswith("_cmd")
+    ]
+    return sorted(found, key=lambda n: (_FIRST.index(n) if n in _FIRST else len(_FIRST), n))
 
 
 def main(

@@ -1,0 +1,244 @@
+"""The exact decision table of a policy.
+
+A label's verdict depends only on the label and its confidence, so a policy
+is fully described by, for every label it can meet, the deciding rule and the
+confidence bands where that rule allows, reviews and blocks. The table lists
+every label the detectors' taxonomies and the policy's ``labels:`` know, as a
+detector would report it (with its taxonomy parent), plus the ``default``
+that decides labels nobody knows. Reviews, diffs and invariants are computed
+on it exactly, with no sampling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from policy_engine.compiler import CompiledPolicy
+from policy_engine.decision import DEFAULT_RULE
+from policy_engine.labels import Label
+from policy_engine.model import Body, Verdict, plain_number
+from policy_engine.names import name_key
+from policy_engine.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from policy_engine.plugins import DetectorRegistry
+
+MAX_CONFIDENCE = 100.0
+ANY_OTHER_LABEL = "*"
+POLICY_LABELS = "policy labels"
+"""The taxonomy column of rows that only the policy's ``labels:`` know."""
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """Confidences from ``low`` up to ``high`` (included only when ``closed``)."""
+
+    low: float
+    high: float
+    verdict: Verdict
+    closed: bool = False
+
+    def contains(self, confidence: float) -> bool:
+        return self.low <= confidence < self.high or (self.closed and confidence == self.high)
+
+    def overlaps_from(self, confidence: float) -> bool:
+        """Whether any confidence >= ``confidence`` lies in this band."""
+        return self.high > confidence or (self.closed and self.high >= confidence)
+
+    def describe(self) -> str:
+        low, high = plain_number(self.low), plain_number(self.high)
+        return f"[{low}, {high}{']' if self.closed else ')'}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value,
+            "from": plain_number(self.low),
+            "to": plain_number(self.high),
+            "to_included": self.closed,
+        }
+
+
+def bands_for(body: Body, floor: float) -> tuple[Band, ...]:
+    """The verdict bands of ``body`` over [floor, 100]; adjacent bands differ in verdict."""
+    block_from, review_from = body.fires_at
+    cuts = sorted({floor} | {x for x in (block_from, review_from) if floor < x <= MAX_CONFIDENCE})
+    bands: list[Band] = []
+    for index, low in enumerate(cuts):
+        last = index == len(cuts) - 1
+        high = MAX_CONFIDENCE if last else cuts[index + 1]
+        verdict = body.verdict(low)
+        if bands and bands[-1].verdict is verdict:
+            bands[-1] = Band(bands[-1].low, high, verdict, last)
+        else:
+            bands.append(Band(low, high, verdict, last))
+    return tuple(bands)
+
+
+@dataclass(frozen=True, slots=True)
+class TableRow:
+    """One label as a detector reports it, and how the policy decides it."""
+
+    source: str
+    taxonomy: str
+    label: str
+    parent: str
+    ancestors: tuple[str, ...]
+    """Canonical keys of the label and its ancestors, itself first."""
+    rule: str
+    bands: tuple[Band, ...]
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.source, self.taxonomy, name_key(self.label))
+
+    def verdict_at(self, confidence: float) -> Verdict | None:
+        """The verdict at ``confidence``; None below the floor (dropped)."""
+        for band in self.bands:
+            if band.contains(confidence):
+                return band.verdict
+        return None
+
+    def under(self, category: str) -> bool:
+        """Whether the label is ``category`` or sits under it."""
+        return name_key(category) in self.ancestors
+
+    def describe(self) -> str:
+        bands = ", ".join(f"{b.describe()} {b.verdict.value}" for b in self.bands)
+        return f"{self.label}: {bands} - rule {self.rule}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "taxonomy": self.taxonomy,
+            "label": self.label,
+            "parent": self.parent,
+            "rule": self.rule,
+            "bands": [band.to_dict() for band in self.bands],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionTable:
+    policy_name: str
+    policy_digest: str
+    min_confidence: float
+    rows: tuple[TableRow, ...]
+    default_rule: str
+    default_bands: tuple[Band, ...]
+
+    @property
+    def default_row(self) -> TableRow:
+        """How a label that nobody knows, reported with no parent, is decided."""
+        return TableRow("*", "*", ANY_OTHER_LABEL, "", (), self.default_rule, self.default_bands)
+
+    def find(self, label: str, source: str | None = None) -> tuple[TableRow, ...]:
+        key = name_key(label)
+        return tuple(
+            row
+            for row in self.rows
+            if name_key(row.label) == key and (source is None or row.source == source)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": {"name": self.policy_name, "digest": self.policy_digest},
+            "min_confidence": plain_number(self.min_confidence),
+            "rows": [row.to_dict() for row in self.rows],
+            "default": {
+                "rule": self.default_rule,
+                "bands": [band.to_dict() for band in self.default_bands],
+            },
+        }
+
+
+def table_sources(compiled: CompiledPolicy, registry: DetectorRegistry | None) -> tuple[str, ...]:
+    """The detectors whose labels the policy can meet: those it configures or names
+    in a rule or a ``labels:`` entry; with none of these, every installed one."""
+    policy = compiled.policy
+    named = set(policy.detectors)
+    named.update(rule.match.source for rule in policy.rules if rule.match.source)
+    named.update(d.source for d in policy.labels if d.source)
+    if not named and registry is not None:
+        named.update(registry.names())
+    return tuple(sorted(named))
+
+
+def _taxonomies(
+    source: str, registry: DetectorRegistry | None, every: bool
+) -> tuple[Taxonomy | None, ...]:
+    """The detector's current taxonomy (the one for responses without a model
+    version), or with ``every`` all it knows (older models' too)."""
+    if registry is not None and source in registry:
+        detector = registry.get(source)
+        current = detector.taxonomy(None)
+        found = detector.taxonomies() if every or current is None else (current,)
+        if found:
+            return tuple(sorted(found, key=lambda t: t.id))
+    return (None,)
+
+
+def _labels_of(
+    compiled: CompiledPolicy, source: str, taxonomy: Taxonomy | None
+) -> Iterator[tuple[str, str]]:
+    """(name, reported parent) of every label a detector may report: the taxonomy's
+    with their taxonomy parents, then the policy's own (reported without a parent)."""
+    seen: set[str] = set()
+    if taxonomy is not None:
+        for key in sorted(taxonomy.keys()):
+            parent_key = taxonomy.parent_key(key) or ""
+            parent = taxonomy.display_name(parent_key) or "" if parent_key else ""
+            seen.add(key)
+            yield taxonomy.display_name(key) or key, parent
+    canonical = taxonomy.canonical_key if taxonomy is not None else name_key
+    for definition in compiled.policy.labels:
+        if definition.source not in (None, source):
+            continue
+        for name in (definition.name, definition.parent):
+            key = canonical(name) if name.strip() else ""
+            if key and key not in seen:
+                seen.add(key)
+                yield name, ""
+
+
+def decision_table(
+    compiled: CompiledPolicy,
+    registry: DetectorRegistry | None = None,
+    *,
+    all_taxonomies: bool = False,
+) -> DecisionTable:
+    """The exact decision table of ``compiled`` (see the module's docstring), over
+    each detector's current taxonomy, or with ``all_taxonomies`` every one it has."""
+    floor = compiled.policy.min_confidence
+    rows: list[TableRow] = []
+    for source in table_sources(compiled, registry):
+        for taxonomy in _taxonomies(source, registry, all_taxonomies):
+            taxonomy_id = taxonomy.id if taxonomy is not None else POLICY_LABELS
+            for name, parent in _labels_of(compiled, source, taxonomy):
+                label = Label(name=name, parent=parent, confidence=MAX_CONFIDENCE, source=source)
+                explanation = compiled.explain_in(label, taxonomy)
+                rule = explanation.winner.id if explanation.winner is not None else DEFAULT_RULE
+                rows.append(
+                    TableRow(
+                        source,
+                        taxonomy_id,
+                        name,
+                        explanation.lineage.parent_display,
+                        explanation.lineage.chain,
+                        rule,
+                        bands_for(explanation.body, floor),
+                    )
+                )
+    return DecisionTable(
+        compiled.policy.name,
+        compiled.digest,
+        floor,
+        tuple(rows),
+        DEFAULT_RULE,
+        bands_for(compiled.policy.default, floor),
+    )
+
+
+def rows_by_key(rows: Iterable[TableRow]) -> dict[tuple[str, str, str], TableRow]:
+    return {row.key: row for row in rows}
