@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from policy_engine.decision import DEFAULT_RULE, Decision, DetectorFailure, Resolution
 from policy_engine.labels import Label
-from policy_engine.model import VERDICT_BY_SEVERITY, Body, Policy, Rule
+from policy_engine.model import VERDICT_BY_SEVERITY, Body, Policy, Rule, Verdict
 from policy_engine.names import name_key, tidy_name
 from policy_engine.taxonomy import Taxonomy
 
@@ -28,6 +28,7 @@ TaxonomyLookup = Callable[[str, "str | None"], "Taxonomy | None"]
 # Distinct labels are bounded by the taxonomies in practice; the cap keeps a
 # detector that invents names (custom labels, a buggy plugin) from growing memory.
 MAX_CACHED_RESOLUTIONS = 65_536
+MAX_CACHED_VIEWS = 64
 
 
 _NO_METADATA: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
@@ -106,8 +107,26 @@ class _TaxonomyView:
                 else self.scoped_parents.setdefault(definition.source, {})
             )
             label_key = canonical(definition.name)
-            target[label_key] = canonical(definition.parent) if definition.parent.strip() else ""
+            parent_key = canonical(definition.parent) if definition.parent.strip() else ""
+            target[label_key] = parent_key
             self.display.setdefault(label_key, definition.name)
+            if parent_key:
+                self.display.setdefault(parent_key, definition.parent)
+
+
+def matcher_conflicts(policy: Policy, taxonomy: Taxonomy) -> list[tuple[Rule, Rule]]:
+    """Pairs of rules whose matches are the same once ``taxonomy``'s aliases are
+    applied (two spellings of one label): a load error, as no tie may be left."""
+    view = _TaxonomyView(policy, taxonomy.canonical_key)
+    conflicts: list[tuple[Rule, Rule]] = []
+    buckets = [*view.by_name_parent.values(), *view.by_name.values(), *view.by_parent.values()]
+    for bucket in buckets:
+        by_source: dict[str | None, Rule] = {}
+        for _, rule in bucket:
+            first = by_source.setdefault(rule.match.source, rule)
+            if first is not rule:
+                conflicts.append((first, rule))
+    return conflicts
 
 
 class CompiledPolicy:
@@ -115,10 +134,7 @@ class CompiledPolicy:
 
     def __init__(self, policy: Policy, taxonomy_for: TaxonomyLookup = _no_taxonomy) -> None:
         self.policy = policy
-        self.name = policy.name
-        self.digest = policy.digest
-        self.on_error = policy.on_error
-        self.min_confidence = policy.min_confidence
+        self._digest = policy.digest
         self._taxonomy_for = taxonomy_for
         self._floor = policy.min_confidence
         self._on_error_severity = policy.on_error.severity
@@ -128,12 +144,31 @@ class CompiledPolicy:
 
     # -- hierarchy -------------------------------------------------------
 
+    # read-only: a decision derives its kept and dropped labels from these
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    @property
+    def digest(self) -> str:
+        return self._digest
+
+    @property
+    def on_error(self) -> Verdict:
+        return self.policy.on_error
+
+    @property
+    def min_confidence(self) -> float:
+        return self._floor
+
     def _view(self, taxonomy: Taxonomy | None) -> _TaxonomyView:
         slot = id(taxonomy)
         found = self._views.get(slot)
         if found is None or found[0] is not taxonomy:
             canonical = taxonomy.canonical_key if taxonomy is not None else name_key
             with self._lock:
+                if len(self._views) >= MAX_CACHED_VIEWS:  # a plugin making new taxonomies
+                    self._views.clear()
                 found = (taxonomy, _TaxonomyView(self.policy, canonical))
                 self._views[slot] = found
         return found[1]

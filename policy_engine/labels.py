@@ -24,7 +24,10 @@ def check_confidence(value: object, *, field: str = "confidence") -> float:
         raise InvalidDetectorResult(
             f"confidence must be a number, got {type(value).__name__}", field=field
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        number = math.inf
     if not math.isfinite(number) or not 0.0 <= number <= 100.0:
         raise InvalidDetectorResult(
             f"confidence must be a finite number from 0 to 100, got {value!r}", field=field
@@ -57,18 +60,39 @@ class Label:
             raise InvalidDetectorResult("a label needs a non-empty name", field="name")
         if not isinstance(self.parent, str):
             raise InvalidDetectorResult("a label's parent must be a string", field="parent")
-        if not isinstance(self.extra, MappingProxyType):
-            object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+        if not isinstance(self.source, str) or not self.source:
+            raise InvalidDetectorResult("a label needs its detector's name", field="source")
+        if self.model_version is not None and not isinstance(self.model_version, str):
+            raise InvalidDetectorResult(
+                "a label's model version must be a string", field="model_version"
+            )
+        object.__setattr__(self, "extra", _frozen(self.extra))
         object.__setattr__(self, "key", (self.source, self.model_version, self.name, self.parent))
 
     def to_dict(self) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "name": self.name,
-            "parent": self.parent,
-            "source": self.source,
-            "confidence": self.confidence,
-        }
+        # the detector's extras first: they can never overwrite what was evaluated
+        record: dict[str, Any] = _thawed(self.extra)
+        record.update(
+            name=self.name, parent=self.parent, source=self.source, confidence=self.confidence
+        )
         if self.model_version is not None:
             record["model_version"] = self.model_version
-        record.update(self.extra)
         return record
+
+
+def _frozen(value: Any) -> Any:
+    """A read-only deep copy: records built from a label cannot change it."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({str(k): _frozen(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _thawed(value: Any) -> Any:
+    """Plain JSON-ready data from :func:`_frozen`'s output."""
+    if isinstance(value, Mapping):
+        return {k: _thawed(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thawed(v) for v in value]
+    return value

@@ -162,6 +162,16 @@ def _thaw(value: Any) -> Any:
     return value
 
 
+def _numbers_normalised(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _numbers_normalised(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers_normalised(v) for v in value]
+    if isinstance(value, float):
+        return plain_number(value)
+    return value
+
+
 def plain_number(value: float) -> int | float:
     """50.0 and 50 are one number: write integral values as integers."""
     return int(value) if float(value).is_integer() else value
@@ -219,6 +229,10 @@ class Policy:
         for label in data["labels"]:
             label["name"] = name_key(label["name"])
             label["parent"] = name_key(label["parent"])
+        # rules never combine and never tie, so their order means nothing
+        data["rules"].sort(key=lambda rule: rule["id"])
+        data["labels"].sort(key=lambda label: (label["name"], label.get("source") or ""))
+        data["detectors"] = _numbers_normalised(data["detectors"])
         return data
 
     @property

@@ -58,8 +58,19 @@ def make_plugin_manager(
                 raise PluginError(
                     f"plugin {entry_point.name!r} ({entry_point.value}) failed to load: {exc}"
                 ) from exc
-            manager.register(plugin, name=entry_point.name)
-    manager.check_pending()
+            try:
+                manager.register(plugin, name=entry_point.name)
+            except pluggy.PluginValidationError as exc:
+                raise PluginError(f"plugin {entry_point.name!r} is invalid: {exc}") from exc
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as exc:  # e.g. a misspelt hook implementation
+        name = manager.get_name(exc.plugin) or repr(exc.plugin)
+        hooks = ", ".join(sorted(manager.hook.__dict__))
+        raise PluginError(
+            f"plugin {name!r} implements a hook that does not exist ({exc}); "
+            f"the hooks are: {hooks}"
+        ) from exc
     return manager
 
 

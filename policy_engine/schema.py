@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -155,10 +155,16 @@ class SchemaReport:
 
     diagnostics: tuple[Diagnostic, ...]
     bad_paths: frozenset[JsonPath]
+    _unusable: frozenset[JsonPath] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # every prefix of a bad path: one set look-up per question, not a scan
+        prefixes = {bad[:end] for bad in self.bad_paths for end in range(len(bad) + 1)}
+        object.__setattr__(self, "_unusable", frozenset(prefixes))
 
     def usable(self, path: JsonPath) -> bool:
         """No error is about the value at ``path`` or anything inside it."""
-        return not any(bad[: len(path)] == path for bad in self.bad_paths)
+        return path not in self._unusable
 
 
 def check_against_schema(

@@ -10,6 +10,7 @@ parser's marks, never recovered afterwards.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,13 @@ MAX_POLICY_BYTES = 1024 * 1024
 """Largest policy file, and the most its aliases may expand to (POLICY_SPEC section 2)."""
 
 JsonPath = tuple[str | int, ...]
+
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_DECIMAL_INT = re.compile(r"[-+]?[0-9]+\Z")
+_DECIMAL_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
+MAX_NUMBER_LENGTH = 64
+"""Longer number texts are refused before any conversion (huge integers are slow)."""
 
 _PLAIN_TAGS = {
     "tag:yaml.org,2002:str",
@@ -76,6 +84,36 @@ class SourceError(Exception):
         super().__init__("; ".join(d.render() for d in diagnostics))
 
 
+def _number(text: str) -> tuple[Any, tuple[str, str] | None]:
+    """A number in plain decimal, or the text and why it is refused.
+
+    YAML 1.1, which PyYAML follows, reads ``050`` as octal 40 and ``1:30`` as
+    90 (base 60): a policy threshold must never change that silently, so only
+    decimal is accepted, as in YAML 1.2. NaN and infinities are refused too:
+    NaN passes every range check (NaN < 0 is false).
+    """
+    value = text.strip()
+    if len(value) > MAX_NUMBER_LENGTH:
+        return text, ("yaml-value", f"a number of {len(value)} characters is too long")
+    if _DECIMAL_INT.match(value):
+        return int(value, 10), None
+    if _DECIMAL_FLOAT.match(value):
+        number = float(value)
+        if math.isfinite(number):
+            return number, None
+        return text, ("yaml-value", f"{text!r} is not a finite number")
+    if value.lower().lstrip("+-") in (".inf", ".nan"):
+        return text, (
+            "yaml-value",
+            f"{text!r} is not a finite number; a policy's numbers must be finite",
+        )
+    return text, (
+        "yaml-value",
+        f"{text!r} is not a plain decimal number; write e.g. 50 or 97.5 "
+        "(octal, hexadecimal, base 60 and underscores are not accepted)",
+    )
+
+
 def _position(node: Node) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -114,6 +152,7 @@ class _Builder:
             )
 
     def _scalar(self, node: ScalarNode, path: JsonPath) -> Any:
+        """The scalar at ``path``; a refused one is reported and its path marked."""
         value, problem = self._construct(node)
         if problem is not None:
             code, message = problem
@@ -129,6 +168,8 @@ class _Builder:
                 f"tag {node.tag!r} is not allowed: a policy holds only strings, numbers, "
                 "booleans, nulls, lists and maps",
             )
+        if node.tag in (_INT_TAG, _FLOAT_TAG):
+            return _number(node.value)
         try:
             value = self._constructor.construct_object(node)
         except ConstructorError as exc:
@@ -137,12 +178,6 @@ class _Builder:
             return node.value, (
                 "yaml-value",
                 f"{node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}",
-            )
-        if isinstance(value, float) and not math.isfinite(value):
-            # NaN passes every range check (NaN < 0 is false): refuse it here, once
-            return node.value, (
-                "yaml-value",
-                f"{node.value!r} is not a finite number; a policy's numbers must be finite",
             )
         return value, None
 
@@ -167,7 +202,7 @@ class _Builder:
                     )
                 )
                 continue
-            key = self._scalar(key_node, path)
+            key = self._scalar(key_node, (*path, key_node.value))
             if not isinstance(key, str):
                 key = str(key)  # the schema will reject it by name; keep going
             at = _position(key_node)

@@ -581,3 +581,10 @@ def test_version_must_be_the_integer_one_not_a_decimal(written: str) -> None:
     diagnostic = only_error(f"version: {written}\nname: p\nrules: []\n")
     assert (diagnostic.code, diagnostic.line, diagnostic.column) == ("invalid-value", 1, 10)
     assert "integer 1" in diagnostic.message
+
+
+@pytest.mark.parametrize("reserved", ["default", "on_error"])
+def test_rule_ids_used_by_records_are_reserved(reserved: str) -> None:
+    diagnostic = only_error(HEAD + rule("    action: block\n", rid=reserved).join(["rules:\n", ""]))
+    assert diagnostic.code == "schema"
+    assert "reserved" in diagnostic.message

@@ -289,3 +289,37 @@ def test_load_policy_records_file_and_base_dir(tmp_path: Path) -> None:
     policy = load_policy(path)
     assert policy.file == str(path)
     assert Path(policy.base_dir) == tmp_path.resolve()
+
+
+@pytest.mark.parametrize(
+    ("written", "meaning"),
+    [("050", 50), ("017", 17), ("+50", 50), ("97.5", 97.5), ("50.", 50.0), ("1e1", None)],
+)
+def test_numbers_are_plain_decimal(written: str, meaning: float | None) -> None:
+    result = check_policy_text(f"version: 1\nname: x\nmin_confidence: {written}\nrules: []\n")
+    if meaning is None:  # YAML reads 1e1 (no dot) as a string: the schema says so
+        assert [d.code for d in result.diagnostics] == ["wrong-type"]
+    else:
+        assert result.policy is not None and result.policy.min_confidence == meaning
+
+
+@pytest.mark.parametrize("written", ["1:30", "0x1f", "1_000", ".inf", "-.Inf", ".NaN"])
+def test_numbers_that_yaml_1_1_would_misread_are_refused(written: str) -> None:
+    result = check_policy_text(f"version: 1\nname: x\nmin_confidence: {written}\nrules: []\n")
+    assert [(d.code, d.line, d.column) for d in result.diagnostics] == [("yaml-value", 3, 17)]
+
+
+def test_a_huge_number_is_refused_before_it_is_converted() -> None:
+    text = "version: 1\nname: x\nrules: []\nmin_confidence: 1" + ":59" * 300_000 + "\n"
+    started = time.perf_counter()
+    result = check_policy_text(text)
+    assert time.perf_counter() - started < 5  # generous: it used to take 24 s, then crash
+    assert [d.message for d in result.diagnostics] == ["a number of 900001 characters is too long"]
+
+
+def test_a_refused_key_hides_no_other_error_of_its_mapping() -> None:
+    result = check_policy_text("version: 1\nname: x\n2020-01-01: x\nrulez: []\n")
+    codes = {(d.code, d.line) for d in result.diagnostics}
+    assert ("yaml-tag", 3) in codes
+    assert ("missing-key", 1) in codes  # rules
+    assert ("unknown-key", 4) in codes  # rulez
