@@ -1,10 +1,20 @@
-"""Checking many images: expanding inputs, one result per image, in order."""
+"""Checking many images: expanding inputs, bounded concurrency, de-duplication.
+
+Results come out as each image is decided (completion order), so a caller
+can write them at once and an interrupted run keeps everything it finished.
+At most ``concurrency`` images are being checked and twice that many read
+ahead, so memory stays flat however many inputs there are.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +25,27 @@ from policy_engine.image import Image
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 """What a folder contributes; a file named explicitly is always checked."""
 
+ExpandUri = Callable[[str], "Iterable[Image] | None"]
+
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """One input's outcome: a decision, or why the input could not be read."""
+    """One input's outcome: a decision, or why the input could not be read.
+
+    ``duplicate`` says the decision was reused from an identical image of the
+    same run (no detector was called again).
+    """
 
     input: str
     sha256: str | None = None
     decision: Decision | None = None
     error: str | None = None
+    duplicate: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         record: dict[str, Any] = {"input": self.input, "sha256": self.sha256}
+        if self.duplicate:
+            record["duplicate"] = True
         if self.decision is not None:
             record.update(self.decision.to_dict())
         if self.error is not None:
@@ -35,42 +54,160 @@ class CheckResult:
 
 
 @dataclass(frozen=True, slots=True)
-class InputPath:
-    path: str
+class InputItem:
+    """An input to check: how to get its image, or why it cannot be had."""
+
+    name: str
+    load: Callable[[], Image] | None = None
     problem: str | None = None
 
 
-def expand_inputs(paths: Iterable[str]) -> Iterator[InputPath]:
-    """Files as given; folders recursively (image suffixes only, hidden entries skipped,
-    sorted so that runs are repeatable); a path that does not exist as a problem."""
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
+def _file_item(path: str) -> InputItem:
+    return InputItem(path, load=lambda: Image(path, Path(path).read_bytes()))
+
+
+def expand_inputs(specs: Iterable[str], expand_uri: ExpandUri | None = None) -> Iterator[InputItem]:
+    """Files as given; folders recursively (image suffixes only, hidden entries
+    skipped, depth first, sorted); ``scheme://`` inputs through ``expand_uri``
+    (the plugins); anything else as a problem. Lazy: nothing is read here."""
+    for spec in specs:
+        path = Path(spec)
+        if "://" in spec and not path.exists():
+            yield from _expand_uri(spec, expand_uri)
+        elif path.is_dir():
             for root, folders, files in os.walk(path):
                 folders[:] = sorted(f for f in folders if not f.startswith("."))
                 for name in sorted(files):
                     if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                        yield InputPath(str(Path(root) / name))
+                        yield _file_item(str(Path(root) / name))
         elif path.exists():
-            yield InputPath(raw)
+            yield _file_item(spec)
         else:
-            yield InputPath(raw, "no such file or folder")
+            yield InputItem(spec, problem="no such file or folder")
 
 
-def check_paths(engine: Engine, paths: Iterable[str]) -> Iterator[CheckResult]:
-    """Decide every image under ``paths``, yielding each result as soon as it is made.
+def _given(image: Image) -> Callable[[], Image]:
+    return lambda: image
 
-    An input that cannot be read yields a result with ``error`` and the run goes
-    on; a detector failure is part of the decision (the policy's ``on_error``).
-    """
-    for item in expand_inputs(paths):
-        if item.problem is not None:
-            yield CheckResult(item.path, error=item.problem)
-            continue
+
+def _expand_uri(spec: str, expand_uri: ExpandUri | None) -> Iterator[InputItem]:
+    scheme = spec.split("://", 1)[0]
+    try:
+        images = expand_uri(spec) if expand_uri is not None else None
+        if images is None:
+            yield InputItem(spec, problem=f"no installed plugin reads {scheme}:// inputs")
+            return
+        for image in images:
+            yield InputItem(image.name, load=_given(image))
+    except Exception as exc:  # a listing that fails is one input's problem
+        yield InputItem(spec, problem=f"cannot list {spec}: {exc}")
+
+
+class _OncePerImage:
+    """Decides each distinct image (by key) once per run; identical images wait
+    for and share the first one's decision."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._decisions: dict[str, Future[Decision]] = {}
+
+    def decide(self, image: Image) -> tuple[Decision, bool]:
+        with self._lock:
+            future = self._decisions.get(image.key)
+            owner = future is None
+            if future is None:
+                future = Future()
+                self._decisions[image.key] = future
+        if not owner:
+            return future.result(), True
         try:
-            data = Path(item.path).read_bytes()
+            decision = self._engine.check(image)
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        future.set_result(decision)
+        return decision, False
+
+
+@dataclass
+class BatchStats:
+    """What a run did, for its summary line (filled in as results come out)."""
+
+    decisions: dict[str, int] = field(default_factory=lambda: {"allow": 0, "review": 0, "block": 0})
+    unreadable: int = 0
+    with_detector_errors: int = 0
+    duplicates: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, result: CheckResult) -> None:
+        if result.decision is None:
+            self.unreadable += 1
+            return
+        self.decisions[result.decision.decision.value] += 1
+        self.with_detector_errors += bool(result.decision.failures)
+        self.duplicates += result.duplicate
+
+    @property
+    def images(self) -> int:
+        return sum(self.decisions.values()) + self.unreadable
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+def check_many(
+    engine: Engine, items: Iterable[InputItem], *, concurrency: int = 8, ordered: bool = False
+) -> Iterator[CheckResult]:
+    """Decide every input, ``concurrency`` at a time, yielding each result as it is made,
+    or with ``ordered`` in input order (each result still as soon as those before it are).
+
+    An input that cannot be read yields a result with ``error`` and the run
+    goes on; a detector failure is part of the decision (the policy's
+    ``on_error``). Closing the iterator early (or Ctrl-C) cancels what has not
+    started.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    once = _OncePerImage(engine)
+
+    def check_one(item: InputItem) -> CheckResult:
+        if item.problem is not None or item.load is None:
+            return CheckResult(item.name, error=item.problem or "nothing to read")
+        try:
+            image = item.load()
         except OSError as exc:
-            yield CheckResult(item.path, error=f"cannot read: {exc.strerror or exc}")
-            continue
-        image = Image(item.path, data)
-        yield CheckResult(item.path, image.sha256, engine.check(image))
+            return CheckResult(item.name, error=f"cannot read: {exc.strerror or exc}")
+        decision, duplicate = once.decide(image)
+        return CheckResult(item.name, image.sha256, decision, duplicate=duplicate)
+
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="policy-engine-check")
+    pending: deque[Future[CheckResult]] = deque()  # in input order
+    inputs = iter(items)
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and len(pending) < 2 * concurrency:
+                item = next(inputs, None)
+                if item is None:
+                    exhausted = True
+                else:
+                    pending.append(pool.submit(check_one, item))
+            if not pending:
+                return
+            if ordered:
+                yield pending.popleft().result()
+                continue
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in [f for f in pending if f in done]:
+                pending.remove(future)
+                yield future.result()
+    finally:
+        pool.shutdown(wait=not pending, cancel_futures=True)
+
+
+def check_paths(
+    engine: Engine, paths: Iterable[str], *, concurrency: int = 1
+) -> Iterator[CheckResult]:
+    """Local files and folders only, for callers that need nothing more."""
+    return check_many(engine, expand_inputs(paths), concurrency=concurrency)

@@ -66,9 +66,14 @@ class Detector:
     ``settings_schema``
         A JSON Schema (draft 2020-12) for the detector's settings in a
         policy's ``detectors:`` map, checked when the policy loads.
+    ``remote``
+        Whether ``detect`` calls a service (paid, rate-limited): the engine
+        then applies the run's rate limit, counts the call, and may answer
+        from a ``--cache`` instead. A local detector sets it to False.
     """
 
     name: ClassVar[str] = ""
+    remote: ClassVar[bool] = True
     settings_schema: ClassVar[Mapping[str, Any]] = MappingProxyType(
         {"type": "object", "additionalProperties": False}
     )

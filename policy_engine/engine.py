@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from policy_engine.compiler import CompiledPolicy
+from policy_engine.compiler import CompiledPolicy, matcher_conflicts
 from policy_engine.decision import Decision, DetectorFailure
 from policy_engine.detectors import DetectContext, Detector, DetectorResult
 from policy_engine.errors import DetectorError, InvalidDetectorResult, PolicyEngineError
@@ -17,6 +18,8 @@ from policy_engine.labels import Label
 from policy_engine.loader import load_policy
 from policy_engine.model import Policy
 from policy_engine.plugins import DetectorRegistry
+from policy_engine.ratelimit import RateLimiter
+from policy_engine.recordings import RecordingStore, settings_digest
 
 
 class NoDetectorsError(PolicyEngineError):
@@ -27,29 +30,92 @@ class NoDetectorsError(PolicyEngineError):
 class _Configured:
     detector: Detector
     context: DetectContext
+    settings_digest: str
+
+
+class CallCounter:
+    """How many detector calls a run made, and how many the cache saved (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.cached = 0
+
+    def add(self, *, calls: int = 0, cached: int = 0) -> None:
+        with self._lock:
+            self.calls += calls
+            self.cached += cached
+
+
+class PolicyDetectorsError(PolicyEngineError):
+    """The policy's detectors do not fit the installed plugins: settings their
+    schemas refuse, or rules that are one match under a detector's aliases."""
 
 
 def _check_result(result: object) -> None:
     """A plugin's result is checked as strictly as a raw response: anything else
-    is that detector's failure, never a crash of the whole check."""
-    if not isinstance(result, DetectorResult):
+    is that detector's failure, never a crash of the whole check. Exact types:
+    a subclass could skip the checks the values make when they are built."""
+    if type(result) is not DetectorResult:
         raise InvalidDetectorResult(
             f"the detector returned {type(result).__name__}, not a DetectorResult"
         )
     for index, label in enumerate(result.labels):
-        if not isinstance(label, Label):
+        if type(label) is not Label:
             raise InvalidDetectorResult(
                 f"labels[{index}] is a {type(label).__name__}, not a Label", field="labels"
             )
 
 
+def _verify(
+    policy: Policy, registry: DetectorRegistry, chosen: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """What the loader checks when given a registry, checked again against this one:
+    a policy loaded without it must not run with settings a detector refuses
+    (the stub with no recordings would allow everything)."""
+    from policy_engine.schema import settings_validator
+
+    problems: list[str] = []
+    for name, settings in sorted(chosen.items()):
+        detector = registry.get(name)
+        validator = settings_validator(detector.settings_schema)
+        for err in validator.iter_errors(_plain(settings)):
+            where = ".".join(str(p) for p in err.absolute_path)
+            problems.append(f"detectors.{name}{'.' + where if where else ''}: {err.message}")
+        for taxonomy in detector.taxonomies():
+            for first, second in matcher_conflicts(policy, taxonomy):
+                problems.append(
+                    f"rules {first.id!r} and {second.id!r} have the same match under "
+                    f"{taxonomy.id}'s aliases ({first.match.describe()} and "
+                    f"{second.match.describe()}); merge them"
+                )
+    if problems:
+        raise PolicyDetectorsError(
+            f"policy {policy.name!r} does not fit the installed detectors: " + "; ".join(problems)
+        )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
 class Engine:
     """A compiled policy with its detectors: ``check(image)`` gives a :class:`Decision`.
 
-    Build it once and share it: compiling and client set-up happen here, not
-    per image. Each detector call is isolated: an exception in one becomes
-    that detector's failure (the policy's ``on_error`` verdict), and the other
-    detectors' labels still count (POLICY_SPEC section 6).
+    Build it once and share it across threads: compiling and client set-up
+    happen here, not per image. Each detector call is isolated: an exception
+    in one becomes that detector's failure (the policy's ``on_error``
+    verdict), and the other detectors' labels still count (POLICY_SPEC
+    section 6).
+
+    ``cache`` answers a remote detector from recorded responses (same image,
+    detector, settings and floor) instead of calling it; ``record`` stores
+    every response a remote detector returns; ``rate_limit`` spaces remote
+    calls across all threads.
     """
 
     def __init__(
@@ -59,18 +125,26 @@ class Engine:
         *,
         detectors: Mapping[str, Mapping[str, Any]] | None = None,
         base_dir: str | None = None,
+        cache: RecordingStore | None = None,
+        record: RecordingStore | None = None,
+        rate_limit: RateLimiter | None = None,
     ) -> None:
         """``detectors`` overrides the policy's ``detectors:`` (e.g. to replay
         recordings); its relative paths resolve against ``base_dir``."""
         self.policy = policy
         self.registry = registry
         self.compiled = CompiledPolicy(policy, registry.taxonomy_for)
+        self.cache = cache
+        self.record = record
+        self.rate_limit = rate_limit
+        self.counter = CallCounter()
         chosen = policy.detectors if detectors is None else detectors
         if not chosen:
             raise NoDetectorsError(
                 f"policy {policy.name!r} names no detectors: add e.g. "
                 "'detectors: {rekognition-moderation: {}}', or replay recordings with --replay"
             )
+        _verify(policy, registry, chosen)
         directory = base_dir if base_dir is not None else policy.base_dir
         self._configured = tuple(
             _Configured(
@@ -81,6 +155,7 @@ class Engine:
                     base_dir=directory,
                     parse_response=registry.parse_response,
                 ),
+                settings_digest(name, settings, policy.min_confidence),
             )
             for name, settings in sorted(chosen.items())
         )
@@ -92,6 +167,24 @@ class Engine:
         registry = registry if registry is not None else DetectorRegistry.installed()
         return cls(load_policy(path, registry=registry), registry)
 
+    def _run_one(self, configured: _Configured, image: Image) -> DetectorResult:
+        detector = configured.detector
+        if not detector.remote:
+            return detector.detect(image, configured.context)
+        if self.cache is not None:
+            cached = self.cache.lookup(image.key, detector.name, configured.settings_digest)
+            if cached is not None:
+                self.counter.add(cached=1)
+                return detector.parse(cached)
+        if self.rate_limit is not None:
+            self.rate_limit.acquire()
+        self.counter.add(calls=1)
+        result = detector.detect(image, configured.context)
+        raw = result.raw if isinstance(result, DetectorResult) else None
+        if self.record is not None and raw is not None:
+            self.record.record(image.key, detector.name, configured.settings_digest, raw)
+        return result
+
     def detect(self, image: Image) -> tuple[list[DetectorResult], list[DetectorFailure]]:
         """Run every detector over ``image``; failures are collected, never raised."""
         results: list[DetectorResult] = []
@@ -99,8 +192,11 @@ class Engine:
         for configured in self._configured:
             name = configured.detector.name
             try:
-                result = configured.detector.detect(image, configured.context)
+                result = self._run_one(configured, image)
                 _check_result(result)
+                for label in result.labels:
+                    # a plugin's taxonomy look-up fails here, as this detector's error
+                    self.compiled.resolve(label)
             except DetectorError as exc:
                 failures.append(DetectorFailure(name, str(exc), exc.code, exc.retryable))
             except Exception as exc:  # a plugin's bug must not crash the others

@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import pluggy
 
 from policy_engine.detectors import Detector
+from policy_engine.image import Image
 
 PROJECT_NAME = "policy_engine"
 
@@ -28,4 +29,16 @@ def policy_engine_register_detectors(register: Callable[[Detector], None]) -> No
     Called once per plugin manager, when detectors are first needed. The host
     owns naming: a name that another plugin registered already is an error
     naming both plugins, never silently renamed or replaced. Return nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def policy_engine_expand_input(spec: str) -> Iterable[Image] | None:
+    """Turn an input that is not a local path into images, or return None.
+
+    Called by ``check`` for each input with a URI scheme (``s3://bucket/prefix/``).
+    The first plugin that returns an iterable wins; it may yield lazily (a
+    listing paginator) and may yield images known by ``uri`` only, which a
+    detector reads in place. Raise an exception with a clear message when the
+    input cannot be listed; the run records it and goes on.
     """

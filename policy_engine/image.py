@@ -8,14 +8,36 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class Image:
-    """Image bytes with the name the user knows them by (a path, a URI, an upload id).
+    """An image, by its bytes or by a URI a detector can read itself.
 
-    ``sha256`` is the hex digest of the bytes: the key recordings are stored under.
+    ``name`` is what the user knows it by (a path, a URI, an upload id).
+    ``data`` holds the bytes; it is None for an object a detector reads in
+    place (``uri``, e.g. ``s3://bucket/key?versionId=...``, sent to Rekognition
+    as an S3Object, never downloaded). ``size`` is the byte count where known
+    without reading, and ``version`` what identifies the object's content
+    when its bytes are not at hand (an S3 ETag).
     """
 
     name: str
-    data: bytes = field(repr=False)
-    sha256: str = field(init=False)
+    data: bytes | None = field(default=None, repr=False)
+    uri: str | None = None
+    size: int | None = None
+    version: str | None = None
+    sha256: str | None = field(init=False, default=None)
+    """Hex SHA-256 of the bytes; None when only a ``uri`` is known."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sha256", hashlib.sha256(self.data).hexdigest())
+        if self.data is None and self.uri is None:
+            raise ValueError(f"image {self.name!r} needs its bytes or a URI")
+        if self.data is not None:
+            object.__setattr__(self, "sha256", hashlib.sha256(self.data).hexdigest())
+            object.__setattr__(self, "size", len(self.data))
+
+    @property
+    def key(self) -> str:
+        """What recordings and de-duplication know the image by: the SHA-256 of its
+        bytes, or, for an image known by URI only, a SHA-256 of URI and version."""
+        if self.sha256 is not None:
+            return self.sha256
+        identity = f"{self.uri}\n{self.version or ''}"
+        return hashlib.sha256(identity.encode("utf-8")).hexdigest()

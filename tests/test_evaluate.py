@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -796,6 +796,10 @@ def test_engine_passes_min_confidence_and_settings_to_detectors() -> None:
 
     class Spy(Detector):
         name = "spy"
+        settings_schema: ClassVar[Mapping[str, Any]] = {
+            "type": "object",
+            "properties": {"k": {"type": "string"}},
+        }
 
         def detect(self, image: Image, context: DetectContext) -> DetectorResult:
             seen.append((context.min_confidence, dict(context.settings)))
@@ -871,3 +875,110 @@ def test_labels_entry_parent_written_with_an_alias_joins_the_canonical_category(
         "rules:\n  - id: knives\n    match: {parent: Knife}\n    action: block\n"
     )
     assert decide(policy, label("Cleaver", 90)) == ("block", "knives")
+
+
+def test_engine_refuses_settings_the_detector_refuses_even_if_loaded_without_registry() -> None:
+    from policy_engine.engine import PolicyDetectorsError
+
+    class Strict(Detector):
+        name = "strict"
+        settings_schema: ClassVar[Mapping[str, Any]] = {"type": "object", "required": ["folder"]}
+
+        def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+            raise AssertionError("never called: the engine must refuse to start")
+
+    registry = DetectorRegistry([RegisteredDetector(Strict(), "p")])
+    policy = parse_policy(HEAD + "detectors: {strict: {}}\nrules: []\n")  # no registry here
+    with pytest.raises(PolicyDetectorsError, match=r"detectors\.strict: 'folder' is a required"):
+        Engine(policy, registry)
+
+
+def test_engine_refuses_rules_that_are_one_match_under_the_detectors_aliases() -> None:
+    from policy_engine.engine import PolicyDetectorsError
+
+    class Aliased(Detector):
+        name = "aliased"
+
+        def taxonomies(self) -> tuple[Taxonomy, ...]:
+            return (TAXONOMY,)
+
+    registry = DetectorRegistry([RegisteredDetector(Aliased(), "p")])
+    policy = parse_policy(
+        HEAD + "detectors: {aliased: {}}\nrules:\n"
+        "  - {id: a, match: {name: Knife}, action: allow}\n"
+        "  - {id: b, match: {name: Blade}, action: block}\n"
+    )
+    with pytest.raises(PolicyDetectorsError, match="rules 'a' and 'b' have the same match"):
+        Engine(policy, registry)
+
+
+def test_engine_turns_a_plugin_taxonomy_failure_into_that_detectors_error() -> None:
+    class Broken(Detector):
+        name = "broken"
+
+        def taxonomy(self, model_version: str | None) -> Taxonomy | None:
+            raise KeyError(model_version)
+
+        def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+            return DetectorResult("broken", (Label("X", 99.0, "broken", model_version="9"),))
+
+    registry = DetectorRegistry([RegisteredDetector(Broken(), "p")])
+    policy = parse_policy(HEAD + "detectors: {broken: {}}\nrules: []\n")
+    decision = Engine(policy, registry).check(IMAGE)
+    assert decision.decision == "review"
+    assert decision.failures[0].source == "broken"
+
+
+def test_engine_refuses_subclassed_results_and_labels() -> None:
+    class Sneaky(DetectorResult):
+        __slots__ = ()
+
+    class Spoofing(Detector):
+        name = "spoofing"
+
+        def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+            return Sneaky("spoofing", (Label("Violence", 99.0, "spoofing"),))
+
+    registry = DetectorRegistry([RegisteredDetector(Spoofing(), "p")])
+    policy = parse_policy(HEAD + "detectors: {spoofing: {}}\nrules: []\n")
+    decision = Engine(policy, registry).check(IMAGE)
+    assert decision.decision == "review"
+    assert decision.failures[0].code == "invalid-result"
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"model_version": ["7"]}, "model_version"),
+        ({"source": ""}, "source"),
+    ],
+)
+def test_label_fields_have_their_types(options: dict[str, Any], field: str) -> None:
+    arguments: dict[str, Any] = {"name": "X", "confidence": 50.0, "source": "s", **options}
+    with pytest.raises(InvalidDetectorResult) as info:
+        Label(**arguments)
+    assert info.value.field == field
+
+
+def test_a_detectors_extras_never_overwrite_the_evaluated_fields() -> None:
+    label = Label("Weapons", 95.0, "det", extra={"name": "Cat", "confidence": 1, "box": {"w": 1}})
+    record = label.to_dict()
+    assert (record["name"], record["confidence"], record["source"]) == ("Weapons", 95.0, "det")
+    record["box"]["w"] = 0
+    assert label.to_dict()["box"] == {"w": 1}  # the record is a copy
+
+
+def test_digest_ignores_rule_order_and_integral_settings_numbers() -> None:
+    rules = [
+        "  - {id: a, match: {name: X}, action: block}\n",
+        "  - {id: b, match: {name: Y}, action: allow}\n",
+    ]
+    first = parse_policy(HEAD + "detectors: {d: {t: 5}}\nrules:\n" + "".join(rules))
+    second = parse_policy(HEAD + "detectors: {d: {t: 5.0}}\nrules:\n" + "".join(rules[::-1]))
+    assert first.digest == second.digest
+
+
+def test_parent_named_only_in_labels_keeps_its_spelling_in_the_record() -> None:
+    policy = compiled("labels:\n  - {name: Widget, parent: My Category}\nrules: []\n", None)
+    decision = policy.evaluate([label("Widget", 90)])
+    assert decision.to_dict()["labels"][0]["parent"] == "My Category"

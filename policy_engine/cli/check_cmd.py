@@ -5,35 +5,93 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections import Counter
+import sys
+from collections.abc import Iterable, Iterator
 from typing import TextIO
 
-from policy_engine.batch import check_paths
+from policy_engine.batch import BatchStats, CheckResult, check_many, expand_inputs
 from policy_engine.cli import exit_codes
-from policy_engine.cli.common import CommandError, installed_registry, load_policy_or_fail
+from policy_engine.cli.common import CommandError, installed_plugins, load_policy_or_fail
 from policy_engine.cli.evaluate_cmd import reaches
 from policy_engine.cli.render import decision_text
 from policy_engine.engine import Engine
 from policy_engine.errors import PolicyEngineError
+from policy_engine.image import Image
+from policy_engine.model import Verdict
+from policy_engine.ratelimit import RateLimiter
+from policy_engine.recordings import RecordingStore
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "check",
-        help="run the policy's detectors over image files and folders",
-        description="Decide each image under PATH (files; folders recursively, .jpg/.jpeg/.png). "
-        "Writes one JSON Lines record per image as soon as it is decided; "
-        "a summary goes to stderr.",
+        help="run the policy's detectors over images (files, folders, s3://, stdin)",
+        description="Decide each input: image files; folders recursively (.jpg/.jpeg/.png); "
+        "URIs a plugin lists (s3://bucket/prefix/ with the Rekognition plugin); '-' reads "
+        "one input per line from stdin. Writes one JSON Lines record per image the moment "
+        "it is decided (completion order); progress and a summary go to stderr.",
     )
     parser.add_argument("--policy", required=True, metavar="FILE", help="the policy file")
-    parser.add_argument("paths", nargs="+", metavar="PATH")
+    parser.add_argument("paths", nargs="+", metavar="INPUT")
     parser.add_argument(
         "--replay",
         metavar="DIR",
         help="instead of the policy's detectors, replay the recorded responses in DIR "
         "(files named <sha256-of-image>.json) with the stub detector: offline, no API calls",
     )
-    parser.add_argument("--format", choices=("jsonl", "text"), default="jsonl")
+    parser.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="images checked at once (default 8)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=_positive_float,
+        metavar="TPS",
+        help="at most TPS detector calls per second, shared by all threads "
+        "(set it to your account's Rekognition quota)",
+    )
+    parser.add_argument(
+        "--record",
+        metavar="DIR",
+        help="store every detector response in DIR, under the image's SHA-256 "
+        "(the store --cache and the stub detector read)",
+    )
+    parser.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="answer from responses recorded in DIR for the same image, detector and "
+        "settings before calling a detector",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("jsonl", "text"),
+        default="jsonl",
+        help="jsonl: one decision record per line (default); text: a summary per image",
+    )
+    parser.add_argument(
+        "--ordered",
+        action="store_true",
+        default=None,
+        help="write results in input order, each as soon as those before it are done "
+        "(the default with --format text; jsonl writes in completion order)",
+    )
     parser.add_argument(
         "--fail-on",
         choices=("review", "block"),
@@ -42,8 +100,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(run=run)
 
 
+def _specs(paths: Iterable[str], stdin: TextIO) -> Iterator[str]:
+    for path in paths:
+        if path == "-":
+            for line in stdin:
+                if line.strip():
+                    yield line.strip()
+        else:
+            yield path
+
+
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    registry = installed_registry()
+    manager, registry = installed_plugins()
     policy = load_policy_or_fail(args.policy, registry, stderr)
     overrides = None
     if args.replay is not None:
@@ -51,57 +119,79 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             raise CommandError(f"policy-engine: --replay {args.replay}: no such folder")
         overrides = {"stub": {"recordings": os.path.abspath(args.replay)}}
     try:
-        engine = Engine(policy, registry, detectors=overrides)
+        engine = Engine(
+            policy,
+            registry,
+            detectors=overrides,
+            cache=RecordingStore(args.cache) if args.cache else None,
+            record=RecordingStore(args.record) if args.record else None,
+            rate_limit=RateLimiter(args.rate) if args.rate else None,
+        )
     except PolicyEngineError as exc:
         raise CommandError(f"policy-engine: {exc}") from exc
-    counts: Counter[str] = Counter()
-    failed_detections = 0
+
+    def expand_uri(spec: str) -> Iterable[Image] | None:
+        found: Iterable[Image] | None = manager.hook.policy_engine_expand_input(spec=spec)
+        return found
+
+    items = expand_inputs(_specs(args.paths, sys.stdin), expand_uri)
+    stats = BatchStats()
     progress = stderr.isatty()
     try:
-        for done, result in enumerate(check_paths(engine, args.paths), start=1):
-            if args.format == "text":
-                if result.decision is not None:
-                    print(decision_text(result.decision, result.input), file=stdout)
-                else:
-                    print(f"{result.input}: ERROR  {result.error}", file=stdout)
-            else:
-                stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
-            stdout.flush()
-            if result.decision is None:
-                counts["unreadable"] += 1
-            else:
-                counts[result.decision.decision.value] += 1
-                failed_detections += bool(result.decision.failures)
+        ordered = args.ordered if args.ordered is not None else args.format == "text"
+        for result in check_many(engine, items, concurrency=args.concurrency, ordered=ordered):
+            _write(result, args.format, stdout)
+            stats.add(result)
             if progress:
-                stderr.write(f"\rchecked {done} image(s)")
+                stderr.write(f"\r{_progress(stats, engine)}")
                 stderr.flush()
     except KeyboardInterrupt:
-        _summary(counts, failed_detections, stderr, progress, interrupted=True)
+        _summary(stats, engine, stderr, progress, interrupted=True)
         return exit_codes.INTERRUPTED
-    _summary(counts, failed_detections, stderr, progress, interrupted=False)
-    if counts["unreadable"]:
+    _summary(stats, engine, stderr, progress, interrupted=False)
+    if stats.unreadable:
         return exit_codes.INPUT_ERRORS
+    counts = stats.decisions
     worst = "block" if counts["block"] else "review" if counts["review"] else "allow"
-    from policy_engine.model import Verdict
-
     return exit_codes.FAIL_ON if reaches(Verdict(worst), args.fail_on) else exit_codes.OK
 
 
+def _write(result: CheckResult, output_format: str, stdout: TextIO) -> None:
+    if output_format == "text":
+        if result.decision is not None:
+            print(decision_text(result.decision, result.input), file=stdout)
+        else:
+            print(f"{result.input}: ERROR  {result.error}", file=stdout)
+    else:
+        stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+    stdout.flush()
+
+
+def _progress(stats: BatchStats, engine: Engine) -> str:
+    elapsed = stats.elapsed()
+    rate = stats.images / elapsed if elapsed > 0 else 0.0
+    return f"checked {stats.images} image(s), {rate:.1f}/s, {engine.counter.calls} call(s)"
+
+
 def _summary(
-    counts: Counter[str],
-    failed_detections: int,
-    stderr: TextIO,
-    progress: bool,
-    *,
-    interrupted: bool,
+    stats: BatchStats, engine: Engine, stderr: TextIO, progress: bool, *, interrupted: bool
 ) -> None:
     if progress:
         stderr.write("\n")
-    total = sum(counts.values())
-    parts = [f"{counts[v]} {v}" for v in ("allow", "review", "block")]
-    if counts["unreadable"]:
-        parts.append(f"{counts['unreadable']} unreadable")
-    if failed_detections:
-        parts.append(f"{failed_detections} with detector errors")
+    parts = [f"{stats.decisions[v]} {v}" for v in ("allow", "review", "block")]
+    if stats.unreadable:
+        parts.append(f"{stats.unreadable} unreadable")
+    if stats.with_detector_errors:
+        parts.append(f"{stats.with_detector_errors} with detector errors")
     state = "interrupted after" if interrupted else "checked"
-    print(f"{state} {total} image(s): " + ", ".join(parts), file=stderr)
+    elapsed = stats.elapsed()
+    print(
+        f"{state} {stats.images} image(s) in {elapsed:.1f}s: " + ", ".join(parts),
+        file=stderr,
+    )
+    saved = engine.counter.cached + stats.duplicates
+    print(
+        f"detector calls: {engine.counter.calls} made, {saved} saved "
+        f"({engine.counter.cached} from the cache, {stats.duplicates} duplicate image(s))",
+        file=stderr,
+    )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TextIO
 
+import pluggy
+
 from policy_engine.errors import PluginError, PolicyLoadError
 from policy_engine.loader import load_policy
 from policy_engine.model import Policy
-from policy_engine.plugins import DetectorRegistry
+from policy_engine.plugins import DetectorRegistry, make_plugin_manager
 
 
 class CommandError(Exception):
@@ -19,8 +21,14 @@ class CommandError(Exception):
 
 
 def installed_registry() -> DetectorRegistry:
+    return installed_plugins()[1]
+
+
+def installed_plugins() -> tuple[pluggy.PluginManager, DetectorRegistry]:
+    """The plugin manager and its detectors, or a CommandError naming a broken plugin."""
     try:
-        return DetectorRegistry.installed()
+        manager = make_plugin_manager()
+        return manager, DetectorRegistry.from_plugin_manager(manager)
     except PluginError as exc:
         raise CommandError(f"policy-engine: {exc}") from exc
 

@@ -63,7 +63,7 @@ def tree(h, tmp_path):
 def test_folder_recurses_sorted_images_only_with_recordings_relative_to_policy(h, tree, elsewhere):
     policy_arg = os.path.relpath(tree["policy"], elsewhere)
 
-    result = h.run("check", "--policy", policy_arg, tree["imgs"], cwd=elsewhere)
+    result = h.run("check", "--policy", policy_arg, "--ordered", tree["imgs"], cwd=elsewhere)
 
     assert result.code == 0, result
     records = result.jsonl()
@@ -127,7 +127,7 @@ def test_image_without_recording_gets_the_on_error_verdict(h, tmp_path, on_error
     unrecorded = h.write_image(tmp_path / "unrecorded.png", b"unrecorded")
     h.record(tmp_path / "rec", recorded, h.moderation())
 
-    result = h.run("check", "--policy", policy, recorded, unrecorded)
+    result = h.run("check", "--policy", policy, "--ordered", recorded, unrecorded)
 
     assert result.code == 0, result
     first, second = result.jsonl()
@@ -182,7 +182,7 @@ def test_missing_path_gives_an_error_record_and_exit_3(h, tree, elsewhere):
     a, b, _, _ = tree["images"]
     missing = tree["imgs"] / "gone.jpg"
 
-    result = h.run("check", "--policy", tree["policy"], a, missing, b, cwd=elsewhere)
+    result = h.run("check", "--policy", tree["policy"], "--ordered", a, missing, b, cwd=elsewhere)
 
     assert result.code == 3, result
     records = result.jsonl()
@@ -216,7 +216,14 @@ def test_replay_replaces_the_policys_detectors(h, tmp_path, elsewhere):
 
     # --replay relative to the working folder
     result = h.run(
-        "check", "--policy", policy, tmp_path / "imgs", "--replay", "replays", cwd=elsewhere
+        "check",
+        "--policy",
+        policy,
+        tmp_path / "imgs",
+        "--replay",
+        "replays",
+        "--ordered",
+        cwd=elsewhere,
     )
 
     assert result.code == 0, result
@@ -294,7 +301,7 @@ def test_every_check_record_validates_against_the_decision_schema(h, tree):
     a = tree["images"][0]
     missing = tree["imgs"] / "gone.jpg"
 
-    result = h.run("check", "--policy", tree["policy"], a, missing)
+    result = h.run("check", "--policy", tree["policy"], "--ordered", a, missing)
 
     assert result.code == 3, result
     records = result.jsonl()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -13,12 +12,13 @@ from policy_engine.detectors import DetectContext, Detector, DetectorResult
 from policy_engine.errors import DetectorError, InvalidDetectorResult, NoRecordingError
 from policy_engine.image import Image
 from policy_engine.labels import Label
+from policy_engine.recordings import read_recording
 from policy_engine_stub.settings import MISSING_NO_LABELS, SETTINGS_SCHEMA, SOURCE, StubSettings
 
 
 def recording_path(folder: Path, image: Image) -> Path:
     """Where the recording of ``image`` lives: the store ``--record`` writes too."""
-    return folder / f"{image.sha256}.json"
+    return folder / f"{image.key}.json"
 
 
 class StubDetector(Detector):
@@ -26,6 +26,7 @@ class StubDetector(Detector):
 
     name: ClassVar[str] = SOURCE
     settings_schema: ClassVar[Mapping[str, Any]] = SETTINGS_SCHEMA
+    remote: ClassVar[bool] = False
 
     def detect(self, image: Image, context: DetectContext) -> DetectorResult:
         settings = StubSettings.from_mapping(context.settings, base_dir=context.base_dir)
@@ -62,7 +63,7 @@ def _find_recording(folder: Path, image: Image, missing: str) -> Path | None:
     if missing == MISSING_NO_LABELS:
         return None
     raise NoRecordingError(
-        f"no recording for image {image.name!r} (sha256 {image.sha256}): "
+        f"no recording for image {image.name!r} (key {image.key}): "
         f"looked for {path.name} in {folder}"
     )
 
@@ -96,27 +97,5 @@ def _replay(path: Path, context: DetectContext) -> tuple[DetectorResult, ...]:
 
 
 def _read_responses(path: Path) -> list[Mapping[str, Any]]:
-    try:
-        document = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:  # ValueError covers bad JSON and bad UTF-8
-        raise InvalidDetectorResult(f"recording {path} is not readable JSON: {exc}") from exc
-    if isinstance(document, dict):
-        return [document]
-    if not isinstance(document, list):
-        raise InvalidDetectorResult(
-            f"recording {path} must hold a JSON object or an array of objects, "
-            f"not {_json_type(document)}"
-        )
-    for index, raw in enumerate(document):
-        if not isinstance(raw, dict):
-            raise InvalidDetectorResult(
-                f"recording {path}: response {index} must be a JSON object, not {_json_type(raw)}"
-            )
-    return document
-
-
-def _json_type(value: object) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
-    if value is None:
-        return "null"
-    return names.get(type(value), "a number")
+    # the store's format is the core's, shared with --record and --cache
+    return [entry.response for entry in read_recording(path)]

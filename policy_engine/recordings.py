@@ -1,0 +1,170 @@
+"""The store of recorded detector responses, one JSON file per image.
+
+``<folder>/<image key>.json`` (the key is the SHA-256 of the image bytes)
+holds either what a person wrote by hand, one raw response or a list of
+them, or what ``--record`` writes::
+
+    {"format": "policy-engine-recording/1",
+     "recordings": [{"detector": "rekognition-moderation",
+                     "settings": "sha256:...",
+                     "response": {...raw response...}}]}
+
+``settings`` digests the detector's name, its settings and the policy's
+``min_confidence`` (which changes what the detector is asked for), so a
+cached response is reused only for the same question. The ``stub`` detector
+replays every response of a file; ``--cache`` reuses only an exact match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from policy_engine.errors import InvalidDetectorResult
+from policy_engine.model import plain_number
+
+RECORDING_FORMAT = "policy-engine-recording/1"
+
+
+def settings_digest(detector: str, settings: Mapping[str, Any], min_confidence: float) -> str:
+    """What a recorded response was asked with, as ``sha256:<hex>``."""
+    canonical = json.dumps(
+        {
+            "detector": detector,
+            "settings": _plain(settings),
+            "min_confidence": plain_number(min_confidence),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedResponse:
+    """One response in a recording file; ``detector`` and ``settings`` are None
+    for a hand-written bare response."""
+
+    response: Mapping[str, Any]
+    detector: str | None = None
+    settings: str | None = None
+
+
+def read_recording(path: Path) -> tuple[RecordedResponse, ...]:
+    """Every response in a recording file, whichever of its forms it has.
+
+    Raises :class:`InvalidDetectorResult` naming the file for anything else.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidDetectorResult(f"cannot read recording {path}: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidDetectorResult(
+            f"recording {path} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+        ) from exc
+    if isinstance(data, dict) and data.get("format") == RECORDING_FORMAT:
+        entries = data.get("recordings")
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("response"), dict) for e in entries
+        ):
+            raise InvalidDetectorResult(
+                f"recording {path}: 'recordings' must be a list of objects with a 'response'"
+            )
+        return tuple(
+            RecordedResponse(e["response"], e.get("detector"), e.get("settings")) for e in entries
+        )
+    responses = data if isinstance(data, list) else [data]
+    for index, response in enumerate(responses):
+        if not isinstance(response, dict):
+            where = f"[{index}] " if isinstance(data, list) else ""
+            raise InvalidDetectorResult(
+                f"recording {path}: {where}a response must be a JSON object, "
+                f"not {json_type_name(response)}"
+            )
+    return tuple(RecordedResponse(response) for response in responses)
+
+
+def json_type_name(value: object) -> str:
+    """How JSON calls the type of a parsed value, for messages."""
+    if value is None:
+        return "null"
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    return names.get(type(value), "a number")
+
+
+class RecordingStore:
+    """A folder of recordings, safe to read and write from many threads."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self._lock = threading.Lock()
+
+    def path_for(self, key: str) -> Path:
+        return self.folder / f"{key}.json"
+
+    def responses(self, key: str) -> tuple[RecordedResponse, ...] | None:
+        """Everything recorded for the image, or None when there is no file."""
+        path = self.path_for(key)
+        if not path.exists():
+            return None
+        return read_recording(path)
+
+    def lookup(self, key: str, detector: str, settings: str) -> Mapping[str, Any] | None:
+        """The response recorded for exactly this detector and settings, if any."""
+        try:
+            found = self.responses(key)
+        except InvalidDetectorResult:
+            return None  # an unreadable cache entry is a miss, never a failure
+        for entry in found or ():
+            if entry.detector == detector and entry.settings == settings:
+                return entry.response
+        return None
+
+    def record(self, key: str, detector: str, settings: str, response: Mapping[str, Any]) -> None:
+        """Add (or replace) the response for this detector and settings, atomically:
+        a reader sees the old file or the new one, never half of one."""
+        entry = {"detector": detector, "settings": settings, "response": _plain(response)}
+        with self._lock:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.path_for(key)
+            kept: list[dict[str, Any]] = []
+            try:
+                existing = read_recording(path) if path.exists() else ()
+            except InvalidDetectorResult:
+                existing = ()
+            for old in existing:
+                replaced = (old.detector, old.settings) == (detector, settings)
+                if old.detector is not None and not replaced:
+                    kept.append(
+                        {
+                            "detector": old.detector,
+                            "settings": old.settings,
+                            "response": old.response,
+                        }
+                    )
+            document = {"format": RECORDING_FORMAT, "recordings": [*kept, entry]}
+            handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{key}.", suffix=".tmp")
+            try:
+                with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                    json.dump(document, stream, indent=1, sort_keys=True)
+                    stream.write("\n")
+                os.replace(temporary, path)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise

@@ -1,0 +1,211 @@
+"""Batch checking: bounded concurrency, one call per distinct image, streaming,
+the cache and the record, and inputs that fail without losing the others."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from policy_engine import DetectContext, Detector, DetectorResult, Image, Label, parse_policy
+from policy_engine.batch import CheckResult, InputItem, check_many, expand_inputs
+from policy_engine.engine import Engine
+from policy_engine.plugins import DetectorRegistry, RegisteredDetector
+from policy_engine.recordings import RecordingStore
+
+POLICY = (
+    "version: 1\nname: batch\ndetectors: {remote: {}}\n"
+    "rules:\n  - id: violence\n    match: {name: Violence}\n    review_at: 50\n    block_at: 90\n"
+)
+
+
+class RemoteDetector(Detector):
+    """Looks up a confidence by image bytes; counts calls and the most in flight."""
+
+    name: ClassVar[str] = "remote"
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.calls: list[bytes] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.lock = threading.Lock()
+        self.gate = gate
+
+    def recognizes(self, raw: Mapping[str, Any]) -> bool:
+        return "Remote" in raw
+
+    def parse(self, raw: Mapping[str, Any]) -> DetectorResult:
+        labels = tuple(Label("Violence", c, self.name) for c in raw["Remote"])
+        return DetectorResult(self.name, labels, raw=raw)
+
+    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+        with self.lock:
+            self.calls.append(image.data or b"")
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.gate is not None and image.data == b"slow":
+                assert self.gate.wait(5), "the test never opened the gate"
+            if image.data == b"explode":
+                raise RuntimeError("boom")
+            confidence = {b"calm": 10.0, b"fight": 95.0}.get(image.data or b"", 60.0)
+            return self.parse({"Remote": [confidence]})
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def engine_for(detector: Detector, **options: Any) -> Engine:
+    registry = DetectorRegistry([RegisteredDetector(detector, "test")])
+    return Engine(parse_policy(POLICY, registry=registry), registry, **options)
+
+
+def items(*contents: bytes) -> list[InputItem]:
+    return [InputItem(f"img{i}", load=_image(f"img{i}", c)) for i, c in enumerate(contents)]
+
+
+def _image(name: str, content: bytes) -> Any:
+    return lambda: Image(name, content)
+
+
+def test_every_input_gets_its_decision() -> None:
+    results = list(check_many(engine_for(RemoteDetector()), items(b"calm", b"fight", b"x")))
+    decided = {r.input: r.decision.decision.value for r in results if r.decision}
+    assert decided == {"img0": "allow", "img1": "block", "img2": "review"}
+
+
+def test_no_more_than_concurrency_images_are_checked_at_once() -> None:
+    detector = RemoteDetector()
+    contents = [str(i).encode() for i in range(60)]
+    results = list(check_many(engine_for(detector), items(*contents), concurrency=3))
+    assert len(results) == 60
+    assert 1 <= detector.most_in_flight <= 3
+
+
+def test_identical_images_call_the_detector_once() -> None:
+    detector = RemoteDetector()
+    engine = engine_for(detector)
+    results = list(check_many(engine, items(b"fight", b"calm", b"fight", b"fight"), concurrency=4))
+    assert sorted(detector.calls) == [b"calm", b"fight"]
+    assert engine.counter.calls == 2
+    duplicates = [r for r in results if r.duplicate]
+    assert len(duplicates) == 2
+    assert {r.decision.decision.value for r in duplicates if r.decision} == {"block"}
+
+
+def test_results_stream_in_completion_order_unless_ordered() -> None:
+    gate = threading.Event()
+    detector = RemoteDetector(gate)
+    stream = check_many(engine_for(detector), items(b"slow", b"calm"), concurrency=2)
+    first = next(stream)  # the fast image comes out while the slow one is still held
+    assert first.input == "img1"
+    gate.set()
+    assert [r.input for r in stream] == ["img0"]
+
+    ordered = check_many(
+        engine_for(RemoteDetector()), items(b"x", b"calm", b"fight"), concurrency=3, ordered=True
+    )
+    assert [r.input for r in ordered] == ["img0", "img1", "img2"]
+
+
+def test_a_failing_input_or_detector_loses_nothing_else(tmp_path: Path) -> None:
+    good = tmp_path / "good.png"
+    good.write_bytes(b"fight")
+    inputs = [
+        *expand_inputs([str(good), str(tmp_path / "missing.png")]),
+        *items(b"explode"),
+    ]
+    results = {r.input: r for r in check_many(engine_for(RemoteDetector()), inputs)}
+    assert results[str(good)].decision is not None
+    assert results[str(good)].decision.decision.value == "block"
+    assert results[str(tmp_path / "missing.png")].error == "no such file or folder"
+    exploded = results["img0"].decision
+    assert exploded is not None and exploded.decision.value == "review"  # on_error
+    assert exploded.failures[0].code == "plugin-exception"
+
+
+def test_inputs_are_read_ahead_boundedly_and_closing_stops_the_run() -> None:
+    consumed = 0
+
+    def endless() -> Iterator[InputItem]:
+        nonlocal consumed
+        while True:
+            consumed += 1
+            yield InputItem(f"img{consumed}", load=lambda: Image("x", b"calm"))
+
+    stream = check_many(engine_for(RemoteDetector()), endless(), concurrency=2)
+    for _ in range(5):
+        next(stream)
+    assert consumed <= 5 + 2 * 2 + 1  # what was yielded plus the read-ahead window
+    stream.close()
+
+
+def test_cache_answers_what_record_stored_without_calling(tmp_path: Path) -> None:
+    store = RecordingStore(tmp_path / "rec")
+    first = RemoteDetector()
+    recorded = list(check_many(engine_for(first, record=store), items(b"fight", b"calm")))
+    assert len(first.calls) == 2
+    assert len(list((tmp_path / "rec").glob("*.json"))) == 2
+
+    second = RemoteDetector()
+    engine = engine_for(second, cache=store)
+    replayed = list(check_many(engine, items(b"fight", b"calm", b"new")))
+    assert second.calls == [b"new"]  # only the image the cache does not know
+    assert (engine.counter.calls, engine.counter.cached) == (1, 2)
+
+    def decisions(results: list[CheckResult]) -> dict[str, str]:
+        return {r.input: r.decision.decision.value for r in results if r.decision}
+
+    assert {k: v for k, v in decisions(replayed).items() if k != "img2"} == decisions(recorded)
+
+
+def test_cache_is_keyed_by_settings_and_floor(tmp_path: Path) -> None:
+    store = RecordingStore(tmp_path)
+    list(check_many(engine_for(RemoteDetector(), record=store), items(b"fight")))
+    other_floor = RemoteDetector()
+    registry = DetectorRegistry([RegisteredDetector(other_floor, "test")])
+    policy = parse_policy(POLICY.replace("rules:", "min_confidence: 60\nrules:"), registry=registry)
+    list(check_many(Engine(policy, registry, cache=store), items(b"fight")))
+    assert other_floor.calls == [b"fight"]  # asked with another MinConfidence: not reused
+
+
+def test_local_detectors_are_never_cached_nor_counted(tmp_path: Path) -> None:
+    class Local(RemoteDetector):
+        remote: ClassVar[bool] = False
+
+    store = RecordingStore(tmp_path)
+    detector = Local()
+    engine = engine_for(detector, record=store, cache=store)
+    list(check_many(engine, items(b"fight")))
+    list(check_many(engine, items(b"fight")))
+    assert len(detector.calls) == 2
+    assert engine.counter.calls == 0
+    assert not list(tmp_path.iterdir())
+
+
+def test_uri_inputs_go_through_the_plugins_and_report_what_fails() -> None:
+    def expand(spec: str) -> list[Image] | None:
+        if spec.startswith("s3://broken"):
+            raise PermissionError("AccessDenied")
+        if spec.startswith("s3://"):
+            return [Image(f"{spec}a.png", uri=f"{spec}a.png", size=10, version="e1")]
+        return None
+
+    found = list(expand_inputs(["s3://bucket/", "s3://broken/", "ftp://x/"], expand))
+    assert [(i.name, i.problem) for i in found] == [
+        ("s3://bucket/a.png", None),
+        ("s3://broken/", "cannot list s3://broken/: AccessDenied"),
+        ("ftp://x/", "no installed plugin reads ftp:// inputs"),
+    ]
+    image = found[0].load() if found[0].load else None
+    assert image is not None and image.data is None and image.sha256 is None
+    assert image.key == Image("other", uri="s3://bucket/a.png", version="e1").key
+    assert image.key != Image("other", uri="s3://bucket/a.png", version="e2").key
+
+
+def test_concurrency_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        list(check_many(engine_for(RemoteDetector()), [], concurrency=0))

@@ -1,0 +1,71 @@
+"""The shared client-side rate limit."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from policy_engine.ratelimit import RateLimiter
+
+
+class FakeClock:
+    """A clock that moves only when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.lock = threading.Lock()
+
+    def time(self) -> float:
+        with self.lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        # sleeping does not move the shared clock: each caller waits its own slot
+
+
+def test_calls_are_spaced_evenly_at_the_rate() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock.time, sleep=clock.sleep)
+    waits = [limiter.acquire() for _ in range(5)]
+    assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+
+
+def test_time_passing_frees_slots_without_banking_a_burst() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(2, clock=clock.time, sleep=clock.sleep)
+    assert limiter.acquire() == 0.0
+    clock.now += 10  # idle for ten seconds
+    assert limiter.acquire() == 0.0
+    assert limiter.acquire() == pytest.approx(0.5)  # no burst of 20 saved up
+
+
+def test_threads_get_distinct_slots_at_least_one_interval_apart() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(50, clock=clock.time, sleep=clock.sleep)
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(25):
+            wait = limiter.acquire()
+            with lock:
+                waits.append(wait)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    slots = sorted(waits)
+    assert len(slots) == 200
+    gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
+    assert min(gaps) == pytest.approx(0.02)
+    assert slots[-1] == pytest.approx(199 * 0.02)  # 200 calls at 50/s take 3.98 s
+
+
+@pytest.mark.parametrize("rate", [0, -1, float("nan")])
+def test_rate_must_be_positive(rate: float) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        RateLimiter(rate)
