@@ -9,6 +9,7 @@ sorted by position. The only I/O is reading the file.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,9 @@ from policy_engine.diagnostics import (
     Severity,
     error,
     sort_diagnostics,
-    warning,
 )
 from policy_engine.errors import PolicyLoadError
+from policy_engine.lint import lint_policy
 from policy_engine.model import Body, LabelDefinition, Match, Policy, Rule, Verdict
 from policy_engine.names import name_key, tidy_name
 from policy_engine.source import SourceError, SourceMap, parse_document, read_policy_text
@@ -58,8 +59,9 @@ def check_policy_text(
     """Load a policy from text, collecting diagnostics instead of raising.
 
     With a ``registry``, detector names and settings are checked against the
-    installed plugins, and their taxonomies' aliases count when comparing
-    rule matchers.
+    installed plugins, their taxonomies' aliases count when comparing rule
+    matchers, and the linter (:mod:`policy_engine.lint`) checks names and
+    what each rule decides against the installed taxonomies.
     """
     from policy_engine.schema import check_policy_data
 
@@ -88,12 +90,50 @@ def check_policy_text(
             )
         built = _build(document.data, source_map, base_dir or ".", report)
         diagnostics.extend(_check_meaning(built, source_map, registry))
+        # the warnings (POLICY_SPEC section 7); what each rule decides only when
+        # the policy is consistent, i.e. has no errors
+        diagnostics.extend(
+            lint_policy(
+                built.policy,
+                source_map,
+                registry=registry,
+                data=document.data,
+                rule_indexes=built.rule_indexes,
+                label_indexes=built.label_indexes,
+                decisions=not any(d.severity is Severity.ERROR for d in diagnostics),
+            )
+        )
         policy: Policy | None = built.policy
     else:
         policy = None
+    diagnostics = _without_ignored_warnings(diagnostics, text)
     if any(d.severity is Severity.ERROR for d in diagnostics):
         policy = None
     return LoadResult(policy, sort_diagnostics(diagnostics))
+
+
+_IGNORE_COMMENT = re.compile(r"#\s*policy-engine:\s*ignore\[([A-Za-z0-9_, -]+)\]")
+
+
+def _without_ignored_warnings(diagnostics: list[Diagnostic], text: str) -> list[Diagnostic]:
+    """Drop warnings a comment acknowledges: ``# policy-engine: ignore[CODE, ...]`` at
+    the end of the warned line, or on a comment line of its own just above it.
+    Errors are never ignored. A comment, not a key: the policy language is unchanged."""
+    ignored: dict[int, set[str]] = {}
+    lines = text.splitlines()
+    for number, line in enumerate(lines, start=1):
+        found = _IGNORE_COMMENT.search(line)
+        if found is None:
+            continue
+        codes = {code.strip() for code in found.group(1).split(",") if code.strip()}
+        ignored.setdefault(number, set()).update(codes)
+        if line.lstrip().startswith("#"):  # a comment line covers the next line
+            ignored.setdefault(number + 1, set()).update(codes)
+    return [
+        d
+        for d in diagnostics
+        if d.severity is Severity.ERROR or d.code not in ignored.get(d.line, ())
+    ]
 
 
 def check_policy_file(
@@ -300,53 +340,23 @@ def _check_meaning(
                     source_map.at(("rules", index, "match")),
                 )
             )
-        found.extend(_check_body(rule.body, ("rules", index), policy, source_map))
-        if (
-            registry is not None
-            and rule.match.source is not None
-            and rule.match.source not in registry
-            and rule.match.source not in policy.detectors
-        ):
-            found.append(
-                warning(
-                    "unknown-source",
-                    f"no installed detector is named {rule.match.source!r}, so this rule "
-                    f"selects nothing (installed: {', '.join(registry.names()) or 'none'})",
-                    file,
-                    source_map.at(("rules", index, "match", "source")),
-                )
-            )
-    found.extend(_check_body(policy.default, ("default",), policy, source_map))
+        found.extend(_check_body(rule.body, ("rules", index), source_map))
+    found.extend(_check_body(policy.default, ("default",), source_map))
     found.extend(_check_label_definitions(policy.labels, source_map))
     return found
 
 
-def _check_body(
-    body: Body, path: tuple[str | int, ...], policy: Policy, source_map: SourceMap
-) -> list[Diagnostic]:
-    found: list[Diagnostic] = []
+def _check_body(body: Body, path: tuple[str | int, ...], source_map: SourceMap) -> list[Diagnostic]:
     if body.review_at is not None and body.block_at is not None and body.review_at >= body.block_at:
-        found.append(
+        return [
             error(
                 "threshold-order",
                 f"review_at ({body.review_at:g}) must be below block_at ({body.block_at:g})",
                 source_map.file,
                 source_map.at((*path, "review_at")),
             )
-        )
-    for key, value in (("review_at", body.review_at), ("block_at", body.block_at)):
-        if value is not None and 0 < value < policy.min_confidence:
-            found.append(
-                warning(
-                    "threshold-below-floor",
-                    f"{key} {value:g} is below min_confidence {policy.min_confidence:g}: labels "
-                    f"under {policy.min_confidence:g} are dropped, so this band starts at "
-                    f"{policy.min_confidence:g}",
-                    source_map.file,
-                    source_map.at((*path, key)),
-                )
-            )
-    return found
+        ]
+    return []
 
 
 def _check_label_definitions(

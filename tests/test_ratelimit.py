@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -60,7 +61,7 @@ def test_threads_get_distinct_slots_at_least_one_interval_apart() -> None:
         thread.join()
     slots = sorted(waits)
     assert len(slots) == 200
-    gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(slots)]
     assert min(gaps) == pytest.approx(0.02)
     assert slots[-1] == pytest.approx(199 * 0.02)  # 200 calls at 50/s take 3.98 s
 

@@ -3,49 +3,45 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TextIO
 
 from policy_engine.cli import exit_codes
 from policy_engine.cli.common import installed_registry
+from policy_engine.cli.report_formats import FORMATS, RENDERERS, FileReport
 from policy_engine.loader import check_policy_file
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "validate",
-        help="check policy files (schema, meaning, detector settings)",
-        description="Check policy files. Prints each finding as file:line:col: severity[code]: "
-        "message. Exit 2 if any file has errors.",
+        help="check policy files (schema, meaning, detector settings) and lint them",
+        description="Check policy files: errors (the policy does not load) and the linter's "
+        "warnings. Text prints each finding as file:line:col: severity[code]: message; json, "
+        "sarif (SARIF 2.1.0) and github (GitHub Actions workflow commands) suit tools and CI. "
+        "Exit 2 if any file has errors (or, with --strict, warnings).",
     )
     parser.add_argument("files", nargs="+", metavar="FILE")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     registry = installed_registry()
-    failed = 0
-    report = []
+    reports = []
     for path in args.files:
         result = check_policy_file(path, registry=registry)
         bad = bool(result.errors) or (args.strict and bool(result.warnings))
-        failed += bad
-        report.append(
-            {
-                "file": path,
-                "ok": not bad,
-                "digest": result.policy.digest if result.policy is not None else None,
-                "diagnostics": [d.to_dict() for d in result.diagnostics],
-            }
+        reports.append(
+            FileReport(
+                file=path,
+                diagnostics=result.diagnostics,
+                ok=not bad,
+                digest=result.policy.digest if result.policy is not None else None,
+            )
         )
-        if args.format == "text":
-            for diagnostic in result.diagnostics:
-                print(diagnostic.render(), file=stdout)
-    if args.format == "json":
-        json.dump(report, stdout, indent=2)
-        stdout.write("\n")
+    stdout.write(RENDERERS[args.format](reports))
+    failed = sum(not report.ok for report in reports)
     print(
         f"{len(args.files)} file(s) checked, {failed} with "
         f"{'errors or warnings' if args.strict else 'errors'}",

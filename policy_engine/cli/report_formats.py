@@ -1,0 +1,159 @@
+"""Renderers for ``validate``'s diagnostics: text, JSON, SARIF 2.1.0, GitHub Actions.
+
+Each takes the reports of every checked file and returns the whole output as
+one string. Codes, their severities and descriptions come from
+:data:`policy_engine.lint.DIAGNOSTIC_CODES`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from policy_engine import __version__
+from policy_engine.diagnostics import Diagnostic, Severity
+from policy_engine.lint import DIAGNOSTIC_CODES, CodeInfo
+
+FORMATS = ("text", "json", "sarif", "github")
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_VERSION = "2.1.0"
+TOOL_NAME = "policy-engine"
+
+
+@dataclass(frozen=True, slots=True)
+class FileReport:
+    """The outcome of checking one file: ``ok`` is false when it fails the check
+    (errors, or warnings under ``--strict``)."""
+
+    file: str
+    diagnostics: tuple[Diagnostic, ...]
+    ok: bool
+    digest: str | None = None
+
+
+def render_text(reports: Sequence[FileReport]) -> str:
+    """``file:line:col: severity[code]: message``, one a line."""
+    return "".join(d.render() + "\n" for report in reports for d in report.diagnostics)
+
+
+def render_json(reports: Sequence[FileReport]) -> str:
+    """A list with one object per file: file, ok, digest, diagnostics."""
+    data = [
+        {
+            "file": report.file,
+            "ok": report.ok,
+            "digest": report.digest,
+            "diagnostics": [d.to_dict() for d in report.diagnostics],
+        }
+        for report in reports
+    ]
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _sarif_level(severity: Severity) -> str:
+    return "error" if severity is Severity.ERROR else "warning"
+
+
+def sarif_uri(path: str) -> str:
+    """A file name as a SARIF ``uri``: the path as given, ``/``-separated, with
+    characters a URI reference cannot hold percent-encoded."""
+    return quote(path.replace("\\", "/"), safe="/:@!$&'()*+,;=-._~")
+
+
+def sarif_log(reports: Sequence[FileReport]) -> dict[str, Any]:
+    """The SARIF 2.1.0 log: one run, every known code as a rule."""
+    codes = dict(DIAGNOSTIC_CODES)
+    for report in reports:  # a code missing from the table still gets a rule
+        for diagnostic in report.diagnostics:
+            if diagnostic.code not in codes:
+                codes[diagnostic.code] = CodeInfo(diagnostic.severity, diagnostic.code)
+    rule_ids = list(codes)
+    index = {code: i for i, code in enumerate(rule_ids)}
+    rules = [
+        {
+            "id": code,
+            "name": "".join(part.capitalize() for part in code.split("-")),
+            "shortDescription": {"text": info.description},
+            "defaultConfiguration": {"level": _sarif_level(info.severity)},
+        }
+        for code, info in codes.items()
+    ]
+    results = [
+        {
+            "ruleId": d.code,
+            "ruleIndex": index[d.code],
+            "level": _sarif_level(d.severity),
+            "message": {"text": d.message},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": sarif_uri(d.file)},
+                        "region": {"startLine": d.line, "startColumn": d.column},
+                    }
+                }
+            ],
+        }
+        for report in reports
+        for d in report.diagnostics
+    ]
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": SARIF_VERSION,
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": TOOL_NAME,
+                        "version": __version__,
+                        "rules": rules,
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
+
+
+def render_sarif(reports: Sequence[FileReport]) -> str:
+    return json.dumps(sarif_log(reports), indent=2, ensure_ascii=False) + "\n"
+
+
+def escape_data(text: str) -> str:
+    """A workflow command's message: ``%``, CR and LF escaped as GitHub reads them."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """A workflow command's property value: as :func:`escape_data`, and ``:`` and ``,``."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(reports: Sequence[FileReport]) -> str:
+    """GitHub Actions workflow commands: ``::error file=F,line=L,col=C,title=CODE::message``."""
+    lines = []
+    for report in reports:
+        for d in report.diagnostics:
+            command = "error" if d.severity is Severity.ERROR else "warning"
+            properties = ",".join(
+                f"{key}={escape_property(value)}"
+                for key, value in (
+                    ("file", d.file),
+                    ("line", str(d.line)),
+                    ("col", str(d.column)),
+                    ("title", d.code),
+                )
+            )
+            lines.append(f"::{command} {properties}::{escape_data(d.message)}\n")
+    return "".join(lines)
+
+
+RENDERERS: Mapping[str, Callable[[Sequence[FileReport]], str]] = {
+    "text": render_text,
+    "json": render_json,
+    "sarif": render_sarif,
+    "github": render_github,
+}

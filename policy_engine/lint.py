@@ -1,0 +1,691 @@
+"""The policy linter: warnings about a policy that loads (POLICY_SPEC section 7).
+
+Warnings never stop a policy from loading. Each has a stable code (listed,
+with every error code, in :data:`DIAGNOSTIC_CODES`), a message that says what
+to do, and the position of the offending node.
+
+Checks that need the installed detectors' taxonomies run only with a
+registry. Checks about what a rule decides work on the exact decision of
+each label the taxonomies know (:class:`~policy_engine.compiler.CompiledPolicy`
+and :func:`~policy_engine.table.bands_for`): no sampling, and a warning only
+where the taxonomies prove it.
+
+Older taxonomies: a detector's current taxonomy is ``detector.taxonomy(None)``;
+any other of ``detector.taxonomies()`` is an older model's (for Rekognition,
+model 6). A name only an older taxonomy knows gets ``model-6-name``. Where the
+detector says what the current model calls it (an optional method
+``label_successors() -> Mapping[str, Sequence[str]]`` on the detector, old
+name to current names), the message suggests those names; otherwise the
+nearest current spelling.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from policy_engine.diagnostics import Diagnostic, Severity, warning
+from policy_engine.labels import Label
+from policy_engine.model import Body, Policy, Rule, Verdict, plain_number
+from policy_engine.names import name_key, tidy_name
+from policy_engine.source import JsonPath, SourceMap
+from policy_engine.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from policy_engine.compiler import Candidate, CompiledPolicy
+    from policy_engine.detectors import Detector
+    from policy_engine.plugins import DetectorRegistry
+    from policy_engine.table import Band
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    severity: Severity
+    description: str
+
+
+_E, _W = Severity.ERROR, Severity.WARNING
+
+DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
+    # -- reading the file ----------------------------------------------------
+    "unreadable": CodeInfo(_E, "The policy file cannot be read."),
+    "file-too-large": CodeInfo(_E, "The policy file is over 1 MiB."),
+    "encoding": CodeInfo(_E, "The policy file is not UTF-8."),
+    "empty-policy": CodeInfo(_E, "The policy file holds no YAML document."),
+    "yaml-syntax": CodeInfo(_E, "The file is not valid YAML, or holds more than one document."),
+    "yaml-depth": CodeInfo(_E, "The document is nested too deeply."),
+    "document-too-large": CodeInfo(_E, "The document's aliases expand past 1 MiB."),
+    "recursive-alias": CodeInfo(_E, "A YAML alias refers to itself."),
+    "yaml-node": CodeInfo(_E, "An unsupported YAML node."),
+    "yaml-tag": CodeInfo(_E, "A YAML tag other than the plain ones (str, int, float, ...)."),
+    "yaml-value": CodeInfo(_E, "A scalar that is not a valid or finite value."),
+    "yaml-key": CodeInfo(_E, "A mapping key that is not a plain scalar."),
+    "yaml-merge-key": CodeInfo(_E, "A merge key (<<); write the keys out."),
+    "duplicate-key": CodeInfo(_E, "A key given twice in one mapping."),
+    # -- the schema ----------------------------------------------------------
+    "unknown-key": CodeInfo(_E, "A key the policy language does not have (a typo?)."),
+    "missing-key": CodeInfo(_E, "A required key is missing."),
+    "wrong-type": CodeInfo(_E, "A value of the wrong type."),
+    "invalid-value": CodeInfo(_E, "A value that is not one of those allowed."),
+    "out-of-range": CodeInfo(_E, "A number outside its range (thresholds are 0 to 100)."),
+    "schema": CodeInfo(_E, "Any other schema violation."),
+    # -- meaning -------------------------------------------------------------
+    "duplicate-rule-id": CodeInfo(_E, "Two rules have the same id."),
+    "duplicate-match": CodeInfo(_E, "Two rules have the same match (names compare as names do)."),
+    "threshold-order": CodeInfo(_E, "review_at is not below block_at."),
+    "duplicate-label": CodeInfo(_E, "A label is placed twice in labels:."),
+    "label-cycle": CodeInfo(_E, "labels: places labels in a cycle."),
+    "unknown-detector": CodeInfo(_E, "detectors: names a detector no installed plugin provides."),
+    "policy-does-not-load": CodeInfo(_E, "A policy tests file's policy has errors."),
+    # -- warnings (the linter) ----------------------------------------------
+    "unknown-name": CodeInfo(
+        _W, "A rule's match name that no installed taxonomy nor labels: knows."
+    ),
+    "unknown-parent": CodeInfo(
+        _W, "A rule's match parent, or a labels: parent, that no taxonomy nor labels: knows."
+    ),
+    "name-spelling": CodeInfo(
+        _W, "A name that differs from the taxonomy's spelling only in case or spaces."
+    ),
+    "model-6-name": CodeInfo(
+        _W, "A name only an older taxonomy (Rekognition model 6) has; the current model renamed it."
+    ),
+    "threshold-below-floor": CodeInfo(
+        _W, "A threshold below min_confidence: that band starts at the floor instead."
+    ),
+    "narrowing-rule": CodeInfo(
+        _W, "A rule narrows a category rule and leaves unset a band the category rule sets."
+    ),
+    "carve-out-parent": CodeInfo(
+        _W, "A child carve-out whose parent label is still decided by a stricter rule."
+    ),
+    "rule-never-decides": CodeInfo(
+        _W, "A rule that can never decide a label: every label it selects is decided by another."
+    ),
+    "unknown-source": CodeInfo(
+        _W, "A rule's match source names no installed detector, so the rule never decides."
+    ),
+}
+"""Every diagnostic code, with its severity and what it means (SARIF rules, README)."""
+
+_BANDS = (("block_at", Verdict.BLOCK), ("review_at", Verdict.REVIEW))
+
+
+def lint_policy(
+    policy: Policy,
+    source_map: SourceMap,
+    *,
+    registry: DetectorRegistry | None = None,
+    data: Any = None,
+    rule_indexes: Sequence[int] | None = None,
+    label_indexes: Sequence[int] | None = None,
+    decisions: bool = True,
+) -> list[Diagnostic]:
+    """Every warning about ``policy``.
+
+    ``data`` is the document as parsed (to see names as written, before white
+    space is tidied); ``rule_indexes`` / ``label_indexes`` give each rule's and
+    ``labels:`` entry's index in the file (when some were dropped as invalid).
+    With ``decisions`` false, only the checks that hold whatever else is wrong
+    (thresholds, sources) run: the loader does so when the policy has errors,
+    so that a broken file reports its errors, not guesses about its names.
+    """
+    linter = _Linter(
+        policy,
+        source_map,
+        registry,
+        data,
+        tuple(rule_indexes) if rule_indexes is not None else tuple(range(len(policy.rules))),
+        tuple(label_indexes) if label_indexes is not None else tuple(range(len(policy.labels))),
+    )
+    linter.floors()
+    if registry is not None:
+        linter.sources()
+        if decisions:
+            linter.names()
+            linter.decisions()
+    return linter.found
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """A label name some taxonomy knows: the spellings, and where."""
+
+    spellings: tuple[str, ...]
+    current: bool
+    """Whether some detector's current taxonomy (or an alias of it) knows it."""
+    older: tuple[tuple[Detector, Taxonomy], ...]
+    """Older taxonomies that know it, with their detector."""
+
+
+def _quoted(names: Iterable[str]) -> str:
+    items = [f"'{n}'" for n in names]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _number(value: float) -> str:
+    return f"{plain_number(value)}"
+
+
+def _successors(detector: Detector) -> dict[str, tuple[str, ...]]:
+    """The optional ``label_successors()`` of a detector, keyed by name key."""
+    method: Callable[[], Any] | None = getattr(detector, "label_successors", None)
+    if method is None or not callable(method):
+        return {}
+    try:
+        mapping = method()
+    except Exception:  # a plugin's optional extra must never break loading
+        return {}
+    if not isinstance(mapping, Mapping):
+        return {}
+    found: dict[str, tuple[str, ...]] = {}
+    for old, new in mapping.items():
+        if isinstance(old, str) and isinstance(new, list | tuple):
+            found[name_key(old)] = tuple(str(n) for n in new)
+    return found
+
+
+class _Linter:
+    def __init__(
+        self,
+        policy: Policy,
+        source_map: SourceMap,
+        registry: DetectorRegistry | None,
+        data: Any,
+        rule_indexes: tuple[int, ...],
+        label_indexes: tuple[int, ...],
+    ) -> None:
+        self.policy = policy
+        self.source_map = source_map
+        self.file = source_map.file
+        self.registry = registry
+        self.data = data
+        self.rule_indexes = rule_indexes
+        self.label_indexes = label_indexes
+        self.found: list[Diagnostic] = []
+
+    def warn(self, code: str, message: str, path: JsonPath) -> None:
+        self.found.append(warning(code, message, self.file, self.source_map.at(path)))
+
+    def rule_path(self, position: int) -> JsonPath:
+        return ("rules", self.rule_indexes[position])
+
+    def written(self, path: JsonPath, fallback: str) -> str:
+        """The string at ``path`` in the parsed document, as written."""
+        value = self.data
+        for part in path:
+            in_map = isinstance(value, dict) and isinstance(part, str) and part in value
+            in_list = isinstance(value, list) and isinstance(part, int) and part < len(value)
+            if not (in_map or in_list):
+                return fallback
+            value = value[part]
+        return value if isinstance(value, str) else fallback
+
+    # -- thresholds ------------------------------------------------------
+
+    def floors(self) -> None:
+        bodies: list[tuple[Body, JsonPath]] = [
+            (rule.body, self.rule_path(i)) for i, rule in enumerate(self.policy.rules)
+        ]
+        bodies.append((self.policy.default, ("default",)))
+        floor = self.policy.min_confidence
+        for body, path in bodies:
+            for key, value in (("review_at", body.review_at), ("block_at", body.block_at)):
+                if value is not None and 0 < value < floor:
+                    self.warn(
+                        "threshold-below-floor",
+                        f"{key} {value:g} is below min_confidence {floor:g}: labels under "
+                        f"{floor:g} are dropped, so this band starts at {floor:g}; raise "
+                        f"{key} to {floor:g} or lower min_confidence",
+                        (*path, key),
+                    )
+
+    # -- sources ---------------------------------------------------------
+
+    def sources(self) -> None:
+        registry = self.registry
+        assert registry is not None
+        for position, rule in enumerate(self.policy.rules):
+            source = rule.match.source
+            if source is None or source in registry or source in self.policy.detectors:
+                continue
+            self.warn(
+                "unknown-source",
+                f"no installed detector is named {source!r}, so this rule selects nothing "
+                f"and never decides (installed: {', '.join(registry.names()) or 'none'}); "
+                "fix the name or install the plugin",
+                (*self.rule_path(position), "match", "source"),
+            )
+
+    # -- names -----------------------------------------------------------
+
+    def _known_names(self) -> dict[str, _Known]:
+        assert self.registry is not None
+        spellings: dict[str, list[str]] = {}
+        current: set[str] = set()
+        older: dict[str, list[tuple[Detector, Taxonomy]]] = {}
+        for detector in self.registry.detectors():
+            now = detector.taxonomy(None)
+            for taxonomy in detector.taxonomies():
+                is_current = now is not None and taxonomy.id == now.id
+                names = [(k, taxonomy.display_name(k) or k) for k in list(taxonomy.keys())]
+                names += [(name_key(a), a) for a in taxonomy.aliases]
+                for key, display in names:
+                    listed = spellings.setdefault(key, [])
+                    if is_current:
+                        listed.insert(0, display)
+                        current.add(key)
+                    else:
+                        listed.append(display)
+                        older.setdefault(key, []).append((detector, taxonomy))
+        return {
+            key: _Known(
+                tuple(dict.fromkeys(names)),
+                key in current,
+                tuple(older.get(key, ())),
+            )
+            for key, names in spellings.items()
+        }
+
+    def _any_name_source(self, source: str | None) -> bool:
+        """Whether labels from ``source`` (any, if None) may carry any name at all:
+        a detector without a taxonomy (custom labels) that the rule can see."""
+        assert self.registry is not None
+        if source is not None:
+            return source in self.registry and not self.registry.get(source).taxonomies()
+        return any(
+            name in self.registry and not self.registry.get(name).taxonomies()
+            for name in self.policy.detectors
+        )
+
+    def names(self) -> None:
+        known = self._known_names()
+        policy_names = {name_key(d.name) for d in self.policy.labels}
+        policy_parents = {name_key(d.parent) for d in self.policy.labels if d.parent.strip()}
+        rule_names = {
+            name_key(n)
+            for r in self.policy.rules
+            for n in (r.match.name, r.match.parent)
+            if n is not None
+        }
+        suggestions = sorted(
+            {
+                s
+                for k in (*known, *policy_names, *policy_parents)
+                for s in (known[k].spellings[:1] if k in known else ())
+            }
+            | {d.name for d in self.policy.labels}
+            | {d.parent for d in self.policy.labels if d.parent.strip()}
+        )
+        successors: dict[str, tuple[str, ...]] = {}
+        assert self.registry is not None
+        for detector in self.registry.detectors():
+            successors.update(_successors(detector))
+
+        def check(
+            path: JsonPath,
+            fallback: str,
+            what: str,
+            unknown_code: str | None,
+            defined: set[str],
+            extra: Sequence[str] = (),
+        ) -> None:
+            written = self.written(path, fallback)
+            key = name_key(written)
+            entry = known.get(key)
+            if entry is None:
+                if key in defined or unknown_code is None:
+                    return
+                by_key = {name_key(s): s for s in (*suggestions, *extra) if name_key(s) != key}
+                nearest = difflib.get_close_matches(key, list(by_key), n=1, cutoff=0.6)
+                hint = (
+                    f"did you mean '{by_key[nearest[0]]}'?"
+                    if nearest
+                    else "fix the spelling, or place it under labels:"
+                )
+                self.warn(
+                    unknown_code,
+                    f"{what} '{tidy_name(written)}' is a label no installed taxonomy nor "
+                    f"labels: knows, so it never matches a reported label; {hint}",
+                    path,
+                )
+                return
+            if not entry.current and entry.older and key not in policy_names:
+                detector, old = entry.older[0]
+                now = detector.taxonomy(None)
+                now_id = now.id if now is not None else "its current taxonomy"
+                new_names = successors.get(key, ())
+                if new_names:
+                    advice = f"write {_quoted(new_names)} (what the current model calls it)"
+                else:
+                    current_names = [
+                        s for k, e in known.items() if e.current for s in e.spellings[:1]
+                    ]
+                    close = difflib.get_close_matches(written, current_names, n=1, cutoff=0.8)
+                    advice = (
+                        f"the nearest current name is '{close[0]}'"
+                        if close
+                        else f"write the name {now_id} gives it"
+                    )
+                self.warn(
+                    "model-6-name",
+                    f"{what} '{tidy_name(written)}' is a label of {old.id} that {now_id}, "
+                    f"the current taxonomy of {detector.name}, does not have: responses of "
+                    f"the current model never carry it; {advice}",
+                    path,
+                )
+                return
+            if written not in entry.spellings:
+                self.warn(
+                    "name-spelling",
+                    f"{what} '{written}' matches the label '{entry.spellings[0]}' only "
+                    f"because names compare ignoring case and spaces; write "
+                    f"'{entry.spellings[0]}' as the taxonomy does",
+                    path,
+                )
+
+        for position, rule in enumerate(self.policy.rules):
+            path = (*self.rule_path(position), "match")
+            source = rule.match.source
+            if source is not None and source not in self.registry:
+                continue  # unknown-source says it
+            if rule.match.name is not None:
+                check(
+                    (*path, "name"),
+                    rule.match.name,
+                    "match name",
+                    None if self._any_name_source(source) else "unknown-name",
+                    policy_names | policy_parents,
+                )
+            if rule.match.parent is not None:
+                check(
+                    (*path, "parent"),
+                    rule.match.parent,
+                    "match parent",
+                    None
+                    if source is not None and self._any_name_source(source)
+                    else ("unknown-parent"),
+                    policy_names | policy_parents,
+                )
+        for position, definition in enumerate(self.policy.labels):
+            path = ("labels", self.label_indexes[position])
+            check((*path, "name"), definition.name, "label", None, policy_names)
+            if definition.parent.strip():
+                check(
+                    (*path, "parent"),
+                    definition.parent,
+                    "parent",
+                    "unknown-parent",
+                    policy_names | rule_names,
+                    [n for r in self.policy.rules for n in (r.match.parent,) if n is not None],
+                )
+
+    # -- decisions -------------------------------------------------------
+
+    def _universe(
+        self, compiled: CompiledPolicy, every: bool
+    ) -> Iterator[tuple[Label, Taxonomy | None]]:
+        """Every label a detector may report, as it would report it: each
+        taxonomy's labels with their parents; the policy's ``labels:``; and for
+        a detector without a taxonomy, any name a rule mentions (no parent)."""
+        registry = self.registry
+        assert registry is not None
+        for source in registry.names():
+            detector = registry.get(source)
+            current = detector.taxonomy(None)
+            taxonomies: tuple[Taxonomy | None, ...]
+            if every:
+                taxonomies = tuple(detector.taxonomies()) or (None,)
+            else:
+                taxonomies = (current,) if current is not None else (None,)
+            for taxonomy in taxonomies:
+                seen: set[str] = set()
+                canonical = taxonomy.canonical_key if taxonomy is not None else name_key
+                if taxonomy is not None:
+                    for key in sorted(taxonomy.keys()):
+                        parent_key = taxonomy.parent_key(key) or ""
+                        parent = (taxonomy.display_name(parent_key) or "") if parent_key else ""
+                        seen.add(key)
+                        yield (
+                            Label(
+                                name=taxonomy.display_name(key) or key,
+                                parent=parent,
+                                confidence=100.0,
+                                source=source,
+                            ),
+                            (taxonomy),
+                        )
+                names = [
+                    n
+                    for d in self.policy.labels
+                    if d.source in (None, source)
+                    for n in (d.name, d.parent)
+                ]
+                if taxonomy is None and not detector.taxonomies():
+                    names += [
+                        n
+                        for r in self.policy.rules
+                        for n in (r.match.name, r.match.parent)
+                        if n is not None
+                    ]
+                for name in names:
+                    key = canonical(name) if name.strip() else ""
+                    if key and key not in seen:
+                        seen.add(key)
+                        yield Label(name=tidy_name(name), confidence=100.0, source=source), taxonomy
+
+    def decisions(self) -> None:
+        from policy_engine.compiler import CompiledPolicy
+
+        registry = self.registry
+        assert registry is not None
+        compiled = CompiledPolicy(self.policy, registry.taxonomy_for)
+        self._never_decides(compiled)
+        self._narrowing_and_carve_outs(compiled)
+
+    def _rule_position(self, rule: Rule) -> int:
+        for position, candidate in enumerate(self.policy.rules):
+            if candidate is rule:
+                return position
+        raise ValueError(rule.id)
+
+    def _never_decides(self, compiled: CompiledPolicy) -> None:
+        registry = self.registry
+        assert registry is not None
+        selected: dict[int, list[str]] = {}
+        winners: dict[int, set[str]] = {}
+        decides: set[int] = set()
+        for label, taxonomy in self._universe(compiled, every=True):
+            explanation = compiled.explain_in(label, taxonomy)
+            if explanation.winner is not None:
+                decides.add(id(explanation.winner))
+            for candidate in explanation.candidates:
+                selected.setdefault(id(candidate.rule), []).append(label.name)
+                if explanation.winner is not None and candidate.rule is not explanation.winner:
+                    winners.setdefault(id(candidate.rule), set()).add(explanation.winner.id)
+        for position, rule in enumerate(self.policy.rules):
+            match = rule.match
+            if match.source is not None and match.source not in registry:
+                continue  # unknown-source
+            if id(rule) in decides:
+                continue
+            labels = selected.get(id(rule))
+            path = self.rule_path(position)
+            if labels:
+                examples = _quoted(sorted(set(labels))[:3])
+                others = sorted(winners.get(id(rule), set()))
+                self.warn(
+                    "rule-never-decides",
+                    f"rule '{rule.id}' never decides a label: every label the installed "
+                    f"taxonomies and labels: give it ({examples}"
+                    f"{', ...' if len(set(labels)) > 3 else ''}) is decided by a more specific "
+                    f"rule ({_quoted(others)}); remove it or change its match",
+                    path,
+                )
+                continue
+            if match.name is None or match.parent is None:
+                continue  # names nobody knows: unknown-name / unknown-parent say it
+            evidence = self._parents_of(match.name, match.parent, match.source)
+            if evidence is None:
+                continue
+            places = "; ".join(
+                f"{taxonomy_id} puts it under {_quoted(sorted(parents)) or 'nothing (the top)'}"
+                for taxonomy_id, parents in evidence
+            )
+            self.warn(
+                "rule-never-decides",
+                f"rule '{rule.id}' never decides a label: '{match.name}' is never under "
+                f"'{match.parent}' ({places}; and no labels: entry puts it under "
+                f"'{match.parent}'); match {{name: {match.name}}} alone, or place it under "
+                f"'{match.parent}' in labels:",
+                path,
+            )
+
+    def _parents_of(
+        self, name: str, parent: str, source: str | None
+    ) -> list[tuple[str, set[str]]] | None:
+        """The parents the installed taxonomies give ``name`` (by taxonomy), or None
+        when one of them may report it under another parent or does not know it."""
+        registry = self.registry
+        assert registry is not None
+        parent_key = name_key(parent)
+        for definition in self.policy.labels:
+            if name_key(definition.name) == name_key(name) and (
+                name_key(definition.parent) == parent_key
+            ):
+                return None
+        sources = (source,) if source is not None else registry.names()
+        evidence: list[tuple[str, set[str]]] = []
+        for src in sources:
+            taxonomies = registry.get(src).taxonomies()
+            if not taxonomies:
+                continue  # reports no parents: only labels: could place it
+            knows = False
+            for taxonomy in taxonomies:
+                canonical = taxonomy.canonical_key(name)
+                if not taxonomy.knows(canonical):
+                    continue
+                knows = True
+                above = taxonomy.parent_key(canonical) or ""
+                display = (taxonomy.display_name(above) or above) if above else ""
+                evidence.append((taxonomy.id, {display} if display else set()))
+            if not knows:
+                return None  # a label this detector's taxonomies do not know could be anywhere
+        if not evidence or any(
+            name_key(place) == parent_key for _, places in evidence for place in places
+        ):
+            return None
+        return evidence
+
+    def _narrowing_and_carve_outs(self, compiled: CompiledPolicy) -> None:
+        from policy_engine.table import bands_for
+
+        floor = self.policy.min_confidence
+        narrowing: dict[tuple[int, int, str], list[str]] = {}
+        narrowing_rules: dict[tuple[int, int, str], tuple[Rule, Rule, float]] = {}
+        carve_outs: dict[tuple[int, str], tuple[Rule, str, str, str | None, Band]] = {}
+        for label, taxonomy in self._universe(compiled, every=False):
+            explanation = compiled.explain_in(label, taxonomy)
+            winner = explanation.winner
+            if winner is None:
+                continue
+            category = _overridden_category(explanation.candidates)
+            if category is not None and winner.body.action is None:
+                self_label = (
+                    category.distance == 0
+                    and winner.match.parent is None
+                    and winner.match.name is not None
+                )
+                if not self_label:
+                    for (key, _verdict), index in zip(_BANDS, (0, 1), strict=True):
+                        fires = category.rule.body.fires_at[index]
+                        if getattr(winner.body, key) is None and fires <= 100:
+                            slot = (id(winner), id(category.rule), key)
+                            narrowing.setdefault(slot, []).append(label.name)
+                            narrowing_rules[slot] = (winner, category.rule, fires)
+            if (
+                winner.body.action is Verdict.ALLOW
+                and label.parent
+                and explanation.lineage.direct_parent
+            ):
+                # the detector reports the parent alongside only where its taxonomy
+                # gives one (a labels: placement is the policy's, not the detector's)
+                parent_key = explanation.lineage.direct_parent
+                parent_name = explanation.lineage.parent_display
+                grand = ""
+                if taxonomy is not None:
+                    grand_key = taxonomy.parent_key(parent_key) or ""
+                    grand = (taxonomy.display_name(grand_key) or "") if grand_key else ""
+                decided = compiled.explain_in(
+                    Label(name=parent_name, parent=grand, confidence=100.0, source=label.source),
+                    taxonomy,
+                )
+                if decided.winner is winner:
+                    continue
+                stricter = _stricter_somewhere(
+                    bands_for(winner.body, floor), bands_for(decided.body, floor)
+                )
+                if stricter is not None:
+                    parent_rule = decided.winner.id if decided.winner is not None else None
+                    carve_outs.setdefault(
+                        (id(winner), parent_key),
+                        (winner, label.name, parent_name, parent_rule, stricter),
+                    )
+        for slot, labels in narrowing.items():
+            rule, category_rule, fires = narrowing_rules[slot]
+            key = slot[2]
+            verb = "blocks" if key == "block_at" else "reviews"
+            examples = _quoted(sorted(set(labels))[:3])
+            more = ", ..." if len(set(labels)) > 3 else ""
+            self.warn(
+                "narrowing-rule",
+                f"rule '{rule.id}' narrows category rule '{category_rule.id}' "
+                f"({category_rule.match.describe()}) but leaves {key} unset: '{category_rule.id}' "
+                f"{verb} from {_number(fires)}, yet the labels '{rule.id}' decides ({examples}"
+                f"{more}) are never {'blocked' if key == 'block_at' else 'reviewed'}, because "
+                f"rules do not combine; set {key} on '{rule.id}' (e.g. {_number(fires)}) if they "
+                "should be",
+                self.rule_path(self._rule_position(rule)),
+            )
+        for rule, child, parent_name, parent_rule, band in carve_outs.values():
+            verb = "blocks" if band.verdict is Verdict.BLOCK else "reviews"
+            decider = "the default" if parent_rule is None else f"rule '{parent_rule}'"
+            self.warn(
+                "carve-out-parent",
+                f"rule '{rule.id}' allows '{child}', but its parent label '{parent_name}', "
+                f"which the detector reports alongside, is decided by {decider}, which "
+                f"{verb} from {_number(band.low)}: the image is still "
+                f"{'blocked' if band.verdict is Verdict.BLOCK else 'reviewed'}; add "
+                f"{{name: {parent_name}, action: allow}} if the parent alone should not count "
+                "(POLICY_SPEC section 5)",
+                self.rule_path(self._rule_position(rule)),
+            )
+
+
+def _overridden_category(candidates: Sequence[Candidate]) -> Candidate | None:
+    """The category rule (``parent`` alone) that would decide the label were it not
+    for the winner: the first one after the winner, less specific than it."""
+    if not candidates:
+        return None
+    winner = candidates[0]
+    for candidate in candidates[1:]:
+        if candidate.rank == 2 and candidate.rule is not winner.rule:
+            return candidate
+    return None
+
+
+def _stricter_somewhere(child: Sequence[Band], parent: Sequence[Band]) -> Band | None:
+    """A band of ``parent`` more severe than ``child`` at some confidence, if any
+    (the first, lowest; exact, band edges included as the bands say)."""
+    for theirs in parent:
+        for ours in child:
+            if theirs.verdict.severity <= ours.verdict.severity:
+                continue
+            low, high = max(ours.low, theirs.low), min(ours.high, theirs.high)
+            if low < high or (low == high and ours.contains(low) and theirs.contains(low)):
+                return theirs
+    return None

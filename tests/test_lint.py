@@ -1,0 +1,396 @@
+"""The linter (POLICY_SPEC section 7): each warning fires exactly where it should,
+never on the reference policies, and never stops a policy from loading."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from policy_engine.diagnostics import Severity
+from policy_engine.lint import DIAGNOSTIC_CODES
+from policy_engine.loader import check_policy_file, check_policy_text
+from policy_engine.plugins import DetectorRegistry, RegisteredDetector
+
+MAIN = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).parent / "golden" / "warnings"
+CASES = sorted(GOLDEN.glob("*.yaml"))
+FILE = "p.yaml"
+
+
+@pytest.fixture(scope="module")
+def registry() -> DetectorRegistry:
+    return DetectorRegistry.installed()
+
+
+def policy(rules: str, head: str = "") -> str:
+    return f"version: 1\nname: p\n{head}rules:\n{rules}"
+
+
+def warnings(text: str, registry: DetectorRegistry | None) -> list[tuple[str, int, int]]:
+    result = check_policy_text(text, FILE, registry=registry)
+    assert result.errors == (), result.errors
+    assert result.policy is not None  # warnings never stop a policy from loading
+    return [(d.code, d.line, d.column) for d in result.warnings]
+
+
+def messages(text: str, registry: DetectorRegistry | None, code: str) -> list[str]:
+    result = check_policy_text(text, FILE, registry=registry)
+    return [d.message for d in result.diagnostics if d.code == code]
+
+
+# -- golden cases ----------------------------------------------------------------
+
+
+def test_there_is_a_golden_case_for_every_warning() -> None:
+    codes = {c for c, info in DIAGNOSTIC_CODES.items() if info.severity is Severity.WARNING}
+    found = set()
+    for case in CASES:
+        text = case.with_suffix(".diagnostics.txt").read_text(encoding="utf-8")
+        found.update(re.findall(r"warning\[([a-z0-9-]+)\]", text))
+    assert found == codes
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
+def test_golden_warnings(
+    case: Path, registry: DetectorRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(case.parent)
+    expected = case.with_suffix(".diagnostics.txt").read_text(encoding="utf-8").splitlines()
+    result = check_policy_file(case.name, registry=registry)
+    assert result.policy is not None
+    assert [d.render() for d in result.diagnostics] == expected
+
+
+# -- unknown-name / unknown-parent ------------------------------------------------
+
+
+def test_unknown_name_suggests_the_nearest_known_spelling(registry: DetectorRegistry) -> None:
+    text = policy("  - id: w\n    match: {name: weapon violense}\n    block_at: 90\n")
+    assert warnings(text, registry) == [("unknown-name", 5, 19)]
+    assert "did you mean 'Weapon Violence'?" in messages(text, registry, "unknown-name")[0]
+
+
+def test_unknown_names_need_a_registry() -> None:
+    text = policy("  - id: w\n    match: {name: Nonsense}\n    block_at: 90\n")
+    assert warnings(text, None) == []
+
+
+def test_a_name_from_labels_is_known(registry: DetectorRegistry) -> None:
+    head = "labels:\n  - {name: Toy Gun, parent: Weapons}\n"
+    text = policy("  - id: w\n    match: {name: Toy Gun}\n    block_at: 90\n", head)
+    assert warnings(text, registry) == []
+
+
+def test_an_alias_is_known(registry: DetectorRegistry) -> None:
+    text = policy(
+        "  - id: w\n    match: {parent: Drug & Tobacco Paraphernalia & Use}\n    block_at: 90\n"
+    )
+    assert warnings(text, registry) == []
+
+
+def test_custom_label_names_are_not_checked(registry: DetectorRegistry) -> None:
+    text = policy(
+        "  - id: w\n    match: {name: Replica Watch, source: rekognition-custom-labels}\n"
+        "    block_at: 90\n"
+    )
+    assert warnings(text, registry) == []
+
+
+def test_unknown_parent_of_a_rule_and_of_a_label(registry: DetectorRegistry) -> None:
+    head = "labels:\n  - {name: Toy Gun, parent: Weapns}\n"
+    text = policy("  - id: v\n    match: {parent: Violenc}\n    block_at: 90\n", head)
+    assert warnings(text, registry) == [("unknown-parent", 4, 29), ("unknown-parent", 7, 21)]
+    found = messages(text, registry, "unknown-parent")
+    assert "did you mean 'Weapons'?" in found[0]
+    assert "did you mean 'Violence'?" in found[1]
+
+
+def test_a_new_category_that_rules_use_is_known(registry: DetectorRegistry) -> None:
+    head = "labels:\n  - {name: Replica Watch, parent: Prohibited Items}\n"
+    text = policy("  - id: p\n    match: {parent: Prohibited Items}\n    block_at: 90\n", head)
+    assert warnings(text, registry) == []
+
+
+# -- name-spelling ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("written", ["weapon violence", "Weapon  Violence", "WEAPON VIOLENCE"])
+def test_name_spelling(written: str, registry: DetectorRegistry) -> None:
+    text = policy(f"  - id: w\n    match: {{name: '{written}'}}\n    block_at: 90\n")
+    assert warnings(text, registry) == [("name-spelling", 5, 19)]
+    assert (
+        "write 'Weapon Violence' as the taxonomy does"
+        in messages(text, registry, "name-spelling")[0]
+    )
+
+
+def test_older_spelling_of_the_same_label_is_accepted(registry: DetectorRegistry) -> None:
+    # model 6 writes "Female Swimwear Or Underwear", model 7 "... or ..." (POLICY_SPEC 5)
+    text = policy("  - id: s\n    match: {name: Female Swimwear Or Underwear}\n    action: allow\n")
+    assert warnings(text, registry) == []
+
+
+# -- threshold-below-floor --------------------------------------------------------
+
+
+def test_threshold_below_floor_needs_no_registry() -> None:
+    text = policy("  - id: v\n    match: {parent: Violence}\n    review_at: 30\n")
+    assert warnings(text, None) == [("threshold-below-floor", 6, 16)]
+    assert (
+        warnings(policy("  - id: v\n    match: {parent: Violence}\n    review_at: 0\n"), None) == []
+    )
+
+
+# -- narrowing-rule ----------------------------------------------------------------
+
+CATEGORY = "  - id: violence\n    match: {parent: Violence}\n    review_at: 50\n    block_at: 80\n"
+
+
+def test_narrowing_rule_names_both_rules_and_the_band(registry: DetectorRegistry) -> None:
+    text = policy(CATEGORY + "  - id: weapons\n    match: {name: Weapons}\n    review_at: 60\n")
+    assert warnings(text, registry) == [("narrowing-rule", 8, 5)]
+    message = messages(text, registry, "narrowing-rule")[0]
+    assert "'weapons'" in message and "'violence'" in message and "block_at" in message
+
+
+def test_nearer_parent_rule_narrows_too(registry: DetectorRegistry) -> None:
+    text = policy(
+        CATEGORY + "  - id: graphic\n    match: {parent: Graphic Violence}\n    block_at: 95\n"
+    )
+    assert warnings(text, registry) == [("narrowing-rule", 8, 5)]
+    assert "review_at" in messages(text, registry, "narrowing-rule")[0]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["    review_at: 60\n    block_at: 90\n", "    action: block\n", "    action: review\n"],
+)
+def test_no_narrowing_when_every_band_is_set_or_an_action(
+    body: str, registry: DetectorRegistry
+) -> None:
+    text = policy(CATEGORY + "  - id: weapons\n    match: {name: Weapons}\n" + body)
+    assert warnings(text, registry) == []
+
+
+def test_allowing_a_child_of_a_stricter_category_is_a_carve_out(
+    registry: DetectorRegistry,
+) -> None:
+    text = policy(CATEGORY + "  - id: weapons-ok\n    match: {name: Weapons}\n    action: allow\n")
+    assert warnings(text, registry) == [("carve-out-parent", 8, 5)]
+    assert "{name: Violence, action: allow}" in messages(text, registry, "carve-out-parent")[0]
+
+
+def test_the_category_own_label_is_not_narrowing(registry: DetectorRegistry) -> None:
+    text = policy(CATEGORY + "  - id: top\n    match: {name: Violence}\n    review_at: 90\n")
+    assert warnings(text, registry) == []
+
+
+# -- carve-out-parent -------------------------------------------------------------
+
+
+def test_carve_out_whose_parent_is_stricter(registry: DetectorRegistry) -> None:
+    text = policy(
+        "  - id: swimwear\n    match: {parent: Swimwear or Underwear}\n    review_at: 70\n"
+        "  - id: female-ok\n    match: {name: Female Swimwear or Underwear}\n    action: allow\n"
+    )
+    assert warnings(text, registry) == [("carve-out-parent", 7, 5)]
+    message = messages(text, registry, "carve-out-parent")[0]
+    assert "{name: Swimwear or Underwear, action: allow}" in message
+    assert "'swimwear'" in message and "70" in message
+
+
+def test_carve_out_against_the_default(registry: DetectorRegistry) -> None:
+    text = policy(
+        "  - id: female-ok\n    match: {name: Female Swimwear or Underwear}\n    action: allow\n",
+        "default: {block_at: 90}\n",
+    )
+    assert warnings(text, registry) == [("carve-out-parent", 5, 5)]
+    assert "the default, which blocks from 90" in messages(text, registry, "carve-out-parent")[0]
+
+
+def test_no_carve_out_warning_when_the_parent_is_allowed(registry: DetectorRegistry) -> None:
+    text = policy(
+        "  - id: swimwear\n    match: {parent: Swimwear or Underwear}\n    review_at: 70\n"
+        "  - id: female-ok\n    match: {name: Female Swimwear or Underwear}\n    action: allow\n"
+        "  - id: top-ok\n    match: {name: Swimwear or Underwear}\n    action: allow\n"
+    )
+    assert warnings(text, registry) == []
+
+
+def test_a_parent_from_labels_is_not_reported_alongside(registry: DetectorRegistry) -> None:
+    # custom labels come without their parents: allowing one silences it
+    head = "labels:\n  - {name: Toy, parent: Products, source: rekognition-custom-labels}\n"
+    text = policy(
+        "  - id: toy-ok\n    match: {name: Toy, source: rekognition-custom-labels}\n"
+        "    action: allow\n"
+        "  - id: products\n    match: {parent: Products}\n    block_at: 70\n",
+        head,
+    )
+    assert warnings(text, registry) == []
+
+
+# -- rule-never-decides / unknown-source ------------------------------------------
+
+
+def test_name_under_a_parent_the_taxonomies_never_give(registry: DetectorRegistry) -> None:
+    text = policy(
+        "  - id: w\n    match: {name: Weapon Violence, parent: Explicit}\n    action: block\n"
+    )
+    assert warnings(text, registry) == [("rule-never-decides", 4, 5)]
+    message = messages(text, registry, "rule-never-decides")[0]
+    assert "rekognition-moderation/v7 puts it under 'Graphic Violence'" in message
+    assert "rekognition-moderation/v6 puts it under 'Violence'" in message
+
+
+def test_labels_entry_makes_the_parent_possible(registry: DetectorRegistry) -> None:
+    head = "labels:\n  - {name: Weapon Violence, parent: Explicit}\n"
+    text = policy(
+        "  - id: w\n    match: {name: Weapon Violence, parent: Explicit}\n    action: block\n", head
+    )
+    assert "rule-never-decides" not in [c for c, _, _ in warnings(text, registry)]
+
+
+def test_right_parent_in_either_model_decides(registry: DetectorRegistry) -> None:
+    for parent in ("Violence", "Graphic Violence"):
+        match = f"{{name: Weapon Violence, parent: {parent}}}"
+        text = policy(f"  - id: w\n    match: {match}\n    action: block\n")
+        assert warnings(text, registry) == []
+
+
+def test_shadowed_rule(registry: DetectorRegistry) -> None:
+    text = policy(
+        "  - id: weapons\n    match: {name: Weapons}\n    block_at: 80\n"
+        "  - id: weapons-category\n    match: {parent: Weapons}\n    block_at: 50\n"
+    )
+    assert warnings(text, registry) == [("rule-never-decides", 7, 5)]
+    assert "('weapons')" in messages(text, registry, "rule-never-decides")[0]
+
+
+def test_unknown_source(registry: DetectorRegistry) -> None:
+    text = policy("  - id: w\n    match: {name: Weapons, source: nope}\n    action: block\n")
+    assert warnings(text, registry) == [("unknown-source", 5, 36)]
+
+
+# -- model-6-name -----------------------------------------------------------------
+
+
+def test_model_6_name(registry: DetectorRegistry) -> None:
+    text = policy("  - id: n\n    match: {name: Graphic Male Nudity}\n    action: block\n")
+    assert warnings(text, registry) == [("model-6-name", 5, 19)]
+    message = messages(text, registry, "model-6-name")[0]
+    assert "rekognition-moderation/v6" in message and "rekognition-moderation/v7" in message
+
+
+def test_model_6_name_suggests_the_detectors_successors() -> None:
+    from policy_engine_rekognition.moderation import ModerationDetector
+    from policy_engine_rekognition.taxonomies import v6_to_v7_names
+
+    class WithSuccessors(ModerationDetector):
+        def label_successors(self) -> Mapping[str, Sequence[str]]:
+            names = v6_to_v7_names()
+            return {**names["level1"], **names["level2"]}
+
+    registry = DetectorRegistry([RegisteredDetector(WithSuccessors(), "test")])
+    text = policy(
+        "  - id: n\n    match: {name: Illustrated Explicit Nudity}\n    action: block\n"
+        "  - id: s\n    match: {parent: Suggestive}\n    review_at: 60\n"
+    )
+    found = messages(text, registry, "model-6-name")
+    assert len(found) == 2
+    assert "write 'Explicit Nudity' or 'Explicit Sexual Activity'" in found[0]
+    assert (
+        "write 'Non-Explicit Nudity of Intimate parts and Kissing' or 'Swimwear or Underwear'"
+        in found[1]
+    )
+
+
+def test_a_name_both_models_have_is_not_a_model_6_name(registry: DetectorRegistry) -> None:
+    text = policy("  - id: n\n    match: {parent: Violence}\n    action: block\n")
+    assert warnings(text, registry) == []
+
+
+# -- the loader ------------------------------------------------------------------
+
+
+def test_errors_suppress_the_name_and_decision_checks(registry: DetectorRegistry) -> None:
+    text = policy(
+        "  - id: a\n    match: {name: Nonsense}\n    action: block\n"
+        "  - id: a\n    match: {name: Other}\n    action: block\n"
+    )
+    result = check_policy_text(text, FILE, registry=registry)
+    assert [d.code for d in result.diagnostics] == ["duplicate-rule-id"]
+
+
+def test_diagnostics_are_sorted_by_position(registry: DetectorRegistry) -> None:
+    text = policy(
+        "  - id: z\n    match: {name: Weapon Violense}\n    review_at: 10\n"
+        "  - id: y\n    match: {name: weapons}\n    block_at: 90\n",
+        "min_confidence: 50\n",
+    )
+    result = check_policy_text(text, FILE, registry=registry)
+    keys = [(d.line, d.column) for d in result.diagnostics]
+    assert keys == sorted(keys) and len(keys) == 3
+
+
+def test_every_emitted_code_is_documented() -> None:
+    source = "\n".join(
+        p.read_text(encoding="utf-8") for p in (MAIN / "policy_engine").rglob("*.py")
+    )
+    emitted = set(re.findall(r"(?:error|warning)\(\s*\"([a-z0-9-]+)\"", source))
+    emitted |= set(re.findall(r"\"(unknown-key|wrong-type)\"", source))
+    emitted |= set(re.findall(r"self\.warn\(\s*\"([a-z0-9-]+)\"", source))
+    assert emitted <= set(DIAGNOSTIC_CODES), emitted - set(DIAGNOSTIC_CODES)
+    for code, info in DIAGNOSTIC_CODES.items():
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", code)
+        assert info.description.endswith(".") and "\n" not in info.description
+
+
+IGNORABLE = (
+    "version: 1\nname: x\nmin_confidence: 60\nrules:\n"
+    "  - id: a\n    match: {parent: Violence}\n"
+    "    review_at: 40SAME_LINE\n"
+    "LINE_ABOVE"
+    "  - id: b\n    match: {parent: Explicit}\n    review_at: 45\n"
+)
+
+
+def variant(same_line: str = "") -> str:
+    return IGNORABLE.replace("SAME_LINE", same_line).replace("LINE_ABOVE", "")
+
+
+def below_floor_lines(text: str) -> list[int]:
+    return [
+        d.line
+        for d in check_policy_text(text, FILE).diagnostics
+        if d.code == "threshold-below-floor"
+    ]
+
+
+def test_warnings_are_reported_without_an_ignore_comment() -> None:
+    assert below_floor_lines(variant()) == [7, 10]
+
+
+def test_an_ignore_comment_at_the_end_of_the_line_silences_that_line_only() -> None:
+    text = variant(same_line="  # policy-engine: ignore[threshold-below-floor]")
+    assert below_floor_lines(text) == [10]
+
+
+def test_an_ignore_comment_on_its_own_line_silences_the_next_line() -> None:
+    text = variant().replace(
+        "    review_at: 45\n",
+        "    # policy-engine: ignore[threshold-below-floor, other]\n    review_at: 45\n",
+    )
+    assert below_floor_lines(text) == [7]
+
+
+def test_an_ignore_comment_names_its_codes_and_never_silences_errors() -> None:
+    text = variant(same_line="  # policy-engine: ignore[narrowing-rule]")
+    assert below_floor_lines(text) == [7, 10]  # another code: still reported
+    broken = (
+        "version: 1\nname: x\nrules:\n  - id: a\n    match: {name: A}\n"
+        "    review_at: 90  # policy-engine: ignore[threshold-order]\n    block_at: 80\n"
+    )
+    assert [d.code for d in check_policy_text(broken, FILE).errors] == ["threshold-order"]
