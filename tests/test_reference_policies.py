@@ -1,48 +1,54 @@
-"""The reference policies in policies/ load clean and decide their example cases."""
+"""The reference policies in policies/ load clean, decide their example cases and keep
+their invariants. The cases and invariants are run by the same runner as
+``policy-engine test`` (policy_engine.policytests), one pytest test each so that a
+failure names the case; tests/cli/test_cli_test_explain.py runs the command itself."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from policy_engine import DetectorRegistry, Label
-from policy_engine.compiler import compile_policy
-from policy_engine.decision import DetectorFailure
+from policy_engine import DetectorRegistry
+from policy_engine.invariants import Invariant, InvariantChecker
 from policy_engine.loader import check_policy_file
+from policy_engine.policytests import (
+    PolicyCase,
+    PolicyTestFile,
+    find_tests_files,
+    load_tests_file,
+    run_case,
+)
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
-DEFAULT_SOURCE = "rekognition-moderation"
+REGISTRY = DetectorRegistry.installed()
+TESTS_FILES = [load_tests_file(path, REGISTRY) for path in find_tests_files([str(POLICIES)])[0]]
 
 
 @dataclass(frozen=True)
-class Case:
-    policy: Path
-    name: str
-    data: dict[str, Any]
+class Item:
+    tests: PolicyTestFile
+    case: PolicyCase | None = None
+    invariant: Invariant | None = None
+
+    def __str__(self) -> str:
+        stem = Path(self.tests.policy_file).stem
+        if self.case is not None:
+            return f"{stem}: {self.case.name}"
+        assert self.invariant is not None
+        return f"{stem}: invariant {self.invariant.describe()}"
 
 
-def _cases() -> list[Case]:
-    cases = []
-    for tests_file in sorted(POLICIES.glob("*.tests.yaml")):
-        spec = yaml.safe_load(tests_file.read_text(encoding="utf-8"))
-        for case in spec["cases"]:
-            cases.append(Case(POLICIES / spec["policy"], case["name"], case))
-    return cases
+CASES = [Item(t, case=c) for t in TESTS_FILES for c in t.cases]
+INVARIANTS = [Item(t, invariant=i) for t in TESTS_FILES for i in t.invariants]
 
 
-@pytest.fixture(scope="module")
-def registry() -> DetectorRegistry:
-    return DetectorRegistry.installed()
-
-
-def test_every_reference_policy_has_cases() -> None:
+def test_every_reference_policy_has_cases_and_invariants() -> None:
     policies = {p.name for p in POLICIES.glob("*.yaml") if not p.name.endswith(".tests.yaml")}
-    covered = {case.policy.name for case in _cases()}
-    assert policies == covered
+    covered = {Path(item.tests.policy_file).name for item in CASES}
+    promised = {Path(item.tests.policy_file).name for item in INVARIANTS}
+    assert policies == covered == promised
     assert len(policies) >= 3
 
 
@@ -51,31 +57,22 @@ def test_every_reference_policy_has_cases() -> None:
     sorted(p for p in POLICIES.glob("*.yaml") if not p.name.endswith(".tests.yaml")),
     ids=lambda p: p.name,
 )
-def test_reference_policy_loads_without_any_diagnostic(
-    path: Path, registry: DetectorRegistry
-) -> None:
-    result = check_policy_file(path, registry=registry)
+def test_reference_policy_loads_without_any_diagnostic(path: Path) -> None:
+    result = check_policy_file(path, registry=REGISTRY)
     assert [d.render() for d in result.diagnostics] == []
     assert result.policy is not None
 
 
-@pytest.mark.parametrize("case", _cases(), ids=lambda c: f"{c.policy.stem}: {c.name}")
-def test_reference_policy_case(case: Case, registry: DetectorRegistry) -> None:
-    result = check_policy_file(case.policy, registry=registry)
-    assert result.policy is not None
-    compiled = compile_policy(result.policy, registry)
-    labels = [
-        Label(
-            name=raw["name"],
-            parent=raw.get("parent", ""),
-            confidence=raw["confidence"],
-            source=raw.get("source", DEFAULT_SOURCE),
-            model_version=raw.get("model_version"),
-        )
-        for raw in case.data.get("labels", [])
-    ]
-    failures = [DetectorFailure(e["source"], e["error"]) for e in case.data.get("errors", [])]
-    decision = compiled.evaluate(labels, failures)
-    assert decision.decision.value == case.data["expect"], decision.to_dict()["reasons"]
-    if "rules" in case.data:
-        assert {r.rule for r in decision.reasons()} == set(case.data["rules"])
+@pytest.mark.parametrize("item", CASES, ids=str)
+def test_reference_policy_case(item: Item) -> None:
+    assert item.case is not None
+    result = run_case(item.tests, item.case, REGISTRY)
+    assert result.passed, "\n".join(result.details())
+
+
+@pytest.mark.parametrize("item", INVARIANTS, ids=str)
+def test_reference_policy_invariant(item: Item) -> None:
+    assert item.invariant is not None
+    checker = InvariantChecker(item.tests.compiled, REGISTRY)
+    result = checker.check(item.invariant, all_taxonomies=item.tests.all_taxonomies)
+    assert result.passed, "\n".join(result.details())
