@@ -46,13 +46,15 @@ class DetectContext:
     relative paths left as written; ``base_dir`` is the policy file's folder,
     against which a detector resolves such paths. ``parse_response`` turns a
     raw response of any installed detector into a :class:`DetectorResult`
-    (a replaying detector uses it).
+    (a replaying detector uses it). ``concurrency`` is how many images the
+    run checks at once: a detector sizes its connection pool to it.
     """
 
     settings: Mapping[str, Any]
     min_confidence: float
     base_dir: str
     parse_response: Callable[[Mapping[str, Any]], DetectorResult]
+    concurrency: int = 1
 
 
 class Detector:

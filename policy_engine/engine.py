@@ -115,7 +115,8 @@ class Engine:
     ``cache`` answers a remote detector from recorded responses (same image,
     detector, settings and floor) instead of calling it; ``record`` stores
     every response a remote detector returns; ``rate_limit`` spaces remote
-    calls across all threads.
+    calls across all threads; ``concurrency`` tells detectors how many images
+    will be checked at once (for their connection pools).
     """
 
     def __init__(
@@ -128,6 +129,7 @@ class Engine:
         cache: RecordingStore | None = None,
         record: RecordingStore | None = None,
         rate_limit: RateLimiter | None = None,
+        concurrency: int = 1,
     ) -> None:
         """``detectors`` overrides the policy's ``detectors:`` (e.g. to replay
         recordings); its relative paths resolve against ``base_dir``."""
@@ -154,6 +156,7 @@ class Engine:
                     min_confidence=policy.min_confidence,
                     base_dir=directory,
                     parse_response=registry.parse_response,
+                    concurrency=concurrency,
                 ),
                 settings_digest(name, settings, policy.min_confidence),
             )

@@ -79,6 +79,13 @@ DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
     "label-cycle": CodeInfo(_E, "labels: places labels in a cycle."),
     "unknown-detector": CodeInfo(_E, "detectors: names a detector no installed plugin provides."),
     "policy-does-not-load": CodeInfo(_E, "A policy tests file's policy has errors."),
+    "invalid-label": CodeInfo(_E, "A tests file's label is invalid (name, confidence, source)."),
+    "invalid-response": CodeInfo(_E, "A tests file's raw response is malformed."),
+    "unrecognised-response": CodeInfo(
+        _E, "A tests file's raw response is one no installed detector recognises."
+    ),
+    "unreadable-recording": CodeInfo(_E, "A tests file names a recording that cannot be read."),
+    "invalid-recording": CodeInfo(_E, "A tests file names a recording that is not valid JSON."),
     # -- warnings (the linter) ----------------------------------------------
     "unknown-name": CodeInfo(
         _W, "A rule's match name that no installed taxonomy nor labels: knows."

@@ -44,6 +44,7 @@ from policy_engine.labels import Label
 from policy_engine.loader import check_policy_file
 from policy_engine.model import Body, Policy, Verdict, plain_number
 from policy_engine.names import name_key
+from policy_engine.recordings import read_recording
 from policy_engine.source import (
     JsonPath,
     SourceError,
@@ -55,7 +56,8 @@ from policy_engine.source import (
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
 
-    from policy_engine.plugins import DetectorRegistry
+    from policy_engine.recordings import read_recording
+from policy_engine.plugins import DetectorRegistry
 
 TESTS_SUFFIX = ".tests.yaml"
 RANK_NAMES = ("name+parent", "name", "parent")
@@ -416,23 +418,21 @@ class _CaseBuilder:
 
     def recording(self, written: str, path: JsonPath) -> list[Label]:
         target = self.base_dir / written
-        try:
-            data = json.loads(target.read_text(encoding="utf-8"))
-        except OSError as exc:
+        if not target.is_file():
             self.fail(
-                "unreadable-recording",
-                f"cannot read recording {written}: {exc.strerror or exc}",
-                path,
+                "unreadable-recording", f"cannot read recording {written}: no such file", path
             )
             return []
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            self.fail("invalid-recording", f"recording {written} is not JSON: {exc}", path)
+        try:
+            # every form the store holds: a response, a list, what --record writes
+            responses = read_recording(target)
+        except InvalidDetectorResult as exc:
+            self.fail("invalid-recording", str(exc), path)
             return []
-        responses = data if isinstance(data, list) else [data]
         labels: list[Label] = []
-        for index, raw in enumerate(responses):
-            where = f"recording {written}" + (f"[{index}]" if isinstance(data, list) else "")
-            labels.extend(self.parsed(raw, path, f"{where}: "))
+        for index, entry in enumerate(responses):
+            where = f"recording {written}" + (f"[{index}]" if len(responses) > 1 else "")
+            labels.extend(self.parsed(entry.response, path, f"{where}: "))
         return labels
 
     def case(self, raw: Mapping[str, Any], path: JsonPath) -> PolicyCase:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from policy_engine.errors import InvalidDetectorResult
+from policy_engine.json_types import json_type_name
 from policy_engine.model import plain_number
 
 RECORDING_FORMAT = "policy-engine-recording/1"
@@ -98,14 +99,6 @@ def read_recording(path: Path) -> tuple[RecordedResponse, ...]:
                 f"not {json_type_name(response)}"
             )
     return tuple(RecordedResponse(response) for response in responses)
-
-
-def json_type_name(value: object) -> str:
-    """How JSON calls the type of a parsed value, for messages."""
-    if value is None:
-        return "null"
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
-    return names.get(type(value), "a number")
 
 
 class RecordingStore:

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from policy_engine.diagnostics import Diagnostic, error
+from policy_engine.json_types import json_type_name
 from policy_engine.source import JsonPath, SourceMap
 
 
@@ -38,22 +39,6 @@ def describe_path(path: JsonPath) -> str:
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "the policy"
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a map"
-    return type(value).__name__
 
 
 def _expected(err: ValidationError) -> Any:
@@ -124,7 +109,7 @@ def _explain(err: ValidationError, source_map: SourceMap, base: JsonPath) -> Ite
         expected_text = " or ".join(expected) if isinstance(expected, list) else expected
         yield error(
             "wrong-type",
-            f"{where}: expected {expected_text}, got {_type_name(err.instance)}",
+            f"{where}: expected {expected_text}, got {json_type_name(err.instance)}",
             file,
             at,
         )

@@ -252,6 +252,19 @@ def _expanded_size(node: Node, sizes: dict[int, int], active: set[int]) -> int:
     return size
 
 
+def _too_large(file: str) -> SourceError:
+    return SourceError(
+        [
+            error(
+                "file-too-large",
+                f"a policy file may be at most {MAX_POLICY_BYTES} bytes",
+                file,
+                Position(),
+            )
+        ]
+    )
+
+
 def parse_document(text: str, file: str) -> Document:
     """Parse one YAML document into plain values and a source map.
 
@@ -260,16 +273,7 @@ def parse_document(text: str, file: str) -> Document:
     refused tags) come back in :attr:`Document.diagnostics`.
     """
     if len(text.encode("utf-8", errors="surrogatepass")) > MAX_POLICY_BYTES:
-        raise SourceError(
-            [
-                error(
-                    "file-too-large",
-                    f"a policy file may be at most {MAX_POLICY_BYTES} bytes",
-                    file,
-                    Position(),
-                )
-            ]
-        )
+        raise _too_large(file)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -314,16 +318,7 @@ def read_policy_text(path: Path) -> str:
     with path.open("rb") as stream:
         raw = stream.read(MAX_POLICY_BYTES + 1)
     if len(raw) > MAX_POLICY_BYTES:
-        raise SourceError(
-            [
-                error(
-                    "file-too-large",
-                    f"a policy file may be at most {MAX_POLICY_BYTES} bytes",
-                    file,
-                    Position(),
-                )
-            ]
-        )
+        raise _too_large(file)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

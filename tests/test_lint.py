@@ -341,7 +341,7 @@ def test_every_emitted_code_is_documented() -> None:
     )
     emitted = set(re.findall(r"(?:error|warning)\(\s*\"([a-z0-9-]+)\"", source))
     emitted |= set(re.findall(r"\"(unknown-key|wrong-type)\"", source))
-    emitted |= set(re.findall(r"self\.warn\(\s*\"([a-z0-9-]+)\"", source))
+    emitted |= set(re.findall(r"self\.(?:warn|fail)\(\s*\"([a-z0-9-]+)\"", source))
     assert emitted <= set(DIAGNOSTIC_CODES), emitted - set(DIAGNOSTIC_CODES)
     for code, info in DIAGNOSTIC_CODES.items():
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", code)

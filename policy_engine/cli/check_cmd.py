@@ -126,6 +126,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             cache=RecordingStore(args.cache) if args.cache else None,
             record=RecordingStore(args.record) if args.record else None,
             rate_limit=RateLimiter(args.rate) if args.rate else None,
+            concurrency=args.concurrency,
         )
     except PolicyEngineError as exc:
         raise CommandError(f"policy-engine: {exc}") from exc
