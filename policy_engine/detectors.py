@@ -88,6 +88,15 @@ class Detector:
         """The taxonomy that applies to labels from ``model_version``, if any."""
         return None
 
+    def taxonomy_migration(
+        self, old: Taxonomy, new: Taxonomy
+    ) -> Mapping[str, tuple[str, ...]] | None:
+        """What names of the ``old`` taxonomy become in the ``new`` one: old name
+        (as spelt in ``old``) to the new name or names, for ``policy-engine
+        migrate`` and the linter's ``model-6-name`` suggestions. Names left out
+        carry over where ``new`` knows them. None: no mapping between the two."""
+        return None
+
     def recognizes(self, raw: Mapping[str, Any]) -> bool:
         """Whether ``raw`` looks like a response of this detector (by its keys)."""
         return False

@@ -13,16 +13,15 @@ where the taxonomies prove it.
 Older taxonomies: a detector's current taxonomy is ``detector.taxonomy(None)``;
 any other of ``detector.taxonomies()`` is an older model's (for Rekognition,
 model 6). A name only an older taxonomy knows gets ``model-6-name``. Where the
-detector says what the current model calls it (an optional method
-``label_successors() -> Mapping[str, Sequence[str]]`` on the detector, old
-name to current names), the message suggests those names; otherwise the
-nearest current spelling.
+detector says what the current model calls it
+(:meth:`~policy_engine.detectors.Detector.taxonomy_migration`), the message
+suggests those names; otherwise the nearest current spelling.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -179,20 +178,21 @@ def _number(value: float) -> str:
 
 
 def _successors(detector: Detector) -> dict[str, tuple[str, ...]]:
-    """The optional ``label_successors()`` of a detector, keyed by name key."""
-    method: Callable[[], Any] | None = getattr(detector, "label_successors", None)
-    if method is None or not callable(method):
-        return {}
-    try:
-        mapping = method()
-    except Exception:  # a plugin's optional extra must never break loading
-        return {}
-    if not isinstance(mapping, Mapping):
+    """What the detector's older taxonomies' names became in its current one,
+    keyed by name key (:meth:`Detector.taxonomy_migration`)."""
+    current = detector.taxonomy(None)
+    if current is None:
         return {}
     found: dict[str, tuple[str, ...]] = {}
-    for old, new in mapping.items():
-        if isinstance(old, str) and isinstance(new, list | tuple):
-            found[name_key(old)] = tuple(str(n) for n in new)
+    for old in detector.taxonomies():
+        if old is current:
+            continue
+        try:
+            mapping = detector.taxonomy_migration(old, current)
+        except Exception:  # a plugin's optional extra must never break loading
+            continue
+        for name, successors in (mapping or {}).items():
+            found[name_key(name)] = tuple(str(n) for n in successors)
     return found
 
 

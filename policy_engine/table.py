@@ -202,6 +202,27 @@ def _labels_of(
                 yield name, ""
 
 
+def table_row(
+    compiled: CompiledPolicy, source: str, taxonomy: Taxonomy | None, name: str, parent: str
+) -> TableRow:
+    """The row of label ``name`` from ``source``, reported with direct parent ``parent``
+    ("" for none), decided under ``taxonomy`` (None: the policy's ``labels:`` only).
+    :func:`decision_table` builds every row with it; a diff uses it to decide, under
+    one policy, a label that only the other policy's table lists."""
+    label = Label(name=name, parent=parent, confidence=MAX_CONFIDENCE, source=source)
+    explanation = compiled.explain_in(label, taxonomy)
+    rule = explanation.winner.id if explanation.winner is not None else DEFAULT_RULE
+    return TableRow(
+        source,
+        taxonomy.id if taxonomy is not None else POLICY_LABELS,
+        name,
+        explanation.lineage.parent_display,
+        explanation.lineage.chain,
+        rule,
+        bands_for(explanation.body, compiled.policy.min_confidence),
+    )
+
+
 def decision_table(
     compiled: CompiledPolicy,
     registry: DetectorRegistry | None = None,
@@ -214,22 +235,8 @@ def decision_table(
     rows: list[TableRow] = []
     for source in table_sources(compiled, registry):
         for taxonomy in _taxonomies(source, registry, all_taxonomies):
-            taxonomy_id = taxonomy.id if taxonomy is not None else POLICY_LABELS
             for name, parent in _labels_of(compiled, source, taxonomy):
-                label = Label(name=name, parent=parent, confidence=MAX_CONFIDENCE, source=source)
-                explanation = compiled.explain_in(label, taxonomy)
-                rule = explanation.winner.id if explanation.winner is not None else DEFAULT_RULE
-                rows.append(
-                    TableRow(
-                        source,
-                        taxonomy_id,
-                        name,
-                        explanation.lineage.parent_display,
-                        explanation.lineage.chain,
-                        rule,
-                        bands_for(explanation.body, floor),
-                    )
-                )
+                rows.append(table_row(compiled, source, taxonomy, name, parent))
     return DecisionTable(
         compiled.policy.name,
         compiled.digest,

@@ -4,7 +4,7 @@ never on the reference policies, and never stops a policy from loading."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from policy_engine.diagnostics import Severity
 from policy_engine.lint import DIAGNOSTIC_CODES
 from policy_engine.loader import check_policy_file, check_policy_text
 from policy_engine.plugins import DetectorRegistry, RegisteredDetector
+from policy_engine.taxonomy import Taxonomy
 
 MAIN = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "warnings"
@@ -289,9 +290,11 @@ def test_model_6_name_suggests_the_detectors_successors() -> None:
     from policy_engine_rekognition.taxonomies import v6_to_v7_names
 
     class WithSuccessors(ModerationDetector):
-        def label_successors(self) -> Mapping[str, Sequence[str]]:
+        def taxonomy_migration(
+            self, old: Taxonomy, new: Taxonomy
+        ) -> Mapping[str, tuple[str, ...]] | None:
             names = v6_to_v7_names()
-            return {**names["level1"], **names["level2"]}
+            return {k: tuple(v) for k, v in {**names["level1"], **names["level2"]}.items()}
 
     registry = DetectorRegistry([RegisteredDetector(WithSuccessors(), "test")])
     text = policy(

@@ -1,0 +1,382 @@
+"""``policy-engine diff``: what changes between two policies, exactly, and on a corpus."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from policy_engine.cli import exit_codes
+from policy_engine.cli.common import CommandError, installed_registry
+from policy_engine.cli.evaluate_cmd import read_responses
+from policy_engine.cli.table_cmd import group_title, md_cell
+from policy_engine.compiler import compile_policy
+from policy_engine.decision import DetectorFailure
+from policy_engine.diff import (
+    CorpusDiff,
+    CorpusItem,
+    PolicyDiff,
+    RowChange,
+    corpus_diff,
+    diff_policies,
+    reasons_text,
+    verdict_name,
+)
+from policy_engine.errors import InvalidDetectorResult, UnrecognisedResponseError
+from policy_engine.labels import Label
+from policy_engine.loader import LoadResult, check_policy_file, check_policy_text
+from policy_engine.model import Policy, plain_number
+from policy_engine.plugins import DetectorRegistry
+
+FORMATS = ("text", "markdown", "json")
+GIT_TIMEOUT = 60
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "diff",
+        help="what changes between two policies: exact confidence ranges, and on a corpus",
+        description="Compare two policies exactly: for every label whose verdict differs, the "
+        "confidence ranges where it changes (e.g. '[80, 90) review -> block'), labels added "
+        "or removed, the default and on_error. With --corpus, also decide recorded detector "
+        "output under both and count the decisions that change. OLD and NEW are files, or "
+        "REV:path to read a file from git in the current repository (e.g. HEAD:policy.yaml). "
+        "Exit 0 when both load (it is a report; see --fail-on-change), 2 when one does not.",
+    )
+    parser.add_argument("old", metavar="OLD", help="the old policy: FILE or REV:path")
+    parser.add_argument("new", metavar="NEW", help="the new policy: FILE or REV:path")
+    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument(
+        "--corpus",
+        metavar="DIR|FILE.jsonl",
+        help="recorded detector output: a folder of raw responses (*.json, each one "
+        "response or a list of responses for one image), or a JSON Lines file of "
+        "'policy-engine check' records or raw responses (one image a line)",
+    )
+    parser.add_argument(
+        "--all-taxonomies",
+        action="store_true",
+        help="compare under every taxonomy a detector knows (e.g. Rekognition's model 6 too)",
+    )
+    parser.add_argument(
+        "--fail-on-change",
+        action="store_true",
+        help="exit 1 when any decision can change (or does, on the corpus)",
+    )
+    parser.set_defaults(run=run)
+
+
+# -- loading the two sides ----------------------------------------------------------
+
+
+def split_git_spec(spec: str) -> tuple[str, str] | None:
+    """``REV:path`` as (REV, path); None for a plain file (one that exists, or no colon)."""
+    if os.path.exists(spec) or ":" not in spec:
+        return None
+    rev, _, path = spec.partition(":")
+    if not rev or not path:
+        return None
+    return rev, path
+
+
+def git_show(rev: str, path: str) -> str:
+    """The text of ``path`` at ``rev`` (``git show REV:path`` in the current folder)."""
+    try:
+        completed = subprocess.run(
+            ["git", "show", f"{rev}:{path}"],
+            capture_output=True,
+            timeout=GIT_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    except FileNotFoundError as exc:
+        raise CommandError(f"policy-engine: {rev}:{path}: git is not installed") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise CommandError(f"policy-engine: {rev}:{path}: git show timed out") from exc
+    if completed.returncode != 0:
+        message = completed.stderr.decode("utf-8", "replace").strip() or "git show failed"
+        raise CommandError(f"policy-engine: cannot read {rev}:{path} from git: {message}")
+    try:
+        return completed.stdout.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"policy-engine: {rev}:{path}: not UTF-8 text") from exc
+
+
+def load_side(spec: str, registry: DetectorRegistry) -> LoadResult:
+    git = split_git_spec(spec)
+    if git is None:
+        return check_policy_file(spec, registry=registry)
+    rev, path = git
+    return check_policy_text(git_show(rev, path), file=f"{rev}:{path}", registry=registry)
+
+
+def load_both(args: argparse.Namespace, registry: DetectorRegistry, stderr: TextIO) -> list[Policy]:
+    policies: list[Policy] = []
+    failed: list[str] = []
+    for spec in (args.old, args.new):
+        result = load_side(spec, registry)
+        if result.policy is None:
+            for diagnostic in result.errors:
+                print(diagnostic.render(), file=stderr)
+            failed.append(spec)
+        else:
+            policies.append(result.policy)
+    if failed:
+        raise CommandError(
+            f"policy-engine: {', '.join(failed)}: the policy does not load", exit_codes.USAGE
+        )
+    return policies
+
+
+# -- reading a corpus -------------------------------------------------------------------
+
+
+def read_corpus(path: str, registry: DetectorRegistry) -> list[CorpusItem]:
+    """A folder of raw responses (one image a file) or a JSON Lines file (one a line)."""
+    if os.path.isdir(path):
+        files = sorted(p for p in Path(path).rglob("*.json") if p.is_file())
+        items = []
+        for file in files:
+            results = read_responses(str(file), registry)
+            name = file.relative_to(path).as_posix()
+            items.append(CorpusItem(name, tuple(lab for r in results for lab in r.labels)))
+        return items
+    if os.path.isfile(path):
+        return list(_read_jsonl(path, registry))
+    raise CommandError(f"policy-engine: --corpus {path}: no such file or folder")
+
+
+def _read_jsonl(path: str, registry: DetectorRegistry) -> Iterator[CorpusItem]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CommandError(f"policy-engine: {path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"policy-engine: {path}: not UTF-8 text") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"policy-engine: {where}: not valid JSON: {exc.msg}") from exc
+        if not isinstance(data, dict):
+            raise CommandError(f"policy-engine: {where}: expected a JSON object")
+        try:
+            if ("decision" in data and "labels" in data) or ("input" in data and "error" in data):
+                item = _check_record(data, where)
+            else:
+                result = registry.parse_response(data)
+                item = CorpusItem(where, result.labels)
+        except (InvalidDetectorResult, UnrecognisedResponseError, ValueError) as exc:
+            raise CommandError(f"policy-engine: {where}: {exc}") from exc
+        if item is not None:
+            yield item
+
+
+def _check_record(record: Mapping[str, Any], where: str) -> CorpusItem | None:
+    """A ``policy-engine check`` record: its labels (dropped ones too, since the other
+    policy's min_confidence may keep them) and its detector errors. An unreadable
+    input (no decision) is skipped."""
+    if "decision" not in record:
+        return None
+    name = str(record.get("input") or where)
+    labels = []
+    for key in ("labels", "dropped"):
+        entries = record.get(key) or []
+        if not isinstance(entries, list):
+            raise ValueError(f"{key} must be a list")
+        for entry in entries:
+            if not isinstance(entry, dict):
+                raise ValueError(f"each of {key} must be an object")
+            labels.append(
+                Label(
+                    name=entry.get("name"),  # type: ignore[arg-type]  # checked by Label
+                    confidence=entry.get("confidence"),  # type: ignore[arg-type]
+                    source=str(entry.get("source", "")),
+                    parent=entry.get("parent") or "",
+                    model_version=entry.get("model_version"),
+                )
+            )
+    failures = tuple(
+        DetectorFailure(str(e.get("source", "")), str(e.get("error", "")))
+        for e in record.get("errors") or []
+        if isinstance(e, dict)
+    )
+    return CorpusItem(name, tuple(labels), failures)
+
+
+# -- the command ------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    registry = installed_registry()
+    old_policy, new_policy = load_both(args, registry, stderr)
+    old, new = compile_policy(old_policy, registry), compile_policy(new_policy, registry)
+    report = diff_policies(old, new, registry, all_taxonomies=args.all_taxonomies)
+    corpus = None
+    if args.corpus is not None:
+        corpus = corpus_diff(old, new, read_corpus(args.corpus, registry))
+    if args.format == "json":
+        data = report.to_dict()
+        data["corpus"] = None if corpus is None else corpus.to_dict()
+        json.dump(data, stdout, indent=2, ensure_ascii=False)
+        stdout.write("\n")
+    elif args.format == "markdown":
+        stdout.write(diff_markdown(report, corpus, args.old, args.new))
+    else:
+        stdout.write(diff_text(report, corpus, args.old, args.new))
+    changed = report.decisions_change or (corpus is not None and corpus.changed > 0)
+    return exit_codes.FAIL_ON if args.fail_on_change and changed else exit_codes.OK
+
+
+# -- rendering --------------------------------------------------------------------------
+
+
+def _grouped(rows: tuple[RowChange, ...]) -> dict[tuple[str, str], list[RowChange]]:
+    groups: dict[tuple[str, str], list[RowChange]] = {}
+    for row in rows:
+        groups.setdefault((row.source, row.taxonomy), []).append(row)
+    return groups
+
+
+def _listed_note(row: RowChange) -> str:
+    if row.listed == "new":
+        return " [new in the table]"
+    if row.listed == "old":
+        return " [no longer in the table]"
+    return ""
+
+
+def summary_line(report: PolicyDiff) -> str:
+    if not report.decisions_change:
+        return "no change in any decision"
+    parts = []
+    if report.changed:
+        parts.append(f"{len(report.changed)} label(s) decided differently")
+    if report.default is not None and report.default.decides_differently:
+        parts.append("the default changes")
+    if report.on_error_changed:
+        parts.append(
+            f"on_error changes ({report.old_on_error.value} -> {report.new_on_error.value})"
+        )
+    return "; ".join(parts)
+
+
+def _floor_line(report: PolicyDiff) -> str | None:
+    old, new = report.old.min_confidence, report.new.min_confidence
+    if old == new:
+        return None
+    return (
+        f"min_confidence {plain_number(old)} -> {plain_number(new)} (below it a label is dropped)"
+    )
+
+
+def diff_text(report: PolicyDiff, corpus: CorpusDiff | None, old: str, new: str) -> str:
+    lines = [f"diff {old} ({report.old.policy_name}) -> {new} ({report.new.policy_name})"]
+    lines.append(summary_line(report))
+    floor = _floor_line(report)
+    if floor:
+        lines.append(floor)
+    if report.on_error_changed:
+        lines.append(
+            f"on_error: {report.old_on_error.value} -> {report.new_on_error.value} "
+            "(the verdict a failing detector contributes)"
+        )
+    for (source, taxonomy), rows in _grouped(report.changed).items():
+        lines += ["", f"{group_title(source, taxonomy)}:"]
+        lines += [f"  {row.describe()}{_listed_note(row)}" for row in rows]
+    if report.default is not None and report.default.decides_differently:
+        ranges = ", ".join(r.describe() for r in report.default.ranges)
+        lines += ["", f"default (any other label): {ranges}"]
+    if report.rule_only:
+        lines += ["", "Decided by another rule, same verdicts at every confidence:"]
+        lines += [
+            f"  {row.label} ({row.source}, {row.taxonomy}): {row.rule_text()}"
+            for row in report.rule_only
+        ]
+    if report.listed_only:
+        names = ", ".join(f"{r.label}{_listed_note(r)}" for r in report.listed_only)
+        lines += ["", f"Listed by one table only, decided the same: {names}"]
+    if corpus is not None:
+        lines += ["", *_corpus_text(corpus)]
+    return "\n".join(lines) + "\n"
+
+
+def _corpus_text(corpus: CorpusDiff) -> list[str]:
+    lines = [f"Corpus: {corpus.total} item(s), {corpus.changed} decision(s) change"]
+    for old, new, count in corpus.transitions():
+        lines.append(f"  {old.value} -> {new.value}: {count}")
+    lines.append("  old \\ new   allow  review  block")
+    for index, row in enumerate(corpus.matrix):
+        name = ("allow", "review", "block")[index]
+        lines.append(f"  {name:<10} {row[0]:>6} {row[1]:>7} {row[2]:>6}")
+    for change in corpus.changes:
+        lines.append(f"  {change.item}:")
+        lines.append(f"    old: {reasons_text(change.old)}")
+        lines.append(f"    new: {reasons_text(change.new)}")
+    return lines
+
+
+def diff_markdown(report: PolicyDiff, corpus: CorpusDiff | None, old: str, new: str) -> str:
+    lines = [
+        f"### Policy diff: `{md_cell(old)}` -> `{md_cell(new)}`",
+        "",
+        f"**{summary_line(report)}**",
+    ]
+    notes = []
+    floor = _floor_line(report)
+    if floor:
+        notes.append(floor)
+    if report.on_error_changed:
+        notes.append(f"on_error: {report.old_on_error.value} -> {report.new_on_error.value}")
+    if notes:
+        lines += ["", *[f"- {md_cell(n)}" for n in notes]]
+    rows = list(report.changed)
+    if report.default is not None and report.default.decides_differently:
+        rows.append(report.default)
+    if rows:
+        lines += [
+            "",
+            "| Detector | Label | Confidence | Old | New | Rule |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for row in rows:
+            label = "*any other label*" if row is report.default else md_cell(row.label)
+            detector = "" if row is report.default else md_cell(row.source)
+            for change in row.ranges:
+                cells = [
+                    detector,
+                    label + md_cell(_listed_note(row)),
+                    change.describe_range(),
+                    verdict_name(change.old),
+                    f"**{verdict_name(change.new)}**",
+                    md_cell(row.rule_text()),
+                ]
+                lines.append("| " + " | ".join(cells) + " |")
+    if report.rule_only:
+        renamed = ", ".join(
+            f"{md_cell(r.label)} ({md_cell(r.rule_text())})" for r in report.rule_only
+        )
+        lines += ["", f"Same verdicts, another rule: {renamed}"]
+    if corpus is not None:
+        lines += [
+            "",
+            f"**Corpus:** {corpus.total} item(s), {corpus.changed} decision(s) change",
+            "",
+            "| old \\ new | allow | review | block |",
+            "| --- | --- | --- | --- |",
+        ]
+        for index, counts in enumerate(corpus.matrix):
+            name = ("allow", "review", "block")[index]
+            lines.append(f"| **{name}** | " + " | ".join(str(c) for c in counts) + " |")
+        if corpus.changes:
+            lines += ["", "| Item | Old | New |", "| --- | --- | --- |"]
+            for item in corpus.changes:
+                cells = [item.item, reasons_text(item.old), reasons_text(item.new)]
+                lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"

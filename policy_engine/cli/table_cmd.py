@@ -1,0 +1,130 @@
+"""``policy-engine table``: the exact decision table of a policy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterable
+from itertools import groupby
+from typing import TextIO
+
+from policy_engine.cli import exit_codes
+from policy_engine.cli.common import installed_registry, load_policy_or_fail
+from policy_engine.compiler import compile_policy
+from policy_engine.model import Verdict, plain_number
+from policy_engine.table import POLICY_LABELS, Band, DecisionTable, TableRow, decision_table
+
+FORMATS = ("text", "markdown", "json")
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "table",
+        help="print the exact decision table: each label's rule and confidence bands",
+        description="For every label the policy's detectors can report (their current "
+        "taxonomy, or all with --all-taxonomies) and every label of the policy's labels: "
+        "section, print the deciding rule and the confidence bands where it allows, reviews "
+        "and blocks; then the default, for any other label. Exact: no sampling. Labels "
+        "below min_confidence are dropped and get no verdict.",
+    )
+    parser.add_argument("--policy", required=True, metavar="FILE", help="the policy file")
+    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument(
+        "--all-taxonomies",
+        action="store_true",
+        help="list every taxonomy a detector knows (e.g. Rekognition's model 6 too), "
+        "not only the current one",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    registry = installed_registry()
+    policy = load_policy_or_fail(args.policy, registry, stderr)
+    table = decision_table(
+        compile_policy(policy, registry), registry, all_taxonomies=args.all_taxonomies
+    )
+    if args.format == "json":
+        json.dump(table.to_dict(), stdout, indent=2, ensure_ascii=False)
+        stdout.write("\n")
+    elif args.format == "markdown":
+        stdout.write(table_markdown(table))
+    else:
+        stdout.write(table_text(table))
+    return exit_codes.OK
+
+
+# -- rendering ------------------------------------------------------------------------
+
+
+def dropped_note(min_confidence: float) -> str:
+    return (
+        f"Labels below min_confidence {plain_number(min_confidence)} are dropped: "
+        "they get no verdict, whatever the rules say."
+    )
+
+
+def group_title(source: str, taxonomy: str) -> str:
+    if taxonomy == POLICY_LABELS:
+        return f"{source} (labels from the policy's labels: section)"
+    return f"{source}, taxonomy {taxonomy}"
+
+
+def grouped(rows: Iterable[TableRow]) -> list[tuple[tuple[str, str], list[TableRow]]]:
+    """Rows by (detector, taxonomy), each group in hierarchy order (a category, then
+    what sits under it)."""
+    ordered = sorted(rows, key=lambda r: (r.source, r.taxonomy, tuple(reversed(r.ancestors))))
+    return [
+        (key, list(members))
+        for key, members in groupby(ordered, key=lambda r: (r.source, r.taxonomy))
+    ]
+
+
+def table_text(table: DecisionTable) -> str:
+    lines = [
+        f"Decision table of policy {table.policy_name} ({table.policy_digest})",
+        dropped_note(table.min_confidence),
+    ]
+    for (source, taxonomy), rows in grouped(table.rows):
+        lines.append("")
+        lines.append(f"{group_title(source, taxonomy)}:")
+        for row in rows:
+            depth = max(len(row.ancestors) - 1, 0)
+            lines.append("  " + "  " * depth + row.describe())
+    lines.append("")
+    default = table.default_row
+    bands = ", ".join(f"{b.describe()} {b.verdict.value}" for b in default.bands)
+    lines.append(f"default (any other label): {bands} - rule {default.rule}")
+    return "\n".join(lines) + "\n"
+
+
+def md_cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def band_cells(bands: Iterable[Band]) -> list[str]:
+    """One cell per verdict (allow, review, block): its range, or empty."""
+    by_verdict = {band.verdict: band.describe() for band in bands}
+    return [by_verdict.get(verdict, "") for verdict in Verdict]
+
+
+def table_markdown(table: DecisionTable) -> str:
+    header = (
+        "| Label | Parent | allow | review | block | Rule |\n| --- | --- | --- | --- | --- | --- |"
+    )
+    lines = [
+        f"### Decision table of `{md_cell(table.policy_name)}`",
+        "",
+        f"Digest `{table.policy_digest}`. {dropped_note(table.min_confidence)}",
+    ]
+    for (source, taxonomy), rows in grouped(table.rows):
+        lines += ["", f"#### {md_cell(group_title(source, taxonomy))}", "", header]
+        for row in rows:
+            cells = [md_cell(row.label), md_cell(row.parent), *band_cells(row.bands)]
+            lines.append("| " + " | ".join([*cells, f"`{md_cell(row.rule)}`"]) + " |")
+    default = table.default_row
+    lines += ["", "#### Any other label", "", header]
+    cells = ["*any other label*", "", *band_cells(default.bands), f"`{default.rule}`"]
+    lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
