@@ -101,3 +101,31 @@ def test_readme_library_example_runs(tmp_path: Path) -> None:
     namespace: dict[str, Any] = {"image_bytes": image}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["decision"].decision == "block"
+
+
+def yaml_blocks() -> list[str]:
+    return re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+
+
+def test_readme_tests_file_example_passes(tmp_path: Path) -> None:
+    import io
+
+    from policy_engine.cli import main
+
+    (block,) = [b for b in yaml_blocks() if b.startswith("policy: general-ugc.yaml")]
+    root = README.parent
+    text = block.replace(
+        "policy: general-ugc.yaml", f"policy: {root / 'policies' / 'general-ugc.yaml'}"
+    )
+    text = text.replace("../examples/", f"{root / 'examples'}/")
+    tests_file = tmp_path / "readme.tests.yaml"
+    tests_file.write_text(text, encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["test", str(tests_file)], out, err) == 0, out.getvalue() + err.getvalue()
+    assert out.getvalue().splitlines()[-1] == "6 passed, 0 failed"
+
+
+def test_readme_ignore_comment_example_is_what_young_audience_uses() -> None:
+    (block,) = [b for b in yaml_blocks() if "policy-engine: ignore[" in b]
+    policy = (README.parent / "policies" / "young-audience.yaml").read_text(encoding="utf-8")
+    assert block.strip() in policy
