@@ -6,26 +6,35 @@ import threading
 import time
 from collections.abc import Callable
 
+DEFAULT_MARGIN = 0.02
+"""How much wider than ``1 / rate`` calls are spaced by default (see :class:`RateLimiter`)."""
+
 
 class RateLimiter:
     """Spaces calls at most ``rate`` per second, evenly, across all threads.
 
-    Evenly spaced rather than bursty: a service that counts transactions in a
-    sliding one-second window (as Rekognition's quotas do) then never sees
-    more than ``rate`` in any second. ``clock`` and ``sleep`` are inputs so
-    tests need not wait.
+    Evenly spaced rather than bursty, and ``margin`` wider than ``1 / rate``:
+    calls exactly ``1 / rate`` apart put ``rate + 1`` of them in one closed
+    second (a fencepost), and network jitter moves arrivals by milliseconds.
+    A service that counts transactions in a sliding one-second window (as
+    Rekognition's quotas do) then never sees more than ``rate``, and a
+    throttle, which slows an adaptive-retry client for a while, is avoided.
+    ``clock`` and ``sleep`` are inputs so tests need not wait.
     """
 
     def __init__(
         self,
         rate: float,
         *,
+        margin: float = DEFAULT_MARGIN,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not rate > 0:
             raise ValueError(f"rate must be a positive number of calls per second, got {rate!r}")
-        self.interval = 1.0 / rate
+        if not 0 <= margin < 1:
+            raise ValueError(f"margin must be from 0 to below 1, got {margin!r}")
+        self.interval = (1.0 + margin) / rate
         self._clock = clock
         self._sleep = sleep
         self._next = -float("inf")

@@ -28,14 +28,14 @@ class FakeClock:
 
 def test_calls_are_spaced_evenly_at_the_rate() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(10, clock=clock.time, sleep=clock.sleep)
+    limiter = RateLimiter(10, margin=0, clock=clock.time, sleep=clock.sleep)
     waits = [limiter.acquire() for _ in range(5)]
     assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
 
 
 def test_time_passing_frees_slots_without_banking_a_burst() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(2, clock=clock.time, sleep=clock.sleep)
+    limiter = RateLimiter(2, margin=0, clock=clock.time, sleep=clock.sleep)
     assert limiter.acquire() == 0.0
     clock.now += 10  # idle for ten seconds
     assert limiter.acquire() == 0.0
@@ -44,7 +44,7 @@ def test_time_passing_frees_slots_without_banking_a_burst() -> None:
 
 def test_threads_get_distinct_slots_at_least_one_interval_apart() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(50, clock=clock.time, sleep=clock.sleep)
+    limiter = RateLimiter(50, margin=0, clock=clock.time, sleep=clock.sleep)
     waits: list[float] = []
     lock = threading.Lock()
 
@@ -70,3 +70,19 @@ def test_threads_get_distinct_slots_at_least_one_interval_apart() -> None:
 def test_rate_must_be_positive(rate: float) -> None:
     with pytest.raises(ValueError, match="positive"):
         RateLimiter(rate)
+
+
+def test_the_default_margin_keeps_every_closed_second_at_or_under_the_rate() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(50, clock=clock.time, sleep=clock.sleep)
+    starts = [clock.now + limiter.acquire() for _ in range(200)]
+    for first in starts:
+        in_window = [t for t in starts if first <= t <= first + 1.0]
+        assert len(in_window) <= 50
+    assert starts[-1] - starts[0] == pytest.approx(199 * 1.02 / 50)  # 49 calls/s
+
+
+@pytest.mark.parametrize("margin", [-0.1, 1.0])
+def test_margin_must_be_a_fraction(margin: float) -> None:
+    with pytest.raises(ValueError, match="margin"):
+        RateLimiter(10, margin=margin)

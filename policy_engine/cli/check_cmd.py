@@ -64,8 +64,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--rate",
         type=_positive_float,
         metavar="TPS",
-        help="at most TPS detector calls per second, shared by all threads "
-        "(set it to your account's Rekognition quota)",
+        help="at most TPS detector calls per second, shared by all threads, spaced "
+        "evenly with a 2%% margin so that no second sees more than TPS (set it to your "
+        "account's Rekognition quota)",
     )
     parser.add_argument(
         "--record",
