@@ -81,6 +81,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "settings before calling a detector",
     )
     parser.add_argument(
+        "--cost-per-call",
+        type=float,
+        metavar="AMOUNT",
+        help="the price of one detector call in your region and tier (prices differ "
+        "and change): the summary then estimates what the run cost",
+    )
+    parser.add_argument(
         "--format",
         choices=("jsonl", "text"),
         default="jsonl",
@@ -148,9 +155,11 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                 stderr.write(f"\r{_progress(stats, engine)}")
                 stderr.flush()
     except KeyboardInterrupt:
-        _summary(stats, engine, stderr, progress, interrupted=True)
+        _summary(
+            stats, engine, stderr, progress, interrupted=True, cost_per_call=args.cost_per_call
+        )
         return exit_codes.INTERRUPTED
-    _summary(stats, engine, stderr, progress, interrupted=False)
+    _summary(stats, engine, stderr, progress, interrupted=False, cost_per_call=args.cost_per_call)
     if stats.unreadable:
         return exit_codes.INPUT_ERRORS
     counts = stats.decisions
@@ -176,7 +185,13 @@ def _progress(stats: BatchStats, engine: Engine) -> str:
 
 
 def _summary(
-    stats: BatchStats, engine: Engine, stderr: TextIO, progress: bool, *, interrupted: bool
+    stats: BatchStats,
+    engine: Engine,
+    stderr: TextIO,
+    progress: bool,
+    *,
+    interrupted: bool,
+    cost_per_call: float | None,
 ) -> None:
     if progress:
         stderr.write("\n")
@@ -197,3 +212,9 @@ def _summary(
         f"({engine.counter.cached} from the cache, {stats.duplicates} duplicate image(s))",
         file=stderr,
     )
+    if cost_per_call is not None:
+        calls = engine.counter.calls
+        print(
+            f"estimated cost: {calls} call(s) x {cost_per_call:g} = {calls * cost_per_call:g}",
+            file=stderr,
+        )
