@@ -102,3 +102,23 @@ def stubbed() -> Iterator[StubbedClient]:
     with Stubber(client) as stubber:
         yield StubbedClient(client, stubber)
         stubber.assert_no_pending_responses()
+
+
+@pytest.fixture
+def fake() -> Iterator[Any]:
+    """A running :class:`~policy_engine_rekognition.testing.FakeRekognition`,
+    stopped (threads joined) after the test."""
+    from policy_engine_rekognition.testing import FakeRekognition
+
+    with FakeRekognition() as server:
+        yield server
+
+
+@pytest.fixture
+def instant_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's standard and adaptive modes wait up to 1 s, then 2 s, before
+    retrying a throttled call: keep its decisions (which calls are retried, how
+    often) and drop only the wait, so that retry tests stay fast."""
+    from botocore.retries import standard
+
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
