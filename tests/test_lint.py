@@ -4,7 +4,6 @@ never on the reference policies, and never stops a policy from loading."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,7 @@ import pytest
 from policy_engine.diagnostics import Severity
 from policy_engine.lint import DIAGNOSTIC_CODES
 from policy_engine.loader import check_policy_file, check_policy_text
-from policy_engine.plugins import DetectorRegistry, RegisteredDetector
-from policy_engine.taxonomy import Taxonomy
+from policy_engine.plugins import DetectorRegistry
 
 MAIN = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "warnings"
@@ -285,18 +283,7 @@ def test_model_6_name(registry: DetectorRegistry) -> None:
     assert "rekognition-moderation/v6" in message and "rekognition-moderation/v7" in message
 
 
-def test_model_6_name_suggests_the_detectors_successors() -> None:
-    from policy_engine_rekognition.moderation import ModerationDetector
-    from policy_engine_rekognition.taxonomies import v6_to_v7_names
-
-    class WithSuccessors(ModerationDetector):
-        def taxonomy_migration(
-            self, old: Taxonomy, new: Taxonomy
-        ) -> Mapping[str, tuple[str, ...]] | None:
-            names = v6_to_v7_names()
-            return {k: tuple(v) for k, v in {**names["level1"], **names["level2"]}.items()}
-
-    registry = DetectorRegistry([RegisteredDetector(WithSuccessors(), "test")])
+def test_model_6_name_suggests_the_detectors_successors(registry: DetectorRegistry) -> None:
     text = policy(
         "  - id: n\n    match: {name: Illustrated Explicit Nudity}\n    action: block\n"
         "  - id: s\n    match: {parent: Suggestive}\n    review_at: 60\n"

@@ -26,6 +26,12 @@ RETRY_MODES = ("legacy", "standard", "adaptive")
 # Adaptive backs off client-side once throttled, which suits batch moderation;
 # botocore's own default (legacy) does not.
 DEFAULT_RETRY_MODE = "adaptive"
+# botocore's default pool; a run checking more images at once gets one
+# connection per thread, so that no thread waits for (or discards) a connection.
+MIN_POOL_CONNECTIONS = 10
+# AWS documents this code as unsafe to retry; botocore's standard and adaptive
+# modes retry it as a throttle all the same.
+NEVER_RETRIED_CODES = frozenset({"LimitExceededException"})
 
 CLIENT_SETTINGS_PROPERTIES: Mapping[str, Mapping[str, Any]] = {
     "region": {
@@ -106,10 +112,17 @@ class ClientSettings:
     max_attempts: int | None = None
     connect_timeout: float | None = None
     read_timeout: float | None = None
+    max_pool_connections: int = MIN_POOL_CONNECTIONS
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> ClientSettings:
-        return cls(**{f.name: settings.get(f.name) for f in fields(cls)})
+    def from_settings(cls, settings: Mapping[str, Any], *, concurrency: int = 1) -> ClientSettings:
+        """The client settings among a detector's ``settings``, with a connection
+        pool for ``concurrency`` threads (at least botocore's default of 10)."""
+        chosen = {f.name: settings.get(f.name) for f in fields(cls) if f.name in _FROM_SETTINGS}
+        return cls(**chosen, max_pool_connections=max(MIN_POOL_CONNECTIONS, concurrency))
+
+
+_FROM_SETTINGS = frozenset(CLIENT_SETTINGS_PROPERTIES)
 
 
 ClientFactory = Callable[[ClientSettings], RekognitionClient]
@@ -166,11 +179,36 @@ def build_client(settings: ClientSettings) -> RekognitionClient:
         config_options["connect_timeout"] = settings.connect_timeout
     if settings.read_timeout is not None:
         config_options["read_timeout"] = settings.read_timeout
+    config_options["max_pool_connections"] = settings.max_pool_connections
     client_options: dict[str, Any] = {"config": botocore.config.Config(**config_options)}
     if settings.endpoint_url is not None:
         client_options["endpoint_url"] = settings.endpoint_url
-    client: RekognitionClient = session.client(SERVICE_NAME, **client_options)
-    return client
+    client = session.client(SERVICE_NAME, **client_options)
+    veto_unsafe_retries(client)
+    built: RekognitionClient = client
+    return built
+
+
+def veto_unsafe_retries(client: Any) -> None:
+    """Never retry :data:`NEVER_RETRIED_CODES`, whatever the retry mode.
+
+    botocore asks every ``needs-retry`` handler and follows the first answer
+    that is not None, where False means "do not retry": this handler, placed
+    first, answers False for those codes and None (no opinion) otherwise.
+    botocore's own handler is still consulted (it may count the failure
+    against its retry quota) but is no longer followed for them."""
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register_first(
+        f"needs-retry.{service}", _no_retry_for_unsafe_codes, unique_id="policy-engine-no-retry"
+    )
+
+
+def _no_retry_for_unsafe_codes(response: Any = None, **_: Any) -> bool | None:
+    if not isinstance(response, tuple) or len(response) != 2:
+        return None  # a connection error: botocore decides
+    parsed = response[1]
+    code = parsed.get("Error", {}).get("Code") if isinstance(parsed, Mapping) else None
+    return False if code in NEVER_RETRIED_CODES else None
 
 
 class ClientCache:
@@ -217,16 +255,22 @@ def call_rekognition(
     *,
     detector: str,
     image: Image,
+    adapter_arn: str | None = None,
 ) -> Response:
     """Call ``operation`` (e.g. ``DetectModerationLabels``), turning every AWS
-    failure, client building included, into a :class:`DetectorError`."""
+    failure, client building included, into a :class:`DetectorError`
+    (``adapter_arn``, the adapter requested if any, shapes the advice)."""
     method = _METHODS[operation]
     try:
         client = clients.get(settings)
         answer = getattr(client, method)(**request)
     except Exception as exc:
         mapped = to_detector_error(
-            exc, detector=detector, operation=operation, image_name=image.name
+            exc,
+            detector=detector,
+            operation=operation,
+            image_name=image.name,
+            adapter_arn=adapter_arn,
         )
         if mapped is None or mapped is exc:
             raise

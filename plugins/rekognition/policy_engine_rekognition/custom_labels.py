@@ -20,7 +20,8 @@ from policy_engine_rekognition.client import (
     call_rekognition,
     settings_schema,
 )
-from policy_engine_rekognition.images import check_image
+from policy_engine_rekognition.convert import CONVERT_SETTING
+from policy_engine_rekognition.images import CUSTOM_LABELS_LIMITS, prepare_image
 from policy_engine_rekognition.response_fields import (
     optional_object,
     plain_copy,
@@ -31,7 +32,7 @@ from policy_engine_rekognition.response_fields import (
 )
 
 OPERATION = "DetectCustomLabels"
-MAX_IMAGE_BYTES = 4_194_304
+MAX_IMAGE_BYTES = CUSTOM_LABELS_LIMITS.max_bytes
 # The min_confidence setting that leaves each label's trained threshold in charge.
 MODEL_THRESHOLDS = "model"
 
@@ -60,6 +61,7 @@ SETTINGS_SCHEMA: Mapping[str, Any] = settings_schema(
             "applies. Unset: the policy's min_confidence. Labels under the policy's "
             "min_confidence are dropped either way.",
         },
+        **CONVERT_SETTING,
     },
     required=("project_version_arn",),
 )
@@ -72,9 +74,12 @@ class CustomLabelsSettings:
     max_results: int | None = None
     # None: the policy's floor; "model": the model's own thresholds.
     min_confidence: float | Literal["model"] | None = None
+    convert: bool = False
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> CustomLabelsSettings:
+    def from_settings(
+        cls, settings: Mapping[str, Any], *, concurrency: int = 1
+    ) -> CustomLabelsSettings:
         arn = settings.get("project_version_arn")
         if not isinstance(arn, str) or not arn:
             # The engine validates settings against the schema; this guards direct use.
@@ -84,16 +89,18 @@ class CustomLabelsSettings:
                 code="invalid-settings",
             )
         return cls(
-            client=ClientSettings.from_settings(settings),
+            client=ClientSettings.from_settings(settings, concurrency=concurrency),
             project_version_arn=arn,
             max_results=settings.get("max_results"),
             min_confidence=settings.get("min_confidence"),
+            convert=settings.get("convert") is True,
         )
 
-    def request(self, image: Image, policy_min_confidence: float) -> dict[str, Any]:
+    def request(self, image: Mapping[str, Any], policy_min_confidence: float) -> dict[str, Any]:
+        """The request for ``image``, the request's ``Image`` (``Bytes`` or ``S3Object``)."""
         request: dict[str, Any] = {
             "ProjectVersionArn": self.project_version_arn,
-            "Image": {"Bytes": image.data},
+            "Image": dict(image),
         }
         if self.max_results is not None:
             request["MaxResults"] = self.max_results
@@ -150,19 +157,25 @@ class CustomLabelsDetector(Detector):
         )
 
     def detect(self, image: Image, context: DetectContext) -> DetectorResult:
-        check_image(image, detector=self.name, max_bytes=MAX_IMAGE_BYTES)
-        settings = CustomLabelsSettings.from_settings(context.settings)
+        settings = CustomLabelsSettings.from_settings(
+            context.settings, concurrency=context.concurrency
+        )
+        prepared = prepare_image(
+            image, detector=self.name, limits=CUSTOM_LABELS_LIMITS, convert=settings.convert
+        )
         response = call_rekognition(
             self._clients,
             settings.client,
             OPERATION,
-            settings.request(image, context.min_confidence),
+            settings.request(prepared.request, context.min_confidence),
             detector=self.name,
             image=image,
         )
         result = self.parse(response.body)
         # Live, we do know the model: keep it beside the labels.
         metadata: dict[str, Any] = {"project_version_arn": settings.project_version_arn}
+        if prepared.converted is not None:
+            metadata["converted"] = dict(prepared.converted)
         if response.request_id is not None:
             metadata["request_id"] = response.request_id
         return dataclasses.replace(result, metadata=metadata)

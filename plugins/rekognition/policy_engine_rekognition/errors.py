@@ -41,7 +41,9 @@ _START_MODEL = (
 # API_FACTS.md's error table; retryable as AWS documents it.
 AWS_ERRORS: Mapping[str, AwsErrorKind] = {
     "ThrottlingException": AwsErrorKind(
-        True, "Rekognition is throttling this account; botocore's retries ran out"
+        True,
+        "Rekognition is throttling this account; lower the request rate (`policy-engine "
+        "check --rate`) or ask AWS for a higher quota",
     ),
     "ProvisionedThroughputExceededException": AwsErrorKind(
         True,
@@ -63,7 +65,12 @@ AWS_ERRORS: Mapping[str, AwsErrorKind] = {
         "Rekognition rejected a request parameter; check the detector settings and "
         "that the image's dimensions are within the operation's limits",
     ),
-    "InvalidS3ObjectException": AwsErrorKind(False, "Rekognition could not read the S3 object"),
+    "InvalidS3ObjectException": AwsErrorKind(
+        False,
+        "Rekognition could not read the S3 object: check that it exists, that the bucket is "
+        "in the region Rekognition is called in, and that the AWS identity in use may "
+        "s3:GetObject it (Rekognition reads it with the caller's permissions)",
+    ),
     "AccessDeniedException": AwsErrorKind(
         False,
         "the AWS identity in use may not call this operation (or use this model or "
@@ -75,7 +82,9 @@ AWS_ERRORS: Mapping[str, AwsErrorKind] = {
         "this account and region",
     ),
     "ResourceNotReadyException": AwsErrorKind(
-        False, "the Custom Moderation adapter named in adapter_arn is not ready for use yet"
+        False,
+        "the Custom Moderation adapter named in adapter_arn is not ready for use yet "
+        "(still training, or its training failed)",
     ),
     "HumanLoopQuotaExceededException": AwsErrorKind(
         False, "the Amazon Augmented AI human-loop quota was exceeded"
@@ -98,9 +107,21 @@ _CREDENTIAL_ADVICE = (
 )
 
 
-def _error_kind(code: str, operation: str, http_status: int | None) -> AwsErrorKind:
+_NOT_READY_WITHOUT_ADAPTER = (
+    "Rekognition says a resource is not ready, although the base moderation model needs "
+    "no starting; try again later, and contact AWS support if it persists"
+)
+# Codes after which the attempt count is worth saying.
+_THROTTLING_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException"})
+
+
+def _error_kind(
+    code: str, operation: str, http_status: int | None, adapter_arn: str | None = None
+) -> AwsErrorKind:
     if code == "ResourceNotReadyException" and operation == "DetectCustomLabels":
         return AwsErrorKind(False, _START_MODEL)
+    if code == "ResourceNotReadyException" and adapter_arn is None:
+        return AwsErrorKind(False, _NOT_READY_WITHOUT_ADAPTER)
     known = AWS_ERRORS.get(code)
     if known is not None:
         return known
@@ -122,17 +143,31 @@ def _quota_details(response: Mapping[str, Any]) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
-def _client_error(exc: Any, *, detector: str, operation: str, image_name: str) -> DetectorError:
+def _attempts(response: Mapping[str, Any]) -> str:
+    """``" after 3 attempts"``, from the retries botocore reports making; ``""``
+    when it reports none (a stubbed client)."""
+    retries = response.get("ResponseMetadata", {}).get("RetryAttempts")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        return ""
+    attempts = retries + 1
+    return f" after {attempts} attempt{'s' if attempts != 1 else ''}"
+
+
+def _client_error(
+    exc: Any, *, detector: str, operation: str, image_name: str, adapter_arn: str | None = None
+) -> DetectorError:
     response: Mapping[str, Any] = getattr(exc, "response", None) or {}
     error = response.get("Error", {})
     code = str(error.get("Code") or "UnknownError")
     aws_message = str(error.get("Message") or "").strip()
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     operation = getattr(exc, "operation_name", None) or operation
-    kind = _error_kind(code, operation, status if isinstance(status, int) else None)
+    kind = _error_kind(code, operation, status if isinstance(status, int) else None, adapter_arn)
     message = f"{detector}: {operation} failed for image {image_name!r}: {code}"
     if aws_message:
         message += f" ({aws_message})"
+    if code in _THROTTLING_CODES:
+        message += f", throttled{_attempts(response)}"
     if code == "HumanLoopQuotaExceededException":
         message += _quota_details(response)
     if kind.advice:
@@ -141,7 +176,12 @@ def _client_error(exc: Any, *, detector: str, operation: str, image_name: str) -
 
 
 def to_detector_error(
-    exc: BaseException, *, detector: str, operation: str, image_name: str
+    exc: BaseException,
+    *,
+    detector: str,
+    operation: str,
+    image_name: str,
+    adapter_arn: str | None = None,
 ) -> DetectorError | None:
     """The :class:`DetectorError` for a boto3/botocore exception, or None when
     ``exc`` is not one (the caller re-raises it as it is)."""
@@ -153,7 +193,13 @@ def to_detector_error(
         return None
 
     if isinstance(exc, aws.ClientError):
-        return _client_error(exc, detector=detector, operation=operation, image_name=image_name)
+        return _client_error(
+            exc,
+            detector=detector,
+            operation=operation,
+            image_name=image_name,
+            adapter_arn=adapter_arn,
+        )
 
     prefix = f"{detector}: {operation} failed for image {image_name!r}"
     code: str

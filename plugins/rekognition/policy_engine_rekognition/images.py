@@ -1,13 +1,26 @@
 """Checks on an image before it is sent: botocore sends an empty, oversized or
 GIF image as it is, and the service's answer (after a round trip, possibly
-billed) says less than we can say here."""
+billed) says less than we can say here.
+
+An image with bytes is sent as ``Image.Bytes``; one known only by an
+``s3://`` URI as ``Image.S3Object``, read by Rekognition itself (never
+downloaded here, so only its known size is checked: the service checks the
+rest).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 from policy_engine.errors import DetectorError
 from policy_engine.image import Image
+from policy_engine_rekognition.s3_inputs import S3InputError, parse_s3_uri
 
 ACCEPTED_FORMATS = "JPEG or PNG"
+S3_MAX_BYTES = 15_728_640
+"""Rekognition's limit on an S3 object, for both operations."""
 
 _ACCEPTED_SIGNATURES = (
     ("JPEG", b"\xff\xd8\xff"),
@@ -24,6 +37,22 @@ _OTHER_SIGNATURES = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class ImageLimits:
+    """What one operation accepts (API_FACTS.md's image limits)."""
+
+    max_bytes: int
+    min_side: int
+    max_side: int
+    max_aspect_ratio: float | None = None
+
+
+MODERATION_LIMITS = ImageLimits(max_bytes=5_242_880, min_side=80, max_side=10_000)
+CUSTOM_LABELS_LIMITS = ImageLimits(
+    max_bytes=4_194_304, min_side=64, max_side=4096, max_aspect_ratio=20.0
+)
+
+
 def sniff_format(data: bytes) -> str | None:
     """The image format named by ``data``'s magic bytes, or None if unknown."""
     for name, signature in _ACCEPTED_SIGNATURES + _OTHER_SIGNATURES:
@@ -36,23 +65,83 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def check_image(image: Image, *, detector: str, max_bytes: int) -> None:
-    """Raise :class:`DetectorError` unless ``image`` is a non-empty JPEG or PNG
+def check_bytes(data: bytes, *, name: str, detector: str, max_bytes: int) -> None:
+    """Raise :class:`DetectorError` unless ``data`` is a non-empty JPEG or PNG
     of at most ``max_bytes`` bytes."""
     accepted = f"{detector} accepts {ACCEPTED_FORMATS} images of 1 to {max_bytes:,} bytes"
-    size = len(image.data)
+    size = len(data)
     if size == 0:
-        raise DetectorError(f"image {image.name!r} is empty; {accepted}", code="empty-image")
+        raise DetectorError(f"image {name!r} is empty; {accepted}", code="empty-image")
     if size > max_bytes:
         raise DetectorError(
-            f"image {image.name!r} is {size:,} bytes, over the limit; {accepted} "
-            f"(resize or recompress it first)",
+            f"image {name!r} is {size:,} bytes, over the limit; {accepted} "
+            f"(resize or recompress it first, or set `convert: true`)",
             code="image-too-large",
         )
-    image_format = sniff_format(image.data)
+    image_format = sniff_format(data)
     if image_format not in ("JPEG", "PNG"):
         what = image_format or "not a recognised image format"
         raise DetectorError(
-            f"image {image.name!r} is {what}; {accepted}",
+            f"image {name!r} is {what}; {accepted} (or set `convert: true` to convert "
+            "other formats with Pillow)",
             code="unsupported-image-format",
         )
+
+
+def check_image(image: Image, *, detector: str, max_bytes: int) -> None:
+    """As :func:`check_bytes` for an image with bytes; for an S3 object, its
+    URI and (when known) its size against :data:`S3_MAX_BYTES`."""
+    if image.data is None:
+        s3_object(image, detector=detector)
+        return
+    check_bytes(image.data, name=image.name, detector=detector, max_bytes=max_bytes)
+
+
+def s3_object(image: Image, *, detector: str) -> dict[str, str]:
+    """``Image.S3Object`` for an image known by its ``s3://`` URI only, or a
+    :class:`DetectorError` saying why it cannot be sent."""
+    if image.uri is None:
+        raise DetectorError(f"image {image.name!r} has neither bytes nor a URI", code="no-image")
+    try:
+        location = parse_s3_uri(image.uri)
+    except S3InputError as exc:
+        raise DetectorError(
+            f"{detector} cannot send image {image.name!r}: {exc}; an image without bytes "
+            "must be an S3 object, s3://bucket/key or s3://bucket/key?versionId=V",
+            code="invalid-image-uri",
+        ) from exc
+    if image.size is not None and image.size > S3_MAX_BYTES:
+        raise DetectorError(
+            f"image {image.name!r} is {image.size:,} bytes, over Rekognition's "
+            f"{S3_MAX_BYTES:,}-byte limit for S3 objects; resize or recompress it "
+            "(and upload the smaller copy)",
+            code="image-too-large",
+        )
+    return location.s3_object()
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedImage:
+    """The request's ``Image`` and, when Pillow converted the image, what it did."""
+
+    request: Mapping[str, Any]
+    converted: Mapping[str, Any] | None = None
+
+
+def prepare_image(
+    image: Image, *, detector: str, limits: ImageLimits, convert: bool = False
+) -> PreparedImage:
+    """The ``Image`` to send for ``image``, checked against ``limits``:
+    ``S3Object`` for an image without bytes, else ``Bytes``, converted first
+    with Pillow when ``convert`` is set and the image needs it."""
+    if image.data is None:
+        return PreparedImage({"S3Object": s3_object(image, detector=detector)})
+    if convert:
+        from policy_engine_rekognition.convert import convert_image
+
+        data, converted = convert_image(
+            image.data, name=image.name, detector=detector, limits=limits
+        )
+        return PreparedImage({"Bytes": data}, converted)
+    check_bytes(image.data, name=image.name, detector=detector, max_bytes=limits.max_bytes)
+    return PreparedImage({"Bytes": image.data})

@@ -19,7 +19,8 @@ from policy_engine_rekognition.client import (
     call_rekognition,
     settings_schema,
 )
-from policy_engine_rekognition.images import check_image
+from policy_engine_rekognition.convert import CONVERT_SETTING
+from policy_engine_rekognition.images import MODERATION_LIMITS, prepare_image
 from policy_engine_rekognition.response_fields import (
     optional_positive_int,
     optional_string,
@@ -29,10 +30,21 @@ from policy_engine_rekognition.response_fields import (
     require_name,
     require_object,
 )
-from policy_engine_rekognition.taxonomies import moderation_taxonomies, moderation_taxonomy
+from policy_engine_rekognition.taxonomies import (
+    V6_ID,
+    V7_ID,
+    moderation_taxonomies,
+    moderation_taxonomy,
+    v6_to_v7_names,
+)
 
 OPERATION = "DetectModerationLabels"
-MAX_IMAGE_BYTES = 5_242_880
+MAX_IMAGE_BYTES = MODERATION_LIMITS.max_bytes
+ADAPTER_NOT_USED = (
+    "the adapter in adapter_arn was not used: the response names no ProjectVersion, so "
+    "Rekognition answered with the base moderation model (the adapter has likely expired; "
+    "check it with `aws rekognition describe-project-versions`)"
+)
 
 _HUMAN_LOOP_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -83,6 +95,7 @@ SETTINGS_SCHEMA: Mapping[str, Any] = settings_schema(
             "Unset: the base moderation model.",
         },
         "human_loop": _HUMAN_LOOP_SCHEMA,
+        **CONVERT_SETTING,
     }
 )
 
@@ -92,18 +105,23 @@ class ModerationSettings:
     client: ClientSettings
     adapter_arn: str | None = None
     human_loop: Mapping[str, Any] | None = None
+    convert: bool = False
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> ModerationSettings:
+    def from_settings(
+        cls, settings: Mapping[str, Any], *, concurrency: int = 1
+    ) -> ModerationSettings:
         return cls(
-            client=ClientSettings.from_settings(settings),
+            client=ClientSettings.from_settings(settings, concurrency=concurrency),
             adapter_arn=settings.get("adapter_arn"),
             human_loop=settings.get("human_loop"),
+            convert=settings.get("convert") is True,
         )
 
-    def request(self, image: Image, min_confidence: float) -> dict[str, Any]:
+    def request(self, image: Mapping[str, Any], min_confidence: float) -> dict[str, Any]:
+        """The request for ``image``, the request's ``Image`` (``Bytes`` or ``S3Object``)."""
         request: dict[str, Any] = {
-            "Image": {"Bytes": image.data},
+            "Image": dict(image),
             "MinConfidence": float(min_confidence),
         }
         if self.adapter_arn is not None:
@@ -126,6 +144,18 @@ class ModerationDetector(Detector):
 
     def __init__(self, *, client_factory: ClientFactory | None = None) -> None:
         self._clients = ClientCache(client_factory or build_client)
+
+    def taxonomy_migration(
+        self, old: Taxonomy, new: Taxonomy
+    ) -> Mapping[str, tuple[str, ...]] | None:
+        """Model 6 names to model 7 names, from AWS's migration table (both levels)."""
+        if (old.id, new.id) != (V6_ID, V7_ID):
+            return None
+        return {
+            name: tuple(new_names)
+            for level in v6_to_v7_names().values()
+            for name, new_names in level.items()
+        }
 
     def taxonomies(self) -> tuple[Taxonomy, ...]:
         return moderation_taxonomies()
@@ -169,22 +199,32 @@ class ModerationDetector(Detector):
         )
 
     def detect(self, image: Image, context: DetectContext) -> DetectorResult:
-        check_image(image, detector=self.name, max_bytes=MAX_IMAGE_BYTES)
-        settings = ModerationSettings.from_settings(context.settings)
+        settings = ModerationSettings.from_settings(
+            context.settings, concurrency=context.concurrency
+        )
+        prepared = prepare_image(
+            image, detector=self.name, limits=MODERATION_LIMITS, convert=settings.convert
+        )
         response = call_rekognition(
             self._clients,
             settings.client,
             OPERATION,
-            settings.request(image, context.min_confidence),
+            settings.request(prepared.request, context.min_confidence),
             detector=self.name,
             image=image,
+            adapter_arn=settings.adapter_arn,
         )
         result = self.parse(response.body)
-        if response.request_id is None:
-            return result
-        return dataclasses.replace(
-            result, metadata={**result.metadata, "request_id": response.request_id}
-        )
+        metadata = dict(result.metadata)
+        if settings.adapter_arn is not None and response.body.get("ProjectVersion") is None:
+            metadata.update(
+                adapter=None, adapter_requested=settings.adapter_arn, warning=ADAPTER_NOT_USED
+            )
+        if prepared.converted is not None:
+            metadata["converted"] = dict(prepared.converted)
+        if response.request_id is not None:
+            metadata["request_id"] = response.request_id
+        return dataclasses.replace(result, metadata=metadata)
 
 
 def _metadata(response: Mapping[str, Any], model_version: str | None) -> dict[str, Any]:

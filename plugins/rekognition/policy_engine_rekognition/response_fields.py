@@ -11,28 +11,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from policy_engine.errors import InvalidDetectorResult
+from policy_engine.json_types import json_type_name
 from policy_engine.labels import check_confidence
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
 
 
 def require_object(value: object, field: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise InvalidDetectorResult(f"must be an object, got {_json_type(value)}", field=field)
+        raise InvalidDetectorResult(f"must be an object, got {json_type_name(value)}", field=field)
     return value
 
 
@@ -41,7 +26,7 @@ def require_list(container: Mapping[str, Any], key: str, field: str) -> list[Any
         raise InvalidDetectorResult("is missing", field=field)
     value = container[key]
     if not isinstance(value, list | tuple):
-        raise InvalidDetectorResult(f"must be a list, got {_json_type(value)}", field=field)
+        raise InvalidDetectorResult(f"must be a list, got {json_type_name(value)}", field=field)
     return value
 
 
@@ -50,7 +35,7 @@ def require_name(entry: Mapping[str, Any], field: str) -> str:
         raise InvalidDetectorResult("is missing", field=field)
     name = entry["Name"]
     if not isinstance(name, str):
-        raise InvalidDetectorResult(f"must be a string, got {_json_type(name)}", field=field)
+        raise InvalidDetectorResult(f"must be a string, got {json_type_name(name)}", field=field)
     if not name.strip():
         raise InvalidDetectorResult("must not be empty", field=field)
     return name
@@ -68,7 +53,7 @@ def optional_string(container: Mapping[str, Any], key: str, field: str) -> str |
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidDetectorResult(f"must be a string, got {_json_type(value)}", field=field)
+        raise InvalidDetectorResult(f"must be a string, got {json_type_name(value)}", field=field)
     return value
 
 

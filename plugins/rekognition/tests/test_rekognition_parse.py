@@ -131,7 +131,8 @@ def test_custom_labels_response_carries_geometry_and_has_no_parents_or_metadata(
         ("Counterfeit", "", 55.0),
     ]
     assert (
-        result.labels[0].to_dict()["geometry"] == CUSTOM_LABELS_RESPONSE["CustomLabels"][0]["Geometry"]
+        result.labels[0].to_dict()["geometry"]
+        == CUSTOM_LABELS_RESPONSE["CustomLabels"][0]["Geometry"]
     )
     assert "geometry" not in result.labels[1].extra
     assert dict(result.metadata) == {}

@@ -1,5 +1,5 @@
 """Registration through the entry point and through a fresh pluggy manager,
-and the promise that importing the plugin does not import boto3."""
+and the promise that importing the plugin does not import boto3 (nor Pillow)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_registry_routes_each_raw_response_to_its_detector() -> None:
     assert custom.source == "rekognition-custom-labels"
 
 
-def test_importing_registering_and_parsing_never_import_boto3() -> None:
+def test_importing_registering_and_parsing_never_import_boto3_or_pillow() -> None:
     script = textwrap.dedent(
         """
         import sys
@@ -64,7 +64,12 @@ def test_importing_registering_and_parsing_never_import_boto3() -> None:
              "ModerationLabels": [{"Name": "Violence", "Confidence": 90.0}]})
         registry.get("rekognition-moderation").taxonomy("7.0")
         registry.get("rekognition-moderation").settings_schema
-        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("boto3", "botocore"))
+        hook = policy_engine_rekognition.plugin.policy_engine_expand_input
+        assert hook(spec="photos/") is None
+        hook(spec="s3://bucket/photos/")  # not iterated: nothing listed yet
+        loaded = sorted(
+            m for m in sys.modules if m.split(".")[0] in ("boto3", "botocore", "PIL")
+        )
         print(",".join(loaded) or "none")
         """
     )

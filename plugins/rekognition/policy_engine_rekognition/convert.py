@@ -1,0 +1,171 @@
+"""Optional conversion with Pillow (the detectors' ``convert: true`` setting).
+
+Rekognition takes JPEG and PNG only, within byte and pixel limits. With
+``convert: true`` an image in another format Pillow reads (GIF, WebP, BMP,
+TIFF; HEIC only with a Pillow plugin such as pillow-heif registered) is
+re-encoded as JPEG, and one over the byte or pixel limits is scaled down
+until it fits; an image that is already acceptable is sent untouched.
+Nothing is ever enlarged, padded or cropped: an image under the minimum size
+or, for custom labels, of an aspect ratio over 20:1 is an error.
+
+Pillow is imported when an image is converted, never at import time.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from policy_engine.errors import DetectorError
+from policy_engine_rekognition.images import ImageLimits, check_bytes, sniff_format
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PillowImage
+
+CONVERT_SETTING: Mapping[str, Mapping[str, Any]] = {
+    "convert": {
+        "type": "boolean",
+        "default": False,
+        "description": "Convert images Rekognition would refuse (GIF, WebP, BMP, TIFF; over "
+        "the byte or pixel limits) to a JPEG that fits, with Pillow, before sending "
+        "(`pip install 'policy-engine-rekognition[convert]'`). Never applies to S3 objects. "
+        "Unset: false (such images are errors).",
+    }
+}
+
+INSTALL_HINT = "pip install pillow (or pip install 'policy-engine-rekognition[convert]')"
+_JPEG_QUALITIES = (90, 80, 70)
+_MAX_SHRINKS = 8
+
+
+def convert_image(
+    data: bytes, *, name: str, detector: str, limits: ImageLimits
+) -> tuple[bytes, dict[str, Any] | None]:
+    """``data`` as it should be sent, and what conversion did (None: nothing,
+    the image was acceptable). Raises :class:`DetectorError` when Pillow is
+    missing, cannot read the image, or no scaling down can make it fit."""
+    if not data:
+        check_bytes(data, name=name, detector=detector, max_bytes=limits.max_bytes)
+    try:
+        from PIL import Image as PIL
+        from PIL import ImageOps, UnidentifiedImageError
+    except ImportError as exc:
+        raise DetectorError(
+            f"{detector}: `convert: true` needs Pillow, which is not installed: {INSTALL_HINT}",
+            code="missing-dependency",
+        ) from exc
+
+    sniffed = sniff_format(data)
+    try:
+        with PIL.open(io.BytesIO(data)) as opened:
+            from_format = opened.format or sniffed or "unknown"
+            width, height = opened.size
+            frames = getattr(opened, "n_frames", 1)
+            _check_shape(width, height, name=name, detector=detector, limits=limits)
+            too_large = len(data) > limits.max_bytes or max(width, height) > limits.max_side
+            if sniffed in ("JPEG", "PNG") and not too_large:
+                return data, None
+            scale = min(1.0, limits.max_side / max(width, height))
+            if from_format == "JPEG":
+                # Decode at 1/2, 1/4 or 1/8 scale when that is still large enough.
+                opened.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
+            opened.seek(0)
+            picture = ImageOps.exif_transpose(opened)
+            picture.load()
+    except UnidentifiedImageError as exc:
+        what = sniffed or "not a recognised image format"
+        hint = " (HEIC needs a Pillow plugin such as pillow-heif)" if sniffed == "HEIF/AVIF" else ""
+        raise DetectorError(
+            f"image {name!r} is {what}, which Pillow cannot read{hint}; {detector} "
+            "accepts JPEG or PNG",
+            code="unsupported-image-format",
+        ) from exc
+    except PIL.DecompressionBombError as exc:
+        raise DetectorError(
+            f"image {name!r} has too many pixels to convert safely ({exc}); resize it first",
+            code="image-too-large",
+        ) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DetectorError(
+            f"image {name!r} could not be decoded for conversion ({exc}); it may be "
+            "truncated or corrupt",
+            code="invalid-image",
+        ) from exc
+
+    rgb = _flatten(picture)
+    out, size = _encode_within(rgb, name=name, detector=detector, limits=limits)
+    converted: dict[str, Any] = {
+        "from_format": from_format,
+        "from_bytes": len(data),
+        "from_pixels": [width, height],
+        "to_format": "JPEG",
+        "to_bytes": len(out),
+        "to_pixels": list(size),
+    }
+    if frames > 1:
+        converted["frames"] = frames  # the first one was sent
+    return out, converted
+
+
+def _check_shape(width: int, height: int, *, name: str, detector: str, limits: ImageLimits) -> None:
+    if min(width, height) < limits.min_side:
+        raise DetectorError(
+            f"image {name!r} is {width}x{height} pixels, under {detector}'s minimum of "
+            f"{limits.min_side}x{limits.min_side}; conversion does not enlarge images",
+            code="image-too-small",
+        )
+    if limits.max_aspect_ratio is not None:
+        ratio = max(width, height) / min(width, height)
+        if ratio > limits.max_aspect_ratio:
+            raise DetectorError(
+                f"image {name!r} is {width}x{height} pixels, an aspect ratio of {ratio:.1f}:1, "
+                f"over {detector}'s {limits.max_aspect_ratio:g}:1; crop it first",
+                code="invalid-aspect-ratio",
+            )
+
+
+def _flatten(picture: PillowImage) -> PillowImage:
+    """RGB, with any transparency laid over white (JPEG has no alpha)."""
+    from PIL import Image as PIL
+
+    if picture.mode == "RGB":
+        return picture
+    if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:
+        rgba = picture.convert("RGBA")
+        background = PIL.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if picture.mode.startswith("I;16") or picture.mode in ("I", "F"):
+        # 16-bit and float greyscale: scale to 8 bits, then to RGB.
+        picture = picture.convert("I").point(lambda value: value / 256).convert("L")
+    return picture.convert("RGB")
+
+
+def _encode_within(
+    picture: PillowImage, *, name: str, detector: str, limits: ImageLimits
+) -> tuple[bytes, tuple[int, int]]:
+    """JPEG bytes of ``picture``, scaled down until both its pixels and its bytes fit."""
+    from PIL import Image as PIL
+
+    width, height = picture.size
+    scale = min(1.0, limits.max_side / max(width, height))
+    for _ in range(_MAX_SHRINKS):
+        size = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
+        if min(size) < limits.min_side:
+            break
+        resized = picture if size == picture.size else picture.resize(size, PIL.Resampling.LANCZOS)
+        for quality in _JPEG_QUALITIES:
+            buffer = io.BytesIO()
+            resized.save(buffer, format="JPEG", quality=quality, optimize=True)
+            if buffer.tell() <= limits.max_bytes:
+                return buffer.getvalue(), size
+        # Too many bytes even at the lowest quality: fewer pixels, in proportion.
+        scale *= min(0.9, math.sqrt(limits.max_bytes / buffer.tell()))
+    raise DetectorError(
+        f"image {name!r} ({width}x{height} pixels) could not be made to fit {detector}'s "
+        f"{limits.max_bytes:,} bytes without going under {limits.min_side}x{limits.min_side} "
+        "pixels; resize or recompress it yourself",
+        code="image-too-large",
+    )
