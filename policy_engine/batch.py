@@ -105,27 +105,35 @@ def _expand_uri(spec: str, expand_uri: ExpandUri | None) -> Iterator[InputItem]:
 
 class _OncePerImage:
     """Decides each distinct image (by key) once per run; identical images wait
-    for and share the first one's decision."""
+    for and share the first one's decision.
+
+    A finished entry keeps only the decision, not its future (whose lock and
+    condition would cost more than the decision itself, for every image)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._lock = threading.Lock()
-        self._decisions: dict[str, Future[Decision]] = {}
+        self._decisions: dict[str, Future[Decision] | Decision] = {}
 
     def decide(self, image: Image) -> tuple[Decision, bool]:
         with self._lock:
-            future = self._decisions.get(image.key)
-            owner = future is None
-            if future is None:
-                future = Future()
+            found = self._decisions.get(image.key)
+            if found is None:
+                future: Future[Decision] = Future()
                 self._decisions[image.key] = future
-        if not owner:
-            return future.result(), True
+        if isinstance(found, Decision):
+            return found, True
+        if found is not None:
+            return found.result(), True
         try:
             decision = self._engine.check(image)
         except BaseException as exc:
+            with self._lock:
+                del self._decisions[image.key]  # a later copy may try again
             future.set_exception(exc)
             raise
+        with self._lock:
+            self._decisions[image.key] = decision
         future.set_result(decision)
         return decision, False
 
@@ -178,7 +186,10 @@ def check_many(
             image = item.load()
         except OSError as exc:
             return CheckResult(item.name, error=f"cannot read: {exc.strerror or exc}")
-        decision, duplicate = once.decide(image)
+        try:
+            decision, duplicate = once.decide(image)
+        except Exception as exc:  # a bug must cost one image, never the run
+            return CheckResult(item.name, image.sha256, error=f"{type(exc).__name__}: {exc}")
         return CheckResult(item.name, image.sha256, decision, duplicate=duplicate)
 
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="policy-engine-check")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,9 @@ class _Configured:
     detector: Detector
     context: DetectContext
     settings_digest: str
+    # the first paced call runs alone (see Engine._paced)
+    warmed: threading.Event = field(default_factory=threading.Event)
+    warming: threading.Lock = field(default_factory=threading.Lock)
 
 
 class CallCounter:
@@ -179,14 +182,33 @@ class Engine:
             if cached is not None:
                 self.counter.add(cached=1)
                 return detector.parse(cached)
-        if self.rate_limit is not None:
-            self.rate_limit.acquire()
         self.counter.add(calls=1)
-        result = detector.detect(image, configured.context)
+        result = self._paced(configured, image)
         raw = result.raw if isinstance(result, DetectorResult) else None
         if self.record is not None and raw is not None:
             self.record.record(image.key, detector.name, configured.settings_digest, raw)
         return result
+
+    def _paced(self, configured: _Configured, image: Image) -> DetectorResult:
+        """Call a remote detector within the rate limit.
+
+        A detector's first call runs alone: it builds clients and opens
+        connections, which takes far longer than one slot, and the slots other
+        threads took meanwhile would then go out at once, a burst over the
+        rate. After it, calls leave at their slots."""
+        limiter = self.rate_limit
+        if limiter is None:
+            return configured.detector.detect(image, configured.context)
+        if not configured.warmed.is_set():
+            with configured.warming:
+                if not configured.warmed.is_set():
+                    try:
+                        limiter.acquire()
+                        return configured.detector.detect(image, configured.context)
+                    finally:
+                        configured.warmed.set()
+        limiter.acquire()
+        return configured.detector.detect(image, configured.context)
 
     def detect(self, image: Image) -> tuple[list[DetectorResult], list[DetectorFailure]]:
         """Run every detector over ``image``; failures are collected, never raised."""

@@ -209,3 +209,46 @@ def test_uri_inputs_go_through_the_plugins_and_report_what_fails() -> None:
 def test_concurrency_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         list(check_many(engine_for(RemoteDetector()), [], concurrency=0))
+
+
+def test_with_a_rate_limit_a_detectors_first_call_runs_alone() -> None:
+    import time
+
+    from policy_engine.ratelimit import RateLimiter
+
+    spans: list[tuple[float, float]] = []
+    lock = threading.Lock()
+
+    class SlowToStart(RemoteDetector):
+        def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+            started = time.monotonic()
+            with lock:
+                first = not spans
+                spans.append((started, 0.0))
+            if first:
+                time.sleep(0.05)  # building a client, opening a connection
+            result = super().detect(image, context)
+            with lock:
+                spans[spans.index((started, 0.0))] = (started, time.monotonic())
+            return result
+
+    engine = engine_for(SlowToStart(), rate_limit=RateLimiter(1000))
+    contents = [str(i).encode() for i in range(12)]
+    assert len(list(check_many(engine, items(*contents), concurrency=6))) == 12
+    first_start, first_end = min(spans)
+    assert all(start >= first_end for start, _ in spans if start != first_start)
+
+
+def test_an_unexpected_error_costs_one_image_not_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = engine_for(RemoteDetector())
+    original = engine.check
+
+    def sometimes_broken(image: Image) -> Any:
+        if image.data == b"bug":
+            raise KeyError("a bug in a plugin's taxonomy")
+        return original(image)
+
+    monkeypatch.setattr(engine, "check", sometimes_broken)
+    results = {r.input: r for r in check_many(engine, items(b"calm", b"bug", b"fight"))}
+    assert results["img1"].error == 'KeyError: "a bug in a plugin\'s taxonomy"'
+    assert results["img0"].decision is not None and results["img2"].decision is not None
