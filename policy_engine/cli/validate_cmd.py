@@ -9,6 +9,7 @@ from policy_engine.cli import exit_codes
 from policy_engine.cli.common import installed_registry
 from policy_engine.cli.report_formats import FORMATS, RENDERERS, FileReport
 from policy_engine.loader import check_policy_file
+from policy_engine.policytests import TESTS_SUFFIX, check_tests_file
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,6 +31,10 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     registry = installed_registry()
     reports = []
     for path in args.files:
+        if path.endswith(TESTS_SUFFIX):  # `validate policies/*.yaml` takes tests files too
+            loaded = check_tests_file(path, registry)
+            reports.append(FileReport(path, loaded.diagnostics, not loaded.diagnostics, None))
+            continue
         result = check_policy_file(path, registry=registry)
         bad = bool(result.errors) or (args.strict and bool(result.warnings))
         reports.append(

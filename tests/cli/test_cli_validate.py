@@ -162,3 +162,16 @@ def test_equal_policies_have_equal_digests_whatever_their_formatting(h, tmp_path
     assert all(d and d.startswith("sha256:") for d in digests), result
     assert digests[0] == digests[1], result
     assert digests[2] != digests[0]
+
+
+def test_validate_checks_tests_files_as_tests_files(h, tmp_path):
+    # `policy-engine validate policies/*.yaml` takes the tests files too
+    good = h.MAIN / "policies" / "general-ugc.tests.yaml"
+    bad = tmp_path / "broken.tests.yaml"
+    bad.write_text("policy: nowhere.yaml\ncases:\n  - name: x\n    expect: maybe\n")
+
+    assert h.run("validate", good).code == 0
+    result = h.run("validate", good, bad)
+    assert result.code == 2, result
+    assert f"{bad}:4:13: error[invalid-value]" in result.out
+    assert str(good) not in result.out
