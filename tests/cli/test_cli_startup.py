@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -45,7 +47,20 @@ def test_validate_never_imports_boto3(h, tmp_path):
     assert aws_modules == []
 
 
-@pytest.mark.parametrize("command", ["check", "evaluate", "validate", "schema", "plugins"])
+COMMANDS = sorted(
+    path.stem.removesuffix("_cmd")
+    for path in (Path(__file__).resolve().parents[2] / "policy_engine" / "cli").glob("*_cmd.py")
+)
+
+
+def test_the_readme_documents_exactly_the_commands_there_are():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| command | what it does |", 1)[1].split("\n\n", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z]+)", table, re.M))
+    assert documented == set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_help_of_each_command(h, command):
     result = h.run(command, "--help")
 
@@ -58,7 +73,7 @@ def test_top_level_help_lists_every_command(h):
     result = h.run("--help")
 
     assert result.code == 0, result
-    for command in ("check", "evaluate", "validate", "schema", "plugins"):
+    for command in COMMANDS:
         assert command in result.out
 
 
