@@ -47,6 +47,7 @@ from policy_engine.table import (
     Band,
     DecisionTable,
     decision_table,
+    synthetic_name,
     table_row,
     table_sources,
 )
@@ -63,11 +64,6 @@ MAX_COUNTEREXAMPLES = 10
 
 DROPPED_RULE = "min_confidence"
 """The "rule" of a counterexample below the floor: the label is dropped."""
-
-
-def synthetic_name(category: str) -> str:
-    """The name of the made-up label that stands for any label added under ``category``."""
-    return f"<any label under {tidy_name(category)}>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,11 +322,24 @@ class InvariantChecker:
             if hit:
                 known_in.add((row.source, row.taxonomy))
                 rows.append(
-                    _Row(row.label, row.parent, row.source, row.taxonomy, row.rule, row.bands)
+                    _Row(
+                        row.label,
+                        row.parent,
+                        row.source,
+                        row.taxonomy,
+                        row.rule,
+                        row.bands,
+                        synthetic=row.synthetic,
+                    )
                 )
         if invariant.category is not None:
             name, parent = synthetic_name(invariant.category), tidy_name(invariant.category)
-            for source, taxonomy_id in sorted(known_in):
+            listed = {
+                (r.source, r.taxonomy)
+                for r in rows
+                if r.synthetic and name_key(r.label) == name_key(name)
+            }
+            for source, taxonomy_id in sorted(known_in - listed):
                 row = table_row(
                     self.compiled, source, domains.get((source, taxonomy_id)), name, parent
                 )

@@ -19,7 +19,7 @@ from policy_engine.compiler import CompiledPolicy
 from policy_engine.decision import DEFAULT_RULE
 from policy_engine.labels import Label
 from policy_engine.model import Body, Verdict, plain_number
-from policy_engine.names import name_key
+from policy_engine.names import name_key, tidy_name
 from policy_engine.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
@@ -88,6 +88,11 @@ class TableRow:
     """Canonical keys of the label and its ancestors, itself first."""
     rule: str
     bands: tuple[Band, ...]
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the row stands for any label not known yet under its parent."""
+        return self.label == synthetic_name(self.parent) if self.parent else False
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -179,27 +184,45 @@ def _taxonomies(
     return (None,)
 
 
+def synthetic_name(category: str) -> str:
+    """The name of the made-up label that stands for any label added under ``category``."""
+    return f"<any label under {tidy_name(category)}>"
+
+
 def _labels_of(
     compiled: CompiledPolicy, source: str, taxonomy: Taxonomy | None
 ) -> Iterator[tuple[str, str]]:
     """(name, reported parent) of every label a detector may report: the taxonomy's
-    with their taxonomy parents, then the policy's own (reported without a parent)."""
+    with their taxonomy parents, then the policy's own (reported without a parent),
+    then, for every category, a label nobody knows yet reported under it."""
     seen: set[str] = set()
+    categories: dict[str, str] = {}  # key -> display name
     if taxonomy is not None:
         for key in sorted(taxonomy.keys()):
             parent_key = taxonomy.parent_key(key) or ""
             parent = taxonomy.display_name(parent_key) or "" if parent_key else ""
             seen.add(key)
+            if parent_key:
+                categories.setdefault(parent_key, parent)
             yield taxonomy.display_name(key) or key, parent
     canonical = taxonomy.canonical_key if taxonomy is not None else name_key
     for definition in compiled.policy.labels:
         if definition.source not in (None, source):
             continue
+        if definition.parent.strip():
+            categories.setdefault(canonical(definition.parent), definition.parent)
         for name in (definition.name, definition.parent):
             key = canonical(name) if name.strip() else ""
             if key and key not in seen:
                 seen.add(key)
                 yield name, ""
+    for rule in compiled.policy.rules:
+        if rule.match.parent is not None and rule.match.source in (None, source):
+            categories.setdefault(canonical(rule.match.parent), rule.match.parent)
+    # Detectors add labels over time: one reported under a category nobody has
+    # seen yet is decided by the category's rules, so the table lists that case too.
+    for key in sorted(categories):
+        yield synthetic_name(categories[key]), categories[key]
 
 
 def table_row(

@@ -151,6 +151,10 @@ def test_a_changed_threshold_shows_exactly_the_changed_band() -> None:
     assert changed == {
         "Violence": "Violence: [80, 90) review -> block (rule violence)",
         "Weapon Violence": "Weapon Violence: [80, 90) review -> block (rule violence)",
+        # a label the service adds under Violence later changes the same way
+        "<any label under Violence>": (
+            "<any label under Violence>: [80, 90) review -> block (rule violence)"
+        ),
     }
 
 
@@ -180,17 +184,16 @@ def test_labels_added_by_the_new_policy() -> None:
     # Knife is placed under Weapons, so {parent: Violence} now decides it
     new = BASE + "labels:\n  - {name: Knife, parent: Weapons}\n"
     report = diff_policies(compiled(BASE), compiled(new), TOY_REGISTRY)
-    (row,) = report.rows
-    assert (row.label, row.listed, row.old_rule, row.new_rule) == (
-        "Knife",
-        "new",
-        "default",
-        "violence",
-    )
-    assert [r.describe() for r in row.ranges] == [
-        "[60, 80) allow -> review",
-        "[90, 100] review -> block",
+    # Weapons is now a category too: a label reported under it joins Violence
+    assert [(r.label, r.listed, r.old_rule, r.new_rule) for r in report.rows] == [
+        ("<any label under Weapons>", "new", "default", "violence"),
+        ("Knife", "new", "default", "violence"),
     ]
+    for row in report.rows:
+        assert [r.describe() for r in row.ranges] == [
+            "[60, 80) allow -> review",
+            "[90, 100] review -> block",
+        ]
 
 
 # -- a corpus -------------------------------------------------------------------------------
@@ -234,9 +237,12 @@ def _registry(tax: dict[str, str]) -> tuple[DetectorRegistry, Taxonomy]:
 
 
 def _label(row: TableRow, confidence: float, taxonomy: Taxonomy) -> Label:
-    """The label as a detector reports it: with its taxonomy parent."""
+    """The label as a detector reports it: with its taxonomy parent (a row that
+    stands for labels nobody knows yet: under its category)."""
     parent = ""
-    if row.source == "s1":
+    if row.synthetic:
+        parent = row.parent
+    elif row.source == "s1":
         parent_key = taxonomy.parent_key(taxonomy.canonical_key(row.label))
         parent = (taxonomy.display_name(parent_key) or "") if parent_key else ""
     return Label(row.label, confidence, row.source, parent=parent)

@@ -314,12 +314,12 @@ rules:
     assert not result.passed
     (counterexample,) = result.counterexamples
     assert counterexample.synthetic
-    assert counterexample.parent == "explicit"
+    assert counterexample.parent == "Explicit"  # as the taxonomy spells it
     assert counterexample.rule == "default"
     assert counterexample.confidence == 80
     assert counterexample.taxonomy == "rekognition-moderation/v7"
     assert "no taxonomy knows yet" in counterexample.describe()
-    assert "under explicit" in counterexample.describe()
+    assert "under Explicit" in counterexample.describe()
     assert compiled.evaluate([counterexample.as_label()]).decision is Verdict.ALLOW
 
 

@@ -77,7 +77,10 @@ def bands(data: Mapping[str, Any]) -> list[str]:
 def test_bands_by_hand() -> None:
     table = table_of()
     by_name = {row.label: row for row in table.rows}
-    assert set(by_name) == {"Violence", "Weapon Violence", "Weapons"}
+    assert set(by_name) == {"Violence", "Weapon Violence", "Weapons", "<any label under Violence>"}
+    # a label the service adds under Violence later: decided by the category rule
+    assert by_name["<any label under Violence>"].synthetic
+    assert by_name["<any label under Violence>"].rule == "violence"
     assert by_name["Weapon Violence"].describe() == (
         "Weapon Violence: [50, 60) allow, [60, 90) review, [90, 100] block - rule violence"
     )
@@ -104,6 +107,7 @@ def test_text_groups_by_detector_and_taxonomy_and_says_what_is_dropped() -> None
     )
     assert lines[start + 2].startswith("    Weapon Violence: [50, 60) allow")
     assert lines[start + 3] == "    Weapons: [50, 100] allow - rule weapons"
+    assert lines[start + 4].startswith("    <any label under Violence>: [50, 60) allow")
     assert lines[-1] == "default (any other label): [50, 80) allow, [80, 100] review - rule default"
     assert "toy/v1" not in text  # only the current taxonomy
 

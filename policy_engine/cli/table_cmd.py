@@ -73,7 +73,14 @@ def group_title(source: str, taxonomy: str) -> str:
 def grouped(rows: Iterable[TableRow]) -> list[tuple[tuple[str, str], list[TableRow]]]:
     """Rows by (detector, taxonomy), each group in hierarchy order (a category, then
     what sits under it)."""
-    ordered = sorted(rows, key=lambda r: (r.source, r.taxonomy, tuple(reversed(r.ancestors))))
+    def place(row: TableRow) -> tuple[str, str, tuple[tuple[bool, str], ...]]:
+        # depth first by the chain from the top; a row for labels not known yet
+        # comes after its category's known children
+        chain = tuple(reversed(row.ancestors))
+        path = tuple((row.synthetic and i == len(chain) - 1, k) for i, k in enumerate(chain))
+        return (row.source, row.taxonomy, path)
+
+    ordered = sorted(rows, key=place)
     return [
         (key, list(members))
         for key, members in groupby(ordered, key=lambda r: (r.source, r.taxonomy))
