@@ -106,6 +106,12 @@ class Detector:
         :class:`~policy_engine.errors.InvalidDetectorResult` naming the bad field."""
         raise NotImplementedError(f"detector {self.name!r} does not parse raw responses")
 
+    def precheck(self, image: Image, context: DetectContext) -> None:
+        """Raise :class:`~policy_engine.errors.DetectorError` for an image this
+        detector would refuse without calling out (format, size). The engine
+        calls it before taking a rate-limit slot or counting a call, so a bad
+        image costs neither; ``detect`` may check again."""
+
     def detect(self, image: Image, context: DetectContext) -> DetectorResult:
         """Look at ``image``. Raise :class:`~policy_engine.errors.DetectorError`
         for a failure the user should read; any other exception is caught by

@@ -182,6 +182,7 @@ class Engine:
             if cached is not None:
                 self.counter.add(cached=1)
                 return detector.parse(cached)
+        detector.precheck(image, configured.context)  # a refused image costs no call
         self.counter.add(calls=1)
         result = self._paced(configured, image)
         raw = result.raw if isinstance(result, DetectorResult) else None

@@ -79,13 +79,20 @@ def read_recording(path: Path) -> tuple[RecordedResponse, ...]:
         raise InvalidDetectorResult(
             f"recording {path} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
         ) from exc
+    return recorded_responses(data, f"recording {path}")
+
+
+def recorded_responses(data: Any, where: str) -> tuple[RecordedResponse, ...]:
+    """The responses in parsed recording JSON: what ``--record`` writes, one raw
+    response, or a list of them. Raises :class:`InvalidDetectorResult` starting
+    with ``where`` for anything else."""
     if isinstance(data, dict) and data.get("format") == RECORDING_FORMAT:
         entries = data.get("recordings")
         if not isinstance(entries, list) or not all(
             isinstance(e, dict) and isinstance(e.get("response"), dict) for e in entries
         ):
             raise InvalidDetectorResult(
-                f"recording {path}: 'recordings' must be a list of objects with a 'response'"
+                f"{where}: 'recordings' must be a list of objects with a 'response'"
             )
         return tuple(
             RecordedResponse(e["response"], e.get("detector"), e.get("settings")) for e in entries
@@ -93,10 +100,9 @@ def read_recording(path: Path) -> tuple[RecordedResponse, ...]:
     responses = data if isinstance(data, list) else [data]
     for index, response in enumerate(responses):
         if not isinstance(response, dict):
-            where = f"[{index}] " if isinstance(data, list) else ""
+            at = f"[{index}] " if isinstance(data, list) else ""
             raise InvalidDetectorResult(
-                f"recording {path}: {where}a response must be a JSON object, "
-                f"not {json_type_name(response)}"
+                f"{where}: {at}a response must be a JSON object, not {json_type_name(response)}"
             )
     return tuple(RecordedResponse(response) for response in responses)
 

@@ -252,3 +252,24 @@ def test_an_unexpected_error_costs_one_image_not_the_run(monkeypatch: pytest.Mon
     results = {r.input: r for r in check_many(engine, items(b"calm", b"bug", b"fight"))}
     assert results["img1"].error == 'KeyError: "a bug in a plugin\'s taxonomy"'
     assert results["img0"].decision is not None and results["img2"].decision is not None
+
+
+def test_an_image_refused_before_the_call_costs_no_call_and_no_rate_slot() -> None:
+    from policy_engine.errors import DetectorError
+    from policy_engine.ratelimit import RateLimiter
+
+    class Picky(RemoteDetector):
+        def precheck(self, image: Image, context: DetectContext) -> None:
+            if image.data == b"gif":
+                raise DetectorError("not JPEG or PNG", code="unsupported-image-format")
+
+    slots: list[float] = []
+    limiter = RateLimiter(1000, sleep=slots.append)
+    detector = Picky()
+    engine = engine_for(detector, rate_limit=limiter)
+    results = {r.input: r for r in check_many(engine, items(b"gif", b"calm", b"gif2"))}
+    assert sorted(detector.calls) == [b"calm", b"gif2"]
+    assert engine.counter.calls == 2
+    refused = results["img0"].decision
+    assert refused is not None and refused.failures[0].code == "unsupported-image-format"
+    assert refused.decision.value == "review"  # on_error, never allow

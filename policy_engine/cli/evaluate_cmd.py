@@ -16,6 +16,7 @@ from policy_engine.detectors import DetectorResult
 from policy_engine.errors import InvalidDetectorResult, UnrecognisedResponseError
 from policy_engine.model import Verdict
 from policy_engine.plugins import DetectorRegistry
+from policy_engine.recordings import recorded_responses
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,12 +55,15 @@ def read_responses(path: str, registry: DetectorRegistry) -> list[DetectorResult
         ) from exc
     except UnicodeDecodeError as exc:
         raise CommandError(f"policy-engine: {path}: not UTF-8 text") from exc
-    responses = data if isinstance(data, list) else [data]
+    try:  # one response, a list, or what --record writes
+        recorded = recorded_responses(data, path)
+    except InvalidDetectorResult as exc:
+        raise CommandError(f"policy-engine: {exc}") from exc
     results = []
-    for index, raw in enumerate(responses):
-        where = f"{path}" if not isinstance(data, list) else f"{path}: [{index}]"
+    for index, entry in enumerate(recorded):
+        where = f"{path}" if isinstance(data, dict) and len(recorded) == 1 else f"{path}: [{index}]"
         try:
-            results.append(registry.parse_response(raw))
+            results.append(registry.parse_response(entry.response))
         except InvalidDetectorResult as exc:
             raise CommandError(f"policy-engine: {where}: invalid response: {exc}") from exc
         except UnrecognisedResponseError as exc:

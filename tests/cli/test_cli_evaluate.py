@@ -360,3 +360,21 @@ def test_plugin_restriction_applies_to_evaluate(h, tmp_path):
     assert result.code == 2, result
     assert result.out == ""
     assert str(labels) in result.err
+
+
+def test_evaluate_and_explain_read_what_record_writes(h, tmp_path):
+    from policy_engine.recordings import RecordingStore
+
+    policy = h.write_text(tmp_path / "policy.yaml", h.VIOLENCE_POLICY)
+    store = RecordingStore(tmp_path / "rec")
+    store.record(
+        "ab" * 32, "rekognition-moderation", "sha256:x", h.moderation(("Violence", "", 97.0))
+    )
+    recording = store.path_for("ab" * 32)
+
+    result = h.run("evaluate", "--policy", policy, "--labels", recording)
+    assert result.code == 0, result
+    assert result.json()["decision"] == "block"
+    explained = h.run("explain", "--policy", policy, "--labels", recording)
+    assert explained.code == 0, explained
+    assert "Violence" in explained.out

@@ -156,6 +156,13 @@ class CustomLabelsDetector(Detector):
             extra={} if geometry is None else {"geometry": plain_copy(geometry)},
         )
 
+    def precheck(self, image: Image, context: DetectContext) -> None:
+        settings = CustomLabelsSettings.from_settings(
+            context.settings, concurrency=context.concurrency
+        )
+        if not settings.convert:  # converting is detect's work, done once
+            prepare_image(image, detector=self.name, limits=CUSTOM_LABELS_LIMITS)
+
     def detect(self, image: Image, context: DetectContext) -> DetectorResult:
         settings = CustomLabelsSettings.from_settings(
             context.settings, concurrency=context.concurrency

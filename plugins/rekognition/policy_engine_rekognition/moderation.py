@@ -198,6 +198,13 @@ class ModerationDetector(Detector):
             extra={} if level is None else {"taxonomy_level": level},
         )
 
+    def precheck(self, image: Image, context: DetectContext) -> None:
+        settings = ModerationSettings.from_settings(
+            context.settings, concurrency=context.concurrency
+        )
+        if not settings.convert:  # converting is detect's work, done once
+            prepare_image(image, detector=self.name, limits=MODERATION_LIMITS)
+
     def detect(self, image: Image, context: DetectContext) -> DetectorResult:
         settings = ModerationSettings.from_settings(
             context.settings, concurrency=context.concurrency
