@@ -357,7 +357,8 @@ class _Linter:
                 self.warn(
                     unknown_code,
                     f"{what} '{tidy_name(written)}' is a label no installed taxonomy nor "
-                    f"labels: knows, so it never matches a reported label; {hint}",
+                    f"labels: knows: it matches only a label a detector reports under "
+                    f"exactly that name, which none of the known labels is; {hint}",
                     path,
                 )
                 return
@@ -376,7 +377,8 @@ class _Linter:
                     advice = (
                         f"the nearest current name is '{close[0]}'"
                         if close
-                        else f"write the name {now_id} gives it"
+                        else f"{now_id} has no equivalent: decide what the rule should "
+                        "cover now (policy-engine migrate lists such rules)"
                     )
                 self.warn(
                     "model-6-name",

@@ -75,7 +75,8 @@ def check_bytes(data: bytes, *, name: str, detector: str, max_bytes: int) -> Non
     if size > max_bytes:
         raise DetectorError(
             f"image {name!r} is {size:,} bytes, over the limit; {accepted} "
-            f"(resize or recompress it first, or set `convert: true`)",
+            f"(upload it to S3 and check s3://bucket/key instead: S3 objects may be up "
+            f"to {S3_MAX_BYTES:,} bytes; or resize it, or set `convert: true`)",
             code="image-too-large",
         )
     image_format = sniff_format(data)
