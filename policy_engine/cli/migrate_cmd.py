@@ -11,6 +11,7 @@ from policy_engine.cli.common import CommandError, installed_registry
 from policy_engine.detectors import Detector
 from policy_engine.loader import check_policy_file, check_policy_text
 from policy_engine.migrate import NameMapping, load_mapping, migrate_text
+from policy_engine.model import Policy
 from policy_engine.plugins import DetectorRegistry
 from policy_engine.taxonomy import Taxonomy
 
@@ -86,6 +87,17 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             "name mapping; pass one with --mapping (e.g. the plugin's v6-to-v7.json)"
         )
     text = path.read_text(encoding="utf-8")
+    if not _old_only_names(loaded.policy, old, new):
+        # e.g. 'Explicit Nudity' is a category in both models: rewriting it would
+        # break a policy that already means model 7's
+        if not args.write:
+            stdout.write(text)
+        print(
+            f"{args.file}: no name only {old.id} has: the policy already uses "
+            f"{new.id} names; nothing to migrate",
+            file=stderr,
+        )
+        return exit_codes.OK
     result = migrate_text(
         text, mapping, old, new, sources=frozenset({detector.name}), file=args.file
     )
@@ -113,3 +125,14 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         file=stderr,
     )
     return exit_codes.OK
+
+
+def _old_only_names(policy: Policy, old: Taxonomy, new: Taxonomy) -> list[str]:
+    """Names in the policy that the old taxonomy knows and the new one does not."""
+    written = [n for rule in policy.rules for n in (rule.match.name, rule.match.parent) if n]
+    written += [n for d in policy.labels for n in (d.name, d.parent) if n.strip()]
+    return [
+        name
+        for name in written
+        if old.knows(old.canonical_key(name)) and not new.knows(new.canonical_key(name))
+    ]

@@ -220,3 +220,17 @@ def test_migrate_needs_a_mapping_until_the_plugin_provides_one(h: Any, tmp_path:
         assert result.code == 2 and "--mapping" in result.err, result
     else:
         assert "{parent: Explicit}" in result.out
+
+
+def test_migrate_leaves_a_model_7_policy_alone(h: Any, tmp_path: Path) -> None:
+    # 'Explicit Nudity' is a category in both models: a model 7 policy keeps it
+    text = (
+        "version: 1\nname: seven\ndetectors: {rekognition-moderation: {}}\nrules:\n"
+        "  - {id: nudity, match: {parent: Explicit Nudity}, block_at: 80}\n"
+        "  - {id: top, match: {name: Explicit}, review_at: 80}\n"
+    )
+    policy = h.write_text(tmp_path / "seven.yaml", text)
+    result = h.run("migrate", "--to", "7", policy)
+    assert result.code == 0, result
+    assert result.out == text
+    assert "nothing to migrate" in result.err
