@@ -37,9 +37,14 @@ _EXPORTS = {
     "Decision": "policy_engine.decision",
     "DetectorFailure": "policy_engine.decision",
     "Engine": "policy_engine.engine",
+    "Moderator": "policy_engine.moderator",
+    "ReloadResult": "policy_engine.moderator",
+    "AuditLog": "policy_engine.audit",
+    "ShadowPolicyError": "policy_engine.shadow",
 }
 
 __all__ = [
+    "AuditLog",
     "CompiledPolicy",
     "Decision",
     "DetectContext",
@@ -52,11 +57,14 @@ __all__ = [
     "Image",
     "InvalidDetectorResult",
     "Label",
+    "Moderator",
     "NoRecordingError",
     "PluginError",
     "Policy",
     "PolicyEngineError",
     "PolicyLoadError",
+    "ReloadResult",
+    "ShadowPolicyError",
     "Taxonomy",
     "TaxonomyEntry",
     "__version__",
@@ -68,6 +76,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from policy_engine.audit import AuditLog
     from policy_engine.compiler import CompiledPolicy, compile_policy
     from policy_engine.decision import Decision, DetectorFailure
     from policy_engine.detectors import DetectContext, Detector, DetectorResult
@@ -85,7 +94,9 @@ if TYPE_CHECKING:
     from policy_engine.labels import Label, check_confidence
     from policy_engine.loader import load_policy, parse_policy
     from policy_engine.model import Policy
+    from policy_engine.moderator import Moderator, ReloadResult
     from policy_engine.plugins import DetectorRegistry
+    from policy_engine.shadow import ShadowPolicyError
     from policy_engine.taxonomy import Taxonomy, TaxonomyEntry
 
 

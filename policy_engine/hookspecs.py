@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 import pluggy
 
 from policy_engine.detectors import Detector
+from policy_engine.events import DecisionEvent
 from policy_engine.image import Image
 
 PROJECT_NAME = "policy_engine"
@@ -41,4 +42,14 @@ def policy_engine_expand_input(spec: str) -> Iterable[Image] | None:
     listing paginator) and may yield images known by ``uri`` only, which a
     detector reads in place. Raise an exception with a clear message when the
     input cannot be listed; the run records it and goes on.
+    """
+
+
+@hookspec
+def policy_engine_decision_made(event: DecisionEvent) -> None:
+    """Told of every decision the embedding API (:class:`policy_engine.Moderator`) makes.
+
+    Called after the decision, in the thread that made it; keep it quick (queue
+    slow work). An exception here is logged and never changes the decision nor
+    reaches the caller. Return nothing.
     """

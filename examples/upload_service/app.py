@@ -1,0 +1,273 @@
+"""An example upload service that moderates every upload with policy-engine.
+
+Standard library only (``wsgiref``). One :class:`policy_engine.Moderator` is
+built at start-up and shared by every request thread:
+
+- ``POST /upload``, the image as the request body (optional ``X-Upload-Id``
+  header): ``allow`` stores it and answers 201, ``review`` stores it in the
+  review folder and answers 202, ``block`` answers 422 with the reasons. A
+  body over the limit is refused with 413 before it is read.
+- ``GET /healthz``: the policy's name and digest.
+- ``POST /reload``: reload the policy file; a policy that does not load
+  keeps the old one serving, and the answer (422) lists its errors.
+
+Run it with ``python -m examples.upload_service`` or
+``python examples/upload_service/app.py`` from the repository root.
+Configuration comes from the environment (see :meth:`Config.from_env`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIServer, make_server
+
+from policy_engine import Moderator
+
+logger = logging.getLogger("upload_service")
+
+ROOT = Path(__file__).resolve().parents[2]
+"""The repository root: the defaults below are relative to it."""
+
+DEFAULT_POLICY = ROOT / "policies" / "general-ugc.yaml"
+DEFAULT_REPLAY = ROOT / "examples" / "recordings"
+DEFAULT_MAX_BYTES = 5 * 1024 * 1024  # Rekognition's limit for image bytes
+UPLOAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+StartResponse = Callable[..., Any]
+Environ = Mapping[str, Any]
+
+STATUS = {
+    200: "200 OK",
+    201: "201 Created",
+    202: "202 Accepted",
+    400: "400 Bad Request",
+    404: "404 Not Found",
+    405: "405 Method Not Allowed",
+    411: "411 Length Required",
+    413: "413 Content Too Large",
+    422: "422 Unprocessable Content",
+    500: "500 Internal Server Error",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """What the service needs; :meth:`from_env` reads it from the environment."""
+
+    policy_file: Path = DEFAULT_POLICY
+    store_dir: Path = Path("uploads")
+    review_dir: Path = Path("uploads-review")
+    replay: Path | None = DEFAULT_REPLAY
+    """A recordings folder to replay with the ``stub`` detector instead of the
+    policy's detectors (as ``check --replay``); None runs the policy's own."""
+    shadow_policy_file: Path | None = None
+    audit_log: Path | None = None
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """``POLICY_FILE`` (default ``policies/general-ugc.yaml`` replaying
+        ``examples/recordings``), ``REPLAY_DIR`` (default: replay only with the
+        default policy; set it empty to call the real detectors), ``STORE_DIR``,
+        ``REVIEW_DIR``, ``SHADOW_POLICY_FILE``, ``AUDIT_LOG``, ``MAX_UPLOAD_BYTES``."""
+        env = os.environ if environ is None else environ
+        policy = env.get("POLICY_FILE")
+        replay_default = None if policy else str(DEFAULT_REPLAY)
+        replay = env.get("REPLAY_DIR", replay_default)
+        return cls(
+            policy_file=Path(policy) if policy else DEFAULT_POLICY,
+            store_dir=Path(env.get("STORE_DIR") or "uploads"),
+            review_dir=Path(env.get("REVIEW_DIR") or "uploads-review"),
+            replay=Path(replay) if replay else None,
+            shadow_policy_file=Path(env["SHADOW_POLICY_FILE"])
+            if env.get("SHADOW_POLICY_FILE")
+            else None,
+            audit_log=Path(env["AUDIT_LOG"]) if env.get("AUDIT_LOG") else None,
+            max_bytes=int(env.get("MAX_UPLOAD_BYTES") or DEFAULT_MAX_BYTES),
+        )
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str, headers: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = list(headers)
+
+
+def _extension(data: bytes) -> str:
+    if data.startswith(b"\xff\xd8\xff"):
+        return ".jpg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ".png"
+    return ".bin"
+
+
+def _store(folder: Path, name: str, data: bytes) -> Path:
+    """Write atomically: a reader never sees half an upload."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+class UploadService:
+    """The WSGI application. Build it once; it is safe for a threaded server."""
+
+    def __init__(self, config: Config, moderator: Moderator | None = None) -> None:
+        self.config = config
+        if moderator is None:
+            moderator = Moderator.from_policy_file(
+                config.policy_file,
+                shadow=config.shadow_policy_file,
+                audit_log=config.audit_log,
+                detectors=(
+                    {"stub": {"recordings": str(config.replay.resolve())}}
+                    if config.replay is not None
+                    else None
+                ),
+            )
+        self.moderator = moderator
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "/")
+        try:
+            routes: dict[str, dict[str, Callable[[Environ], tuple[int, dict[str, Any]]]]] = {
+                "/upload": {"POST": self.upload},
+                "/healthz": {"GET": self.healthz},
+                "/reload": {"POST": self.reload},
+            }
+            handlers = routes.get(path)
+            if handlers is None:
+                raise HttpError(404, f"no such path: {path}")
+            handler = handlers.get(method)
+            if handler is None:
+                allowed = ", ".join(sorted(handlers))
+                raise HttpError(405, f"use {allowed} for {path}", [("Allow", allowed)])
+            status, body = handler(environ)
+            headers: list[tuple[str, str]] = []
+        except HttpError as exc:
+            status, body, headers = exc.status, {"error": str(exc)}, exc.headers
+        except Exception:
+            logger.exception("%s %s failed", method, path)
+            status, body, headers = 500, {"error": "internal error"}, []
+        payload = (json.dumps(body, ensure_ascii=False) + "\n").encode("utf-8")
+        start_response(
+            STATUS[status],
+            [
+                ("Content-Type", "application/json; charset=utf-8"),
+                ("Content-Length", str(len(payload))),
+                *headers,
+            ],
+        )
+        return [payload]
+
+    # -- routes ----------------------------------------------------------
+
+    def upload(self, environ: Environ) -> tuple[int, dict[str, Any]]:
+        upload_id = environ.get("HTTP_X_UPLOAD_ID") or None
+        if upload_id is not None and not UPLOAD_ID.fullmatch(upload_id):
+            raise HttpError(400, "X-Upload-Id: letters, digits, '.', '_', ':' or '-', at most 128")
+        data = self._read_body(environ)
+        context = {"upload_id": upload_id} if upload_id else {}
+        decision = self.moderator.check(data, context=context, name=upload_id or "upload")
+        record = decision.to_dict()
+        answer: dict[str, Any] = {"upload_id": upload_id, **record}
+        verdict = decision.decision.value
+        if verdict == "block":
+            return 422, answer
+        name = f"{hashlib.sha256(data).hexdigest()}{_extension(data)}"
+        folder = self.config.store_dir if verdict == "allow" else self.config.review_dir
+        stored = _store(folder, name, data)
+        answer["stored"] = str(stored)
+        return (201 if verdict == "allow" else 202), answer
+
+    def healthz(self, environ: Environ) -> tuple[int, dict[str, Any]]:
+        serving = self.moderator.serving  # one read: name and digest of one policy
+        return 200, {
+            "status": "ok",
+            "policy": {"name": serving.name, "digest": serving.digest, "path": serving.path},
+            "shadow": serving.shadow_digest,
+        }
+
+    def reload(self, environ: Environ) -> tuple[int, dict[str, Any]]:
+        result = self.moderator.reload()
+        return (200 if result.ok else 422), result.to_dict()
+
+    def _read_body(self, environ: Environ) -> bytes:
+        length_text = environ.get("CONTENT_LENGTH") or ""
+        if not length_text.strip():
+            raise HttpError(411, "send the image as the body, with a Content-Length")
+        try:
+            length = int(length_text)
+        except ValueError:
+            raise HttpError(400, f"bad Content-Length: {length_text!r}") from None
+        if length > self.config.max_bytes:  # refused before reading any of it
+            raise HttpError(
+                413, f"the image is {length} bytes; the limit is {self.config.max_bytes}"
+            )
+        if length <= 0:
+            raise HttpError(400, "the body is empty: send the image as the body")
+        stream = environ["wsgi.input"]
+        chunks: list[bytes] = []
+        remaining = length
+        while remaining > 0:
+            chunk = stream.read(min(remaining, 64 * 1024))
+            if not chunk:
+                raise HttpError(400, f"the body ended {remaining} bytes short of Content-Length")
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+
+def create_app(config: Config | None = None) -> UploadService:
+    return UploadService(config if config is not None else Config.from_env())
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    """One thread per request; the moderator is shared by them all."""
+
+    daemon_threads = True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="An example upload service with moderation.")
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    app = create_app()
+    serving = app.moderator.serving
+    logger.info("policy %s (%s) from %s", serving.name, serving.digest, serving.path)
+    with make_server(args.host, args.port, app, server_class=ThreadingWSGIServer) as server:
+        logger.info("listening on http://%s:%d", args.host, args.port)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            app.moderator.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

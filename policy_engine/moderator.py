@@ -1,0 +1,510 @@
+"""The embedding API: one :class:`Moderator` per process, shared by every request.
+
+>>> moderator = Moderator.from_policy_file("policies/general-ugc.yaml")  # doctest: +SKIP
+>>> moderator.check(upload_bytes, context={"upload_id": "u-123"})      # doctest: +SKIP
+
+A moderator serves one policy at a time, held as an immutable bundle
+(:class:`ServingPolicy`: engine, shadow candidate, digest). A check reads the
+bundle once, so it runs wholly under one policy; :meth:`Moderator.reload`
+builds a new bundle and swaps it in with one assignment, and a policy that
+fails to load leaves the old one serving. After every decision, the
+``policy_engine_decision_made`` hook is called (the built-in audit log and
+shadow logger are plugins of that hook, like any other); a hook's exception
+is logged and never reaches the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from types import MappingProxyType
+from typing import IO, Any
+
+import pluggy
+
+from policy_engine.audit import AuditLog
+from policy_engine.compiler import CompiledPolicy
+from policy_engine.decision import Decision
+from policy_engine.diagnostics import Diagnostic, Position, error
+from policy_engine.engine import Engine, NoDetectorsError, PolicyDetectorsError
+from policy_engine.errors import (
+    PluginError,
+    PolicyEngineError,
+    PolicyLoadError,
+    UnknownDetectorError,
+)
+from policy_engine.events import DecisionEvent
+from policy_engine.image import Image
+from policy_engine.loader import check_policy_file
+from policy_engine.plugins import DetectorRegistry, make_plugin_manager
+from policy_engine.ratelimit import RateLimiter
+from policy_engine.recordings import RecordingStore
+from policy_engine.shadow import ShadowDisagreementLog, evaluate_on, load_candidate
+
+logger = logging.getLogger("policy_engine.moderator")
+
+DEFAULT_CONCURRENCY = 8
+AUDIT_PLUGIN = "policy-engine-audit-log"
+SHADOW_PLUGIN = "policy-engine-shadow-log"
+
+ImageSource = Image | bytes | bytearray | memoryview | str | os.PathLike[str]
+"""What :meth:`Moderator.check` accepts: an :class:`Image`, the image's bytes,
+a path to an image file, or an ``s3://bucket/key`` URI (read in place by the
+detector, never downloaded)."""
+
+PathOrStore = str | os.PathLike[str] | RecordingStore
+
+
+class _Same(Enum):
+    SAME = "same"
+
+
+SAME = _Same.SAME
+"""``reload(shadow=SAME)`` (the default): reload the candidate from the same file."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServingPolicy:
+    """What a moderator decides with: swapped whole, never changed in place."""
+
+    path: str
+    engine: Engine
+    digest: str
+    shadow: CompiledPolicy | None = None
+    shadow_path: str | None = None
+    warnings: tuple[Diagnostic, ...] = ()
+    """The linter's warnings about the policy."""
+
+    @property
+    def name(self) -> str:
+        return self.engine.policy.name
+
+    @property
+    def shadow_digest(self) -> str | None:
+        return self.shadow.digest if self.shadow is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What :meth:`Moderator.reload` did.
+
+    ``ok`` is False when the new policy (or candidate) did not load: the old
+    one keeps serving, and ``diagnostics`` (``file:line:col`` errors) and
+    ``error`` say why. On success, ``diagnostics`` holds the linter's
+    warnings, if any. ``digest`` is what serves now.
+    """
+
+    ok: bool
+    path: str
+    name: str
+    digest: str
+    previous_digest: str
+    shadow_digest: str | None = None
+    diagnostics: tuple[Diagnostic, ...] = ()
+    error: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        """Whether a different policy serves now (same text reloaded: False)."""
+        return self.digest != self.previous_digest
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "changed": self.changed,
+            "path": self.path,
+            "policy": {"name": self.name, "digest": self.digest},
+            "previous_digest": self.previous_digest,
+            "shadow_digest": self.shadow_digest,
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    """Everything a new engine is built with, the same on every reload."""
+
+    registry: DetectorRegistry
+    detectors: Mapping[str, Mapping[str, Any]] | None
+    cache: RecordingStore | None
+    record: RecordingStore | None
+    rate_limit: RateLimiter | None
+    concurrency: int
+
+
+def _store(value: PathOrStore | None) -> RecordingStore | None:
+    if value is None or isinstance(value, RecordingStore):
+        return value
+    return RecordingStore(value)
+
+
+def _load_engine(path: str, options: _Options) -> tuple[Engine, tuple[Diagnostic, ...]]:
+    """The engine for the policy at ``path`` and the linter's warnings; raises
+    :class:`PolicyLoadError` or another :class:`PolicyEngineError`."""
+    result = check_policy_file(path, registry=options.registry)
+    if result.policy is None or result.errors:
+        raise PolicyLoadError(result.errors or result.diagnostics)
+    engine = Engine(
+        result.policy,
+        options.registry,
+        detectors=options.detectors,
+        cache=options.cache,
+        record=options.record,
+        rate_limit=options.rate_limit,
+        concurrency=options.concurrency,
+    )
+    return engine, result.warnings
+
+
+def _diagnostics_of(exc: PolicyEngineError, path: str) -> tuple[Diagnostic, ...]:
+    if isinstance(exc, PolicyLoadError):
+        return exc.diagnostics
+    code = {
+        NoDetectorsError: "no-detectors",
+        PolicyDetectorsError: "detector-settings",
+        UnknownDetectorError: "unknown-detector",
+        PluginError: "plugin-error",
+    }.get(type(exc), "load-failed")
+    return (error(code, str(exc), path, Position()),)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Moderator:
+    """Decides uploads under a policy file, with hot reload and decision hooks.
+
+    Build it once (it loads, verifies and compiles the policy and sets up the
+    detectors' clients) and share it across threads and requests.
+
+    - ``registry``: the detectors (default: the installed plugins').
+    - ``plugin_manager``: whose ``policy_engine_decision_made`` hooks are
+      called (default: a manager with the installed plugins).
+    - ``shadow``: a candidate policy file, decided on the same labels as the
+      active policy (no extra detector call); disagreements are logged.
+    - ``audit_log``: a path or stream for the JSON Lines audit log, or an
+      :class:`~policy_engine.audit.AuditLog`.
+    - ``plugins``: more objects with hook implementations to register.
+    - ``detectors``: overrides the policy's ``detectors:`` (e.g.
+      ``{"stub": {"recordings": "/abs/recordings"}}`` to replay, as
+      ``check --replay`` does).
+    - ``concurrency``: at most this many :meth:`acheck` calls run at once
+      (their threads), and detectors size their connection pools for it.
+    - ``rate``: detector calls per second, across all threads.
+    - ``cache`` / ``record``: a recordings folder to answer from / to store to.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        registry: DetectorRegistry | None = None,
+        plugin_manager: pluggy.PluginManager | None = None,
+        shadow: str | os.PathLike[str] | None = None,
+        audit_log: str | os.PathLike[str] | IO[str] | IO[bytes] | AuditLog | None = None,
+        plugins: Iterable[object] = (),
+        detectors: Mapping[str, Mapping[str, Any]] | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        rate: float | None = None,
+        cache: PathOrStore | None = None,
+        record: PathOrStore | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        manager = plugin_manager if plugin_manager is not None else make_plugin_manager()
+        if registry is None:
+            registry = DetectorRegistry.from_plugin_manager(manager)
+        self.plugin_manager = manager
+        self.registry = registry
+        self._options = _Options(
+            registry=registry,
+            detectors=detectors,
+            cache=_store(cache),
+            record=_store(record),
+            rate_limit=RateLimiter(rate) if rate else None,
+            concurrency=concurrency,
+        )
+        source = os.fspath(path)
+        engine, warnings = _load_engine(source, self._options)
+        candidate = shadow_path = None
+        if shadow is not None:
+            shadow_path = os.fspath(shadow)
+            candidate = load_candidate(shadow_path, registry)  # ShadowPolicyError: say so now
+        self._serving = ServingPolicy(
+            source, engine, engine.compiled.digest, candidate, shadow_path, warnings
+        )
+        self._reload_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+        self._closed = False
+        self._owned_logs: list[AuditLog] = []
+        if audit_log is not None:
+            if not isinstance(audit_log, AuditLog):
+                audit_log = AuditLog(audit_log)
+                self._owned_logs.append(audit_log)
+            manager.register(audit_log, name=AUDIT_PLUGIN)
+        self.audit_log = audit_log
+        if not manager.has_plugin(SHADOW_PLUGIN):
+            manager.register(ShadowDisagreementLog(), name=SHADOW_PLUGIN)
+        for plugin in plugins:
+            manager.register(plugin)
+        manager.check_pending()
+
+    @classmethod
+    def from_policy_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        registry: DetectorRegistry | None = None,
+        plugin_manager: pluggy.PluginManager | None = None,
+        shadow: str | os.PathLike[str] | None = None,
+        audit_log: str | os.PathLike[str] | IO[str] | IO[bytes] | AuditLog | None = None,
+        plugins: Iterable[object] = (),
+        detectors: Mapping[str, Mapping[str, Any]] | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        rate: float | None = None,
+        cache: PathOrStore | None = None,
+        record: PathOrStore | None = None,
+    ) -> Moderator:
+        """Load, verify and compile the policy at ``path`` (see the class for the options).
+
+        Raises :class:`~policy_engine.PolicyLoadError` (with ``diagnostics``)
+        for a policy that does not load,
+        :class:`~policy_engine.shadow.ShadowPolicyError` for a candidate that
+        does not, and another :class:`~policy_engine.PolicyEngineError` for
+        detectors that do not fit the installed plugins."""
+        return cls(
+            path,
+            registry=registry,
+            plugin_manager=plugin_manager,
+            shadow=shadow,
+            audit_log=audit_log,
+            plugins=plugins,
+            detectors=detectors,
+            concurrency=concurrency,
+            rate=rate,
+            cache=cache,
+            record=record,
+        )
+
+    # -- what serves -----------------------------------------------------
+
+    @property
+    def serving(self) -> ServingPolicy:
+        """The bundle serving now; read it once to see one consistent policy."""
+        return self._serving
+
+    @property
+    def policy_name(self) -> str:
+        return self._serving.name
+
+    @property
+    def policy_digest(self) -> str:
+        return self._serving.digest
+
+    @property
+    def policy_path(self) -> str:
+        return self._serving.path
+
+    # -- checking --------------------------------------------------------
+
+    def check(
+        self,
+        image: ImageSource,
+        *,
+        context: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Decision:
+        """Decide one image: an :class:`Image`, its bytes, a file path or an
+        ``s3://`` URI. ``context`` (e.g. ``{"upload_id": ...}``) goes to the
+        hooks and the audit log, never to the detectors. ``name`` is what the
+        image is known by in events (default: the path or URI; ``<bytes>``).
+
+        Raises ``OSError`` for a file that cannot be read and ``ValueError``
+        for an unsupported input. A failing detector is part of the decision
+        (the policy's ``on_error``), and a failing hook is logged."""
+        return self._decide(to_image(image, name), context)
+
+    async def acheck(
+        self,
+        image: ImageSource,
+        *,
+        context: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Decision:
+        """:meth:`check` for asyncio: runs in this moderator's thread pool (at most
+        ``concurrency`` at once), so the event loop never blocks on a detector."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self.check, image, context=context, name=name)
+        return await loop.run_in_executor(self._pool(), contextvars.copy_context().run, call)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._executor_lock:
+            if self._closed:
+                raise RuntimeError("this Moderator is closed")
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self._options.concurrency,
+                    thread_name_prefix="policy-engine-moderator",
+                )
+            return self._executor
+
+    def _decide(self, image: Image, context: Mapping[str, Any] | None) -> Decision:
+        serving = self._serving  # one read: this check uses one policy throughout
+        engine = serving.engine
+        results, failures = engine.detect(image)
+        decision = engine.decide(results, failures)
+        shadow: Decision | None = None
+        if serving.shadow is not None:
+            try:
+                shadow = evaluate_on(serving.shadow, results, failures)
+            except Exception:  # the candidate must never cost the active decision
+                logger.exception(
+                    "shadow policy %s failed on %s; decided without it",
+                    serving.shadow_path,
+                    image.name,
+                )
+        event = DecisionEvent(
+            time=_now(),
+            input=image.name,
+            key=image.key,
+            decision=decision,
+            context=MappingProxyType(dict(context or {})),
+            shadow=shadow,
+        )
+        self._notify(event)
+        return decision
+
+    def _notify(self, event: DecisionEvent) -> None:
+        """Call every hook implementation on its own, in pluggy's order, so that
+        one that fails neither stops the others nor reaches the caller."""
+        hook = self.plugin_manager.hook.policy_engine_decision_made
+        impls = hook.get_hookimpls()
+        if any(impl.hookwrapper or impl.wrapper for impl in impls):
+            try:  # wrappers need pluggy's own call loop
+                hook(event=event)
+            except Exception:
+                logger.exception("a policy_engine_decision_made hook failed for %s", event.input)
+            return
+        for impl in reversed(impls):
+            try:
+                impl.function(event=event)
+            except Exception:
+                logger.exception(
+                    "policy_engine_decision_made hook of plugin %r failed for %s",
+                    impl.plugin_name,
+                    event.input,
+                )
+
+    # -- hot reload ------------------------------------------------------
+
+    def reload(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        shadow: str | os.PathLike[str] | _Same | None = SAME,
+    ) -> ReloadResult:
+        """Load the policy at ``path`` (default: the file serving now) and swap it in.
+
+        The candidate is reloaded too: from its file (``shadow=SAME``, the
+        default), from another file, or dropped (``shadow=None``). The swap is
+        one assignment: a check in flight finishes under the old policy, and
+        the next starts under the new one. If anything fails to load, nothing
+        changes and the result says why. Never raises for a bad policy."""
+        with self._reload_lock:
+            old = self._serving
+            source = os.fspath(path) if path is not None else old.path
+            shadow_path = old.shadow_path if shadow is SAME else shadow
+            shadow_path = os.fspath(shadow_path) if shadow_path is not None else None
+            failed_path = source
+            try:
+                engine, warnings = _load_engine(source, self._options)
+                candidate = None
+                if shadow_path is not None:
+                    failed_path = shadow_path
+                    candidate = load_candidate(shadow_path, self.registry)
+            except PolicyEngineError as exc:
+                logger.error(
+                    "policy reload from %s failed; still serving %s: %s",
+                    failed_path,
+                    old.digest,
+                    exc,
+                )
+                return ReloadResult(
+                    ok=False,
+                    path=source,
+                    name=old.name,
+                    digest=old.digest,
+                    previous_digest=old.digest,
+                    shadow_digest=old.shadow_digest,
+                    diagnostics=_diagnostics_of(exc, failed_path),
+                    error=str(exc),
+                )
+            new = ServingPolicy(
+                source, engine, engine.compiled.digest, candidate, shadow_path, warnings
+            )
+            self._serving = new  # the swap: one assignment
+        logger.info(
+            "policy %s reloaded from %s: %s -> %s", new.name, source, old.digest, new.digest
+        )
+        return ReloadResult(
+            ok=True,
+            path=source,
+            name=new.name,
+            digest=new.digest,
+            previous_digest=old.digest,
+            shadow_digest=new.shadow_digest,
+            diagnostics=warnings,
+        )
+
+    # -- lifetime --------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the :meth:`acheck` threads (after what they are doing) and close
+        the audit log this moderator opened. Idempotent."""
+        with self._executor_lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+        for log in self._owned_logs:
+            log.close()
+
+    def __enter__(self) -> Moderator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def to_image(source: ImageSource, name: str | None = None) -> Image:
+    """What :meth:`Moderator.check` makes of its input."""
+    if isinstance(source, Image):
+        return source
+    if isinstance(source, bytes | bytearray | memoryview):
+        return Image(name or "<bytes>", bytes(source))
+    if isinstance(source, str | os.PathLike):
+        text = os.fspath(source)
+        path = Path(text)
+        if text.startswith("s3://") and not path.exists():
+            if len(text) <= len("s3://") or text.endswith("/"):
+                raise ValueError(f"{text!r} is not an s3://bucket/key URI of one object")
+            return Image(name or text, uri=text)
+        if "://" in text and not path.exists():
+            raise ValueError(f"unsupported input {text!r}: give bytes, a file or an s3:// URI")
+        return Image(name or text, path.read_bytes())
+    raise TypeError(
+        f"cannot check a {type(source).__name__}: give an Image, bytes, a path or an s3:// URI"
+    )
