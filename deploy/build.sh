@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds the function's code into deploy/build/ for `sam build`: the three
+# distributions and their dependencies as wheels for Lambda (Linux x86_64,
+# CPython 3.12), and the policy as build/policy.yaml.
+# Usage: deploy/build.sh [POLICY]   (default: policies/general-ugc.yaml)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+policy="${1:-policies/general-ugc.yaml}"
+python -m policy_engine validate "$policy"
+rm -rf deploy/build deploy/.wheels
+python -m pip wheel -q --no-deps -w deploy/.wheels ./ ./plugins/rekognition ./plugins/aws-lambda
+python -m pip install -q --target deploy/build --find-links deploy/.wheels \
+    --platform manylinux2014_x86_64 --implementation cp --python-version 3.12 \
+    --only-binary=:all: deploy/.wheels/*.whl   # the local wheels by path: never a same-named package from an index
+cp "$policy" deploy/build/policy.yaml
+rm -rf deploy/.wheels
+echo "built deploy/build with policy $policy"

@@ -1,0 +1,173 @@
+"""What the function does with each decision, from its environment variables.
+
+``POLICY_FILE``
+    The policy; a relative path is taken from ``LAMBDA_TASK_ROOT`` (the code
+    root). Unset: ``policy.yaml`` beside the handler.
+``TAG_OBJECTS``
+    Tag each object with ``moderation-decision`` and
+    ``moderation-policy-digest`` (default ``true``).
+``QUARANTINE_ON``
+    Decisions whose objects are copied to quarantine, comma-separated
+    (default ``block``; empty: none).
+``QUARANTINE_BUCKET``, ``QUARANTINE_PREFIX``
+    Where quarantined copies go: ``<prefix><key>`` (default: the object's own
+    bucket, ``quarantine/``).
+``DELETE_ORIGINAL``
+    Delete a quarantined original, only once its copy exists (default ``false``).
+``RECORDS``
+    Where decision records go: ``beside`` (``<key>.moderation.json``, the
+    default), ``prefix`` or ``off``.
+``RESULTS_BUCKET``, ``RESULTS_PREFIX``
+    Where ``RECORDS=prefix`` writes ``<prefix><key>.moderation.json``
+    (default: the object's own bucket, ``moderation-results/``).
+
+S3 Batch Operations jobs with invocation schema 2.0 may override the action
+settings (not the policy) for one job through ``userArguments``, with the
+same names (``{"QUARANTINE_ON": "block,review"}``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from policy_engine.model import Verdict
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_POLICY = HERE / "policy.yaml"
+RECORD_SUFFIX = ".moderation.json"
+RECORD_MODES = ("beside", "prefix", "off")
+ACTION_VARIABLES = (
+    "TAG_OBJECTS",
+    "QUARANTINE_ON",
+    "QUARANTINE_BUCKET",
+    "QUARANTINE_PREFIX",
+    "DELETE_ORIGINAL",
+    "RECORDS",
+    "RESULTS_BUCKET",
+    "RESULTS_PREFIX",
+)
+"""What a Batch Operations job's ``userArguments`` may override."""
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+class ConfigError(ValueError):
+    """A setting that makes no sense; raised when the function starts."""
+
+
+def _flag(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{name}={value!r}: expected true or false")
+
+
+def _verdicts(name: str, value: str) -> frozenset[Verdict]:
+    found: set[Verdict] = set()
+    for part in value.split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        try:
+            found.add(Verdict(part))
+        except ValueError:
+            raise ConfigError(f"{name}={value!r}: {part!r} is not review or block") from None
+    if Verdict.ALLOW in found:
+        raise ConfigError(f"{name}={value!r}: an allowed image is never quarantined")
+    return frozenset(found)
+
+
+def _prefix(name: str, value: str) -> str:
+    value = value.lstrip("/")
+    if value and not value.endswith("/"):
+        raise ConfigError(f"{name}={value!r}: a prefix must end with '/'")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ActionConfig:
+    """What to do with a decision (see the module's table)."""
+
+    tag: bool = True
+    quarantine_on: frozenset[Verdict] = frozenset({Verdict.BLOCK})
+    quarantine_bucket: str | None = None
+    quarantine_prefix: str = "quarantine/"
+    delete_original: bool = False
+    records: str = "beside"
+    results_bucket: str | None = None
+    results_prefix: str = "moderation-results/"
+
+    def __post_init__(self) -> None:
+        if self.records not in RECORD_MODES:
+            raise ConfigError(
+                f"RECORDS={self.records!r}: expected one of {', '.join(RECORD_MODES)}"
+            )
+        if self.delete_original and not self.quarantine_on:
+            raise ConfigError(
+                "DELETE_ORIGINAL=true needs QUARANTINE_ON: an original is deleted only "
+                "once its quarantined copy exists"
+            )
+        if self.quarantine_on and self.quarantine_bucket is None and not self.quarantine_prefix:
+            raise ConfigError(
+                "QUARANTINE_PREFIX is empty and QUARANTINE_BUCKET unset: the copy would "
+                "overwrite the original; set one of them"
+            )
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> ActionConfig:
+        return cls().updated(os.environ if environ is None else environ)
+
+    def updated(self, values: Mapping[str, object]) -> ActionConfig:
+        """This configuration with the ``ACTION_VARIABLES`` among ``values`` applied;
+        any other key is an error (a typo must never be ignored)."""
+        changes: dict[str, object] = {}
+        for name, raw in values.items():
+            if name not in ACTION_VARIABLES:
+                continue
+            value = str(raw)
+            if name == "TAG_OBJECTS":
+                changes["tag"] = _flag(name, value)
+            elif name == "QUARANTINE_ON":
+                changes["quarantine_on"] = _verdicts(name, value)
+            elif name == "QUARANTINE_BUCKET":
+                changes["quarantine_bucket"] = value.strip() or None
+            elif name == "QUARANTINE_PREFIX":
+                changes["quarantine_prefix"] = _prefix(name, value.strip())
+            elif name == "DELETE_ORIGINAL":
+                changes["delete_original"] = _flag(name, value)
+            elif name == "RECORDS":
+                changes["records"] = value.strip().lower()
+            elif name == "RESULTS_BUCKET":
+                changes["results_bucket"] = value.strip() or None
+            elif name == "RESULTS_PREFIX":
+                changes["results_prefix"] = _prefix(name, value.strip())
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def with_user_arguments(self, arguments: Mapping[str, object]) -> ActionConfig:
+        unknown = sorted(str(name) for name in arguments if name not in ACTION_VARIABLES)
+        if unknown:
+            raise ConfigError(
+                f"userArguments: unknown {', '.join(unknown)} "
+                f"(known: {', '.join(ACTION_VARIABLES)})"
+            )
+        return self.updated(arguments)
+
+
+def policy_path(environ: Mapping[str, str] | None = None) -> Path:
+    """``POLICY_FILE``, relative to ``LAMBDA_TASK_ROOT`` (else the working
+    directory), or the policy shipped beside the handler."""
+    env = os.environ if environ is None else environ
+    value = env.get("POLICY_FILE", "").strip()
+    if not value:
+        return DEFAULT_POLICY
+    path = Path(value)
+    if not path.is_absolute():
+        path = Path(env.get("LAMBDA_TASK_ROOT") or os.getcwd()) / path
+    return path

@@ -1,0 +1,172 @@
+"""The Lambda entry point: ``policy_engine_lambda.handler.handler``.
+
+The engine (policy loaded, compiled and checked against the installed
+detectors), the S3 client and the action settings are built once per
+container, on the first invocation, and reused by every later one.
+
+* An S3 ``ObjectCreated`` notification: each record's object is decided and
+  acted on. If any of them failed in a way a retry may fix (throttling, a
+  timeout), the invocation raises :class:`RetryableFailure` once the others
+  are done, so that Lambda retries it (the objects already done are then
+  recognised by their tags: no second Rekognition call). A permanent failure
+  (a bad image, a missing object) is logged and the invocation goes on.
+* An S3 Batch Operations invocation (schema 1.0 or 2.0): the documented
+  response, one result per task, ``Succeeded``, ``TemporaryFailure`` (Batch
+  Operations retries it) or ``PermanentFailure``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from policy_engine.engine import Engine
+from policy_engine.loader import load_policy
+from policy_engine.plugins import DetectorRegistry
+from policy_engine_lambda.config import ActionConfig, ConfigError, policy_path
+from policy_engine_lambda.events import (
+    BatchInvocation,
+    InvocationError,
+    is_batch_invocation,
+    is_s3_notification,
+    parse_batch_invocation,
+    parse_s3_notification,
+)
+from policy_engine_lambda.moderate import ObjectModerator, Outcome, Status
+
+LOG = logging.getLogger("policy_engine_lambda")
+MAX_RESULT_STRING = 1000
+"""Characters of a task's ``resultString`` kept (the completion report is a CSV)."""
+
+
+class RetryableFailure(RuntimeError):
+    """Raised from an S3-event invocation so that Lambda retries it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    moderator: ObjectModerator
+
+
+_state: _State | None = None
+_lock = threading.Lock()
+
+
+def build_s3_client() -> Any:
+    """boto3's S3 client from the function's role and region (AWS_REGION)."""
+    import boto3.session
+    import botocore.config
+
+    from policy_engine_lambda import __version__
+
+    session = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
+    config = botocore.config.Config(
+        user_agent_extra=f"policy-engine-lambda/{__version__}",
+        retries={"mode": "standard"},
+    )
+    return session.client("s3", config=config)
+
+
+def moderator() -> ObjectModerator:
+    """The container's moderator, built on first use (the cold start)."""
+    global _state
+    with _lock:
+        if _state is None:
+            LOG.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+            registry = DetectorRegistry.installed()
+            path = policy_path()
+            engine = Engine(load_policy(path, registry=registry), registry)
+            config = ActionConfig.from_environ()
+            _state = _State(ObjectModerator(engine, build_s3_client(), config))
+            LOG.info(
+                json.dumps(
+                    {
+                        "started": True,
+                        "policy": engine.policy.name,
+                        "policy_file": str(path),
+                        "digest": engine.compiled.digest,
+                    }
+                )
+            )
+        return _state.moderator
+
+
+def reset() -> None:
+    """Forget the container's engine and client (tests; a new policy file)."""
+    global _state
+    with _lock:
+        _state = None
+
+
+def _log(outcome: Outcome) -> None:
+    level = logging.INFO if outcome.status is Status.SUCCEEDED else logging.WARNING
+    LOG.log(level, json.dumps(outcome.to_log(), sort_keys=True))
+
+
+def handle_s3_notification(event: Mapping[str, Any], mod: ObjectModerator) -> dict[str, Any]:
+    outcomes: list[dict[str, Any]] = []
+    retry: list[Outcome] = []
+    for record in parse_s3_notification(event):
+        if record.ref is None:
+            LOG.info(json.dumps({"skipped": record.event_name, "reason": record.skipped}))
+            continue
+        outcome = mod.moderate(record.ref)
+        _log(outcome)
+        outcomes.append(outcome.to_log())
+        if outcome.status is Status.TEMPORARY_FAILURE:
+            retry.append(outcome)
+    if retry:
+        names = ", ".join(o.ref.uri for o in retry)
+        raise RetryableFailure(f"{len(retry)} object(s) to retry ({names}): {retry[0].message}")
+    return {"results": outcomes}
+
+
+def handle_batch(event: Mapping[str, Any], mod: ObjectModerator) -> dict[str, Any]:
+    invocation: BatchInvocation = parse_batch_invocation(event)
+    problem: str | None = None
+    if invocation.user_arguments:
+        try:
+            mod = ObjectModerator(
+                mod.engine, mod.s3, mod.config.with_user_arguments(invocation.user_arguments)
+            )
+        except ConfigError as exc:
+            problem = str(exc)
+    results: list[dict[str, str]] = []
+    for task in invocation.tasks:
+        if problem is not None or task.ref is None:
+            code, text = Status.PERMANENT_FAILURE.value, problem or task.problem or "no object"
+        else:
+            outcome = mod.moderate(task.ref)
+            _log(outcome)
+            code, text = outcome.status.value, outcome.message
+        results.append(
+            {"taskId": task.task_id, "resultCode": code, "resultString": text[:MAX_RESULT_STRING]}
+        )
+    return {
+        "invocationSchemaVersion": invocation.schema,
+        "treatMissingKeysAs": Status.PERMANENT_FAILURE.value,
+        "invocationId": invocation.invocation_id,
+        "results": results,
+    }
+
+
+def handler(event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
+    """Lambda's entry point for S3 notifications and Batch Operations tasks."""
+    if not isinstance(event, Mapping):
+        raise InvocationError(f"the event is a {type(event).__name__}, not an object")
+    if event.get("Event") == "s3:TestEvent":  # sent once when a notification is configured
+        LOG.info(json.dumps({"skipped": "s3:TestEvent"}))
+        return {"results": []}
+    if is_batch_invocation(event):
+        return handle_batch(event, moderator())
+    if is_s3_notification(event):
+        return handle_s3_notification(event, moderator())
+    raise InvocationError(
+        "the event is neither an S3 notification (Records) nor an S3 Batch Operations "
+        "invocation (invocationSchemaVersion, tasks)"
+    )

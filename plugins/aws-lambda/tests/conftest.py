@@ -1,0 +1,101 @@
+"""Shared fixtures: S3 through moto, Rekognition through FakeRekognition on
+127.0.0.1. No test touches the network or an AWS account."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lambda_helpers import BUCKET, JPEG, QUARANTINE
+from policy_engine_lambda import handler as lambda_handler
+
+from policy_engine_rekognition.testing import FakeRekognition
+
+_AWS_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_REGION",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_RETRY_MODE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_DEFAULTS_MODE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "POLICY_ENGINE_PLUGINS",
+    "POLICY_FILE",
+    "LAMBDA_TASK_ROOT",
+    "TAG_OBJECTS",
+    "QUARANTINE_ON",
+    "QUARANTINE_BUCKET",
+    "QUARANTINE_PREFIX",
+    "DELETE_ORIGINAL",
+    "RECORDS",
+    "RESULTS_BUCKET",
+    "RESULTS_PREFIX",
+)
+
+
+@pytest.fixture(autouse=True)
+def fake_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for name in _AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # one attempt per Rekognition call: a throttle reaches the handler at once
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    lambda_handler.reset()  # a fresh "container" per test
+    yield
+    lambda_handler.reset()
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRekognition]:
+    """FakeRekognition, reached through AWS_ENDPOINT_URL_REKOGNITION by the shipped policy."""
+    with FakeRekognition() as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_REKOGNITION", server.endpoint_url)
+        yield server
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    """moto's S3, with a versioned source bucket and a versioned quarantine bucket.
+
+    FakeRekognition's 127.0.0.1 endpoint is no AWS endpoint, so moto lets
+    those requests through to it."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        for bucket in (BUCKET, QUARANTINE):
+            client.create_bucket(Bucket=bucket)
+            client.put_bucket_versioning(
+                Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
+            )
+        yield client
+
+
+@pytest.fixture
+def put(s3: Any) -> Callable[..., str]:
+    """``put(key, tags=None, bucket=BUCKET)``: upload a JPEG, return its version id."""
+
+    def upload(key: str, tags: str | None = None, bucket: str = BUCKET) -> str:
+        extra = {"Tagging": tags} if tags else {}
+        answer = s3.put_object(Bucket=bucket, Key=key, Body=JPEG, **extra)
+        return str(answer.get("VersionId", ""))
+
+    return upload

@@ -1,0 +1,114 @@
+"""deploy/template.yaml: cfn-lint passes, and the role is least privilege."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from policy_engine_lambda.config import ACTION_VARIABLES
+
+TEMPLATE = Path(__file__).resolve().parents[3] / "deploy" / "template.yaml"
+# Rekognition's Detect* actions support no resource-level permissions: AWS requires "*".
+STAR_RESOURCE_ALLOWED = {"rekognition:DetectModerationLabels"}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    from cfnlint.decode import decode
+
+    loaded, problems = decode(str(TEMPLATE))
+    assert not problems, problems
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def test_cfn_lint_passes() -> None:
+    from cfnlint.api import lint_file
+
+    matches = lint_file(TEMPLATE)
+    assert matches == [], "\n".join(str(match) for match in matches)
+
+
+def _statements(template: dict[str, Any]) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    """Every statement of the role's policies, with the condition it is under, if any."""
+    role = template["Resources"]["ModeratorRole"]["Properties"]
+    for policy in role["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:
+                condition, when_true, when_false = statement["Fn::If"]
+                assert when_false == {"Ref": "AWS::NoValue"}
+                yield condition, when_true
+            else:
+                yield None, statement
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_no_star_actions_and_star_resources_only_where_aws_requires(
+    template: dict[str, Any],
+) -> None:
+    statements = list(_statements(template))
+    assert statements
+    for _, statement in statements:
+        assert statement["Effect"] == "Allow"
+        actions = _listed(statement["Action"])
+        assert all(isinstance(a, str) and "*" not in a for a in actions), statement
+        for resource in _listed(statement["Resource"]):
+            if resource == "*":
+                assert set(actions) <= STAR_RESOURCE_ALLOWED, statement
+
+
+def test_the_role_grants_exactly_what_the_function_uses(template: dict[str, Any]) -> None:
+    granted: dict[str, set[str | None]] = {}
+    for condition, statement in _statements(template):
+        for action in _listed(statement["Action"]):
+            granted.setdefault(action, set()).add(condition)
+    assert granted == {
+        "rekognition:DetectModerationLabels": {None},
+        "rekognition:DetectCustomLabels": {"CustomLabelsEnabled"},
+        "s3:GetObject": {None},
+        "s3:GetObjectVersion": {None},
+        "s3:GetObjectTagging": {None},
+        "s3:GetObjectVersionTagging": {None},
+        "s3:PutObjectTagging": {None},
+        "s3:PutObjectVersionTagging": {None},
+        "s3:PutObject": {None},
+        "s3:ListBucket": {None},
+        "s3:DeleteObject": {"DeletionEnabled"},
+        "s3:DeleteObjectVersion": {"DeletionEnabled"},
+        "logs:CreateLogStream": {None},
+        "logs:PutLogEvents": {None},
+    }
+    (put,) = [s for _, s in _statements(template) if s["Action"] == "s3:PutObject"]  # records only
+    assert put["Resource"]["Fn::Sub"].endswith("/*.moderation.json")
+
+
+def test_the_function_and_its_trigger(template: dict[str, Any]) -> None:
+    function = template["Resources"]["ModeratorFunction"]
+    assert template["Transform"] == "AWS::Serverless-2016-10-31"
+    assert function["Type"] == "AWS::Serverless::Function"
+    props = function["Properties"]
+    assert props["Runtime"].startswith("python3.")
+    assert props["CodeUri"] == "build/"
+    module, _, name = props["Handler"].rpartition(".")
+    assert callable(getattr(importlib.import_module(module), name))
+    variables = props["Environment"]["Variables"]
+    assert variables["POLICY_FILE"] == "policy.yaml"
+    assert set(variables) - {"POLICY_FILE", "POLICY_ENGINE_PLUGINS"} - {
+        "AWS_RETRY_MODE",
+        "AWS_MAX_ATTEMPTS",
+    } <= set(ACTION_VARIABLES)
+    suffixes = set()
+    for event in props["Events"].values():
+        assert event["Type"] == "S3"
+        assert event["Properties"]["Bucket"] == {"Ref": "SourceBucket"}
+        assert event["Properties"]["Events"] == "s3:ObjectCreated:*"
+        (rule,) = event["Properties"]["Filter"]["S3Key"]["Rules"]
+        assert rule["Name"] == "suffix"
+        suffixes.add(rule["Value"])
+    assert suffixes == {".jpg", ".jpeg", ".png"}
