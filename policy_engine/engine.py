@@ -19,7 +19,7 @@ from policy_engine.loader import load_policy
 from policy_engine.model import Policy
 from policy_engine.plugins import DetectorRegistry
 from policy_engine.ratelimit import RateLimiter
-from policy_engine.recordings import RecordingStore, settings_digest
+from policy_engine.recordings import ResponseStore, settings_digest
 
 
 class NoDetectorsError(PolicyEngineError):
@@ -129,8 +129,8 @@ class Engine:
         *,
         detectors: Mapping[str, Mapping[str, Any]] | None = None,
         base_dir: str | None = None,
-        cache: RecordingStore | None = None,
-        record: RecordingStore | None = None,
+        cache: ResponseStore | None = None,
+        record: ResponseStore | None = None,
         rate_limit: RateLimiter | None = None,
         concurrency: int = 1,
     ) -> None:

@@ -48,7 +48,7 @@ from policy_engine.image import Image
 from policy_engine.loader import check_policy_file
 from policy_engine.plugins import DetectorRegistry, make_plugin_manager
 from policy_engine.ratelimit import RateLimiter
-from policy_engine.recordings import RecordingStore
+from policy_engine.recordings import RecordingStore, ResponseStore
 from policy_engine.shadow import ShadowDisagreementLog, evaluate_on, load_candidate
 
 logger = logging.getLogger("policy_engine.moderator")
@@ -62,7 +62,7 @@ ImageSource = Image | bytes | bytearray | memoryview | str | os.PathLike[str]
 a path to an image file, or an ``s3://bucket/key`` URI (read in place by the
 detector, never downloaded)."""
 
-PathOrStore = str | os.PathLike[str] | RecordingStore
+PathOrStore = str | os.PathLike[str] | ResponseStore
 
 
 class _Same(Enum):
@@ -137,16 +137,19 @@ class _Options:
 
     registry: DetectorRegistry
     detectors: Mapping[str, Mapping[str, Any]] | None
-    cache: RecordingStore | None
-    record: RecordingStore | None
+    cache: ResponseStore | None
+    record: ResponseStore | None
     rate_limit: RateLimiter | None
     concurrency: int
 
 
-def _store(value: PathOrStore | None) -> RecordingStore | None:
-    if value is None or isinstance(value, RecordingStore):
-        return value
-    return RecordingStore(value)
+def _store(value: PathOrStore | None) -> ResponseStore | None:
+    """A folder path becomes a :class:`RecordingStore`; a store is used as it is."""
+    if value is None:
+        return None
+    if isinstance(value, str | os.PathLike):
+        return RecordingStore(value)
+    return value
 
 
 def _load_engine(path: str, options: _Options) -> tuple[Engine, tuple[Diagnostic, ...]]:

@@ -22,10 +22,10 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from policy_engine.errors import InvalidDetectorResult
 from policy_engine.json_types import json_type_name
@@ -107,6 +107,47 @@ def recorded_responses(data: Any, where: str) -> tuple[RecordedResponse, ...]:
     return tuple(RecordedResponse(response) for response in responses)
 
 
+class ResponseStore(Protocol):
+    """Where ``--record`` writes and ``--cache`` reads: a folder
+    (:class:`RecordingStore`), or any other place, e.g. an S3 prefix, that
+    keeps the same documents under the same keys."""
+
+    def lookup(self, key: str, detector: str, settings: str) -> Mapping[str, Any] | None:
+        """The response recorded for exactly this image key, detector and settings."""
+        ...
+
+    def record(self, key: str, detector: str, settings: str, response: Mapping[str, Any]) -> None:
+        """Keep ``response`` for this image key, detector and settings."""
+        ...
+
+
+def find_response(
+    entries: Iterable[RecordedResponse], detector: str, settings: str
+) -> Mapping[str, Any] | None:
+    """The response for exactly ``detector`` and ``settings`` among ``entries``."""
+    for entry in entries:
+        if entry.detector == detector and entry.settings == settings:
+            return entry.response
+    return None
+
+
+def recording_document(
+    existing: Iterable[RecordedResponse],
+    detector: str,
+    settings: str,
+    response: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The document to store: ``existing`` entries of other detectors or settings
+    kept (hand-written bare responses dropped), this one added or replaced."""
+    kept = [
+        {"detector": old.detector, "settings": old.settings, "response": _plain(old.response)}
+        for old in existing
+        if old.detector is not None and (old.detector, old.settings) != (detector, settings)
+    ]
+    entry = {"detector": detector, "settings": settings, "response": _plain(response)}
+    return {"format": RECORDING_FORMAT, "recordings": [*kept, entry]}
+
+
 class RecordingStore:
     """A folder of recordings, safe to read and write from many threads."""
 
@@ -130,34 +171,19 @@ class RecordingStore:
             found = self.responses(key)
         except InvalidDetectorResult:
             return None  # an unreadable cache entry is a miss, never a failure
-        for entry in found or ():
-            if entry.detector == detector and entry.settings == settings:
-                return entry.response
-        return None
+        return find_response(found or (), detector, settings)
 
     def record(self, key: str, detector: str, settings: str, response: Mapping[str, Any]) -> None:
         """Add (or replace) the response for this detector and settings, atomically:
         a reader sees the old file or the new one, never half of one."""
-        entry = {"detector": detector, "settings": settings, "response": _plain(response)}
         with self._lock:
             self.folder.mkdir(parents=True, exist_ok=True)
             path = self.path_for(key)
-            kept: list[dict[str, Any]] = []
             try:
                 existing = read_recording(path) if path.exists() else ()
             except InvalidDetectorResult:
                 existing = ()
-            for old in existing:
-                replaced = (old.detector, old.settings) == (detector, settings)
-                if old.detector is not None and not replaced:
-                    kept.append(
-                        {
-                            "detector": old.detector,
-                            "settings": old.settings,
-                            "response": old.response,
-                        }
-                    )
-            document = {"format": RECORDING_FORMAT, "recordings": [*kept, entry]}
+            document = recording_document(existing, detector, settings, response)
             handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{key}.", suffix=".tmp")
             try:
                 with os.fdopen(handle, "w", encoding="utf-8") as stream:
