@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -20,6 +21,8 @@ from policy_engine.model import Policy
 from policy_engine.plugins import DetectorRegistry
 from policy_engine.ratelimit import RateLimiter
 from policy_engine.recordings import ResponseStore, settings_digest
+
+logger = logging.getLogger(__name__)
 
 
 class NoDetectorsError(PolicyEngineError):
@@ -177,17 +180,36 @@ class Engine:
         detector = configured.detector
         if not detector.remote:
             return detector.detect(image, configured.context)
-        if self.cache is not None:
-            cached = self.cache.lookup(image.key, detector.name, configured.settings_digest)
-            if cached is not None:
-                self.counter.add(cached=1)
-                return detector.parse(cached)
+        cached = self._cached(configured, image)
+        if cached is not None:
+            return cached
         detector.precheck(image, configured.context)  # a refused image costs no call
         self.counter.add(calls=1)
         result = self._paced(configured, image)
         raw = result.raw if isinstance(result, DetectorResult) else None
         if self.record is not None and raw is not None:
-            self.record.record(image.key, detector.name, configured.settings_digest, raw)
+            try:
+                self.record.record(image.key, detector.name, configured.settings_digest, raw)
+            except Exception:  # a store that fails to write never undoes a good answer
+                logger.warning("could not record %s's response for %s", detector.name, image.name)
+        return result
+
+    def _cached(self, configured: _Configured, image: Image) -> DetectorResult | None:
+        """The cached answer, if the cache has a usable one: a cache only saves
+        calls, so an entry it cannot read or parse is a miss, never a failure."""
+        if self.cache is None:
+            return None
+        detector = configured.detector
+        try:
+            raw = self.cache.lookup(image.key, detector.name, configured.settings_digest)
+            result = detector.parse(raw) if raw is not None else None
+        except Exception:
+            logger.warning(
+                "ignoring an unusable cached %s response for %s", detector.name, image.name
+            )
+            return None
+        if result is not None:
+            self.counter.add(cached=1)
         return result
 
     def _paced(self, configured: _Configured, image: Image) -> DetectorResult:

@@ -273,3 +273,21 @@ def test_an_image_refused_before_the_call_costs_no_call_and_no_rate_slot() -> No
     refused = results["img0"].decision
     assert refused is not None and refused.failures[0].code == "unsupported-image-format"
     assert refused.decision.value == "review"  # on_error, never allow
+
+
+def test_a_broken_cache_entry_is_a_miss_and_a_failing_store_never_fails_a_check() -> None:
+    class Corrupt:
+        def lookup(self, key: str, detector: str, settings: str) -> dict[str, Any]:
+            return {"Remote": ["not a number"]}  # parse() refuses it
+
+        def record(self, key: str, detector: str, settings: str, response: Any) -> None:
+            raise OSError("the bucket is gone")
+
+    detector = RemoteDetector()
+    store = Corrupt()
+    engine = engine_for(detector, cache=store, record=store)
+    (result,) = check_many(engine, items(b"fight"))
+    assert result.decision is not None and result.decision.decision.value == "block"
+    assert result.decision.failures == ()
+    assert detector.calls == [b"fight"]  # the miss made the real call
+    assert (engine.counter.calls, engine.counter.cached) == (1, 0)
