@@ -20,6 +20,11 @@
 ``RESULTS_BUCKET``, ``RESULTS_PREFIX``
     Where ``RECORDS=prefix`` writes ``<prefix><key>.moderation.json``
     (default: the object's own bucket, ``moderation-results/``).
+``RECORDINGS_BUCKET``, ``RECORDINGS_PREFIX``
+    Keep every raw detector response in ``s3://<bucket>/<prefix><image key>.json``
+    and answer from there before calling a detector (the engine's ``cache`` and
+    ``record``; default prefix ``recordings/``). Unset bucket: no recordings.
+    Per container, so not a ``userArguments`` setting.
 
 S3 Batch Operations jobs with invocation schema 2.0 may override the action
 settings (not the policy) for one job through ``userArguments``, with the
@@ -40,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_POLICY = HERE / "policy.yaml"
 RECORD_SUFFIX = ".moderation.json"
 RECORD_MODES = ("beside", "prefix", "off")
+DEFAULT_RECORDINGS_PREFIX = "recordings/"
 ACTION_VARIABLES = (
     "TAG_OBJECTS",
     "QUARANTINE_ON",
@@ -171,3 +177,30 @@ def policy_path(environ: Mapping[str, str] | None = None) -> Path:
     if not path.is_absolute():
         path = Path(env.get("LAMBDA_TASK_ROOT") or os.getcwd()) / path
     return path
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingsLocation:
+    """Where the function keeps raw detector responses (``RECORDINGS_*``)."""
+
+    bucket: str
+    prefix: str = DEFAULT_RECORDINGS_PREFIX
+
+    def holds(self, bucket: str, key: str) -> bool:
+        """Whether ``s3://bucket/key`` is one of the recordings."""
+        return bucket == self.bucket and key.startswith(self.prefix) and key.endswith(".json")
+
+
+def recordings_location(environ: Mapping[str, str] | None = None) -> RecordingsLocation | None:
+    """``RECORDINGS_BUCKET`` and ``RECORDINGS_PREFIX``, or None when no bucket is set."""
+    env = os.environ if environ is None else environ
+    bucket = env.get("RECORDINGS_BUCKET", "").strip()
+    raw_prefix = env.get("RECORDINGS_PREFIX")
+    prefix = (
+        DEFAULT_RECORDINGS_PREFIX
+        if raw_prefix is None
+        else _prefix("RECORDINGS_PREFIX", raw_prefix.strip())
+    )
+    if not bucket:
+        return None
+    return RecordingsLocation(bucket, prefix)

@@ -28,7 +28,12 @@ from typing import Any
 from policy_engine.engine import Engine
 from policy_engine.loader import load_policy
 from policy_engine.plugins import DetectorRegistry
-from policy_engine_lambda.config import ActionConfig, ConfigError, policy_path
+from policy_engine_lambda.config import (
+    ActionConfig,
+    ConfigError,
+    policy_path,
+    recordings_location,
+)
 from policy_engine_lambda.events import (
     BatchInvocation,
     InvocationError,
@@ -38,6 +43,7 @@ from policy_engine_lambda.events import (
     parse_s3_notification,
 )
 from policy_engine_lambda.moderate import ObjectModerator, Outcome, Status
+from policy_engine_lambda.store import S3RecordingStore
 
 LOG = logging.getLogger("policy_engine_lambda")
 MAX_RESULT_STRING = 1000
@@ -80,9 +86,19 @@ def moderator() -> ObjectModerator:
             LOG.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
             registry = DetectorRegistry.installed()
             path = policy_path()
-            engine = Engine(load_policy(path, registry=registry), registry)
             config = ActionConfig.from_environ()
-            _state = _State(ObjectModerator(engine, build_s3_client(), config))
+            location = recordings_location()
+            s3 = build_s3_client()
+            store = (
+                S3RecordingStore(location.bucket, location.prefix, client=s3)
+                if location is not None
+                else None
+            )
+            # the same store answers before a detector call and keeps its response
+            engine = Engine(
+                load_policy(path, registry=registry), registry, cache=store, record=store
+            )
+            _state = _State(ObjectModerator(engine, s3, config, recordings=location))
             LOG.info(
                 json.dumps(
                     {
@@ -90,6 +106,7 @@ def moderator() -> ObjectModerator:
                         "policy": engine.policy.name,
                         "policy_file": str(path),
                         "digest": engine.compiled.digest,
+                        "recordings": store.uri("") if store is not None else None,
                     }
                 )
             )
@@ -132,7 +149,10 @@ def handle_batch(event: Mapping[str, Any], mod: ObjectModerator) -> dict[str, An
     if invocation.user_arguments:
         try:
             mod = ObjectModerator(
-                mod.engine, mod.s3, mod.config.with_user_arguments(invocation.user_arguments)
+                mod.engine,
+                mod.s3,
+                mod.config.with_user_arguments(invocation.user_arguments),
+                recordings=mod.recordings,
             )
         except ConfigError as exc:
             problem = str(exc)

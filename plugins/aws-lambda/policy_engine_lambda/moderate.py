@@ -33,7 +33,7 @@ from policy_engine.decision import Decision
 from policy_engine.engine import Engine
 from policy_engine.image import Image
 from policy_engine.model import Verdict
-from policy_engine_lambda.config import RECORD_SUFFIX, ActionConfig
+from policy_engine_lambda.config import RECORD_SUFFIX, ActionConfig, RecordingsLocation
 from policy_engine_lambda.events import ObjectRef, strip_etag
 
 LOG = logging.getLogger("policy_engine_lambda")
@@ -145,6 +145,8 @@ class _Found:
     etag: str | None
     size: int | None
     tags: dict[str, str]
+    etag_header: str | None = None
+    """The ETag as S3's API returns it (quoted), as ``policy-engine check`` keys images."""
 
 
 class ObjectModerator:
@@ -159,11 +161,13 @@ class ObjectModerator:
         config: ActionConfig,
         *,
         clock: Callable[[], str] = _now,
+        recordings: RecordingsLocation | None = None,
     ) -> None:
         self.engine = engine
         self.s3 = s3
         self.config = config
         self.clock = clock
+        self.recordings = recordings
         self.digest = engine.compiled.digest
 
     # --- where things go ---------------------------------------------------------------
@@ -173,6 +177,8 @@ class ObjectModerator:
         config = self.config
         if ref.key.endswith(RECORD_SUFFIX):
             return "a decision record"
+        if self.recordings is not None and self.recordings.holds(ref.bucket, ref.key):
+            return "a recording of detector responses"
         if (
             config.quarantine_on
             and config.quarantine_bucket in (None, ref.bucket)
@@ -229,8 +235,13 @@ class ObjectModerator:
             Bucket=ref.bucket, Key=ref.key, **self._version_args(version)
         )
         tags = {tag["Key"]: tag["Value"] for tag in answer.get("TagSet", ())}
+        etag = head.get("ETag")
         return _Found(
-            version, strip_etag(head.get("ETag")), size if isinstance(size, int) else None, tags
+            version,
+            strip_etag(etag),
+            size if isinstance(size, int) else None,
+            tags,
+            etag if isinstance(etag, str) and etag else None,
         )
 
     def _exists_with_etag(self, bucket: str, key: str, etag: str | None) -> bool:
@@ -286,7 +297,13 @@ class ObjectModerator:
         decision: Decision | None = None
         failure: str | None = None
         if verdict is None:
-            image = Image(name=pinned.uri, uri=pinned.uri, size=found.size, version=found.etag)
+            # checked in place: the image key (recordings, cache) digests the URI
+            # s3://bucket/key?versionId=V and the ETag, so it is the same for every
+            # check of this object version, whichever event names it, and the same
+            # as `policy-engine check 's3://bucket/key?versionId=V'` gives it
+            image = Image(
+                name=pinned.uri, uri=pinned.uri, size=found.size, version=found.etag_header
+            )
             decision = self.engine.check(image)
             retryable = [f for f in decision.failures if f.retryable]
             if retryable:

@@ -71,13 +71,13 @@ def test_the_role_grants_exactly_what_the_function_uses(template: dict[str, Any]
     assert granted == {
         "rekognition:DetectModerationLabels": {None},
         "rekognition:DetectCustomLabels": {"CustomLabelsEnabled"},
-        "s3:GetObject": {None},
+        "s3:GetObject": {None, "RecordingsEnabled"},
         "s3:GetObjectVersion": {None},
         "s3:GetObjectTagging": {None},
         "s3:GetObjectVersionTagging": {None},
         "s3:PutObjectTagging": {None},
         "s3:PutObjectVersionTagging": {None},
-        "s3:PutObject": {None},
+        "s3:PutObject": {None, "RecordingsEnabled"},
         "s3:ListBucket": {None},
         "s3:DeleteObject": {"DeletionEnabled"},
         "s3:DeleteObjectVersion": {"DeletionEnabled"},
@@ -86,6 +86,15 @@ def test_the_role_grants_exactly_what_the_function_uses(template: dict[str, Any]
     }
     (put,) = [s for _, s in _statements(template) if s["Action"] == "s3:PutObject"]  # records only
     assert put["Resource"]["Fn::Sub"].endswith("/*.moderation.json")
+    # the recordings: only under their prefix, and only when a bucket is given
+    (recorded,) = [s for condition, s in _statements(template) if condition == "RecordingsEnabled"]
+    assert sorted(recorded["Action"]) == ["s3:GetObject", "s3:PutObject"]
+    assert recorded["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:s3:::${RecordingsBucket}/${RecordingsPrefix}*"
+    }
+    parameters = template["Parameters"]
+    assert parameters["RecordingsBucket"]["Default"] == ""
+    assert parameters["RecordingsPrefix"]["Default"] == "recordings/"
 
 
 def test_the_function_and_its_trigger(template: dict[str, Any]) -> None:
@@ -102,7 +111,9 @@ def test_the_function_and_its_trigger(template: dict[str, Any]) -> None:
     assert set(variables) - {"POLICY_FILE", "POLICY_ENGINE_PLUGINS"} - {
         "AWS_RETRY_MODE",
         "AWS_MAX_ATTEMPTS",
-    } <= set(ACTION_VARIABLES)
+    } - {"RECORDINGS_BUCKET", "RECORDINGS_PREFIX"} <= set(ACTION_VARIABLES)
+    assert variables["RECORDINGS_BUCKET"] == {"Ref": "RecordingsBucket"}
+    assert variables["RECORDINGS_PREFIX"] == {"Ref": "RecordingsPrefix"}
     suffixes = set()
     for event in props["Events"].values():
         assert event["Type"] == "S3"
