@@ -170,10 +170,29 @@ def policy_path(environ: Mapping[str, str] | None = None) -> Path:
     """``POLICY_FILE``, relative to ``LAMBDA_TASK_ROOT`` (else the working
     directory), or the policy shipped beside the handler."""
     env = os.environ if environ is None else environ
-    value = env.get("POLICY_FILE", "").strip()
-    if not value:
-        return DEFAULT_POLICY
-    path = Path(value)
+    return _task_path(env.get("POLICY_FILE", ""), env) or DEFAULT_POLICY
+
+
+def shadow_policy_path(environ: Mapping[str, str] | None = None) -> Path | None:
+    """``SHADOW_POLICY_FILE``: a candidate policy evaluated beside the active one
+    on the same labels and logged where they disagree (never enforced)."""
+    env = os.environ if environ is None else environ
+    return _task_path(env.get("SHADOW_POLICY_FILE", ""), env)
+
+
+def audit_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """``AUDIT_LOG``: ``stdout`` (the default; CloudWatch keeps it) or ``off``."""
+    env = os.environ if environ is None else environ
+    value = env.get("AUDIT_LOG", "stdout").strip().lower() or "stdout"
+    if value not in ("stdout", "off"):
+        raise ValueError(f"AUDIT_LOG must be 'stdout' or 'off', got {value!r}")
+    return value == "stdout"
+
+
+def _task_path(value: str, env: Mapping[str, str]) -> Path | None:
+    if not value.strip():
+        return None
+    path = Path(value.strip())
     if not path.is_absolute():
         path = Path(env.get("LAMBDA_TASK_ROOT") or os.getcwd()) / path
     return path

@@ -20,19 +20,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policy_engine.engine import Engine
-from policy_engine.loader import load_policy
+from policy_engine.moderator import Moderator
 from policy_engine.plugins import DetectorRegistry
 from policy_engine_lambda.config import (
     ActionConfig,
     ConfigError,
+    audit_enabled,
     policy_path,
     recordings_location,
+    shadow_policy_path,
 )
 from policy_engine_lambda.events import (
     BatchInvocation,
@@ -94,18 +96,26 @@ def moderator() -> ObjectModerator:
                 if location is not None
                 else None
             )
-            # the same store answers before a detector call and keeps its response
-            engine = Engine(
-                load_policy(path, registry=registry), registry, cache=store, record=store
+            # the same store answers before a detector call and keeps its response;
+            # the audit log goes to stdout, which CloudWatch keeps
+            moderating = Moderator(
+                path,
+                registry=registry,
+                cache=store,
+                record=store,
+                audit_log=sys.stdout if audit_enabled() else None,
+                shadow=shadow_policy_path(),
+                concurrency=1,
             )
-            _state = _State(ObjectModerator(engine, s3, config, recordings=location))
+            _state = _State(ObjectModerator(moderating, s3, config, recordings=location))
             LOG.info(
                 json.dumps(
                     {
                         "started": True,
-                        "policy": engine.policy.name,
+                        "policy": moderating.policy_name,
                         "policy_file": str(path),
-                        "digest": engine.compiled.digest,
+                        "digest": moderating.policy_digest,
+                        "shadow": moderating.serving.shadow_digest,
                         "recordings": store.uri("") if store is not None else None,
                     }
                 )
@@ -149,7 +159,7 @@ def handle_batch(event: Mapping[str, Any], mod: ObjectModerator) -> dict[str, An
     if invocation.user_arguments:
         try:
             mod = ObjectModerator(
-                mod.engine,
+                mod.moderator,
                 mod.s3,
                 mod.config.with_user_arguments(invocation.user_arguments),
                 recordings=mod.recordings,

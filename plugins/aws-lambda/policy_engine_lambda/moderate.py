@@ -30,9 +30,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from policy_engine.decision import Decision
-from policy_engine.engine import Engine
 from policy_engine.image import Image
 from policy_engine.model import Verdict
+from policy_engine.moderator import Moderator
 from policy_engine_lambda.config import RECORD_SUFFIX, ActionConfig, RecordingsLocation
 from policy_engine_lambda.events import ObjectRef, strip_etag
 
@@ -150,25 +150,25 @@ class _Found:
 
 
 class ObjectModerator:
-    """Decides objects with ``engine`` and acts on the decisions through ``s3``
+    """Decides objects with ``moderator`` and acts on the decisions through ``s3``
     (a boto3 S3 client), as ``config`` says. One per container; thread-safe
     as far as the engine and the client are."""
 
     def __init__(
         self,
-        engine: Engine,
+        moderator: Moderator,
         s3: Any,
         config: ActionConfig,
         *,
         clock: Callable[[], str] = _now,
         recordings: RecordingsLocation | None = None,
     ) -> None:
-        self.engine = engine
+        self.moderator = moderator
         self.s3 = s3
         self.config = config
         self.clock = clock
         self.recordings = recordings
-        self.digest = engine.compiled.digest
+        self.digest = moderator.policy_digest
 
     # --- where things go ---------------------------------------------------------------
 
@@ -304,7 +304,9 @@ class ObjectModerator:
             image = Image(
                 name=pinned.uri, uri=pinned.uri, size=found.size, version=found.etag_header
             )
-            decision = self.engine.check(image)
+            # through the Moderator: the decision hooks (audit log, shadow) see it
+            context = {"bucket": pinned.bucket, "key": pinned.key, "version_id": pinned.version_id}
+            decision = self.moderator.check(image, context=context)
             retryable = [f for f in decision.failures if f.retryable]
             if retryable:
                 codes = ", ".join(sorted({f.code for f in retryable}))
@@ -413,7 +415,7 @@ class ObjectModerator:
         else:  # decided earlier (the tags say so), and that record was lost
             record.update(
                 decision=verdict.value,
-                policy={"name": self.engine.policy.name, "digest": self.digest},
+                policy={"name": self.moderator.policy_name, "digest": self.digest},
                 reused=True,
                 note="decided on an earlier attempt (the object's tags); its full record was lost",
             )

@@ -111,9 +111,13 @@ def test_the_function_and_its_trigger(template: dict[str, Any]) -> None:
     assert set(variables) - {"POLICY_FILE", "POLICY_ENGINE_PLUGINS"} - {
         "AWS_RETRY_MODE",
         "AWS_MAX_ATTEMPTS",
-    } - {"RECORDINGS_BUCKET", "RECORDINGS_PREFIX"} <= set(ACTION_VARIABLES)
+    } - {"RECORDINGS_BUCKET", "RECORDINGS_PREFIX", "AUDIT_LOG", "SHADOW_POLICY_FILE"} <= set(
+        ACTION_VARIABLES
+    )
     assert variables["RECORDINGS_BUCKET"] == {"Ref": "RecordingsBucket"}
     assert variables["RECORDINGS_PREFIX"] == {"Ref": "RecordingsPrefix"}
+    assert variables["AUDIT_LOG"] == {"Ref": "AuditLog"}
+    assert variables["SHADOW_POLICY_FILE"] == {"Ref": "ShadowPolicyFile"}
     suffixes = set()
     for event in props["Events"].values():
         assert event["Type"] == "S3"
