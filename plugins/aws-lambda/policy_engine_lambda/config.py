@@ -58,6 +58,16 @@ ACTION_VARIABLES = (
 )
 """What a Batch Operations job's ``userArguments`` may override."""
 
+FUNCTION_VARIABLES = (
+    "POLICY_FILE",
+    *ACTION_VARIABLES,
+    "RECORDINGS_BUCKET",
+    "RECORDINGS_PREFIX",
+    "AUDIT_LOG",
+    "SHADOW_POLICY_FILE",
+)
+"""Every environment variable the function reads (besides AWS's own and ``LOG_LEVEL``)."""
+
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 

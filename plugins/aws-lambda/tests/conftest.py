@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lambda_helpers import BUCKET, JPEG, QUARANTINE
 from policy_engine_lambda import handler as lambda_handler
+from policy_engine_lambda.config import FUNCTION_VARIABLES
 
 from policy_engine_rekognition.testing import FakeRekognition
 
@@ -32,20 +33,8 @@ _AWS_VARIABLES = (
     "AWS_WEB_IDENTITY_TOKEN_FILE",
     "AWS_ROLE_ARN",
     "POLICY_ENGINE_PLUGINS",
-    "POLICY_FILE",
     "LAMBDA_TASK_ROOT",
-    "TAG_OBJECTS",
-    "QUARANTINE_ON",
-    "QUARANTINE_BUCKET",
-    "QUARANTINE_PREFIX",
-    "DELETE_ORIGINAL",
-    "RECORDS",
-    "RESULTS_BUCKET",
-    "RESULTS_PREFIX",
-    "RECORDINGS_BUCKET",
-    "RECORDINGS_PREFIX",
-    "AUDIT_LOG",
-    "SHADOW_POLICY_FILE",
+    *FUNCTION_VARIABLES,
 )
 
 
