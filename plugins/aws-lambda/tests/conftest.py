@@ -16,38 +16,21 @@ from lambda_helpers import BUCKET, JPEG, QUARANTINE
 from policy_engine_lambda import handler as lambda_handler
 from policy_engine_lambda.config import FUNCTION_VARIABLES
 
-from policy_engine_rekognition.testing import FakeRekognition
-
-_AWS_VARIABLES = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_REGION",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_RETRY_MODE",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_DEFAULTS_MODE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_ARN",
-    "POLICY_ENGINE_PLUGINS",
-    "LAMBDA_TASK_ROOT",
-    *FUNCTION_VARIABLES,
+from policy_engine_rekognition.testing import (
+    AWS_ENVIRONMENT,
+    FakeRekognition,
+    fake_aws_environment,
 )
+
+_VARIABLES = (*AWS_ENVIRONMENT, "POLICY_ENGINE_PLUGINS", "LAMBDA_TASK_ROOT", *FUNCTION_VARIABLES)
 
 
 @pytest.fixture(autouse=True)
-def fake_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in _AWS_VARIABLES:
+def isolated_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for name in _VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name, value in fake_aws_environment(tmp_path).items():
+        monkeypatch.setenv(name, value)
     # one attempt per Rekognition call: a throttle reaches the handler at once
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     lambda_handler.reset()  # a fresh "container" per test

@@ -12,6 +12,7 @@ import pytest
 
 from policy_engine.detectors import DetectContext, Detector
 from policy_engine.image import Image
+from policy_engine_rekognition.testing import AWS_ENVIRONMENT, fake_aws_environment
 
 # Just enough magic bytes for the pre-call format check; the Stubber never decodes them.
 JPEG_BYTES = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64
@@ -19,34 +20,12 @@ PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 GIF_BYTES = b"GIF89a" + b"\x00" * 64
 
 
-_AWS_VARIABLES = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_REGION",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_RETRY_MODE",
-    "AWS_MAX_ATTEMPTS",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_REKOGNITION",
-    "AWS_DEFAULTS_MODE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_ARN",
-)
-
-
 @pytest.fixture(autouse=True)
-def fake_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    for name in _AWS_VARIABLES:
+def isolated_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for name in AWS_ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name, value in fake_aws_environment(tmp_path).items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture

@@ -68,7 +68,7 @@ CUSTOM_LABELS_RESPONSE: dict[str, Any] = {
 def settings_for(fake: FakeRekognition, **more: Any) -> dict[str, Any]:
     """Detector settings that reach ``fake``: standard retries, one attempt
     unless the test says otherwise. Region and credentials come from the
-    environment (conftest's fake_aws_environment)."""
+    environment (conftest's isolated_aws_environment)."""
     return {"endpoint_url": fake.endpoint_url, "retry_mode": "standard", "max_attempts": 1, **more}
 
 
