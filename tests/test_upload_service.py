@@ -8,10 +8,12 @@ import importlib.util
 import io
 import json
 import shutil
+import socket
 import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from wsgiref.simple_server import make_server
 from wsgiref.util import setup_testing_defaults
 
 import pytest
@@ -254,3 +256,20 @@ def test_config_from_the_environment(tmp_path: Path) -> None:
     assert (own.store_dir, own.review_dir, own.max_bytes) == (tmp_path / "s", tmp_path / "r", 1000)
     replaying = app_module.Config.from_env({"POLICY_FILE": "p.yaml", "REPLAY_DIR": str(tmp_path)})
     assert replaying.replay == tmp_path
+
+
+def test_a_burst_of_uploads_is_queued_while_the_server_is_busy(service: Any) -> None:
+    """Sixty-four connections opened before the server accepts any all connect
+    at once (socketserver's default backlog of 5 dropped the rest's SYNs, and
+    each of those waited a second for its retransmit)."""
+    server = make_server("127.0.0.1", 0, service, server_class=app_module.ThreadingWSGIServer)
+    connected: list[socket.socket] = []
+    try:
+        port = server.server_address[1]
+        for _ in range(64):
+            connected.append(socket.create_connection(("127.0.0.1", port), timeout=0.5))
+        assert len(connected) == 64
+    finally:
+        for connection in connected:
+            connection.close()
+        server.server_close()

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -247,6 +248,9 @@ class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     """One thread per request; the moderator is shared by them all."""
 
     daemon_threads = True
+    # socketserver's default backlog of 5 drops the SYNs of a burst of
+    # uploads, and each dropped one waits a second for its retransmit.
+    request_queue_size = socket.SOMAXCONN
 
 
 def main(argv: list[str] | None = None) -> int:

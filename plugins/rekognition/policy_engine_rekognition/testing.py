@@ -780,6 +780,10 @@ class _Server(ThreadingHTTPServer):
     would hold up interpreter exit if a test forgot to stop the fake)."""
 
     daemon_threads = True
+    # socketserver's default backlog of 5 overflows when a client opens a
+    # pool of connections at once; the kernel then drops the extra SYNs and
+    # those connections start a whole second late (the SYN retransmit).
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, fake: FakeRekognition) -> None:
         self.fake = fake
