@@ -1,6 +1,6 @@
 """Images per second for batch checking, against the fake Rekognition on 127.0.0.1.
 
-    python bench/bench_batch.py [--images 500] [--latency 0.1] [--memory-images 5000]
+    python bench/bench_batch.py [--images 500] [--latency 0.1] [--memory-images 5000] [--rounds 3]
 
 Everything runs on this machine: the fake answers DetectModerationLabels
 after ``--latency`` seconds, through boto3's real HTTP stack. Printed, in one
@@ -9,8 +9,9 @@ run so that the ratios compare like with like:
 1. the AWS CLI run once per image (what many users script today), on a sample
    of 20, when ``aws`` is installed;
 2. a plain sequential boto3 loop, on a sample;
-3. ``policy-engine check --concurrency 16`` over every image: target at least
-   90% of the concurrency bound (16 / latency = 160 images/s at 100 ms);
+3. ``policy-engine check --concurrency 16`` over every image, ``--rounds``
+   times: target at least 90% of the concurrency bound (16 / latency = 160
+   images/s at 100 ms) in the slowest round;
 4. the fake limited to 50 transactions per second and ``--rate 50``: target
    at least 47 images/s and no failed image;
 5. peak memory (max RSS of the ``check`` process) for ``--images`` and for
@@ -170,6 +171,9 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--memory-images", type=int, default=5000)
     parser.add_argument("--sample", type=int, default=20, help="images for the sequential loops")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs of check -c 16; the slowest is judged"
+    )
     args = parser.parse_args()
     results: list[tuple[str, bool]] = []
 
@@ -196,22 +200,27 @@ def main() -> int:
             f"sequential boto3 loop:           {loop_rate:8.1f} images/s (sample of {len(sample)})"
         )
 
-        run = run_check(policy, root / "images", "--concurrency", str(CONCURRENCY))
-        records = run.records
+        rounds = [
+            run_check(policy, root / "images", "--concurrency", str(CONCURRENCY))
+            for _ in range(args.rounds)
+        ]
+        run = min(rounds, key=lambda r: r.steady_rate)  # the target holds for the slowest
         check_rate = run.steady_rate
         print(
             f"policy-engine check -c {CONCURRENCY}:     {check_rate:8.1f} images/s steady, "
-            f"{len(records) / run.seconds:.1f} with start-up "
+            f"{len(run.records) / run.seconds:.1f} with start-up "
             f"({check_rate / bound:.0%} of the {bound:.0f}/s bound; "
             f"{check_rate / loop_rate:.1f}x the boto3 loop"
             + (f", {check_rate / cli_rate:.0f}x the AWS CLI" if cli_rate else "")
+            + f"; slowest of {len(rounds)} rounds: "
+            + ", ".join(f"{r.steady_rate:.1f}" for r in rounds)
             + ")"
         )
         results.append(("check reaches 90% of the concurrency bound", check_rate >= 0.9 * bound))
         results.append(
             (
                 "every image decided, none failed",
-                len(records) == args.images and not failed(records),
+                all(len(r.records) == args.images and not failed(r.records) for r in rounds),
             )
         )
 
