@@ -69,6 +69,11 @@ class Label:
         object.__setattr__(self, "extra", _frozen(self.extra))
         object.__setattr__(self, "key", (self.source, self.model_version, self.name, self.parent))
 
+    def __reduce__(self) -> tuple[type[Label], tuple[Any, ...]]:
+        # A mappingproxy does not pickle: rebuild from plain data (and check it again).
+        fields = (self.name, self.confidence, self.source, self.parent, self.model_version)
+        return (Label, (*fields, _thawed(self.extra)))
+
     def to_dict(self) -> dict[str, Any]:
         # the detector's extras first: they can never overwrite what was evaluated
         record: dict[str, Any] = _thawed(self.extra)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from policy_engine import InvalidDetectorResult, Label, check_confidence
 from policy_engine.errors import DetectorError
@@ -100,3 +105,35 @@ def test_labels_are_immutable() -> None:
     label = Label("Weapons", 90, "stub")
     with pytest.raises((AttributeError, TypeError)):
         label.confidence = 10  # type: ignore[misc]
+
+
+JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+EXTRAS = st.dictionaries(
+    st.text(max_size=8),
+    st.recursive(
+        JSON_SCALARS,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+        max_leaves=8,
+    ),
+    max_size=4,
+)
+
+
+@given(
+    name=st.text(min_size=1, max_size=12).filter(str.strip),
+    confidence=st.floats(min_value=0, max_value=100),
+    parent=st.text(max_size=12),
+    model_version=st.none() | st.sampled_from(["6.1", "7.0"]),
+    extra=EXTRAS,
+)
+def test_labels_survive_pickle_and_deepcopy(
+    name: str, confidence: float, parent: str, model_version: str | None, extra: dict[str, Any]
+) -> None:
+    """For multiprocessing and caches: a copy equals the label, extras included,
+    and its extras are still read-only."""
+    label = Label(name, confidence, "stub", parent=parent, model_version=model_version, extra=extra)
+    for copied in (pickle.loads(pickle.dumps(label)), copy.deepcopy(label)):
+        assert copied == label and copied.key == label.key
+        assert copied.to_dict() == label.to_dict()
+        with pytest.raises(TypeError):
+            copied.extra["added"] = 1  # type: ignore[index]
