@@ -167,8 +167,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         )
         return exit_codes.INTERRUPTED
     _summary(stats, engine, stderr, progress, interrupted=False, cost_per_call=args.cost_per_call)
-    if stats.unreadable:
-        return exit_codes.INPUT_ERRORS
+    if stats.unreadable or stats.with_detector_errors:
+        return exit_codes.INCOMPLETE
     counts = stats.decisions
     worst = "block" if counts["block"] else "review" if counts["review"] else "allow"
     return exit_codes.FAIL_ON if reaches(Verdict(worst), args.fail_on) else exit_codes.OK

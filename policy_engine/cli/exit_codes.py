@@ -6,7 +6,9 @@ FAIL_ON = 1
 """A decision reached the ``--fail-on`` verdict."""
 USAGE = 2
 """Bad usage, a policy that does not load, a malformed labels file, a broken plugin."""
-INPUT_ERRORS = 3
-"""``check`` ran, but some inputs could not be read (each has an error record)."""
+INCOMPLETE = 3
+"""``check`` ran, but some inputs could not be read (each has an error record)
+or a detector failed on some images (each decision is the policy's
+``on_error`` verdict, the error in its record): not every image was checked."""
 INTERRUPTED = 130
 """Interrupted (Ctrl-C); the records written so far are complete."""

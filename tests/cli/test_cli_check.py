@@ -129,7 +129,7 @@ def test_image_without_recording_gets_the_on_error_verdict(h, tmp_path, on_error
 
     result = h.run("check", "--policy", policy, "--ordered", recorded, unrecorded)
 
-    assert result.code == 0, result
+    assert result.code == 3, result  # one image was not really checked, whatever on_error says
     first, second = result.jsonl()
     assert first["decision"] == "allow" and first["errors"] == []
     assert h.decision_errors(second) == [], second
@@ -155,7 +155,7 @@ def test_misspelt_recordings_folder_never_allows(h, tmp_path):
 
     result = h.run("check", "--policy", policy, image)
 
-    assert result.code == 0, result
+    assert result.code == 3, result
     (record,) = result.jsonl()
     assert record["decision"] == "review"
     assert "recordngs" in record["errors"][0]["error"]
@@ -171,7 +171,7 @@ def test_invalid_recording_is_a_detector_error_naming_the_field(h, tmp_path):
 
     result = h.run("check", "--policy", policy, image)
 
-    assert result.code == 0, result
+    assert result.code == 3, result
     (record,) = result.jsonl()
     assert record["decision"] == "review", record  # never allow, never a label at "inf"
     assert record["labels"] == []
@@ -307,3 +307,17 @@ def test_every_check_record_validates_against_the_decision_schema(h, tree):
     records = result.jsonl()
     assert [bool(r.get("error")) for r in records] == [False, True]
     assert [h.decision_errors(r) for r in records] == [[], []], records
+
+
+def test_a_detector_failure_outranks_fail_on(h, tmp_path):
+    """on_error: block with --fail-on block: the run still says it is incomplete (3), not
+    just "something was blocked" (1): that image was never really checked."""
+    policy = h.write_text(tmp_path / "policy.yaml", stub_policy("rec", extra="on_error: block\n"))
+    image = h.write_image(tmp_path / "unrecorded.png", b"unrecorded")
+
+    result = h.run("check", "--policy", policy, image, "--fail-on", "block")
+
+    assert result.code == 3, result
+    (record,) = result.jsonl()
+    assert record["decision"] == "block" and record["errors"], record
+    assert "1 with detector errors" in result.err
