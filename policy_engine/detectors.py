@@ -72,10 +72,16 @@ class Detector:
         Whether ``detect`` calls a service (paid, rate-limited): the engine
         then applies the run's rate limit, counts the call, and may answer
         from a ``--cache`` instead. A local detector sets it to False.
+    ``transport_settings``
+        Settings that change how a remote detector reaches its service, not
+        what it answers (region, profile, endpoint, retries, timeouts).
+        Recordings and the cache are keyed without them, so changing one
+        still finds what was recorded. Unlisted settings all count.
     """
 
     name: ClassVar[str] = ""
     remote: ClassVar[bool] = True
+    transport_settings: ClassVar[frozenset[str]] = frozenset()
     settings_schema: ClassVar[Mapping[str, Any]] = MappingProxyType(
         {"type": "object", "additionalProperties": False}
     )
@@ -105,6 +111,13 @@ class Detector:
         """Turn a raw response into labels, or raise
         :class:`~policy_engine.errors.InvalidDetectorResult` naming the bad field."""
         raise NotImplementedError(f"detector {self.name!r} does not parse raw responses")
+
+    def from_stored(self, raw: Mapping[str, Any], context: DetectContext) -> DetectorResult:
+        """What ``detect`` would have returned for ``raw``, a response recorded
+        earlier under the same settings (a ``--cache`` hit), without calling.
+        By default :meth:`parse`; override to add what the settings tell, such
+        as the model the call named."""
+        return self.parse(raw)
 
     def precheck(self, image: Image, context: DetectContext) -> None:
         """Raise :class:`~policy_engine.errors.DetectorError` for an image this

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -56,6 +57,13 @@ class CallCounter:
 class PolicyDetectorsError(PolicyEngineError):
     """The policy's detectors do not fit the installed plugins: settings their
     schemas refuse, or rules that are one match under a detector's aliases."""
+
+
+def _answer_digest(detector: Detector, settings: Mapping[str, Any], min_confidence: float) -> str:
+    """What a detector's answers are recorded and cached under: its settings
+    without those that only change how it reaches its service."""
+    asked = {k: v for k, v in settings.items() if k not in detector.transport_settings}
+    return settings_digest(detector.name, asked, min_confidence)
 
 
 def _check_result(result: object) -> None:
@@ -164,7 +172,7 @@ class Engine:
                     parse_response=registry.parse_response,
                     concurrency=concurrency,
                 ),
-                settings_digest(name, settings, policy.min_confidence),
+                _answer_digest(registry.get(name), settings, policy.min_confidence),
             )
             for name, settings in sorted(chosen.items())
         )
@@ -202,15 +210,17 @@ class Engine:
         detector = configured.detector
         try:
             raw = self.cache.lookup(image.key, detector.name, configured.settings_digest)
-            result = detector.parse(raw) if raw is not None else None
+            result = detector.from_stored(raw, configured.context) if raw is not None else None
         except Exception:
             logger.warning(
                 "ignoring an unusable cached %s response for %s", detector.name, image.name
             )
             return None
-        if result is not None:
-            self.counter.add(cached=1)
-        return result
+        if result is None:
+            return None
+        self.counter.add(cached=1)
+        # the record says so: a cached answer has no request id of its own
+        return dataclasses.replace(result, metadata={**result.metadata, "from_cache": True})
 
     def _paced(self, configured: _Configured, image: Image) -> DetectorResult:
         """Call a remote detector within the rate limit.

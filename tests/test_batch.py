@@ -3,6 +3,7 @@ the cache and the record, and inputs that fail without losing the others."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -170,6 +171,45 @@ def test_cache_is_keyed_by_settings_and_floor(tmp_path: Path) -> None:
     policy = parse_policy(POLICY.replace("rules:", "min_confidence: 60\nrules:"), registry=registry)
     list(check_many(Engine(policy, registry, cache=store), items(b"fight")))
     assert other_floor.calls == [b"fight"]  # asked with another MinConfidence: not reused
+
+
+class TransportAware(RemoteDetector):
+    """``region`` and ``timeout`` only change how it is reached; ``model``
+    changes what it answers. Finishes a stored answer from the settings."""
+
+    transport_settings: ClassVar[frozenset[str]] = frozenset({"region", "timeout"})
+    settings_schema: ClassVar[Mapping[str, Any]] = {
+        "type": "object",
+        "properties": {"region": {}, "timeout": {}, "model": {}},
+        "additionalProperties": False,
+    }
+
+    def from_stored(self, raw: Mapping[str, Any], context: DetectContext) -> DetectorResult:
+        model = {"model": context.settings.get("model")}
+        return dataclasses.replace(self.parse(raw), metadata=model)
+
+
+def transport_engine(detector: Detector, settings: str, **options: Any) -> Engine:
+    registry = DetectorRegistry([RegisteredDetector(detector, "test")])
+    policy = POLICY.replace("{remote: {}}", f"{{remote: {settings}}}")
+    return Engine(parse_policy(policy, registry=registry), registry, **options)
+
+
+def test_cache_ignores_transport_settings_and_the_detector_finishes_a_hit(tmp_path: Path) -> None:
+    store = RecordingStore(tmp_path)
+    recorded_with = "{region: a, timeout: 1, model: m1}"
+    list(check_many(transport_engine(TransportAware(), recorded_with, record=store), items(b"x")))
+
+    moved = TransportAware()
+    engine = transport_engine(moved, "{region: b, timeout: 9, model: m1}", cache=store)
+    (result,) = check_many(engine, items(b"x"))
+    assert moved.calls == [] and engine.counter.cached == 1  # same question, asked elsewhere
+    assert result.decision is not None
+    assert result.decision.to_dict()["detectors"] == {"remote": {"model": "m1", "from_cache": True}}
+
+    other_model = TransportAware()
+    list(check_many(transport_engine(other_model, "{model: m2}", cache=store), items(b"x")))
+    assert other_model.calls == [b"x"]  # another question: asked again
 
 
 def test_local_detectors_are_never_cached_nor_counted(tmp_path: Path) -> None:

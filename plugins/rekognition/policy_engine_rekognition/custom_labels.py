@@ -13,6 +13,7 @@ from policy_engine.image import Image
 from policy_engine.labels import Label
 from policy_engine.taxonomy import Taxonomy
 from policy_engine_rekognition.client import (
+    CLIENT_SETTINGS_PROPERTIES,
     ClientCache,
     ClientFactory,
     ClientSettings,
@@ -121,6 +122,7 @@ class CustomLabelsDetector(Detector):
 
     name: ClassVar[str] = "rekognition-custom-labels"
     settings_schema: ClassVar[Mapping[str, Any]] = SETTINGS_SCHEMA
+    transport_settings: ClassVar[frozenset[str]] = frozenset(CLIENT_SETTINGS_PROPERTIES)
 
     def __init__(self, *, client_factory: ClientFactory | None = None) -> None:
         self._clients = ClientCache(client_factory or build_client)
@@ -156,6 +158,11 @@ class CustomLabelsDetector(Detector):
             extra={} if geometry is None else {"geometry": plain_copy(geometry)},
         )
 
+    def from_stored(self, raw: Mapping[str, Any], context: DetectContext) -> DetectorResult:
+        # The response does not name its model; the settings that asked for it do.
+        arn = context.settings.get("project_version_arn")
+        return dataclasses.replace(self.parse(raw), metadata={"project_version_arn": arn})
+
     def precheck(self, image: Image, context: DetectContext) -> None:
         settings = CustomLabelsSettings.from_settings(
             context.settings, concurrency=context.concurrency
@@ -178,9 +185,8 @@ class CustomLabelsDetector(Detector):
             detector=self.name,
             image=image,
         )
-        result = self.parse(response.body)
-        # Live, we do know the model: keep it beside the labels.
-        metadata: dict[str, Any] = {"project_version_arn": settings.project_version_arn}
+        result = self.from_stored(response.body, context)
+        metadata = dict(result.metadata)
         if prepared.converted is not None:
             metadata["converted"] = dict(prepared.converted)
         if response.request_id is not None:

@@ -12,6 +12,7 @@ from policy_engine.image import Image
 from policy_engine.labels import Label
 from policy_engine.taxonomy import Taxonomy
 from policy_engine_rekognition.client import (
+    CLIENT_SETTINGS_PROPERTIES,
     ClientCache,
     ClientFactory,
     ClientSettings,
@@ -141,6 +142,7 @@ class ModerationDetector(Detector):
 
     name: ClassVar[str] = "rekognition-moderation"
     settings_schema: ClassVar[Mapping[str, Any]] = SETTINGS_SCHEMA
+    transport_settings: ClassVar[frozenset[str]] = frozenset(CLIENT_SETTINGS_PROPERTIES)
 
     def __init__(self, *, client_factory: ClientFactory | None = None) -> None:
         self._clients = ClientCache(client_factory or build_client)
@@ -205,6 +207,23 @@ class ModerationDetector(Detector):
         if not settings.convert:  # converting is detect's work, done once
             prepare_image(image, detector=self.name, limits=MODERATION_LIMITS)
 
+    def from_stored(self, raw: Mapping[str, Any], context: DetectContext) -> DetectorResult:
+        settings = ModerationSettings.from_settings(
+            context.settings, concurrency=context.concurrency
+        )
+        return self._with_settings(self.parse(raw), settings)
+
+    @staticmethod
+    def _with_settings(result: DetectorResult, settings: ModerationSettings) -> DetectorResult:
+        """Adds what only the settings tell: an adapter was asked for but the
+        response names none (it fell back to the base model)."""
+        if settings.adapter_arn is None or result.metadata.get("adapter") is not None:
+            return result
+        fallback = {"adapter": None, "adapter_requested": settings.adapter_arn}
+        return dataclasses.replace(
+            result, metadata={**result.metadata, **fallback, "warning": ADAPTER_NOT_USED}
+        )
+
     def detect(self, image: Image, context: DetectContext) -> DetectorResult:
         settings = ModerationSettings.from_settings(
             context.settings, concurrency=context.concurrency
@@ -221,12 +240,8 @@ class ModerationDetector(Detector):
             image=image,
             adapter_arn=settings.adapter_arn,
         )
-        result = self.parse(response.body)
+        result = self._with_settings(self.parse(response.body), settings)
         metadata = dict(result.metadata)
-        if settings.adapter_arn is not None and response.body.get("ProjectVersion") is None:
-            metadata.update(
-                adapter=None, adapter_requested=settings.adapter_arn, warning=ADAPTER_NOT_USED
-            )
         if prepared.converted is not None:
             metadata["converted"] = dict(prepared.converted)
         if response.request_id is not None:
