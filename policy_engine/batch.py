@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,16 +164,27 @@ class BatchStats:
         return time.monotonic() - self.started
 
 
+_STOP_POLL = 0.1
+"""Seconds between looks at ``check_many``'s ``stop`` while nothing finishes."""
+
+
 def check_many(
-    engine: Engine, items: Iterable[InputItem], *, concurrency: int = 8, ordered: bool = False
-) -> Iterator[CheckResult]:
+    engine: Engine,
+    items: Iterable[InputItem],
+    *,
+    concurrency: int = 8,
+    ordered: bool = False,
+    stop: threading.Event | None = None,
+) -> Generator[CheckResult, None, None]:
     """Decide every input, ``concurrency`` at a time, yielding each result as it is made,
     or with ``ordered`` in input order (each result still as soon as those before it are).
 
     An input that cannot be read yields a result with ``error`` and the run
     goes on; a detector failure is part of the decision (the policy's
-    ``on_error``). Closing the iterator early (or Ctrl-C) cancels what has not
-    started.
+    ``on_error``). Setting ``stop`` ends the run gently: no more inputs are
+    read, what has not started is dropped, and what is in flight (already
+    paid for) finishes and is yielded. Closing the iterator early (or an
+    exception such as Ctrl-C's) cancels what has not started at once.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -198,6 +209,9 @@ def check_many(
     exhausted = False
     try:
         while True:
+            if stop is not None and stop.is_set() and not exhausted:
+                exhausted = True
+                pending = deque(f for f in pending if not f.cancel())  # keeps the started
             while not exhausted and len(pending) < 2 * concurrency:
                 item = next(inputs, None)
                 if item is None:
@@ -209,7 +223,12 @@ def check_many(
             if ordered:
                 yield pending.popleft().result()
                 continue
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            # with a stop to watch, wake now and then to see it
+            done, _ = wait(
+                pending,
+                timeout=_STOP_POLL if stop is not None else None,
+                return_when=FIRST_COMPLETED,
+            )
             for future in [f for f in pending if f in done]:
                 pending.remove(future)
                 yield future.result()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -142,6 +143,58 @@ def test_inputs_are_read_ahead_boundedly_and_closing_stops_the_run() -> None:
         next(stream)
     assert consumed <= 5 + 2 * 2 + 1  # what was yielded plus the read-ahead window
     stream.close()
+
+
+class Gated(RemoteDetector):
+    """Every call waits for the gate."""
+
+    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+        with self.lock:
+            self.in_flight += 1
+        try:
+            assert self.gate is not None and self.gate.wait(10), "the gate never opened"
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+        return super().detect(image, context)
+
+
+class SeenStop(threading.Event):
+    """A stop that tells the test when the run has seen it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = threading.Event()
+
+    def is_set(self) -> bool:
+        answer = super().is_set()
+        if answer:
+            self.seen.set()
+        return answer
+
+
+def test_stop_writes_what_is_in_flight_and_starts_nothing_more() -> None:
+    gate, stop = threading.Event(), SeenStop()
+    detector = Gated(gate)
+    contents = [str(i).encode() for i in range(12)]
+    stream = check_many(engine_for(detector), items(*contents), concurrency=2, stop=stop)
+    results: list[CheckResult] = []
+    collector = threading.Thread(target=lambda: results.extend(stream))
+    collector.start()
+    deadline = time.monotonic() + 10
+    while detector.in_flight < 2:
+        assert time.monotonic() < deadline, "the run never started two calls"
+        time.sleep(0.005)
+
+    stop.set()
+    assert stop.seen.wait(10)
+    gate.set()
+    collector.join(10)
+
+    assert not collector.is_alive()
+    assert 2 <= len(detector.calls) < len(contents)  # queued inputs were dropped
+    assert len(results) == len(detector.calls)  # every call made was written
+    assert all(r.decision is not None for r in results)
 
 
 def test_cache_answers_what_record_stored_without_calling(tmp_path: Path) -> None:

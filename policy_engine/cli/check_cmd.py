@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterable, Iterator
+from types import FrameType
 from typing import TextIO
 
 from policy_engine.batch import BatchStats, CheckResult, check_many, expand_inputs
@@ -153,25 +157,57 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     items = expand_inputs(_specs(args.paths, sys.stdin), expand_uri)
     stats = BatchStats()
     progress = stderr.isatty()
+    stop = threading.Event()
+    ordered = args.ordered if args.ordered is not None else args.format == "text"
+    results = check_many(engine, items, concurrency=args.concurrency, ordered=ordered, stop=stop)
     try:
-        ordered = args.ordered if args.ordered is not None else args.format == "text"
-        for result in check_many(engine, items, concurrency=args.concurrency, ordered=ordered):
-            _write(result, args.format, stdout)
-            stats.add(result)
-            if progress:
-                stderr.write(f"\r{_progress(stats, engine)}")
-                stderr.flush()
-    except KeyboardInterrupt:
-        _summary(
-            stats, engine, stderr, progress, interrupted=True, cost_per_call=args.cost_per_call
-        )
+        with _first_interrupt_sets(stop):
+            told = False
+            for result in results:
+                _write(result, args.format, stdout)
+                stats.add(result)
+                if stop.is_set() and not told:
+                    told = True
+                    print(
+                        "\nstopping: writing the images already sent; Ctrl-C again to quit now",
+                        file=stderr,
+                    )
+                if progress:
+                    stderr.write(f"\r{_progress(stats, engine)}")
+                    stderr.flush()
+    except KeyboardInterrupt:  # the second Ctrl-C, or the first outside the main thread
+        results.close()
+        stop.set()
+    _summary(
+        stats, engine, stderr, progress, interrupted=stop.is_set(), cost_per_call=args.cost_per_call
+    )
+    if stop.is_set():
         return exit_codes.INTERRUPTED
-    _summary(stats, engine, stderr, progress, interrupted=False, cost_per_call=args.cost_per_call)
     if stats.unreadable or stats.with_detector_errors:
         return exit_codes.INCOMPLETE
     counts = stats.decisions
     worst = "block" if counts["block"] else "review" if counts["review"] else "allow"
     return exit_codes.FAIL_ON if reaches(Verdict(worst), args.fail_on) else exit_codes.OK
+
+
+@contextlib.contextmanager
+def _first_interrupt_sets(stop: threading.Event) -> Iterator[None]:
+    """While the run lasts, the first Ctrl-C sets ``stop`` (the calls in flight,
+    already paid for, finish and are written); a second one interrupts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread: Ctrl-C interrupts at once
+        return
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _write(result: CheckResult, output_format: str, stdout: TextIO) -> None:
