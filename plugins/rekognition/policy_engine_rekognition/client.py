@@ -247,6 +247,13 @@ class Response:
     request_id: str | None
 
 
+# The request field that names the model, by operation.
+_MODEL_FIELDS = {
+    "DetectModerationLabels": "ProjectVersion",
+    "DetectCustomLabels": "ProjectVersionArn",
+}
+
+
 def call_rekognition(
     clients: ClientCache,
     settings: ClientSettings,
@@ -255,22 +262,27 @@ def call_rekognition(
     *,
     detector: str,
     image: Image,
-    adapter_arn: str | None = None,
 ) -> Response:
     """Call ``operation`` (e.g. ``DetectModerationLabels``), turning every AWS
-    failure, client building included, into a :class:`DetectorError`
-    (``adapter_arn``, the adapter requested if any, shapes the advice)."""
+    failure, client building included, into a :class:`DetectorError`. The
+    model the request names (an adapter, a project version, or none: the base
+    moderation model) shapes the advice for a model that is not ready."""
     method = _METHODS[operation]
+    named_model = _named_model(operation, request)
+    client: object = None
     try:
         client = clients.get(settings)
         answer = getattr(client, method)(**request)
     except Exception as exc:
+        region, endpoint_url = _destination(client)
         mapped = to_detector_error(
             exc,
             detector=detector,
             operation=operation,
             image_name=image.name,
-            adapter_arn=adapter_arn,
+            model_arn=named_model,
+            region=region,
+            endpoint_url=endpoint_url,
         )
         if mapped is None or mapped is exc:
             raise
@@ -278,3 +290,21 @@ def call_rekognition(
     body = {key: value for key, value in answer.items() if key != "ResponseMetadata"}
     request_id = answer.get("ResponseMetadata", {}).get("RequestId")
     return Response(body=body, request_id=request_id if isinstance(request_id, str) else None)
+
+
+def _named_model(operation: str, request: Mapping[str, Any]) -> str | None:
+    named = request.get(_MODEL_FIELDS.get(operation, ""))
+    return named if isinstance(named, str) and named else None
+
+
+def _destination(client: object) -> tuple[str | None, str | None]:
+    """The region and endpoint a boto3 client calls (botocore's resolved
+    values, whichever setting or variable chose them); (None, None) for a
+    client that was not built, or an injected one without botocore's ``meta``."""
+    meta = getattr(client, "meta", None)
+    region = getattr(meta, "region_name", None)
+    endpoint_url = getattr(meta, "endpoint_url", None)
+    return (
+        region if isinstance(region, str) else None,
+        endpoint_url if isinstance(endpoint_url, str) else None,
+    )

@@ -6,10 +6,12 @@ a client exists, so importing this module stays free of it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from policy_engine.errors import DetectorError
 
@@ -31,12 +33,42 @@ class AwsErrorKind:
     advice: str
 
 
-_START_MODEL = (
-    "the model is not running: start it with `aws rekognition start-project-version "
-    "--project-version-arn <project_version_arn> --min-inference-units 1`, wait until "
-    "`aws rekognition describe-project-versions` shows it RUNNING, and stop it when "
-    "done (a running model is billed per hour, idle or not)"
-)
+def _arn_region(arn: str) -> str | None:
+    """The region field of ``arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE``."""
+    fields = arn.split(":", 5)
+    if len(fields) != 6 or fields[0] != "arn" or not fields[3]:
+        return None
+    return fields[3]
+
+
+def _version_name(project_version_arn: str) -> str | None:
+    """VERSION in ``...:project/PROJECT/version/VERSION/CREATED``."""
+    _, found, after = project_version_arn.partition("/version/")
+    name = after.split("/", 1)[0]
+    return name if found and name else None
+
+
+def _start_model_advice(project_version_arn: str | None) -> str:
+    """How to start a Custom Labels model that is not running, with the AWS CLI
+    commands filled in as far as ``project_version_arn`` allows. The project's
+    ARN ends in its own creation time, which the version's ARN does not hold:
+    it stays a placeholder, with where to find it."""
+    arn = project_version_arn or "<project_version_arn>"
+    version = (project_version_arn and _version_name(project_version_arn)) or "<version_name>"
+    region = project_version_arn and _arn_region(project_version_arn)
+    # The model is in its ARN's region, whatever the AWS CLI's default region is.
+    in_region = f" --region {region}" if region else ""
+    return (
+        "the model is not running: start it with `aws rekognition "
+        f"start-project-version --project-version-arn {arn} --min-inference-units 1"
+        f"{in_region}`, wait until it runs with `aws rekognition wait project-version-running "
+        f"--project-arn <project_arn> --version-names {version}{in_region}` (<project_arn>: "
+        f"the model's project, listed by `aws rekognition describe-projects{in_region}`), "
+        "and stop it when done with `aws rekognition stop-project-version "
+        f"--project-version-arn {arn}{in_region}` (a running model is billed per hour, "
+        "idle or not)"
+    )
+
 
 # API_FACTS.md's error table; retryable as AWS documents it.
 AWS_ERRORS: Mapping[str, AwsErrorKind] = {
@@ -111,16 +143,100 @@ _NOT_READY_WITHOUT_ADAPTER = (
     "Rekognition says a resource is not ready, although the base moderation model needs "
     "no starting; try again later, and contact AWS support if it persists"
 )
+_CONNECTION_ADVICE = "could not reach Rekognition; check the network, proxy and endpoint_url"
+_REGION_SOURCES = "the `region` setting, AWS_REGION, AWS_DEFAULT_REGION or the profile's region"
+
+
+def _names_region(endpoint_url: str | None, region: str) -> bool:
+    """Whether ``endpoint_url`` is one botocore built from ``region``, as it
+    does without an endpoint_url: AWS's endpoints name the region as a host
+    label (rekognition.REGION.amazonaws.com, rekognition-fips.REGION...,
+    rekognition.REGION.api.aws), a local fake or a proxy does not."""
+    if not endpoint_url:
+        return False
+    host = urlsplit(endpoint_url).hostname or ""
+    return region.lower() in host.split(".")
+
+
+@functools.cache
+def _known_rekognition_regions() -> frozenset[str]:
+    """Every region botocore's endpoint data lists for Rekognition, in any
+    partition (aws, aws-cn, aws-us-gov...)."""
+    import botocore.session
+
+    session = botocore.session.Session()
+    return frozenset(
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("rekognition", partition_name=partition)
+    )
+
+
+def _typo_distance(typed: str, meant: str) -> int:
+    """Edits (insert, delete, replace, swap two neighbours) from ``typed`` to
+    ``meant``: optimal string alignment, so that us-esat-1 is one edit from
+    us-east-1 (difflib's ratio prefers us-west-1)."""
+    previous: list[int] = []
+    row = list(range(len(meant) + 1))
+    for i, typed_char in enumerate(typed, 1):
+        before, previous, row = previous, row, [i] + [0] * len(meant)
+        for j, meant_char in enumerate(meant, 1):
+            row[j] = min(
+                previous[j] + 1,
+                row[j - 1] + 1,
+                previous[j - 1] + (typed_char != meant_char),
+            )
+            if i > 1 and j > 1 and typed_char == meant[j - 2] and typed[i - 2] == meant_char:
+                row[j] = min(row[j], before[j - 2] + 1)
+    return row[-1]
+
+
+# More edits than this and a guess is more likely wrong than helpful.
+_MAX_TYPO_EDITS = 2
+
+
+def _nearest(region: str, known: frozenset[str]) -> list[str]:
+    """The known regions fewest edits from ``region`` (at most 3 of them), if
+    few enough edits to be a typo."""
+    distances = {candidate: _typo_distance(region, candidate) for candidate in known}
+    best = min(distances.values())
+    if best > _MAX_TYPO_EDITS:
+        return []
+    return sorted(candidate for candidate, distance in distances.items() if distance == best)[:3]
+
+
+def _regional_endpoint_advice(region: str) -> str:
+    """Advice when AWS's endpoint for ``region`` cannot be reached: a mistyped
+    region gives a host name that does not exist. An unknown region is not
+    refused outright: botocore learns of new regions only when upgraded."""
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        known = _known_rekognition_regions()
+    except BotoCoreError:  # botocore's data is only a hint here: never hide the error
+        known = frozenset()
+    doubt = ""
+    if known and region.lower() not in known:
+        doubt = ", not a Rekognition region botocore knows"
+        guesses = _nearest(region.lower(), known)
+        if guesses:
+            doubt += f" (did you mean {' or '.join(guesses)}?)"
+    return (
+        f"could not reach Rekognition in region {region}{doubt}; check the region "
+        f"({_REGION_SOURCES}), the network, proxy and endpoint_url"
+    )
+
+
 # Codes after which the attempt count is worth saying.
 _THROTTLING_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException"})
 
 
 def _error_kind(
-    code: str, operation: str, http_status: int | None, adapter_arn: str | None = None
+    code: str, operation: str, http_status: int | None, model_arn: str | None = None
 ) -> AwsErrorKind:
     if code == "ResourceNotReadyException" and operation == "DetectCustomLabels":
-        return AwsErrorKind(False, _START_MODEL)
-    if code == "ResourceNotReadyException" and adapter_arn is None:
+        return AwsErrorKind(False, _start_model_advice(model_arn))
+    if code == "ResourceNotReadyException" and model_arn is None:
         return AwsErrorKind(False, _NOT_READY_WITHOUT_ADAPTER)
     known = AWS_ERRORS.get(code)
     if known is not None:
@@ -154,7 +270,7 @@ def _attempts(response: Mapping[str, Any]) -> str:
 
 
 def _client_error(
-    exc: Any, *, detector: str, operation: str, image_name: str, adapter_arn: str | None = None
+    exc: Any, *, detector: str, operation: str, image_name: str, model_arn: str | None = None
 ) -> DetectorError:
     response: Mapping[str, Any] = getattr(exc, "response", None) or {}
     error = response.get("Error", {})
@@ -162,7 +278,7 @@ def _client_error(
     aws_message = str(error.get("Message") or "").strip()
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     operation = getattr(exc, "operation_name", None) or operation
-    kind = _error_kind(code, operation, status if isinstance(status, int) else None, adapter_arn)
+    kind = _error_kind(code, operation, status if isinstance(status, int) else None, model_arn)
     message = f"{detector}: {operation} failed for image {image_name!r}: {code}"
     if aws_message:
         message += f" ({aws_message})"
@@ -181,10 +297,17 @@ def to_detector_error(
     detector: str,
     operation: str,
     image_name: str,
-    adapter_arn: str | None = None,
+    model_arn: str | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
 ) -> DetectorError | None:
     """The :class:`DetectorError` for a boto3/botocore exception, or None when
-    ``exc`` is not one (the caller re-raises it as it is)."""
+    ``exc`` is not one (the caller re-raises it as it is).
+
+    ``model_arn`` is the adapter or project version the call named (None: the
+    base moderation model).
+    ``region`` and ``endpoint_url`` are where the client sent the call, for
+    the advice after a failed connection."""
     if isinstance(exc, DetectorError):
         return exc
     try:
@@ -198,7 +321,7 @@ def to_detector_error(
             detector=detector,
             operation=operation,
             image_name=image_name,
-            adapter_arn=adapter_arn,
+            model_arn=model_arn,
         )
 
     prefix = f"{detector}: {operation} failed for image {image_name!r}"
@@ -207,9 +330,16 @@ def to_detector_error(
     if isinstance(exc, aws.ReadTimeoutError | aws.ConnectTimeoutError):
         code, retryable = "timeout", True
         advice = "Rekognition did not answer in time; raise connect_timeout or read_timeout"
+    elif (
+        isinstance(exc, aws.EndpointConnectionError)
+        and region
+        and _names_region(endpoint_url, region)
+    ):
+        code, retryable = "connection-error", True
+        advice = _regional_endpoint_advice(region)
     elif isinstance(exc, aws.ConnectionError | aws.HTTPClientError):
         code, retryable = "connection-error", True
-        advice = "could not reach Rekognition; check the network, proxy and endpoint_url"
+        advice = _CONNECTION_ADVICE
     elif isinstance(exc, aws.NoCredentialsError | aws.PartialCredentialsError):
         code = "no-credentials"
         advice = (

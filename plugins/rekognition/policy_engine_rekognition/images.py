@@ -2,6 +2,9 @@
 GIF image as it is, and the service's answer (after a round trip, possibly
 billed) says less than we can say here.
 
+Pixel limits are checked from the PNG or JPEG header alone (no Pillow): when
+the header cannot be read, the image goes to Rekognition, which decides.
+
 An image with bytes is sent as ``Image.Bytes``; one known only by an
 ``s3://`` URI as ``Image.S3Object``, read by Rekognition itself (never
 downloaded here, so only its known size is checked: the service checks the
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from policy_engine.errors import DetectorError
 from policy_engine.image import Image
@@ -22,9 +25,10 @@ ACCEPTED_FORMATS = "JPEG or PNG"
 S3_MAX_BYTES = 15_728_640
 """Rekognition's limit on an S3 object, for both operations."""
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _ACCEPTED_SIGNATURES = (
     ("JPEG", b"\xff\xd8\xff"),
-    ("PNG", b"\x89PNG\r\n\x1a\n"),
+    ("PNG", _PNG_SIGNATURE),
 )
 # Only to name what the user sent; none of these is accepted.
 _OTHER_SIGNATURES = (
@@ -89,6 +93,112 @@ def check_bytes(data: bytes, *, name: str, detector: str, max_bytes: int) -> Non
         )
 
 
+class PixelSize(NamedTuple):
+    width: int
+    height: int
+
+
+# PNG's first chunk must be IHDR, 13 bytes long: its length and type, then the
+# width and height (big-endian, 1 to 2**31 - 1 each).
+_PNG_IHDR_START = (13).to_bytes(4, "big") + b"IHDR"
+_PNG_MAX_SIDE = 2**31 - 1
+# JPEG start-of-frame markers, whose segment holds the frame's size; C4 (DHT),
+# C8 (JPG) and CC (DAC) share the range but are not frames.
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers without a length field: TEM, RST0-7, SOI.
+_JPEG_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD9)})
+# Smallest frame header we read: length (2), precision (1), height (2), width (2).
+_JPEG_FRAME_HEADER_BYTES = 7
+
+
+def read_pixel_size(data: bytes) -> PixelSize | None:
+    """Width and height from a PNG's IHDR chunk or a JPEG's first frame header;
+    None when ``data`` is neither or its header is truncated or malformed."""
+    if data.startswith(_PNG_SIGNATURE):
+        return _png_pixel_size(data)
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg_pixel_size(data)
+    return None
+
+
+def _png_pixel_size(data: bytes) -> PixelSize | None:
+    if data[8:16] != _PNG_IHDR_START or len(data) < 24:
+        return None
+    width = int.from_bytes(data[16:20], "big")
+    height = int.from_bytes(data[20:24], "big")
+    if not (0 < width <= _PNG_MAX_SIDE and 0 < height <= _PNG_MAX_SIDE):
+        return None
+    return PixelSize(width, height)
+
+
+def _jpeg_pixel_size(data: bytes) -> PixelSize | None:
+    """Walks the marker segments after SOI up to the first frame header. Stops
+    (None) at anything a JPEG decoder would not accept there, and at the scan
+    or the end of the image, which come after the frame header."""
+    end = len(data)
+    position = 2  # after SOI
+    while position < end:
+        if data[position] != 0xFF:
+            return None
+        while position < end and data[position] == 0xFF:  # fill bytes
+            position += 1
+        if position >= end:
+            return None
+        marker = data[position]
+        position += 1
+        if marker in _JPEG_STANDALONE_MARKERS:
+            continue
+        # Below C0 only TEM is defined; DHP (DE) opens a hierarchical image whose
+        # first frame may be smaller than the image: not ours to judge.
+        if marker < 0xC0 or marker in (0xD9, 0xDA, 0xDE):
+            return None
+        if position + 2 > end:
+            return None
+        length = int.from_bytes(data[position : position + 2], "big")  # counts itself
+        if length < 2:
+            return None
+        if marker in _JPEG_FRAME_MARKERS:
+            if length < _JPEG_FRAME_HEADER_BYTES or position + _JPEG_FRAME_HEADER_BYTES > end:
+                return None
+            height = int.from_bytes(data[position + 3 : position + 5], "big")
+            width = int.from_bytes(data[position + 5 : position + 7], "big")
+            # Height 0 means a DNL marker gives it after the first scan.
+            return PixelSize(width, height) if width and height else None
+        position += length
+    return None
+
+
+def check_pixels(data: bytes, *, name: str, detector: str, limits: ImageLimits) -> None:
+    """Raise :class:`DetectorError` when ``data``'s header gives its size and
+    that size is outside ``limits``; an unreadable header passes (Rekognition
+    decides)."""
+    size = read_pixel_size(data)
+    if size is None:
+        return
+    width, height = size
+    shorter, longer = min(size), max(size)
+    described = f"image {name!r} is {width}x{height} pixels"
+    if shorter < limits.min_side:
+        raise DetectorError(
+            f"{described}, under {detector}'s minimum of {limits.min_side}x{limits.min_side}; "
+            "send a larger image (`convert: true` does not enlarge images)",
+            code="image-too-small",
+        )
+    max_ratio = limits.max_aspect_ratio
+    if max_ratio is not None and longer > max_ratio * shorter:
+        raise DetectorError(
+            f"{described}, an aspect ratio of {longer / shorter:.2f}:1, over {detector}'s "
+            f"{max_ratio:g}:1; crop it first",
+            code="invalid-aspect-ratio",
+        )
+    if longer > limits.max_side:
+        raise DetectorError(
+            f"{described}, over {detector}'s maximum of {limits.max_side:,} pixels a side; "
+            "resize it, or set `convert: true` to scale it down with Pillow",
+            code="image-too-large",
+        )
+
+
 def check_image(image: Image, *, detector: str, max_bytes: int) -> None:
     """As :func:`check_bytes` for an image with bytes; for an S3 object, its
     URI and (when known) its size against :data:`S3_MAX_BYTES`."""
@@ -134,7 +244,8 @@ def prepare_image(
 ) -> PreparedImage:
     """The ``Image`` to send for ``image``, checked against ``limits``:
     ``S3Object`` for an image without bytes, else ``Bytes``, converted first
-    with Pillow when ``convert`` is set and the image needs it."""
+    with Pillow when ``convert`` is set and the image needs it (conversion
+    checks the pixels itself, after decoding, and scales down what it can)."""
     if image.data is None:
         return PreparedImage({"S3Object": s3_object(image, detector=detector)})
     if convert:
@@ -145,4 +256,5 @@ def prepare_image(
         )
         return PreparedImage({"Bytes": data}, converted)
     check_bytes(image.data, name=image.name, detector=detector, max_bytes=limits.max_bytes)
+    check_pixels(image.data, name=image.name, detector=detector, limits=limits)
     return PreparedImage({"Bytes": image.data})

@@ -238,7 +238,6 @@ class ModerationDetector(Detector):
             settings.request(prepared.request, context.min_confidence),
             detector=self.name,
             image=image,
-            adapter_arn=settings.adapter_arn,
         )
         result = self._with_settings(self.parse(response.body), settings)
         metadata = dict(result.metadata)

@@ -18,6 +18,7 @@ from policy_engine.image import Image
 from policy_engine_rekognition.client import ClientCache, ClientSettings
 from policy_engine_rekognition.client import build_client as build_rekognition_client
 from policy_engine_rekognition.custom_labels import CustomLabelsDetector
+from policy_engine_rekognition.errors import to_detector_error
 from policy_engine_rekognition.moderation import ModerationDetector
 
 Context = Callable[..., DetectContext]
@@ -276,3 +277,125 @@ def test_custom_labels_end_to_end_through_moto(jpeg: Image, context: Context) ->
     assert result.labels[0].name == "MyLogo"
     assert "BoundingBox" in result.labels[0].extra["geometry"]
     assert result.metadata["project_version_arn"] == MODEL_ARN
+
+
+# --- a region that cannot be reached ------------------------------------------
+
+
+@pytest.fixture
+def unresolvable_hosts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """No host name resolves but 127.0.0.1 and localhost, as a mistyped region's
+    host does not (NXDOMAIN), without asking DNS: nothing leaves this machine.
+    Returns the names looked up."""
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    looked_up: list[str] = []
+    resolve = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in ("127.0.0.1", "localhost"):
+            return resolve(host, *args, **kwargs)
+        looked_up.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return looked_up
+
+
+@pytest.mark.parametrize("region_from", ["setting", "AWS_REGION"])
+@pytest.mark.parametrize(
+    ("detector", "settings"),
+    [(ModerationDetector, {}), (CustomLabelsDetector, {"project_version_arn": MODEL_ARN})],
+)
+def test_an_unknown_region_that_cannot_be_reached_is_named_with_a_guess(
+    monkeypatch: pytest.MonkeyPatch,
+    unresolvable_hosts: list[str],
+    jpeg: Image,
+    context: Context,
+    detector: Any,
+    settings: dict[str, Any],
+    region_from: str,
+) -> None:
+    if region_from == "setting":
+        settings = {**settings, "region": "us-esat-1"}
+    else:
+        monkeypatch.setenv("AWS_REGION", "us-esat-1")
+    instance = detector()
+    with pytest.raises(DetectorError) as raised:
+        instance.detect(jpeg, context(instance, {**settings, "max_attempts": 1}))
+
+    assert unresolvable_hosts == ["rekognition.us-esat-1.amazonaws.com"]  # botocore's own URL
+    error = raised.value
+    assert (error.code, error.retryable) == ("connection-error", True)
+    message = str(error)
+    assert "https://rekognition.us-esat-1.amazonaws.com" in message
+    assert (
+        "could not reach Rekognition in region us-esat-1, not a Rekognition region botocore "
+        "knows (did you mean us-east-1?); check the region (the `region` setting, AWS_REGION"
+    ) in message
+
+
+def test_a_known_region_that_cannot_be_reached_is_named_without_doubt(
+    unresolvable_hosts: list[str], jpeg: Image, context: Context
+) -> None:
+    detector = ModerationDetector()
+    with pytest.raises(DetectorError) as raised:
+        detector.detect(jpeg, context(detector, {"region": "eu-west-1", "max_attempts": 1}))
+
+    assert unresolvable_hosts == ["rekognition.eu-west-1.amazonaws.com"]
+    message = str(raised.value)
+    assert "could not reach Rekognition in region eu-west-1; check the region" in message
+    assert "botocore knows" not in message and "did you mean" not in message
+
+
+def test_a_region_outside_the_aws_partition_is_known(
+    unresolvable_hosts: list[str], jpeg: Image, context: Context
+) -> None:
+    detector = ModerationDetector()
+    with pytest.raises(DetectorError) as raised:
+        detector.detect(jpeg, context(detector, {"region": "us-gov-west-1", "max_attempts": 1}))
+
+    assert unresolvable_hosts and "us-gov-west-1" in unresolvable_hosts[0]
+    message = str(raised.value)
+    assert "in region us-gov-west-1; check the region" in message
+    assert "botocore knows" not in message
+
+
+def test_with_an_endpoint_url_the_region_is_not_blamed(
+    refused_url: str, jpeg: Image, context: Context
+) -> None:
+    detector = ModerationDetector()
+    settings = {"endpoint_url": refused_url, "region": "us-esat-1", "max_attempts": 1}
+    with pytest.raises(DetectorError) as raised:
+        detector.detect(jpeg, context(detector, settings))
+
+    message = str(raised.value)
+    assert raised.value.code == "connection-error"
+    assert "check the network, proxy and endpoint_url" in message
+    assert "us-esat-1" not in message and "check the region" not in message
+
+
+@pytest.mark.parametrize(
+    ("region", "doubt"),
+    [
+        ("us-esat-1", ", not a Rekognition region botocore knows (did you mean us-east-1?);"),
+        ("eu-west-9", "botocore knows (did you mean eu-west-1 or eu-west-2?);"),
+        ("mars-north-1", ", not a Rekognition region botocore knows;"),
+        ("ap-northeast-2", "in region ap-northeast-2; check the region"),
+    ],
+)
+def test_the_region_advice_guesses_only_near_typos(region: str, doubt: str) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    endpoint_url = f"https://rekognition.{region}.amazonaws.com"
+    error = to_detector_error(
+        EndpointConnectionError(endpoint_url=endpoint_url),
+        detector="rekognition-moderation",
+        operation="DetectModerationLabels",
+        image_name="a.jpg",
+        region=region,
+        endpoint_url=endpoint_url,
+    )
+
+    assert error is not None and error.code == "connection-error"
+    assert doubt in str(error)

@@ -12,8 +12,14 @@ import pytest
 from policy_engine.detectors import DetectContext, Detector
 from policy_engine.errors import DetectorError
 from policy_engine.image import Image
-from policy_engine_rekognition.client import ClientSettings, build_client
+from policy_engine_rekognition.client import (
+    ClientCache,
+    ClientSettings,
+    build_client,
+    call_rekognition,
+)
 from policy_engine_rekognition.custom_labels import CustomLabelsDetector
+from policy_engine_rekognition.errors import to_detector_error
 from policy_engine_rekognition.moderation import ADAPTER_NOT_USED, ModerationDetector
 from policy_engine_rekognition.testing import FakeRekognition
 
@@ -176,6 +182,92 @@ def test_not_ready_with_an_adapter_names_it(
         detector.detect(jpeg, context(detector, settings_for(fake, adapter_arn=ADAPTER_ARN)))
 
     assert "adapter named in adapter_arn is not ready" in str(raised.value)
+
+
+# A model in another region than the client's (us-east-1, from the environment).
+EU_MODEL_ARN = (
+    "arn:aws:rekognition:eu-west-1:123456789012:project/logos/version/"
+    "logos.2024-05-01T10.00.00/1714557600000"
+)
+
+
+def test_a_model_not_running_gets_the_commands_to_start_it(
+    fake: FakeRekognition, jpeg: Image, context: Context
+) -> None:
+    fake.fail(code="ResourceNotReadyException", operation="DetectCustomLabels", times=1)
+    detector = CustomLabelsDetector()
+    settings = settings_for(fake, project_version_arn=EU_MODEL_ARN)
+
+    with pytest.raises(DetectorError) as raised:
+        detector.detect(jpeg, context(detector, settings))
+
+    error = raised.value
+    assert (error.code, error.retryable) == ("ResourceNotReadyException", False)
+    message = str(error)
+    assert "the model is not running: start it with" in message
+    # The model's region comes from its ARN, not from the client's.
+    assert (
+        f"`aws rekognition start-project-version --project-version-arn {EU_MODEL_ARN} "
+        "--min-inference-units 1 --region eu-west-1`"
+    ) in message
+    assert (
+        "`aws rekognition wait project-version-running --project-arn <project_arn> "
+        "--version-names logos.2024-05-01T10.00.00 --region eu-west-1`"
+    ) in message
+    assert (
+        "<project_arn>: the model's project, listed by `aws rekognition describe-projects "
+        "--region eu-west-1`" in message
+    )
+    assert (
+        f"`aws rekognition stop-project-version --project-version-arn {EU_MODEL_ARN} "
+        "--region eu-west-1`"
+    ) in message
+    assert "billed per hour" in message
+    assert "<project_version_arn>" not in message and "<version_name>" not in message
+    assert fake.calls[0].request["ProjectVersionArn"] == EU_MODEL_ARN
+
+
+def test_without_a_model_arn_the_commands_keep_placeholders() -> None:
+    from botocore.exceptions import ClientError
+
+    not_running = ClientError(
+        {"Error": {"Code": "ResourceNotReadyException", "Message": "not running"}},
+        "DetectCustomLabels",
+    )
+    error = to_detector_error(
+        not_running,
+        detector="rekognition-custom-labels",
+        operation="DetectCustomLabels",
+        image_name="a.jpg",
+    )
+
+    assert error is not None
+    message = str(error)
+    assert "--project-version-arn <project_version_arn> --min-inference-units 1`" in message
+    assert "--project-arn <project_arn> --version-names <version_name>`" in message
+    assert "--region" not in message
+
+
+def test_call_rekognition_reads_the_model_from_the_request(
+    fake: FakeRekognition, jpeg: Image
+) -> None:
+    fake.fail(code="ResourceNotReadyException")
+    settings = ClientSettings(endpoint_url=fake.endpoint_url, retry_mode="standard", max_attempts=1)
+
+    def call(**model: str) -> str:
+        with pytest.raises(DetectorError) as raised:
+            call_rekognition(
+                ClientCache(build_client),
+                settings,
+                "DetectModerationLabels",
+                {"Image": {"Bytes": jpeg.data}, **model},
+                detector="rekognition-moderation",
+                image=jpeg,
+            )
+        return str(raised.value)
+
+    assert "adapter named in adapter_arn is not ready" in call(ProjectVersion=ADAPTER_ARN)
+    assert "base moderation model" in call()
 
 
 # --- expired adapter -------------------------------------------------------------------------
