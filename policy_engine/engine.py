@@ -239,6 +239,7 @@ class Engine:
                         limiter.acquire()
                         return configured.detector.detect(image, configured.context)
                     finally:
+                        limiter.defer_next()  # it left when its client was ready, not at its slot
                         configured.warmed.set()
         limiter.acquire()
         return configured.detector.detect(image, configured.context)

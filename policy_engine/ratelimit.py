@@ -50,3 +50,10 @@ class RateLimiter:
         if wait > 0:
             self._sleep(wait)
         return wait
+
+    def defer_next(self) -> None:
+        """Space the next slot a full interval from now: for a call that went
+        out later than its slot (a first call, which builds its client first),
+        so that the next one does not follow it at once."""
+        with self._lock:
+            self._next = max(self._next, self._clock() + self.interval)

@@ -86,3 +86,14 @@ def test_the_default_margin_keeps_every_closed_second_at_or_under_the_rate() -> 
 def test_margin_must_be_a_fraction(margin: float) -> None:
     with pytest.raises(ValueError, match="margin"):
         RateLimiter(10, margin=margin)
+
+
+def test_a_call_that_left_late_pushes_the_next_slot_from_when_it_left() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10, margin=0, clock=clock.time, sleep=clock.sleep)
+    assert limiter.acquire() == 0.0
+    clock.now += 2.0  # the first call built its client for two seconds, then went out
+    limiter.defer_next()
+    assert limiter.acquire() == pytest.approx(0.1)  # not at once: one interval after it left
+    limiter.defer_next()  # never pulls a later slot earlier
+    assert limiter.acquire() == pytest.approx(0.2)
