@@ -1,5 +1,5 @@
 """``python -m policy_engine``: the same as the ``policy-engine`` command."""
 
-from policy_engine.cli import main
+from policy_engine.cli import console_main
 
-raise SystemExit(main())
+console_main()

@@ -164,6 +164,9 @@ class BatchStats:
         return time.monotonic() - self.started
 
 
+CHECK_THREAD_PREFIX = "policy-engine-check"
+"""The names of :func:`check_many`'s worker threads start so."""
+
 _STOP_POLL = 0.1
 """Seconds between looks at ``check_many``'s ``stop`` while nothing finishes."""
 
@@ -203,7 +206,7 @@ def check_many(
             return CheckResult(item.name, image.sha256, error=f"{type(exc).__name__}: {exc}")
         return CheckResult(item.name, image.sha256, decision, duplicate=duplicate)
 
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="policy-engine-check")
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=CHECK_THREAD_PREFIX)
     pending: deque[Future[CheckResult]] = deque()  # in input order
     inputs = iter(items)
     exhausted = False

@@ -7,11 +7,14 @@ Every command writes to the streams it is given and returns an exit code
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import pkgutil
 import sys
+import threading
 from collections.abc import Sequence
 from importlib import import_module
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from policy_engine import __version__
 from policy_engine.cli import exit_codes
@@ -64,3 +67,26 @@ def main(
     except BrokenPipeError:  # e.g. piped into head: not an error of ours
         return exit_codes.OK
     return code
+
+
+def console_main() -> NoReturn:
+    """The ``policy-engine`` command and ``python -m policy_engine``: :func:`main`,
+    then exit. After a second Ctrl-C, calls may still be in flight on worker
+    threads, which a normal exit would wait for (up to botocore's timeouts):
+    the process exits at once instead, its output flushed."""
+    code = main()
+    if code == exit_codes.INTERRUPTED and _checks_in_flight():
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+    raise SystemExit(code)
+
+
+def _checks_in_flight() -> bool:
+    from policy_engine.batch import CHECK_THREAD_PREFIX
+
+    return any(
+        thread.name.startswith(CHECK_THREAD_PREFIX) and thread.is_alive()
+        for thread in threading.enumerate()
+    )

@@ -11,7 +11,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 from policy_engine.batch import BatchStats, CheckResult, check_many, expand_inputs
 from policy_engine.cli import exit_codes
@@ -161,11 +161,12 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     ordered = args.ordered if args.ordered is not None else args.format == "text"
     results = check_many(engine, items, concurrency=args.concurrency, ordered=ordered, stop=stop)
     try:
-        with _first_interrupt_sets(stop):
+        with _CtrlC(stop) as ctrl_c:
             told = False
             for result in results:
-                _write(result, args.format, stdout)
-                stats.add(result)
+                with ctrl_c.held():  # a record is written and counted, or neither
+                    _write(result, args.format, stdout)
+                    stats.add(result)
                 if stop.is_set() and not told:
                     told = True
                     print(
@@ -190,24 +191,45 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     return exit_codes.FAIL_ON if reaches(Verdict(worst), args.fail_on) else exit_codes.OK
 
 
-@contextlib.contextmanager
-def _first_interrupt_sets(stop: threading.Event) -> Iterator[None]:
-    """While the run lasts, the first Ctrl-C sets ``stop`` (the calls in flight,
-    already paid for, finish and are written); a second one interrupts."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals reach only the main thread: Ctrl-C interrupts at once
-        return
+class _CtrlC:
+    """While a run lasts: the first Ctrl-C sets ``stop`` (the calls in flight,
+    already paid for, finish and are written); a second one interrupts, but
+    never between writing a record and counting it. Signals reach only the
+    main thread; elsewhere Ctrl-C interrupts at once, as by default."""
 
-    def on_interrupt(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._holding = False
+        self._deferred = False
+        self._previous: Any = None
+        self._installed = threading.current_thread() is threading.main_thread()
+
+    def __enter__(self) -> _CtrlC:
+        if self._installed:
+            self._previous = signal.signal(signal.SIGINT, self._on_interrupt)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _on_interrupt(self, signum: int, frame: FrameType | None) -> None:
+        if not self._stop.is_set():
+            self._stop.set()
+        elif self._holding:
+            self._deferred = True
+        else:
             raise KeyboardInterrupt
-        stop.set()
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self._deferred:
+            raise KeyboardInterrupt
 
 
 def _write(result: CheckResult, output_format: str, stdout: TextIO) -> None:

@@ -90,3 +90,13 @@ def test_missing_required_option_exits_2(h, tmp_path):
 
     assert result.code == 2, result
     assert "--policy" in result.err
+
+
+def test_the_console_script_exits_without_waiting_for_abandoned_calls():
+    """`policy-engine` and `python -m policy_engine` both go through console_main,
+    which exits at once after a second Ctrl-C (plugins/rekognition's check CLI tests
+    show it with calls held at the fake)."""
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="policy-engine")
+    assert script.value == "policy_engine.cli:console_main"
