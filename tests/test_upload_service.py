@@ -3,6 +3,7 @@ WSGI interface, with the example images replayed from examples/recordings."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import io
@@ -263,13 +264,10 @@ def test_a_burst_of_uploads_is_queued_while_the_server_is_busy(service: Any) -> 
     at once (socketserver's default backlog of 5 dropped the rest's SYNs, and
     each of those waited a second for its retransmit)."""
     server = make_server("127.0.0.1", 0, service, server_class=app_module.ThreadingWSGIServer)
-    connected: list[socket.socket] = []
-    try:
-        port = server.server_address[1]
-        for _ in range(64):
-            connected.append(socket.create_connection(("127.0.0.1", port), timeout=0.5))
-        assert len(connected) == 64
-    finally:
-        for connection in connected:
-            connection.close()
-        server.server_close()
+    address = ("127.0.0.1", server.server_address[1])
+    with server, contextlib.ExitStack() as connections:
+        opened = [
+            connections.enter_context(socket.create_connection(address, timeout=0.5))
+            for _ in range(64)
+        ]
+        assert len(opened) == 64
