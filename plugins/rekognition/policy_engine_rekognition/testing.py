@@ -55,6 +55,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final, Literal, get_args
 
+from policy_engine_rekognition.images import (
+    CUSTOM_LABELS_LIMITS,
+    MODERATION_LIMITS,
+    ImageLimits,
+    read_pixel_size,
+)
+
 __all__ = [
     "ANY",
     "AWS_ENVIRONMENT",
@@ -146,6 +153,10 @@ _JPEG_MAGIC: Final = b"\xff\xd8\xff"
 _PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
 # A request body can hold a 5 MiB image as base64 and some JSON; refuse far more.
 _MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+_PIXEL_LIMITS: Final[Mapping[Operation, ImageLimits]] = {
+    "DetectModerationLabels": MODERATION_LIMITS,
+    "DetectCustomLabels": CUSTOM_LABELS_LIMITS,
+}
 _SHA256_HEX: Final = re.compile(r"^[0-9a-fA-F]{64}$")
 _JSON_CONTENT_TYPE: Final = "application/x-amz-json-1.1"
 # Placeholders for the extra fields of HumanLoopQuotaExceededException.
@@ -770,6 +781,27 @@ def _validate(request: _Request) -> None:
     if not (data.startswith(_JPEG_MAGIC) or data.startswith(_PNG_MAGIC)):
         raise _FakeError(
             "InvalidImageFormatException", "Request has invalid image format: not a JPEG or PNG"
+        )
+    size = read_pixel_size(data)  # an unreadable header passes: the fake decodes nothing
+    if size is not None:
+        _check_pixels(operation, *size)
+
+
+def _check_pixels(operation: Operation, width: int, height: int) -> None:
+    limits = _PIXEL_LIMITS[operation]
+    shorter, longer = sorted((width, height))
+    if longer > limits.max_side:
+        raise _FakeError(
+            "ImageTooLargeException",
+            f"Image of {width}x{height} pixels exceeds {limits.max_side} pixels a side",
+        )
+    too_long = limits.max_aspect_ratio is not None and longer > limits.max_aspect_ratio * shorter
+    if shorter < limits.min_side or too_long:
+        raise _FakeError(
+            "InvalidParameterException",
+            f"Image of {width}x{height} pixels is outside {limits.min_side} to "
+            f"{limits.max_side} pixels a side"
+            + (f" or over {limits.max_aspect_ratio:g}:1" if limits.max_aspect_ratio else ""),
         )
 
 

@@ -375,6 +375,42 @@ def test_moderation_accepts_the_limits_themselves(fake: FakeRekognition, client:
     assert fake.calls[2].request["Image"]["Size"] == 5_242_880
 
 
+def png_of(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR chunk: all the fake reads of an image's size."""
+    size = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    return PNG[:8] + (13).to_bytes(4, "big") + b"IHDR" + size + b"\x08\x02\x00\x00\x00" * 2
+
+
+@pytest.mark.parametrize(
+    ("operation", "width", "height", "code"),
+    [
+        ("DetectModerationLabels", 80, 10_000, None),
+        ("DetectModerationLabels", 79, 500, "InvalidParameterException"),
+        ("DetectModerationLabels", 10_001, 500, "ImageTooLargeException"),
+        ("DetectCustomLabels", 64, 1280, None),  # 20:1 exactly
+        ("DetectCustomLabels", 64, 1281, "InvalidParameterException"),
+        ("DetectCustomLabels", 63, 63, "InvalidParameterException"),
+        ("DetectCustomLabels", 4097, 300, "ImageTooLargeException"),
+    ],
+)
+def test_pixel_limits_are_checked_from_a_readable_header(
+    fake: FakeRekognition, client: Any, operation: str, width: int, height: int, code: str | None
+) -> None:
+    """As Rekognition does, for clients that send images without our detectors' checks."""
+    image = {"Bytes": png_of(width, height)}
+    call = {
+        "DetectModerationLabels": lambda: client.detect_moderation_labels(Image=image),
+        "DetectCustomLabels": lambda: client.detect_custom_labels(
+            ProjectVersionArn=MODEL_ARN, Image=image
+        ),
+    }[operation]
+    if code is None:
+        call()
+    else:
+        assert aws_error(call)[:2] == (code, 400)
+    assert fake.calls[0].outcome == (code or "ok")
+
+
 def test_custom_labels_image_limit_is_4_mib(fake: FakeRekognition, client: Any) -> None:
     largest = PNG + b"\x00" * (4_194_304 - len(PNG))
 
