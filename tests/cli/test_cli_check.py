@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -321,3 +322,19 @@ def test_a_detector_failure_outranks_fail_on(h, tmp_path):
     (record,) = result.jsonl()
     assert record["decision"] == "block" and record["errors"], record
     assert "1 with detector errors" in result.err
+
+
+def test_the_readme_quickstart_runs_as_it_says(h):
+    """The main job, as the README gives it: 3 allow, 2 review, 2 block offline,
+    and exit 3 for the image without a recording."""
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    (command,) = re.findall(r"&& python -m policy_engine (check [^\n`]+)", readme)
+
+    result = h.run(*shlex.split(command), "--format", "jsonl", module=True, cwd=root)
+
+    assert result.code == 3, result
+    assert "so the command exits 3" in readme
+    decisions = sorted(r["decision"] for r in result.jsonl())
+    assert decisions == ["allow"] * 3 + ["block"] * 2 + ["review"] * 2
+    assert summary_counts(result.err) == {"allow": 3, "review": 2, "block": 2}
