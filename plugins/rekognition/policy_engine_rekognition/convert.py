@@ -19,7 +19,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from policy_engine.errors import DetectorError
-from policy_engine_rekognition.images import ImageLimits, check_bytes, sniff_format
+from policy_engine_rekognition.images import (
+    ImageLimits,
+    PixelSize,
+    check_bytes,
+    check_pixel_size,
+    sniff_format,
+)
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PillowImage
@@ -63,7 +69,13 @@ def convert_image(
             from_format = opened.format or sniffed or "unknown"
             width, height = opened.size
             frames = getattr(opened, "n_frames", 1)
-            _check_shape(width, height, name=name, detector=detector, limits=limits)
+            check_pixel_size(
+                PixelSize(width, height),
+                name=name,
+                detector=detector,
+                limits=limits,
+                downscaling=True,
+            )
             too_large = len(data) > limits.max_bytes or max(width, height) > limits.max_side
             if sniffed in ("JPEG", "PNG") and not too_large:
                 return data, None
@@ -107,23 +119,6 @@ def convert_image(
     if frames > 1:
         converted["frames"] = frames  # the first one was sent
     return out, converted
-
-
-def _check_shape(width: int, height: int, *, name: str, detector: str, limits: ImageLimits) -> None:
-    if min(width, height) < limits.min_side:
-        raise DetectorError(
-            f"image {name!r} is {width}x{height} pixels, under {detector}'s minimum of "
-            f"{limits.min_side}x{limits.min_side}; conversion does not enlarge images",
-            code="image-too-small",
-        )
-    if limits.max_aspect_ratio is not None:
-        ratio = max(width, height) / min(width, height)
-        if ratio > limits.max_aspect_ratio:
-            raise DetectorError(
-                f"image {name!r} is {width}x{height} pixels, an aspect ratio of {ratio:.1f}:1, "
-                f"over {detector}'s {limits.max_aspect_ratio:g}:1; crop it first",
-                code="invalid-aspect-ratio",
-            )
 
 
 def _flatten(picture: PillowImage) -> PillowImage:

@@ -173,8 +173,15 @@ def check_pixels(data: bytes, *, name: str, detector: str, limits: ImageLimits) 
     that size is outside ``limits``; an unreadable header passes (Rekognition
     decides)."""
     size = read_pixel_size(data)
-    if size is None:
-        return
+    if size is not None:
+        check_pixel_size(size, name=name, detector=detector, limits=limits)
+
+
+def check_pixel_size(
+    size: PixelSize, *, name: str, detector: str, limits: ImageLimits, downscaling: bool = False
+) -> None:
+    """Raise :class:`DetectorError` for a size outside ``limits``; with
+    ``downscaling`` (Pillow will scale it down), a side over the maximum is fine."""
     width, height = size
     shorter, longer = min(size), max(size)
     described = f"image {name!r} is {width}x{height} pixels"
@@ -191,21 +198,12 @@ def check_pixels(data: bytes, *, name: str, detector: str, limits: ImageLimits) 
             f"{max_ratio:g}:1; crop it first",
             code="invalid-aspect-ratio",
         )
-    if longer > limits.max_side:
+    if longer > limits.max_side and not downscaling:
         raise DetectorError(
             f"{described}, over {detector}'s maximum of {limits.max_side:,} pixels a side; "
             "resize it, or set `convert: true` to scale it down with Pillow",
             code="image-too-large",
         )
-
-
-def check_image(image: Image, *, detector: str, max_bytes: int) -> None:
-    """As :func:`check_bytes` for an image with bytes; for an S3 object, its
-    URI and (when known) its size against :data:`S3_MAX_BYTES`."""
-    if image.data is None:
-        s3_object(image, detector=detector)
-        return
-    check_bytes(image.data, name=image.name, detector=detector, max_bytes=max_bytes)
 
 
 def s3_object(image: Image, *, detector: str) -> dict[str, str]:

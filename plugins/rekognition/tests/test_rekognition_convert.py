@@ -216,7 +216,7 @@ def test_an_animated_gif_sends_its_first_frame(fake: FakeRekognition, context: C
     [
         (moderation, (79, 200), "image-too-small", "minimum of 80x80"),
         (custom_labels, (63, 200), "image-too-small", "minimum of 64x64"),
-        (custom_labels, (2100, 100), "invalid-aspect-ratio", "21.0:1"),
+        (custom_labels, (2100, 100), "invalid-aspect-ratio", "21.00:1"),
     ],
 )
 def test_what_scaling_down_cannot_fix_is_an_error(
