@@ -9,17 +9,18 @@ ahead, so memory stays flat however many inputs there are.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from policy_engine.decision import Decision
 from policy_engine.engine import Engine
+from policy_engine.errors import RunStopped
 from policy_engine.image import Image
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
@@ -168,7 +169,7 @@ CHECK_THREAD_PREFIX = "policy-engine-check"
 """The names of :func:`check_many`'s worker threads start so."""
 
 _STOP_POLL = 0.1
-"""Seconds between looks at ``check_many``'s ``stop`` while nothing finishes."""
+"""Seconds between looks at a stop while nothing else happens."""
 
 
 def check_many(
@@ -184,16 +185,28 @@ def check_many(
 
     An input that cannot be read yields a result with ``error`` and the run
     goes on; a detector failure is part of the decision (the policy's
-    ``on_error``). Setting ``stop`` ends the run gently: no more inputs are
-    read, what has not started is dropped, and what is in flight (already
-    paid for) finishes and is yielded. Closing the iterator early (or an
-    exception such as Ctrl-C's) cancels what has not started at once.
+    ``on_error``). Inputs are read on a thread of their own, so a slow source
+    (a pipe that pauses) never holds back results already made.
+
+    Setting ``stop`` ends the run gently: no more inputs are read, an image
+    not yet started is dropped (not sent, not yielded), one waiting for a rate
+    slot too, and what is in flight (already paid for) finishes and is
+    yielded. Closing the iterator early (or an exception such as Ctrl-C's)
+    abandons everything at once.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     once = _OncePerImage(engine)
+    stopping = stop if stop is not None else threading.Event()
+    closing = threading.Event()  # the consumer went away
+    window = threading.Semaphore(2 * concurrency)  # read ahead: submitted, not yet yielded
+    # Futures in input order (ordered) or as they finish; then the feeder's end.
+    events: queue.SimpleQueue[Future[CheckResult | None] | _InputsEnded] = queue.SimpleQueue()
+    submitted = [0]  # how many futures the feeder made; read when stopping
 
-    def check_one(item: InputItem) -> CheckResult:
+    def check_one(item: InputItem) -> CheckResult | None:
+        if stopping.is_set():
+            return None  # dropped before it started
         if item.problem is not None or item.load is None:
             return CheckResult(item.name, error=item.problem or "nothing to read")
         try:
@@ -202,41 +215,65 @@ def check_many(
             return CheckResult(item.name, error=f"cannot read: {exc.strerror or exc}")
         try:
             decision, duplicate = once.decide(image)
+        except RunStopped:
+            return None  # stopped while waiting for its rate slot: never sent
         except Exception as exc:  # a bug must cost one image, never the run
             return CheckResult(item.name, image.sha256, error=f"{type(exc).__name__}: {exc}")
         return CheckResult(item.name, image.sha256, decision, duplicate=duplicate)
 
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=CHECK_THREAD_PREFIX)
-    pending: deque[Future[CheckResult]] = deque()  # in input order
-    inputs = iter(items)
-    exhausted = False
+
+    def feed() -> None:
+        error: BaseException | None = None
+        try:
+            for item in items:
+                while not window.acquire(timeout=_STOP_POLL):
+                    if closing.is_set() or stopping.is_set():
+                        return
+                if closing.is_set() or stopping.is_set():
+                    return
+                submitted[0] += 1  # before the future exists: never fewer than there are
+                future = pool.submit(check_one, item)
+                if ordered:
+                    events.put(future)
+                else:
+                    future.add_done_callback(events.put)
+        except BaseException as exc:  # a failing input source ends the run, as it would inline
+            error = exc
+        finally:
+            events.put(_InputsEnded(error))
+
+    threading.Thread(target=feed, name="policy-engine-inputs", daemon=True).start()
+    yielded = 0
+    ended: _InputsEnded | None = None
     try:
         while True:
-            if stop is not None and stop.is_set() and not exhausted:
-                exhausted = True
-                pending = deque(f for f in pending if not f.cancel())  # keeps the started
-            while not exhausted and len(pending) < 2 * concurrency:
-                item = next(inputs, None)
-                if item is None:
-                    exhausted = True
-                else:
-                    pending.append(pool.submit(check_one, item))
-            if not pending:
+            if yielded == submitted[0] and (ended is not None or stopping.is_set()):
+                if ended is not None and ended.error is not None:
+                    raise ended.error
                 return
-            if ordered:
-                yield pending.popleft().result()
+            try:
+                event = events.get(timeout=_STOP_POLL)  # wakes to see a stop
+            except queue.Empty:
                 continue
-            # with a stop to watch, wake now and then to see it
-            done, _ = wait(
-                pending,
-                timeout=_STOP_POLL if stop is not None else None,
-                return_when=FIRST_COMPLETED,
-            )
-            for future in [f for f in pending if f in done]:
-                pending.remove(future)
-                yield future.result()
+            if isinstance(event, _InputsEnded):
+                ended = event
+                continue
+            result = event.result()  # ordered: waits for this one, in flight or dropped
+            yielded += 1
+            window.release()
+            if result is not None:
+                yield result
     finally:
-        pool.shutdown(wait=not pending, cancel_futures=True)
+        closing.set()
+        pool.shutdown(wait=ended is not None and yielded == submitted[0], cancel_futures=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _InputsEnded:
+    """The feeder read its last input (or failed with ``error``)."""
+
+    error: BaseException | None = None
 
 
 def check_paths(

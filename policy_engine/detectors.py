@@ -119,6 +119,11 @@ class Detector:
         as the model the call named."""
         return self.parse(raw)
 
+    def prepare(self, context: DetectContext) -> None:
+        """Get ready to call (build clients, open sessions) before the first
+        rate-limited call, outside the rate limit; a failure here is ignored
+        and left for ``detect`` to report."""
+
     def precheck(self, image: Image, context: DetectContext) -> None:
         """Raise :class:`~policy_engine.errors.DetectorError` for an image this
         detector would refuse without calling out (format, size). The engine

@@ -14,7 +14,12 @@ from typing import Any
 from policy_engine.compiler import CompiledPolicy, matcher_conflicts
 from policy_engine.decision import Decision, DetectorFailure
 from policy_engine.detectors import DetectContext, Detector, DetectorResult
-from policy_engine.errors import DetectorError, InvalidDetectorResult, PolicyEngineError
+from policy_engine.errors import (
+    DetectorError,
+    InvalidDetectorResult,
+    PolicyEngineError,
+    RunStopped,
+)
 from policy_engine.image import Image
 from policy_engine.labels import Label
 from policy_engine.loader import load_policy
@@ -35,9 +40,10 @@ class _Configured:
     detector: Detector
     context: DetectContext
     settings_digest: str
-    # the first paced call runs alone (see Engine._paced)
+    # a detector warms up alone (see Engine._paced)
     warmed: threading.Event = field(default_factory=threading.Event)
     warming: threading.Lock = field(default_factory=threading.Lock)
+    prepared: threading.Event = field(default_factory=threading.Event)
 
 
 class CallCounter:
@@ -192,7 +198,6 @@ class Engine:
         if cached is not None:
             return cached
         detector.precheck(image, configured.context)  # a refused image costs no call
-        self.counter.add(calls=1)
         result = self._paced(configured, image)
         raw = result.raw if isinstance(result, DetectorResult) else None
         if self.record is not None and raw is not None:
@@ -223,26 +228,45 @@ class Engine:
         return dataclasses.replace(result, metadata={**result.metadata, "from_cache": True})
 
     def _paced(self, configured: _Configured, image: Image) -> DetectorResult:
-        """Call a remote detector within the rate limit.
+        """Call a remote detector within the rate limit, counting the call when
+        it goes out.
 
-        A detector's first call runs alone: it builds clients and opens
-        connections, which takes far longer than one slot, and the slots other
-        threads took meanwhile would then go out at once, a burst over the
-        rate. After it, calls leave at their slots."""
+        A detector warms up alone: its ``prepare`` builds clients outside the
+        rate limit, then its calls run one at a time until one succeeds (a
+        detector that builds its client in its first call would otherwise
+        hold that call past its slot while the next slots came due, and they
+        would go out at once, a burst over the rate); the next slot is then
+        counted from when that call returned."""
         limiter = self.rate_limit
         if limiter is None:
+            self.counter.add(calls=1)
             return configured.detector.detect(image, configured.context)
         if not configured.warmed.is_set():
             with configured.warming:
                 if not configured.warmed.is_set():
-                    try:
-                        limiter.acquire()
-                        return configured.detector.detect(image, configured.context)
-                    finally:
-                        limiter.defer_next()  # it left when its client was ready, not at its slot
-                        configured.warmed.set()
+                    return self._warm_up(configured, image, limiter)
         limiter.acquire()
+        self.counter.add(calls=1)
         return configured.detector.detect(image, configured.context)
+
+    def _warm_up(
+        self, configured: _Configured, image: Image, limiter: RateLimiter
+    ) -> DetectorResult:
+        detector = configured.detector
+        if not configured.prepared.is_set():
+            configured.prepared.set()
+            try:
+                detector.prepare(configured.context)
+            except Exception:  # the call itself will report it
+                logger.debug("prepare failed for %s", detector.name)
+        limiter.acquire()
+        self.counter.add(calls=1)
+        try:
+            result = detector.detect(image, configured.context)
+        finally:
+            limiter.defer_next()
+        configured.warmed.set()
+        return result
 
     def detect(self, image: Image) -> tuple[list[DetectorResult], list[DetectorFailure]]:
         """Run every detector over ``image``; failures are collected, never raised."""
@@ -256,6 +280,8 @@ class Engine:
                 for label in result.labels:
                     # a plugin's taxonomy look-up fails here, as this detector's error
                     self.compiled.resolve(label)
+            except RunStopped:
+                raise  # not this detector's failure: the image gets no decision
             except DetectorError as exc:
                 failures.append(DetectorFailure(name, str(exc), exc.code, exc.retryable))
             except Exception as exc:  # a plugin's bug must not crash the others

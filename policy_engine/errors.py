@@ -80,3 +80,8 @@ class NoRecordingError(DetectorError):
 
 class UnrecognisedResponseError(PolicyEngineError):
     """A raw response that no installed detector recognises, or that several do."""
+
+
+class RunStopped(PolicyEngineError):
+    """A batch run was stopped (its ``stop`` set) before this call went out:
+    nothing was sent, and the image has no decision."""

@@ -6,6 +6,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from policy_engine.errors import RunStopped
+
 DEFAULT_MARGIN = 0.02
 """How much wider than ``1 / rate`` calls are spaced by default (see :class:`RateLimiter`)."""
 
@@ -19,7 +21,8 @@ class RateLimiter:
     A service that counts transactions in a sliding one-second window (as
     Rekognition's quotas do) then never sees more than ``rate``, and a
     throttle, which slows an adaptive-retry client for a while, is avoided.
-    ``clock`` and ``sleep`` are inputs so tests need not wait.
+    ``clock`` and ``sleep`` are inputs so tests need not wait. A ``stop``
+    event ends every wait at once (a batch run that is being stopped).
     """
 
     def __init__(
@@ -29,6 +32,7 @@ class RateLimiter:
         margin: float = DEFAULT_MARGIN,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        stop: threading.Event | None = None,
     ) -> None:
         if not rate > 0:
             raise ValueError(f"rate must be a positive number of calls per second, got {rate!r}")
@@ -39,21 +43,27 @@ class RateLimiter:
         self._sleep = sleep
         self._next = -float("inf")
         self._lock = threading.Lock()
+        self._stop = stop
 
     def acquire(self) -> float:
-        """Wait for this call's slot; return the seconds waited."""
+        """Wait for this call's slot; return the seconds waited. Raises
+        :class:`~policy_engine.errors.RunStopped` when ``stop`` is set, before
+        or while waiting: the call must not go out."""
         with self._lock:
             now = self._clock()
             slot = max(now, self._next)
             self._next = slot + self.interval
         wait = slot - now
-        if wait > 0:
-            self._sleep(wait)
+        if self._stop is None:
+            if wait > 0:
+                self._sleep(wait)
+        elif self._stop.wait(max(wait, 0.0)):
+            raise RunStopped("the run was stopped before this call's rate slot came")
         return wait
 
     def defer_next(self) -> None:
         """Space the next slot a full interval from now: for a call that went
-        out later than its slot (a first call, which builds its client first),
+        out later than its slot (a first call that built its client first),
         so that the next one does not follow it at once."""
         with self._lock:
             self._next = max(self._next, self._clock() + self.interval)

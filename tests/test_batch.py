@@ -159,25 +159,15 @@ class Gated(RemoteDetector):
         return super().detect(image, context)
 
 
-class SeenStop(threading.Event):
-    """A stop that tells the test when the run has seen it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen = threading.Event()
-
-    def is_set(self) -> bool:
-        answer = super().is_set()
-        if answer:
-            self.seen.set()
-        return answer
-
-
-def test_stop_writes_what_is_in_flight_and_starts_nothing_more() -> None:
-    gate, stop = threading.Event(), SeenStop()
+@pytest.mark.parametrize("ordered", [False, True])
+@pytest.mark.parametrize("inputs", [12, 4])  # 4: every input read before the stop
+def test_stop_writes_what_is_in_flight_and_starts_nothing_more(ordered: bool, inputs: int) -> None:
+    gate, stop = threading.Event(), threading.Event()
     detector = Gated(gate)
-    contents = [str(i).encode() for i in range(12)]
-    stream = check_many(engine_for(detector), items(*contents), concurrency=2, stop=stop)
+    contents = [str(i).encode() for i in range(inputs)]
+    stream = check_many(
+        engine_for(detector), items(*contents), concurrency=2, stop=stop, ordered=ordered
+    )
     results: list[CheckResult] = []
     collector = threading.Thread(target=lambda: results.extend(stream))
     collector.start()
@@ -186,8 +176,7 @@ def test_stop_writes_what_is_in_flight_and_starts_nothing_more() -> None:
         assert time.monotonic() < deadline, "the run never started two calls"
         time.sleep(0.005)
 
-    stop.set()
-    assert stop.seen.wait(10)
+    stop.set()  # before the calls in flight finish: what starts after it sees it
     gate.set()
     collector.join(10)
 
@@ -195,6 +184,25 @@ def test_stop_writes_what_is_in_flight_and_starts_nothing_more() -> None:
     assert 2 <= len(detector.calls) < len(contents)  # queued inputs were dropped
     assert len(results) == len(detector.calls)  # every call made was written
     assert all(r.decision is not None for r in results)
+
+
+def test_a_paused_input_source_never_holds_back_results() -> None:
+    """Inputs are read on a thread of their own: while the source waits (a pipe
+    with nothing more yet), what is decided comes out; a stop ends the run."""
+    resume, stop = threading.Event(), threading.Event()
+
+    def paused_after_two() -> Iterator[InputItem]:
+        yield from items(b"calm", b"fight")
+        resume.wait(10)  # a producer with nothing more to say, for now
+        yield from items(b"late")
+
+    stream = check_many(engine_for(RemoteDetector()), paused_after_two(), stop=stop)
+    decided = {next(stream).input, next(stream).input}
+    stop.set()
+    rest = list(stream)  # ends although the source is still paused
+    resume.set()
+
+    assert decided == {"img0", "img1"} and rest == []
 
 
 def test_cache_answers_what_record_stored_without_calling(tmp_path: Path) -> None:
@@ -304,32 +312,52 @@ def test_concurrency_must_be_positive() -> None:
         list(check_many(engine_for(RemoteDetector()), [], concurrency=0))
 
 
-def test_with_a_rate_limit_a_detectors_first_call_runs_alone() -> None:
-    import time
-
+def test_with_a_rate_limit_a_detector_prepares_once_before_any_call_and_calls_are_spaced() -> None:
     from policy_engine.ratelimit import RateLimiter
 
-    spans: list[tuple[float, float]] = []
+    prepared: list[tuple[float, float]] = []
+    starts: list[float] = []
     lock = threading.Lock()
 
-    class SlowToStart(RemoteDetector):
-        def detect(self, image: Image, context: DetectContext) -> DetectorResult:
-            started = time.monotonic()
-            with lock:
-                first = not spans
-                spans.append((started, 0.0))
-            if first:
-                time.sleep(0.05)  # building a client, opening a connection
-            result = super().detect(image, context)
-            with lock:
-                spans[spans.index((started, 0.0))] = (started, time.monotonic())
-            return result
+    class SlowToPrepare(RemoteDetector):
+        def prepare(self, context: DetectContext) -> None:
+            began = time.monotonic()
+            time.sleep(0.2)  # building a client: longer than several slots
+            prepared.append((began, time.monotonic()))
 
-    engine = engine_for(SlowToStart(), rate_limit=RateLimiter(1000))
+        def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+            with lock:
+                starts.append(time.monotonic())
+            return super().detect(image, context)
+
+    limiter = RateLimiter(50, margin=0)
+    engine = engine_for(SlowToPrepare(), rate_limit=limiter)
     contents = [str(i).encode() for i in range(12)]
     assert len(list(check_many(engine, items(*contents), concurrency=6))) == 12
-    first_start, first_end = min(spans)
-    assert all(start >= first_end for start, _ in spans if start != first_start)
+    ((_, ready),) = prepared
+    assert min(starts) >= ready  # no call waited inside a slot for the client
+    # Every slot was taken after the client was ready, so the twelfth call is
+    # eleven slots later (had slots passed while the client was built, the
+    # calls after it would have gone out at once).
+    assert max(starts) - ready >= 11 * limiter.interval * 0.99
+    assert engine.counter.calls == 12
+
+
+def test_a_stop_while_waiting_for_a_rate_slot_sends_nothing_more() -> None:
+    from policy_engine.ratelimit import RateLimiter
+
+    stop = threading.Event()
+    detector = RemoteDetector()
+    engine = engine_for(detector, rate_limit=RateLimiter(2, stop=stop))
+    contents = [str(i).encode() for i in range(8)]
+    stream = check_many(engine, items(*contents), concurrency=4, stop=stop)
+    first = next(stream)  # the first call went out at once; three more wait for slots
+    stop.set()
+    rest = list(stream)
+
+    assert first.decision is not None
+    assert len(detector.calls) == 1 + len(rest) < len(contents)
+    assert engine.counter.calls == len(detector.calls)  # counted only when sent
 
 
 def test_an_unexpected_error_costs_one_image_not_the_run(monkeypatch: pytest.MonkeyPatch) -> None:

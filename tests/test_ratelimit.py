@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from policy_engine.errors import RunStopped
 from policy_engine.ratelimit import RateLimiter
 
 
@@ -86,6 +87,17 @@ def test_the_default_margin_keeps_every_closed_second_at_or_under_the_rate() -> 
 def test_margin_must_be_a_fraction(margin: float) -> None:
     with pytest.raises(ValueError, match="margin"):
         RateLimiter(10, margin=margin)
+
+
+def test_a_stop_ends_a_wait_for_a_slot_and_no_later_call_goes_out() -> None:
+    stop = threading.Event()
+    limiter = RateLimiter(0.1, stop=stop)  # a slot every ten seconds
+    assert limiter.acquire() == 0.0
+    threading.Timer(0.05, stop.set).start()
+    with pytest.raises(RunStopped):
+        limiter.acquire()  # would have waited ten seconds
+    with pytest.raises(RunStopped):
+        limiter.acquire()
 
 
 def test_a_call_that_left_late_pushes_the_next_slot_from_when_it_left() -> None:

@@ -132,6 +132,7 @@ def _specs(paths: Iterable[str], stdin: TextIO) -> Iterator[str]:
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     manager, registry = installed_plugins()
     policy = load_policy_or_fail(args.policy, registry, stderr)
+    stop = threading.Event()  # set by the first Ctrl-C
     overrides = None
     if args.replay is not None:
         if not os.path.isdir(args.replay):
@@ -144,7 +145,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             detectors=overrides,
             cache=RecordingStore(args.cache) if args.cache else None,
             record=RecordingStore(args.record) if args.record else None,
-            rate_limit=RateLimiter(args.rate) if args.rate else None,
+            rate_limit=RateLimiter(args.rate, stop=stop) if args.rate else None,
             concurrency=args.concurrency,
         )
     except PolicyEngineError as exc:
@@ -157,7 +158,6 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     items = expand_inputs(_specs(args.paths, sys.stdin), expand_uri)
     stats = BatchStats()
     progress = stderr.isatty()
-    stop = threading.Event()
     ordered = args.ordered if args.ordered is not None else args.format == "text"
     results = check_many(engine, items, concurrency=args.concurrency, ordered=ordered, stop=stop)
     try:
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                 if progress:
                     stderr.write(f"\r{_progress(stats, engine)}")
                     stderr.flush()
-    except KeyboardInterrupt:  # the second Ctrl-C, or the first outside the main thread
+    except KeyboardInterrupt:  # the second Ctrl-C, or the first when run off the main thread
         results.close()
         stop.set()
     _summary(
@@ -195,14 +195,20 @@ class _CtrlC:
     """While a run lasts: the first Ctrl-C sets ``stop`` (the calls in flight,
     already paid for, finish and are written); a second one interrupts, but
     never between writing a record and counting it. Signals reach only the
-    main thread; elsewhere Ctrl-C interrupts at once, as by default."""
+    main thread; elsewhere Ctrl-C interrupts at once, as by default, and an
+    ignored SIGINT stays ignored."""
 
     def __init__(self, stop: threading.Event) -> None:
         self._stop = stop
         self._holding = False
         self._deferred = False
         self._previous: Any = None
-        self._installed = threading.current_thread() is threading.main_thread()
+        # Only where Ctrl-C would interrupt anyway: signals reach the main thread
+        # alone, and a run started with SIGINT ignored (a background job) keeps it so.
+        self._installed = (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        )
 
     def __enter__(self) -> _CtrlC:
         if self._installed:

@@ -163,6 +163,12 @@ class CustomLabelsDetector(Detector):
         arn = context.settings.get("project_version_arn")
         return dataclasses.replace(self.parse(raw), metadata={"project_version_arn": arn})
 
+    def prepare(self, context: DetectContext) -> None:
+        settings = CustomLabelsSettings.from_settings(
+            context.settings, concurrency=context.concurrency
+        )
+        self._clients.get(settings.client)  # botocore loads its models: about a second
+
     def precheck(self, image: Image, context: DetectContext) -> None:
         settings = CustomLabelsSettings.from_settings(
             context.settings, concurrency=context.concurrency

@@ -200,6 +200,12 @@ class ModerationDetector(Detector):
             extra={} if level is None else {"taxonomy_level": level},
         )
 
+    def prepare(self, context: DetectContext) -> None:
+        settings = ModerationSettings.from_settings(
+            context.settings, concurrency=context.concurrency
+        )
+        self._clients.get(settings.client)  # botocore loads its models: about a second
+
     def precheck(self, image: Image, context: DetectContext) -> None:
         settings = ModerationSettings.from_settings(
             context.settings, concurrency=context.concurrency

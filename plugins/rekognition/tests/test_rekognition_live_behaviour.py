@@ -72,6 +72,30 @@ def test_the_pool_is_sized_to_the_concurrency(
     assert [client.meta.config.max_pool_connections for client in built] == [32, 10, 11]
 
 
+@pytest.mark.parametrize(
+    ("detector", "extra"),
+    [(ModerationDetector, {}), (CustomLabelsDetector, {"project_version_arn": MODEL_ARN})],
+)
+def test_prepare_builds_the_client_the_calls_then_use(
+    fake: FakeRekognition, jpeg: Image, detector: type[Detector], extra: dict[str, Any]
+) -> None:
+    """The engine prepares a detector before its first rate-limited slot, so
+    that building the client (about a second) never delays a call past it."""
+    built: list[ClientSettings] = []
+
+    def recording_factory(settings: ClientSettings) -> Any:
+        built.append(settings)
+        return build_client(settings)
+
+    instance = detector(client_factory=recording_factory)  # type: ignore[call-arg]
+    context = with_concurrency(instance, settings_for(fake, **extra), 4)
+
+    instance.prepare(context)
+    assert len(built) == 1 and fake.call_count() == 0  # built, nothing sent
+    instance.detect(jpeg, context)
+    assert len(built) == 1 and fake.call_count() == 1
+
+
 def test_client_settings_carry_the_pool_size() -> None:
     assert ClientSettings.from_settings({}).max_pool_connections == 10
     assert ClientSettings.from_settings({}, concurrency=64).max_pool_connections == 64
