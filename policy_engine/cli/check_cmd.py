@@ -222,8 +222,8 @@ class _CtrlC:
     def _on_interrupt(self, signum: int, frame: FrameType | None) -> None:
         if not self._stop.is_set():
             self._stop.set()
-        elif self._holding:
-            self._deferred = True
+        elif self._holding and not self._deferred:
+            self._deferred = True  # a third quits even then (a write stuck on a full pipe)
         else:
             raise KeyboardInterrupt
 

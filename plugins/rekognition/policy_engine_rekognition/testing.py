@@ -788,13 +788,9 @@ def _validate(request: _Request) -> None:
 
 
 def _check_pixels(operation: Operation, width: int, height: int) -> None:
+    """In the order the detectors check: the minimum side, the aspect ratio, the maximum."""
     limits = _PIXEL_LIMITS[operation]
     shorter, longer = sorted((width, height))
-    if longer > limits.max_side:
-        raise _FakeError(
-            "ImageTooLargeException",
-            f"Image of {width}x{height} pixels exceeds {limits.max_side} pixels a side",
-        )
     too_long = limits.max_aspect_ratio is not None and longer > limits.max_aspect_ratio * shorter
     if shorter < limits.min_side or too_long:
         raise _FakeError(
@@ -802,6 +798,11 @@ def _check_pixels(operation: Operation, width: int, height: int) -> None:
             f"Image of {width}x{height} pixels is outside {limits.min_side} to "
             f"{limits.max_side} pixels a side"
             + (f" or over {limits.max_aspect_ratio:g}:1" if limits.max_aspect_ratio else ""),
+        )
+    if longer > limits.max_side:
+        raise _FakeError(
+            "ImageTooLargeException",
+            f"Image of {width}x{height} pixels exceeds {limits.max_side} pixels a side",
         )
 
 

@@ -387,6 +387,7 @@ def png_of(width: int, height: int) -> bytes:
         ("DetectModerationLabels", 80, 10_000, None),
         ("DetectModerationLabels", 79, 500, "InvalidParameterException"),
         ("DetectModerationLabels", 10_001, 500, "ImageTooLargeException"),
+        ("DetectModerationLabels", 20_000, 50, "InvalidParameterException"),  # as the detector
         ("DetectCustomLabels", 64, 1280, None),  # 20:1 exactly
         ("DetectCustomLabels", 64, 1281, "InvalidParameterException"),
         ("DetectCustomLabels", 63, 63, "InvalidParameterException"),
