@@ -48,11 +48,13 @@ def with_concurrency(detector: Detector, settings: dict[str, Any], concurrency: 
 
 # --- connection pool ------------------------------------------------------------------
 
-
-@pytest.mark.parametrize(
+both_detectors = pytest.mark.parametrize(
     ("detector", "extra"),
     [(ModerationDetector, {}), (CustomLabelsDetector, {"project_version_arn": MODEL_ARN})],
 )
+
+
+@both_detectors
 def test_the_pool_is_sized_to_the_concurrency(
     fake: FakeRekognition, jpeg: Image, detector: type[Detector], extra: dict[str, Any]
 ) -> None:
@@ -72,10 +74,7 @@ def test_the_pool_is_sized_to_the_concurrency(
     assert [client.meta.config.max_pool_connections for client in built] == [32, 10, 11]
 
 
-@pytest.mark.parametrize(
-    ("detector", "extra"),
-    [(ModerationDetector, {}), (CustomLabelsDetector, {"project_version_arn": MODEL_ARN})],
-)
+@both_detectors
 def test_prepare_builds_the_client_the_calls_then_use(
     fake: FakeRekognition, jpeg: Image, detector: type[Detector], extra: dict[str, Any]
 ) -> None:
