@@ -3,7 +3,8 @@
 Results come out as each image is decided (completion order), so a caller
 can write them at once and an interrupted run keeps everything it finished.
 At most ``concurrency`` images are being checked and twice that many read
-ahead, so memory stays flat however many inputs there are.
+ahead; what grows with the number of inputs is only the run's index of
+decided images (about 1 KB each), which sends each distinct image once.
 """
 
 from __future__ import annotations
@@ -190,9 +191,12 @@ def check_many(
 
     Setting ``stop`` ends the run gently: no more inputs are read, an image
     not yet started is dropped (not sent, not yielded), one waiting for a rate
-    slot too, and what is in flight (already paid for) finishes and is
-    yielded. Closing the iterator early (or an exception such as Ctrl-C's)
-    abandons everything at once.
+    slot too (when the engine's rate limiter watches the same ``stop``), and
+    what is in flight (already paid for) finishes and is yielded. Closing the
+    iterator early (or an exception such as Ctrl-C's) abandons the run at
+    once: nothing more starts, but a call already waiting for a rate slot
+    still goes out unless ``stop`` is set first, as ``policy-engine check``
+    does.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -204,8 +208,11 @@ def check_many(
     events: queue.SimpleQueue[Future[CheckResult | None] | _InputsEnded] = queue.SimpleQueue()
     submitted = [0]  # how many futures the feeder made; read when stopping
 
+    def dropped() -> bool:
+        return stopping.is_set() or closing.is_set()
+
     def check_one(item: InputItem) -> CheckResult | None:
-        if stopping.is_set():
+        if dropped():
             return None  # dropped before it started
         if item.problem is not None or item.load is None:
             return CheckResult(item.name, error=item.problem or "nothing to read")
@@ -213,6 +220,10 @@ def check_many(
             image = item.load()
         except OSError as exc:
             return CheckResult(item.name, error=f"cannot read: {exc.strerror or exc}")
+        except Exception as exc:  # a plugin's loader: one input's problem, never the run's
+            return CheckResult(item.name, error=f"cannot read: {type(exc).__name__}: {exc}")
+        if dropped():
+            return None  # stopped while it was being read: not sent
         try:
             decision, duplicate = once.decide(image)
         except RunStopped:
@@ -228,12 +239,16 @@ def check_many(
         try:
             for item in items:
                 while not window.acquire(timeout=_STOP_POLL):
-                    if closing.is_set() or stopping.is_set():
+                    if dropped():
                         return
-                if closing.is_set() or stopping.is_set():
+                if dropped():
                     return
                 submitted[0] += 1  # before the future exists: never fewer than there are
-                future = pool.submit(check_one, item)
+                try:
+                    future = pool.submit(check_one, item)
+                except BaseException:
+                    submitted[0] -= 1  # none was made (the pool shut down)
+                    raise
                 if ordered:
                     events.put(future)
                 else:

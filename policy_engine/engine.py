@@ -280,8 +280,11 @@ class Engine:
                 for label in result.labels:
                     # a plugin's taxonomy look-up fails here, as this detector's error
                     self.compiled.resolve(label)
-            except RunStopped:
-                raise  # not this detector's failure: the image gets no decision
+            except RunStopped as exc:
+                if not (results or failures):
+                    raise  # nothing of this image was asked: it is dropped, undecided
+                # another detector's call went out (paid for): decide and keep the image
+                failures.append(DetectorFailure(name, str(exc), "stopped", retryable=True))
             except DetectorError as exc:
                 failures.append(DetectorFailure(name, str(exc), exc.code, exc.retryable))
             except Exception as exc:  # a plugin's bug must not crash the others

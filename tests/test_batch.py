@@ -205,6 +205,71 @@ def test_a_paused_input_source_never_holds_back_results() -> None:
     assert decided == {"img0", "img1"} and rest == []
 
 
+def test_a_stop_between_two_detectors_keeps_the_image_whose_first_call_was_paid() -> None:
+    from policy_engine.errors import RunStopped
+    from policy_engine.ratelimit import RateLimiter
+
+    class Second(RemoteDetector):
+        name: ClassVar[str] = "second"
+
+    first, second = RemoteDetector(), Second()
+    registry = DetectorRegistry([RegisteredDetector(d, "test") for d in (first, second)])
+    policy = parse_policy(POLICY.replace("{remote: {}}", "{remote: {}, second: {}}"), registry)
+    stop = threading.Event()
+    engine = Engine(policy, registry, rate_limit=RateLimiter(0.1, stop=stop))  # 10 s a slot
+    threading.Timer(0.2, stop.set).start()
+
+    decision = engine.check(Image("a", b"fight"))  # remote's call goes out; second's waits
+
+    assert first.calls == [b"fight"] and second.calls == []
+    assert [(f.source, f.code) for f in decision.failures] == [("second", "stopped")]
+    assert decision.decision.value == "block"  # remote's labels still count
+    with pytest.raises(RunStopped):
+        engine.check(Image("b", b"calm"))  # nothing of it was asked: no decision at all
+
+
+def test_a_loader_that_fails_costs_that_input_only() -> None:
+    def broken() -> Image:
+        raise ValueError("bad header in the listing")
+
+    inputs = [InputItem("broken", load=broken), *items(b"calm")]
+    results = {r.input: r for r in check_many(engine_for(RemoteDetector()), inputs)}
+    assert results["broken"].error == "cannot read: ValueError: bad header in the listing"
+    assert results["img0"].decision is not None
+
+
+def test_a_pool_that_refuses_work_ends_the_run_with_its_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not a hang: e.g. at interpreter shutdown, the pool refuses new work."""
+    import policy_engine.batch as batch
+
+    class Refusing(batch.ThreadPoolExecutor):
+        taken = 0
+
+        def submit(self, *args: Any, **kwargs: Any) -> Any:
+            Refusing.taken += 1
+            if Refusing.taken > 2:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            return super().submit(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "ThreadPoolExecutor", Refusing)
+    seen: list[CheckResult] = []
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            seen.extend(check_many(engine_for(RemoteDetector()), items(b"1", b"2", b"3", b"4")))
+        except RuntimeError as exc:
+            outcome.append(exc)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    runner.join(10)
+    assert not runner.is_alive(), "the run hung"
+    assert len(seen) == 2 and "after shutdown" in str(outcome[0])
+
+
 def test_cache_answers_what_record_stored_without_calling(tmp_path: Path) -> None:
     store = RecordingStore(tmp_path / "rec")
     first = RemoteDetector()

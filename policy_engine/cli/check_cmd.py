@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import signal
@@ -161,18 +162,11 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     ordered = args.ordered if args.ordered is not None else args.format == "text"
     results = check_many(engine, items, concurrency=args.concurrency, ordered=ordered, stop=stop)
     try:
-        with _CtrlC(stop) as ctrl_c:
-            told = False
+        with _CtrlC(stop, stderr) as ctrl_c:
             for result in results:
                 with ctrl_c.held():  # a record is written and counted, or neither
                     _write(result, args.format, stdout)
                     stats.add(result)
-                if stop.is_set() and not told:
-                    told = True
-                    print(
-                        "\nstopping: writing the images already sent; Ctrl-C again to quit now",
-                        file=stderr,
-                    )
                 if progress:
                     stderr.write(f"\r{_progress(stats, engine)}")
                     stderr.flush()
@@ -191,6 +185,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     return exit_codes.FAIL_ON if reaches(Verdict(worst), args.fail_on) else exit_codes.OK
 
 
+_STOPPING = "\nstopping: writing the images already sent; Ctrl-C again to quit now\n"
+
+
 class _CtrlC:
     """While a run lasts: the first Ctrl-C sets ``stop`` (the calls in flight,
     already paid for, finish and are written); a second one interrupts, but
@@ -198,8 +195,9 @@ class _CtrlC:
     main thread; elsewhere Ctrl-C interrupts at once, as by default, and an
     ignored SIGINT stays ignored."""
 
-    def __init__(self, stop: threading.Event) -> None:
+    def __init__(self, stop: threading.Event, stderr: TextIO) -> None:
         self._stop = stop
+        self._stderr = stderr
         self._holding = False
         self._deferred = False
         self._previous: Any = None
@@ -222,10 +220,18 @@ class _CtrlC:
     def _on_interrupt(self, signum: int, frame: FrameType | None) -> None:
         if not self._stop.is_set():
             self._stop.set()
+            self._tell(_STOPPING)
         elif self._holding and not self._deferred:
             self._deferred = True  # a third quits even then (a write stuck on a full pipe)
         else:
             raise KeyboardInterrupt
+
+    def _tell(self, notice: str) -> None:
+        """Now, not after the next record (which may be a slow call away): straight
+        to the file descriptor, since the handler may run inside a write to the
+        stream itself."""
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            os.write(self._stderr.fileno(), notice.encode())
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
