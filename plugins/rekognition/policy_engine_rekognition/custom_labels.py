@@ -7,22 +7,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from policy_engine.detectors import DetectContext, Detector, DetectorResult
+from policy_engine.detectors import DetectContext, DetectorResult
 from policy_engine.errors import DetectorError
-from policy_engine.image import Image
 from policy_engine.labels import Label
 from policy_engine.taxonomy import Taxonomy
 from policy_engine_rekognition.client import (
-    CLIENT_SETTINGS_PROPERTIES,
-    ClientCache,
-    ClientFactory,
     ClientSettings,
-    build_client,
-    call_rekognition,
     settings_schema,
 )
 from policy_engine_rekognition.convert import CONVERT_SETTING
-from policy_engine_rekognition.images import CUSTOM_LABELS_LIMITS, prepare_image
+from policy_engine_rekognition.detector_base import RekognitionDetector
+from policy_engine_rekognition.images import CUSTOM_LABELS_LIMITS, ImageLimits
 from policy_engine_rekognition.response_fields import (
     optional_object,
     plain_copy,
@@ -112,20 +107,18 @@ class CustomLabelsSettings:
         return request
 
 
-class CustomLabelsDetector(Detector):
+class CustomLabelsDetector(RekognitionDetector):
     """Labels from an Amazon Rekognition Custom Labels model of your own.
 
     Custom labels have no parents and no taxonomy: place them under categories
     of your own with the policy's ``labels:`` section. ``client_factory`` is
-    as for :class:`~policy_engine_rekognition.moderation.ModerationDetector`.
+    as for :class:`~policy_engine_rekognition.detector_base.RekognitionDetector`.
     """
 
     name: ClassVar[str] = "rekognition-custom-labels"
     settings_schema: ClassVar[Mapping[str, Any]] = SETTINGS_SCHEMA
-    transport_settings: ClassVar[frozenset[str]] = frozenset(CLIENT_SETTINGS_PROPERTIES)
-
-    def __init__(self, *, client_factory: ClientFactory | None = None) -> None:
-        self._clients = ClientCache(client_factory or build_client)
+    operation: ClassVar[str] = OPERATION
+    limits: ClassVar[ImageLimits] = CUSTOM_LABELS_LIMITS
 
     def taxonomies(self) -> tuple[Taxonomy, ...]:
         return ()
@@ -163,38 +156,5 @@ class CustomLabelsDetector(Detector):
         arn = context.settings.get("project_version_arn")
         return dataclasses.replace(self.parse(raw), metadata={"project_version_arn": arn})
 
-    def prepare(self, context: DetectContext) -> None:
-        settings = CustomLabelsSettings.from_settings(
-            context.settings, concurrency=context.concurrency
-        )
-        self._clients.get(settings.client)  # botocore loads its models: about a second
-
-    def precheck(self, image: Image, context: DetectContext) -> None:
-        settings = CustomLabelsSettings.from_settings(
-            context.settings, concurrency=context.concurrency
-        )
-        if not settings.convert:  # converting is detect's work, done once
-            prepare_image(image, detector=self.name, limits=CUSTOM_LABELS_LIMITS)
-
-    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
-        settings = CustomLabelsSettings.from_settings(
-            context.settings, concurrency=context.concurrency
-        )
-        prepared = prepare_image(
-            image, detector=self.name, limits=CUSTOM_LABELS_LIMITS, convert=settings.convert
-        )
-        response = call_rekognition(
-            self._clients,
-            settings.client,
-            OPERATION,
-            settings.request(prepared.request, context.min_confidence),
-            detector=self.name,
-            image=image,
-        )
-        result = self.from_stored(response.body, context)
-        metadata = dict(result.metadata)
-        if prepared.converted is not None:
-            metadata["converted"] = dict(prepared.converted)
-        if response.request_id is not None:
-            metadata["request_id"] = response.request_id
-        return dataclasses.replace(result, metadata=metadata)
+    def call_settings(self, context: DetectContext) -> CustomLabelsSettings:
+        return CustomLabelsSettings.from_settings(context.settings, concurrency=context.concurrency)

@@ -7,21 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from policy_engine.detectors import DetectContext, Detector, DetectorResult
-from policy_engine.image import Image
+from policy_engine.detectors import DetectContext, DetectorResult
 from policy_engine.labels import Label
 from policy_engine.taxonomy import Taxonomy
 from policy_engine_rekognition.client import (
-    CLIENT_SETTINGS_PROPERTIES,
-    ClientCache,
-    ClientFactory,
     ClientSettings,
-    build_client,
-    call_rekognition,
     settings_schema,
 )
 from policy_engine_rekognition.convert import CONVERT_SETTING
-from policy_engine_rekognition.images import MODERATION_LIMITS, prepare_image
+from policy_engine_rekognition.detector_base import RekognitionDetector
+from policy_engine_rekognition.images import MODERATION_LIMITS, ImageLimits
 from policy_engine_rekognition.response_fields import (
     optional_positive_int,
     optional_string,
@@ -132,20 +127,15 @@ class ModerationSettings:
         return request
 
 
-class ModerationDetector(Detector):
-    """Unsafe-content labels from Amazon Rekognition's moderation model.
-
-    ``client_factory`` replaces how the boto3 client is built (tests inject a
-    stubbed client); by default the client comes from the detector settings
-    and boto3's own configuration chain.
-    """
+class ModerationDetector(RekognitionDetector):
+    """Unsafe-content labels from Amazon Rekognition's moderation model
+    (``client_factory``: see
+    :class:`~policy_engine_rekognition.detector_base.RekognitionDetector`)."""
 
     name: ClassVar[str] = "rekognition-moderation"
     settings_schema: ClassVar[Mapping[str, Any]] = SETTINGS_SCHEMA
-    transport_settings: ClassVar[frozenset[str]] = frozenset(CLIENT_SETTINGS_PROPERTIES)
-
-    def __init__(self, *, client_factory: ClientFactory | None = None) -> None:
-        self._clients = ClientCache(client_factory or build_client)
+    operation: ClassVar[str] = OPERATION
+    limits: ClassVar[ImageLimits] = MODERATION_LIMITS
 
     def taxonomy_migration(
         self, old: Taxonomy, new: Taxonomy
@@ -200,24 +190,11 @@ class ModerationDetector(Detector):
             extra={} if level is None else {"taxonomy_level": level},
         )
 
-    def prepare(self, context: DetectContext) -> None:
-        settings = ModerationSettings.from_settings(
-            context.settings, concurrency=context.concurrency
-        )
-        self._clients.get(settings.client)  # botocore loads its models: about a second
-
-    def precheck(self, image: Image, context: DetectContext) -> None:
-        settings = ModerationSettings.from_settings(
-            context.settings, concurrency=context.concurrency
-        )
-        if not settings.convert:  # converting is detect's work, done once
-            prepare_image(image, detector=self.name, limits=MODERATION_LIMITS)
+    def call_settings(self, context: DetectContext) -> ModerationSettings:
+        return ModerationSettings.from_settings(context.settings, concurrency=context.concurrency)
 
     def from_stored(self, raw: Mapping[str, Any], context: DetectContext) -> DetectorResult:
-        settings = ModerationSettings.from_settings(
-            context.settings, concurrency=context.concurrency
-        )
-        return self._with_settings(self.parse(raw), settings)
+        return self._with_settings(self.parse(raw), self.call_settings(context))
 
     @staticmethod
     def _with_settings(result: DetectorResult, settings: ModerationSettings) -> DetectorResult:
@@ -229,29 +206,6 @@ class ModerationDetector(Detector):
         return dataclasses.replace(
             result, metadata={**result.metadata, **fallback, "warning": ADAPTER_NOT_USED}
         )
-
-    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
-        settings = ModerationSettings.from_settings(
-            context.settings, concurrency=context.concurrency
-        )
-        prepared = prepare_image(
-            image, detector=self.name, limits=MODERATION_LIMITS, convert=settings.convert
-        )
-        response = call_rekognition(
-            self._clients,
-            settings.client,
-            OPERATION,
-            settings.request(prepared.request, context.min_confidence),
-            detector=self.name,
-            image=image,
-        )
-        result = self._with_settings(self.parse(response.body), settings)
-        metadata = dict(result.metadata)
-        if prepared.converted is not None:
-            metadata["converted"] = dict(prepared.converted)
-        if response.request_id is not None:
-            metadata["request_id"] = response.request_id
-        return dataclasses.replace(result, metadata=metadata)
 
 
 def _metadata(response: Mapping[str, Any], model_version: str | None) -> dict[str, Any]:

@@ -1,0 +1,84 @@
+"""What both Rekognition detectors share: a client per settings, the checks
+before a call, and the call itself. Each detector names its operation, its
+image limits, how its settings read, and how to read an answer
+(``parse``/``from_stored``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol
+
+from policy_engine.detectors import DetectContext, Detector, DetectorResult
+from policy_engine.image import Image
+from policy_engine_rekognition.client import (
+    CLIENT_SETTINGS_PROPERTIES,
+    ClientCache,
+    ClientFactory,
+    ClientSettings,
+    build_client,
+    call_rekognition,
+)
+from policy_engine_rekognition.images import ImageLimits, prepare_image
+
+
+class CallSettings(Protocol):
+    """A detector's settings, as far as calling needs them."""
+
+    @property
+    def client(self) -> ClientSettings: ...
+
+    @property
+    def convert(self) -> bool: ...
+
+    def request(self, image: Mapping[str, Any], min_confidence: float) -> dict[str, Any]:
+        """The request for ``image``, the request's ``Image`` (``Bytes`` or ``S3Object``)."""
+        ...
+
+
+class RekognitionDetector(Detector):
+    """A Rekognition operation as a detector.
+
+    ``client_factory`` replaces how the boto3 client is built (tests inject a
+    stubbed client); by default the client comes from the detector settings
+    and boto3's own configuration chain.
+    """
+
+    operation: ClassVar[str]
+    limits: ClassVar[ImageLimits]
+    transport_settings: ClassVar[frozenset[str]] = frozenset(CLIENT_SETTINGS_PROPERTIES)
+
+    def __init__(self, *, client_factory: ClientFactory | None = None) -> None:
+        self._clients = ClientCache(client_factory or build_client)
+
+    def call_settings(self, context: DetectContext) -> CallSettings:
+        raise NotImplementedError
+
+    def prepare(self, context: DetectContext) -> None:
+        # botocore loads its models: about a second
+        self._clients.get(self.call_settings(context).client)
+
+    def precheck(self, image: Image, context: DetectContext) -> None:
+        if not self.call_settings(context).convert:  # converting is detect's work, done once
+            prepare_image(image, detector=self.name, limits=self.limits)
+
+    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+        settings = self.call_settings(context)
+        prepared = prepare_image(
+            image, detector=self.name, limits=self.limits, convert=settings.convert
+        )
+        response = call_rekognition(
+            self._clients,
+            settings.client,
+            self.operation,
+            settings.request(prepared.request, context.min_confidence),
+            detector=self.name,
+            image=image,
+        )
+        result = self.from_stored(response.body, context)  # what the settings tell included
+        metadata = dict(result.metadata)
+        if prepared.converted is not None:
+            metadata["converted"] = dict(prepared.converted)
+        if response.request_id is not None:
+            metadata["request_id"] = response.request_id
+        return dataclasses.replace(result, metadata=metadata)
