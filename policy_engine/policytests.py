@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -441,26 +441,10 @@ class _CaseBuilder:
             label = self.compact_label(item, (*path, "labels", index))
             if label is not None:
                 labels.append(label)
-        if "response" in raw:
-            response = raw["response"]
-            items = response if isinstance(response, list) else [response]
-            for index, item in enumerate(items):
-                at = (
-                    (*path, "response", index)
-                    if isinstance(response, list)
-                    else (*path, "response")
-                )
-                labels.extend(self.parsed(item, at, "response: "))
-        if "recording" in raw:
-            recording = raw["recording"]
-            files = recording if isinstance(recording, list) else [recording]
-            for index, written in enumerate(files):
-                at = (
-                    (*path, "recording", index)
-                    if isinstance(recording, list)
-                    else (*path, "recording")
-                )
-                labels.extend(self.recording(written, at))
+        for item, at in _one_or_many(raw, "response", path):
+            labels.extend(self.parsed(item, at, "response: "))
+        for written, at in _one_or_many(raw, "recording", path):
+            labels.extend(self.recording(written, at))
         failures = tuple(DetectorFailure(e["source"], e["error"]) for e in raw.get("errors", ()))
         reasons = None
         if "reasons" in raw:
@@ -725,3 +709,18 @@ def coverage(results: Iterable[FileResult]) -> list[Coverage]:
         Coverage(file, tuple(rule.id for rule in policy.rules), frozenset(decided))
         for file, policy, decided in by_policy.values()
     ]
+
+
+def _one_or_many(
+    raw: Mapping[str, Any], key: str, path: JsonPath
+) -> Iterator[tuple[Any, JsonPath]]:
+    """Each value of ``raw[key]`` (one value, or a list of them) and where it
+    stands; nothing when the key is absent."""
+    if key not in raw:
+        return
+    value = raw[key]
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            yield item, (*path, key, index)
+    else:
+        yield value, (*path, key)
