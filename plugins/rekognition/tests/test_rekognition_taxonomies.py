@@ -27,6 +27,10 @@ V7 = "rekognition-moderation/v7"
         ("", V7),
         ("8.0", V7),
         ("not-a-version", V7),
+        # unusable versions are unknown: no int() of thousands of digits
+        ("7" * 5000, V7),
+        ("1" * 5000 + ".0", V7),
+        ("0000000006.0", V7),
     ],
 )
 def test_model_version_picks_the_taxonomy(model_version: str | None, taxonomy_id: str) -> None:

@@ -26,7 +26,9 @@ _MIGRATION_FILE = "v6-to-v7.json"
 
 # The first model version whose labels follow the v7 hierarchy.
 _FIRST_V7_MAJOR = 7
-_MAJOR_VERSION = re.compile(r"\s*(\d+)")
+# At most 9 digits: a longer "major version" is no version at all (and int() of
+# thousands of digits raises), so it is unknown, as an unparseable one is.
+_MAJOR_VERSION = re.compile(r"\s*(\d{1,9})(?!\d)")
 
 
 def _load(taxonomy_id: str, file_name: str) -> Taxonomy:
@@ -64,7 +66,8 @@ def v6_to_v7_names() -> Mapping[str, Mapping[str, tuple[str, ...]]]:
 
 
 def model_major_version(model_version: str | None) -> int | None:
-    """The leading integer of a model version ("6.1" -> 6), or None if there is none."""
+    """The leading integer of a model version ("6.1" -> 6), or None if there is
+    none or it is not a usable number (over 9 digits)."""
     if model_version is None:
         return None
     match = _MAJOR_VERSION.match(model_version)
