@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from policy_engine.errors import InvalidDetectorResult
+from policy_engine.text import has_surrogates
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -66,6 +67,14 @@ class Label:
             raise InvalidDetectorResult(
                 "a label's model version must be a string", field="model_version"
             )
+        for name in ("name", "parent", "source", "model_version"):
+            value = getattr(self, name)
+            if value is not None and has_surrogates(value):
+                # not valid Unicode: it could match no rule's name, so it must not pass as one
+                raise InvalidDetectorResult(
+                    f"a label's {name} is not valid Unicode (a lone surrogate): {value!r}",
+                    field=name,
+                )
         object.__setattr__(self, "extra", _frozen(self.extra))
         object.__setattr__(self, "key", (self.source, self.model_version, self.name, self.parent))
 

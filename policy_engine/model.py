@@ -243,7 +243,9 @@ class Policy:
         canonical = json.dumps(
             self.canonical_data(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         )
-        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        # surrogatepass: a policy built in code may hold text no file could (never a crash)
+        data = canonical.encode("utf-8", "surrogatepass")
+        return "sha256:" + hashlib.sha256(data).hexdigest()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Policy):

@@ -21,6 +21,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from policy_engine.diagnostics import Diagnostic, Position, error
+from policy_engine.text import has_surrogates, join_surrogate_pairs, printable
 
 MAX_POLICY_BYTES = 1024 * 1024
 """Largest policy file, and the most its aliases may expand to (POLICY_SPEC section 2)."""
@@ -170,6 +171,16 @@ class _Builder:
             )
         if node.tag in (_INT_TAG, _FLOAT_TAG):
             return _number(node.value)
+        if has_surrogates(node.value):  # from an escape such as "\ud800"
+            # a pair written as two escapes is one character, as in JSON
+            paired = join_surrogate_pairs(node.value)
+            node = ScalarNode(node.tag, paired, node.start_mark, node.end_mark, node.style)
+        if has_surrogates(node.value):  # a lone one: not valid Unicode
+            return printable(node.value), (
+                "encoding",
+                f"the text '{printable(node.value)}' holds a lone surrogate, which is not "
+                "valid Unicode; write the character itself (or \\U and its 8 hex digits)",
+            )
         try:
             value = self._constructor.construct_object(node)
         except ConstructorError as exc:

@@ -137,3 +137,18 @@ def test_labels_survive_pickle_and_deepcopy(
         assert copied.to_dict() == label.to_dict()
         with pytest.raises(TypeError):
             copied.extra["added"] = 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize("field", ["name", "parent", "source", "model_version"])
+def test_a_lone_surrogate_makes_the_label_invalid(field: str) -> None:
+    values: dict[str, Any] = {
+        "name": "Violence",
+        "confidence": 99.0,
+        "source": "test",
+        "parent": "",
+        "model_version": "7.0",
+    }
+    values[field] = "Violence\ud800"
+    with pytest.raises(InvalidDetectorResult, match="lone surrogate") as caught:
+        Label(**values)
+    assert caught.value.field == field

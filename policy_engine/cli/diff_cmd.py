@@ -31,6 +31,7 @@ from policy_engine.labels import Label
 from policy_engine.loader import LoadResult, check_policy_file, check_policy_text
 from policy_engine.model import Policy, plain_number
 from policy_engine.plugins import DetectorRegistry
+from policy_engine.text import json_dumps
 
 FORMATS = ("text", "markdown", "json")
 GIT_TIMEOUT = 60
@@ -224,7 +225,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if args.format == "json":
         data = report.to_dict()
         data["corpus"] = None if corpus is None else corpus.to_dict()
-        json.dump(data, stdout, indent=2, ensure_ascii=False)
+        stdout.write(json_dumps(data, indent=2))
         stdout.write("\n")
     elif args.format == "markdown":
         stdout.write(diff_markdown(report, corpus, args.old, args.new))

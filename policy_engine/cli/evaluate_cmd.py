@@ -17,6 +17,7 @@ from policy_engine.errors import InvalidDetectorResult, UnrecognisedResponseErro
 from policy_engine.model import Verdict
 from policy_engine.plugins import DetectorRegistry
 from policy_engine.recordings import recorded_responses
+from policy_engine.text import json_dumps
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,6 +86,6 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if args.format == "text":
         print(decision_text(decision), file=stdout)
     else:
-        json.dump(decision.to_dict(), stdout, indent=2, ensure_ascii=False)
+        stdout.write(json_dumps(decision.to_dict(), indent=2))
         stdout.write("\n")
     return exit_codes.FAIL_ON if reaches(decision.decision, args.fail_on) else exit_codes.OK

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TextIO
 
 from policy_engine.cli import exit_codes
 from policy_engine.cli.common import CommandError, installed_registry, load_policy_or_fail
 from policy_engine.cli.evaluate_cmd import read_responses
+from policy_engine.text import json_dumps
 
 
 def _failure(text: str) -> tuple[str, str]:
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     failures = [DetectorFailure(source, message) for source, message in args.error]
     trace = explain_decision(compile_policy(policy, registry), labels, failures, registry)
     if args.format == "json":
-        json.dump(trace.to_dict(), stdout, indent=2, ensure_ascii=False)
+        stdout.write(json_dumps(trace.to_dict(), indent=2))
         stdout.write("\n")
     else:
         stdout.write("\n".join(trace.lines()) + "\n")

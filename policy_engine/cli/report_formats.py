@@ -7,7 +7,6 @@ one string. Codes, their severities and descriptions come from
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from urllib.parse import quote
 from policy_engine import __version__
 from policy_engine.diagnostics import Diagnostic, Severity
 from policy_engine.lint import DIAGNOSTIC_CODES, CodeInfo
+from policy_engine.text import json_dumps
 
 FORMATS = ("text", "json", "sarif", "github")
 
@@ -51,7 +51,7 @@ def render_json(reports: Sequence[FileReport]) -> str:
         }
         for report in reports
     ]
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return json_dumps(data, indent=2) + "\n"
 
 
 def _sarif_level(severity: Severity) -> str:
@@ -119,7 +119,7 @@ def sarif_log(reports: Sequence[FileReport]) -> dict[str, Any]:
 
 
 def render_sarif(reports: Sequence[FileReport]) -> str:
-    return json.dumps(sarif_log(reports), indent=2, ensure_ascii=False) + "\n"
+    return json_dumps(sarif_log(reports), indent=2) + "\n"
 
 
 def escape_data(text: str) -> str:

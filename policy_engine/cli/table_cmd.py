@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterable
 from itertools import groupby
 from typing import TextIO
@@ -13,6 +12,7 @@ from policy_engine.cli.common import installed_registry, load_policy_or_fail
 from policy_engine.compiler import compile_policy
 from policy_engine.model import Verdict, plain_number
 from policy_engine.table import POLICY_LABELS, Band, DecisionTable, TableRow, decision_table
+from policy_engine.text import json_dumps
 
 FORMATS = ("text", "markdown", "json")
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         compile_policy(policy, registry), registry, all_taxonomies=args.all_taxonomies
     )
     if args.format == "json":
-        json.dump(table.to_dict(), stdout, indent=2, ensure_ascii=False)
+        stdout.write(json_dumps(table.to_dict(), indent=2))
         stdout.write("\n")
     elif args.format == "markdown":
         stdout.write(table_markdown(table))
