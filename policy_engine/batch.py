@@ -9,7 +9,6 @@ decided images (about 1 KB each), which sends each distinct image once.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -22,10 +21,9 @@ from typing import Any
 from policy_engine.decision import Decision
 from policy_engine.engine import Engine
 from policy_engine.errors import RunStopped
-from policy_engine.image import Image
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
-"""What a folder contributes; a file named explicitly is always checked."""
+from policy_engine.image import DEFAULT_MAX_IMAGE_BYTES, Image
+from policy_engine.local_files import read_bounded, walk_folder
+from policy_engine.text import name_fields
 
 ExpandUri = Callable[[str], "Iterable[Image] | None"]
 
@@ -45,7 +43,7 @@ class CheckResult:
     duplicate: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        record: dict[str, Any] = {"input": self.input, "sha256": self.sha256}
+        record: dict[str, Any] = {**name_fields(self.input), "sha256": self.sha256}
         if self.duplicate:
             record["duplicate"] = True
         if self.decision is not None:
@@ -64,26 +62,39 @@ class InputItem:
     problem: str | None = None
 
 
-def _file_item(path: str) -> InputItem:
-    return InputItem(path, load=lambda: Image(path, Path(path).read_bytes()))
+def _file_item(path: str, max_bytes: int) -> InputItem:
+    def load() -> Image:
+        return Image(path, read_bounded(path, max_bytes, what="image file"))
+
+    return InputItem(path, load=load)
 
 
-def expand_inputs(specs: Iterable[str], expand_uri: ExpandUri | None = None) -> Iterator[InputItem]:
-    """Files as given; folders recursively (image suffixes only, hidden entries
-    skipped, depth first, sorted); ``scheme://`` inputs through ``expand_uri``
-    (the plugins); anything else as a problem. Lazy: nothing is read here."""
+def expand_inputs(
+    specs: Iterable[str],
+    expand_uri: ExpandUri | None = None,
+    *,
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+) -> Iterator[InputItem]:
+    """Files as given; folders recursively, every file in them whatever its name
+    (depth first, sorted, symbolic links followed: see
+    :func:`~policy_engine.local_files.walk_folder`); ``scheme://`` inputs
+    through ``expand_uri`` (the plugins); anything else as a problem. Lazy:
+    nothing is read here, and a file is read no further than
+    ``max_image_bytes`` (plus one byte), regular files only."""
     for spec in specs:
         path = Path(spec)
         if "://" in spec and not path.exists():
             yield from _expand_uri(spec, expand_uri)
         elif path.is_dir():
-            for root, folders, files in os.walk(path):
-                folders[:] = sorted(f for f in folders if not f.startswith("."))
-                for name in sorted(files):
-                    if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                        yield _file_item(str(Path(root) / name))
+            for entry in walk_folder(spec):
+                if entry.problem is None:
+                    yield _file_item(entry.path, max_image_bytes)
+                else:
+                    yield InputItem(entry.path, problem=entry.problem)
         elif path.exists():
-            yield _file_item(spec)
+            yield _file_item(spec, max_image_bytes)
+        elif path.is_symlink():
+            yield InputItem(spec, problem="cannot read: a symbolic link that leads nowhere")
         else:
             yield InputItem(spec, problem="no such file or folder")
 

@@ -124,11 +124,21 @@ class Detector:
         rate-limited call, outside the rate limit; a failure here is ignored
         and left for ``detect`` to report."""
 
+    def max_image_bytes(self, settings: Mapping[str, Any]) -> int | None:
+        """The most bytes of one image this detector takes with ``settings``, or
+        None for no limit of its own. A local file is read no further than the
+        largest limit among a policy's detectors (plus one byte, to tell a
+        larger file), so that a huge file or ``/dev/zero`` is never read whole."""
+        return None
+
     def precheck(self, image: Image, context: DetectContext) -> None:
         """Raise :class:`~policy_engine.errors.DetectorError` for an image this
         detector would refuse without calling out (format, size). The engine
-        calls it before taking a rate-limit slot or counting a call, so a bad
-        image costs neither; ``detect`` may check again."""
+        calls it before every call, local detectors' too, and before taking a
+        rate-limit slot or counting a call, so a bad image costs neither;
+        ``detect`` may check again. It must not call out: the engine also
+        runs it when the detector is replayed (``check --replay``), so that a
+        replay refuses what a live run would."""
 
     def detect(self, image: Image, context: DetectContext) -> DetectorResult:
         """Look at ``image``. Raise :class:`~policy_engine.errors.DetectorError`

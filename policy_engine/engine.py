@@ -8,7 +8,6 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from policy_engine.compiler import CompiledPolicy, matcher_conflicts
@@ -20,15 +19,24 @@ from policy_engine.errors import (
     PolicyEngineError,
     RunStopped,
 )
-from policy_engine.image import Image
+from policy_engine.image import DEFAULT_MAX_IMAGE_BYTES, Image
 from policy_engine.labels import Label
 from policy_engine.loader import load_policy
+from policy_engine.local_files import read_bounded
 from policy_engine.model import Policy
 from policy_engine.plugins import DetectorRegistry
 from policy_engine.ratelimit import RateLimiter
 from policy_engine.recordings import ResponseStore, settings_digest
 
 logger = logging.getLogger(__name__)
+
+
+DEFAULT_DETECTOR_TIMEOUT = 120.0
+"""Seconds one detector call may take by default: above a Rekognition call's
+own retries at botocore's default settings in all but the worst case, far
+below forever."""
+
+DETECTOR_THREAD_PREFIX = "policy-engine-detector-"
 
 
 class NoDetectorsError(PolicyEngineError):
@@ -150,9 +158,15 @@ class Engine:
         record: ResponseStore | None = None,
         rate_limit: RateLimiter | None = None,
         concurrency: int = 1,
+        detector_timeout: float | None = DEFAULT_DETECTOR_TIMEOUT,
     ) -> None:
         """``detectors`` overrides the policy's ``detectors:`` (e.g. to replay
-        recordings); its relative paths resolve against ``base_dir``."""
+        recordings); its relative paths resolve against ``base_dir``.
+        ``detector_timeout`` is how many seconds one detector call may take
+        before it fails with code ``timeout`` (None: no limit)."""
+        if detector_timeout is not None and not detector_timeout > 0:
+            raise ValueError(f"detector_timeout must be positive, got {detector_timeout!r}")
+        self.detector_timeout = detector_timeout
         self.policy = policy
         self.registry = registry
         self.compiled = CompiledPolicy(policy, registry.taxonomy_for)
@@ -168,20 +182,40 @@ class Engine:
             )
         _verify(policy, registry, chosen)
         directory = base_dir if base_dir is not None else policy.base_dir
+
+        def context(settings: Mapping[str, Any]) -> DetectContext:
+            return DetectContext(
+                settings=settings,
+                min_confidence=policy.min_confidence,
+                base_dir=directory,
+                parse_response=registry.parse_response,
+                concurrency=concurrency,
+            )
+
         self._configured = tuple(
             _Configured(
                 registry.get(name),
-                DetectContext(
-                    settings=settings,
-                    min_confidence=policy.min_confidence,
-                    base_dir=directory,
-                    parse_response=registry.parse_response,
-                    concurrency=concurrency,
-                ),
+                context(settings),
                 _answer_digest(registry.get(name), settings, policy.min_confidence),
             )
             for name, settings in sorted(chosen.items())
         )
+        # Replaying in place of the policy's own detectors: theirs still check
+        # each image first, so a replay refuses what a live run would.
+        installed = set(registry.names())
+        self._stand_ins = tuple(
+            (registry.get(name), context(settings))
+            for name, settings in sorted(policy.detectors.items())
+            if detectors is not None and name not in chosen and name in installed
+        )
+        # what a live run would read: the policy's own detectors decide, replayed or not
+        readers = self._stand_ins or tuple((c.detector, c.context) for c in self._configured)
+        limits = [
+            detector.max_image_bytes(ctx.settings) or DEFAULT_MAX_IMAGE_BYTES
+            for detector, ctx in readers
+        ]
+        self.max_image_bytes = max(limits)
+        """The most bytes of one local image file worth reading for this policy."""
 
     @classmethod
     def from_policy_file(
@@ -193,7 +227,8 @@ class Engine:
     def _run_one(self, configured: _Configured, image: Image) -> DetectorResult:
         detector = configured.detector
         if not detector.remote:
-            return detector.detect(image, configured.context)
+            detector.precheck(image, configured.context)
+            return self._call(configured, image)
         cached = self._cached(configured, image)
         if cached is not None:
             return cached
@@ -240,14 +275,14 @@ class Engine:
         limiter = self.rate_limit
         if limiter is None:
             self.counter.add(calls=1)
-            return configured.detector.detect(image, configured.context)
+            return self._call(configured, image)
         if not configured.warmed.is_set():
             with configured.warming:
                 if not configured.warmed.is_set():
                     return self._warm_up(configured, image, limiter)
         limiter.acquire()
         self.counter.add(calls=1)
-        return configured.detector.detect(image, configured.context)
+        return self._call(configured, image)
 
     def _warm_up(
         self, configured: _Configured, image: Image, limiter: RateLimiter
@@ -262,16 +297,78 @@ class Engine:
         limiter.acquire()
         self.counter.add(calls=1)
         try:
-            result = detector.detect(image, configured.context)
+            result = self._call(configured, image)
         finally:
             limiter.defer_next()
         configured.warmed.set()
         return result
 
+    def _call(self, configured: _Configured, image: Image) -> DetectorResult:
+        """The detector's ``detect``, within :attr:`detector_timeout`.
+
+        A call runs on a thread of its own, so a detector that hangs costs its
+        image a ``timeout`` failure (the policy's ``on_error``), not the run.
+        Python cannot stop a thread: a call past its time goes on in the
+        background (a daemon, so it never holds up exit) and its answer is
+        dropped."""
+        detector = configured.detector
+        timeout = self.detector_timeout
+        if timeout is None:
+            return detector.detect(image, configured.context)
+        outcome: list[DetectorResult | BaseException] = []
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                outcome.append(detector.detect(image, configured.context))
+            except BaseException as exc:  # handed to the caller's thread below
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(
+            target=call, name=f"{DETECTOR_THREAD_PREFIX}{detector.name}", daemon=True
+        ).start()
+        if not done.wait(timeout):
+            raise DetectorError(
+                f"{detector.name} gave no answer within {timeout:g} s "
+                "(the engine's detector time limit)",
+                code="timeout",
+                retryable=True,
+            )
+        found = outcome[0]
+        if isinstance(found, BaseException):
+            raise found
+        return found
+
+    def _refusals(self, image: Image) -> list[DetectorFailure]:
+        """Why ``image`` is refused before any detector is called: a replayed
+        detector's own checks, then emptiness, which no detector can look at."""
+        failures: list[DetectorFailure] = []
+        for detector, context in self._stand_ins:
+            try:
+                detector.precheck(image, context)
+            except DetectorError as exc:
+                failures.append(DetectorFailure(detector.name, str(exc), exc.code, exc.retryable))
+            except Exception as exc:  # a plugin's bug: its detector's failure, as in a live run
+                failures.append(
+                    DetectorFailure(
+                        detector.name, f"{type(exc).__name__}: {exc}", "plugin-exception"
+                    )
+                )
+        if not failures and image.data == b"":
+            failures = [
+                DetectorFailure(c.detector.name, f"image {image.name!r} is empty", "empty-image")
+                for c in self._configured
+            ]
+        return failures
+
     def detect(self, image: Image) -> tuple[list[DetectorResult], list[DetectorFailure]]:
         """Run every detector over ``image``; failures are collected, never raised."""
         results: list[DetectorResult] = []
-        failures: list[DetectorFailure] = []
+        failures = self._refusals(image)
+        if failures:
+            return results, failures
         for configured in self._configured:
             name = configured.detector.name
             try:
@@ -304,4 +401,5 @@ class Engine:
         return self.decide(*self.detect(image))
 
     def check_file(self, path: str | os.PathLike[str]) -> Decision:
-        return self.check(Image(str(path), Path(path).read_bytes()))
+        data = read_bounded(path, self.max_image_bytes, what="image file")
+        return self.check(Image(os.fspath(path), data))

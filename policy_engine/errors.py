@@ -85,3 +85,14 @@ class UnrecognisedResponseError(PolicyEngineError):
 class RunStopped(PolicyEngineError):
     """A batch run was stopped (its ``stop`` set) before this call went out:
     nothing was sent, and the image has no decision."""
+
+
+class InputFileError(PolicyEngineError, OSError):
+    """A local file refused before it was read whole: not a regular file (a FIFO
+    would block, a device never end), or larger than what may be read. An
+    :class:`OSError`, as any other file that cannot be read; ``code`` is
+    ``not-a-regular-file`` or ``file-too-large``."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code

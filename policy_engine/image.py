@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+DEFAULT_MAX_IMAGE_BYTES = 64 * 1024 * 1024
+"""The most bytes read from one local image file when no detector of the
+policy says less (see :meth:`policy_engine.detectors.Detector.max_image_bytes`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Image:

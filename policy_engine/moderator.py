@@ -36,7 +36,12 @@ from policy_engine.audit import AuditLog
 from policy_engine.compiler import CompiledPolicy
 from policy_engine.decision import Decision
 from policy_engine.diagnostics import Diagnostic, Position, error
-from policy_engine.engine import Engine, NoDetectorsError, PolicyDetectorsError
+from policy_engine.engine import (
+    DEFAULT_DETECTOR_TIMEOUT,
+    Engine,
+    NoDetectorsError,
+    PolicyDetectorsError,
+)
 from policy_engine.errors import (
     PluginError,
     PolicyEngineError,
@@ -44,12 +49,14 @@ from policy_engine.errors import (
     UnknownDetectorError,
 )
 from policy_engine.events import DecisionEvent
-from policy_engine.image import Image
+from policy_engine.image import DEFAULT_MAX_IMAGE_BYTES, Image
 from policy_engine.loader import check_policy_file
+from policy_engine.local_files import read_bounded
 from policy_engine.plugins import DetectorRegistry, make_plugin_manager
 from policy_engine.ratelimit import RateLimiter
 from policy_engine.recordings import RecordingStore, ResponseStore
 from policy_engine.shadow import ShadowDisagreementLog, evaluate_on, load_candidate
+from policy_engine.text import printable
 
 logger = logging.getLogger("policy_engine.moderator")
 
@@ -141,6 +148,7 @@ class _Options:
     record: ResponseStore | None
     rate_limit: RateLimiter | None
     concurrency: int
+    detector_timeout: float | None
 
 
 def _store(value: PathOrStore | None) -> ResponseStore | None:
@@ -166,20 +174,22 @@ def _load_engine(path: str, options: _Options) -> tuple[Engine, tuple[Diagnostic
         record=options.record,
         rate_limit=options.rate_limit,
         concurrency=options.concurrency,
+        detector_timeout=options.detector_timeout,
     )
     return engine, result.warnings
 
 
-def _diagnostics_of(exc: PolicyEngineError, path: str) -> tuple[Diagnostic, ...]:
+def _diagnostics_of(exc: Exception, path: str) -> tuple[Diagnostic, ...]:
     if isinstance(exc, PolicyLoadError):
         return exc.diagnostics
-    code = {
+    codes: dict[type[Exception], str] = {
         NoDetectorsError: "no-detectors",
         PolicyDetectorsError: "detector-settings",
         UnknownDetectorError: "unknown-detector",
         PluginError: "plugin-error",
-    }.get(type(exc), "load-failed")
-    return (error(code, str(exc), path, Position()),)
+    }
+    code = codes.get(type(exc), "load-failed")
+    return (error(code, printable(str(exc)), path, Position()),)
 
 
 def _now() -> str:
@@ -207,6 +217,8 @@ class Moderator:
       (their threads), and detectors size their connection pools for it.
     - ``rate``: detector calls per second, across all threads.
     - ``cache`` / ``record``: a recordings folder to answer from / to store to.
+    - ``detector_timeout``: seconds one detector call may take before it fails
+      with code ``timeout`` (the policy's ``on_error``); None: no limit.
     """
 
     def __init__(
@@ -223,6 +235,7 @@ class Moderator:
         rate: float | None = None,
         cache: PathOrStore | None = None,
         record: PathOrStore | None = None,
+        detector_timeout: float | None = DEFAULT_DETECTOR_TIMEOUT,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -238,6 +251,7 @@ class Moderator:
             record=_store(record),
             rate_limit=RateLimiter(rate) if rate else None,
             concurrency=concurrency,
+            detector_timeout=detector_timeout,
         )
         source = os.fspath(path)
         engine, warnings = _load_engine(source, self._options)
@@ -280,6 +294,7 @@ class Moderator:
         rate: float | None = None,
         cache: PathOrStore | None = None,
         record: PathOrStore | None = None,
+        detector_timeout: float | None = DEFAULT_DETECTOR_TIMEOUT,
     ) -> Moderator:
         """Load, verify and compile the policy at ``path`` (see the class for the options).
 
@@ -300,6 +315,7 @@ class Moderator:
             rate=rate,
             cache=cache,
             record=record,
+            detector_timeout=detector_timeout,
         )
 
     # -- what serves -----------------------------------------------------
@@ -338,7 +354,10 @@ class Moderator:
         Raises ``OSError`` for a file that cannot be read and ``ValueError``
         for an unsupported input. A failing detector is part of the decision
         (the policy's ``on_error``), and a failing hook is logged."""
-        return self._decide(to_image(image, name), context)
+        serving = self._serving  # one read: this check uses one policy throughout
+        return self._decide(
+            serving, to_image(image, name, max_bytes=serving.engine.max_image_bytes), context
+        )
 
     async def acheck(
         self,
@@ -364,8 +383,9 @@ class Moderator:
                 )
             return self._executor
 
-    def _decide(self, image: Image, context: Mapping[str, Any] | None) -> Decision:
-        serving = self._serving  # one read: this check uses one policy throughout
+    def _decide(
+        self, serving: ServingPolicy, image: Image, context: Mapping[str, Any] | None
+    ) -> Decision:
         engine = serving.engine
         results, failures = engine.detect(image)
         decision = engine.decide(results, failures)
@@ -438,12 +458,13 @@ class Moderator:
                 if shadow_path is not None:
                     failed_path = shadow_path
                     candidate = load_candidate(shadow_path, self.registry)
-            except PolicyEngineError as exc:
+            except Exception as exc:  # whatever went wrong, the old policy keeps serving
                 logger.error(
                     "policy reload from %s failed; still serving %s: %s",
                     failed_path,
                     old.digest,
                     exc,
+                    exc_info=not isinstance(exc, PolicyEngineError),  # a bug: show where
                 )
                 return ReloadResult(
                     ok=False,
@@ -492,8 +513,12 @@ class Moderator:
         self.close()
 
 
-def to_image(source: ImageSource, name: str | None = None) -> Image:
-    """What :meth:`Moderator.check` makes of its input."""
+def to_image(
+    source: ImageSource, name: str | None = None, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+) -> Image:
+    """What :meth:`Moderator.check` makes of its input. A file is read only if
+    it is a regular file of at most ``max_bytes`` bytes
+    (:class:`~policy_engine.errors.InputFileError`, an ``OSError``, if not)."""
     if isinstance(source, Image):
         return source
     if isinstance(source, bytes | bytearray | memoryview):
@@ -507,7 +532,7 @@ def to_image(source: ImageSource, name: str | None = None) -> Image:
             return Image(name or text, uri=text)
         if "://" in text and not path.exists():
             raise ValueError(f"unsupported input {text!r}: give bytes, a file or an s3:// URI")
-        return Image(name or text, path.read_bytes())
+        return Image(name or text, read_bounded(text, max_bytes, what="image file"))
     raise TypeError(
         f"cannot check a {type(source).__name__}: give an Image, bytes, a path or an s3:// URI"
     )

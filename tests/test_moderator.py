@@ -201,6 +201,7 @@ def test_reload_rereads_the_same_file_by_default(tmp_path: Path) -> None:
         ("version: 1\nname: broken\nrules:\n  - id: x\n", None),
         ("version: 1\nname: nodetectors\nrules: []\n", "no-detectors"),
         ("version: 1\nname: unknown\ndetectors: {nope: {}}\nrules: []\n", "unknown-detector"),
+        ('version: 1\nname: lone\ndescription: "\\ud800"\nrules: []\n', "encoding"),
     ],
 )
 def test_a_reload_that_fails_keeps_the_old_policy_serving(
@@ -223,6 +224,42 @@ def test_a_reload_that_fails_keeps_the_old_policy_serving(
         assert code in {d.code for d in result.diagnostics}
     assert "still serving" in caplog.text
     assert moderator.check(b"x").decision == "review"  # the old policy decides
+
+
+def test_a_reload_that_fails_unexpectedly_still_never_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moderator = moderator_for(tmp_path)
+    before = moderator.serving
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+
+    monkeypatch.setattr("policy_engine.moderator._load_engine", broken)
+    result = moderator.reload()
+    assert not result.ok and moderator.serving is before
+    assert [d.code for d in result.diagnostics] == ["load-failed"]
+
+
+def test_check_refuses_a_fifo_and_an_oversized_file_without_reading_them(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    from policy_engine.errors import InputFileError
+
+    moderator = moderator_for(tmp_path)
+    fifo = tmp_path / "upload.png"
+    os.mkfifo(fifo)
+    with pytest.raises(InputFileError, match="FIFO"):
+        moderator.check(fifo)
+    with pytest.raises(InputFileError, match="character device"):
+        moderator.check("/dev/zero")
+    big = tmp_path / "big.png"
+    with big.open("wb") as stream:
+        stream.truncate(moderator.serving.engine.max_image_bytes + 1)
+    with pytest.raises(InputFileError, match="over the"):
+        moderator.check(big)
 
 
 def test_reload_of_a_missing_file_keeps_the_old(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import pkgutil
 import sys
@@ -64,8 +65,8 @@ def main(
         return exc.exit_code
     except KeyboardInterrupt:
         return exit_codes.INTERRUPTED
-    except BrokenPipeError:  # e.g. piped into head: not an error of ours
-        return exit_codes.OK
+    except BrokenPipeError:  # e.g. piped into head: what was not written is lost
+        return exit_codes.OUTPUT_CLOSED
     return code
 
 
@@ -74,13 +75,28 @@ def console_main() -> NoReturn:
     then exit. After a second Ctrl-C, calls may still be in flight on worker
     threads, which a normal exit would wait for (up to botocore's timeouts):
     the process exits at once instead, its output flushed."""
+    for stream in (sys.stdout, sys.stderr):
+        # Text that is not valid Unicode (a file name's stray byte) is shown
+        # escaped, never a crash halfway through a run.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     code = main()
+    if code == exit_codes.OUTPUT_CLOSED:
+        _discard_stdout()
     if code == exit_codes.INTERRUPTED and _checks_in_flight():
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
         os._exit(code)
     raise SystemExit(code)
+
+
+def _discard_stdout() -> None:
+    """After the reader closed the pipe, the interpreter's final flush of stdout
+    would fail again and print a traceback-like warning: send it nowhere."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _checks_in_flight() -> bool:

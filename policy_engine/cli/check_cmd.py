@@ -5,26 +5,26 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import signal
 import sys
 import threading
 from collections.abc import Iterable, Iterator
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from policy_engine.batch import BatchStats, CheckResult, check_many, expand_inputs
 from policy_engine.cli import exit_codes
 from policy_engine.cli.common import CommandError, installed_plugins, load_policy_or_fail
 from policy_engine.cli.evaluate_cmd import reaches
 from policy_engine.cli.render import decision_text
-from policy_engine.engine import Engine
+from policy_engine.engine import DEFAULT_DETECTOR_TIMEOUT, Engine
 from policy_engine.errors import PolicyEngineError
 from policy_engine.image import Image
 from policy_engine.model import Verdict
 from policy_engine.ratelimit import RateLimiter
 from policy_engine.recordings import RecordingStore
+from policy_engine.text import json_dumps, printable
 
 
 def _positive_int(text: str) -> int:
@@ -100,6 +100,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "and change): the summary then estimates what the run cost",
     )
     parser.add_argument(
+        "--detector-timeout",
+        type=_positive_float,
+        default=DEFAULT_DETECTOR_TIMEOUT,
+        metavar="SECONDS",
+        help="how long one detector call may take before it fails with code 'timeout' "
+        f"and the policy's on_error decides (default {DEFAULT_DETECTOR_TIMEOUT:g})",
+    )
+    parser.add_argument(
         "--format",
         choices=("jsonl", "text"),
         default="jsonl",
@@ -120,12 +128,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(run=run)
 
 
-def _specs(paths: Iterable[str], stdin: TextIO) -> Iterator[str]:
+def _specs(paths: Iterable[str], stdin: BinaryIO) -> Iterator[str]:
+    """The inputs, with ``-`` replaced by stdin's lines. Lines are read as bytes
+    and decoded as the file system does (a byte that is not UTF-8 is kept, by
+    ``surrogateescape``), so any file name can be given."""
     for path in paths:
         if path == "-":
             for line in stdin:
-                if line.strip():
-                    yield line.strip()
+                name = os.fsdecode(line.rstrip(b"\r\n")).strip()
+                if name:
+                    yield name
         else:
             yield path
 
@@ -148,6 +160,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             record=RecordingStore(args.record) if args.record else None,
             rate_limit=RateLimiter(args.rate, stop=stop) if args.rate else None,
             concurrency=args.concurrency,
+            detector_timeout=args.detector_timeout,
         )
     except PolicyEngineError as exc:
         raise CommandError(f"policy-engine: {exc}") from exc
@@ -156,16 +169,23 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         found: Iterable[Image] | None = manager.hook.policy_engine_expand_input(spec=spec)
         return found
 
-    items = expand_inputs(_specs(args.paths, sys.stdin), expand_uri)
+    items = expand_inputs(
+        _specs(args.paths, sys.stdin.buffer), expand_uri, max_image_bytes=engine.max_image_bytes
+    )
     stats = BatchStats()
     progress = stderr.isatty()
     ordered = args.ordered if args.ordered is not None else args.format == "text"
     results = check_many(engine, items, concurrency=args.concurrency, ordered=ordered, stop=stop)
+    output_closed = False
     try:
         with _CtrlC(stop, stderr) as ctrl_c:
             for result in results:
                 with ctrl_c.held():  # a record is written and counted, or neither
-                    _write(result, args.format, stdout)
+                    try:
+                        _write(result, args.format, stdout)
+                    except BrokenPipeError:  # the reader went away: send nothing more
+                        output_closed = True
+                        break
                     stats.add(result)
                 if progress:
                     stderr.write(f"\r{_progress(stats, engine)}")
@@ -173,9 +193,21 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     except KeyboardInterrupt:  # the second Ctrl-C, or the first when run off the main thread
         results.close()
         stop.set()
-    _summary(
-        stats, engine, stderr, progress, interrupted=stop.is_set(), cost_per_call=args.cost_per_call
-    )
+    if output_closed:
+        stop.set()
+        results.close()
+    with contextlib.suppress(BrokenPipeError):  # stderr may be the closed pipe too
+        _summary(
+            stats,
+            engine,
+            stderr,
+            progress,
+            interrupted=stop.is_set() and not output_closed,
+            output_closed=output_closed,
+            cost_per_call=args.cost_per_call,
+        )
+    if output_closed:
+        return exit_codes.OUTPUT_CLOSED
     if stop.is_set():
         return exit_codes.INTERRUPTED
     if stats.unreadable or stats.with_detector_errors:
@@ -247,11 +279,11 @@ class _CtrlC:
 def _write(result: CheckResult, output_format: str, stdout: TextIO) -> None:
     if output_format == "text":
         if result.decision is not None:
-            print(decision_text(result.decision, result.input), file=stdout)
+            print(decision_text(result.decision, printable(result.input)), file=stdout)
         else:
-            print(f"{result.input}: ERROR  {result.error}", file=stdout)
+            print(f"{printable(result.input)}: ERROR  {result.error}", file=stdout)
     else:
-        stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        stdout.write(json_dumps(result.to_dict()) + "\n")
     stdout.flush()
 
 
@@ -268,6 +300,7 @@ def _summary(
     progress: bool,
     *,
     interrupted: bool,
+    output_closed: bool = False,
     cost_per_call: float | None,
 ) -> None:
     if progress:
@@ -278,6 +311,8 @@ def _summary(
     if stats.with_detector_errors:
         parts.append(f"{stats.with_detector_errors} with detector errors")
     state = "interrupted after" if interrupted else "checked"
+    if output_closed:
+        state = "the output closed: stopped after writing"
     elapsed = stats.elapsed()
     print(
         f"{state} {stats.images} image(s) in {elapsed:.1f}s: " + ", ".join(parts),

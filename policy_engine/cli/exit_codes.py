@@ -12,3 +12,7 @@ or a detector failed on some images (each decision is the policy's
 ``on_error`` verdict, the error in its record): not every image was checked."""
 INTERRUPTED = 130
 """Interrupted (Ctrl-C); the records written so far are complete."""
+OUTPUT_CLOSED = 141
+"""The output closed early (piped into ``head``, say): what was not written is
+lost, so not every result reached the reader. 141 is what a shell reports for
+a program a closed pipe stopped (128 + SIGPIPE), so ``set -o pipefail`` sees it."""

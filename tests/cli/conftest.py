@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,25 @@ def write_image(path: Path, data: bytes) -> Path:
     return path
 
 
+def png(payload: bytes, width: int = 100, height: int = 100) -> bytes:
+    """A PNG that Rekognition's pre-call checks accept (signature and IHDR of a
+    ``width`` x ``height`` image), told apart by ``payload`` in a chunk of its
+    own: for tests whose policy names a Rekognition detector while the stub
+    replays (a replay refuses what a live run would)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body).to_bytes(4, "big")
+        return len(body).to_bytes(4, "big") + kind + body + crc
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + b"\x08\x02\x00\x00\x00"
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"teSt", payload)
+        + chunk(b"IEND", b"")
+    )
+
+
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -196,10 +216,12 @@ class Helpers:
     """Everything above, as one fixture."""
 
     run = staticmethod(run_cli)
+    cli_env = staticmethod(cli_env)
     python = staticmethod(run_python)
     write_text = staticmethod(write_text)
     write_json = staticmethod(write_json)
     write_image = staticmethod(write_image)
+    png = staticmethod(png)
     sha256_of = staticmethod(sha256_of)
     record = staticmethod(record)
     moderation = staticmethod(moderation)

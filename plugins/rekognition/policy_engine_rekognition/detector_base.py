@@ -58,6 +58,10 @@ class RekognitionDetector(Detector):
         # botocore loads its models: about a second
         self._clients.get(self.call_settings(context).client)
 
+    def max_image_bytes(self, settings: Mapping[str, Any]) -> int | None:
+        # converting scales a larger file down, so then only the engine's cap applies
+        return None if settings.get("convert") is True else self.limits.max_bytes
+
     def precheck(self, image: Image, context: DetectContext) -> None:
         if not self.call_settings(context).convert:  # converting is detect's work, done once
             prepare_image(image, detector=self.name, limits=self.limits)

@@ -1,0 +1,121 @@
+"""Reading the local files a user names: regular files only, never more than a
+bound, and folders walked whole.
+
+A FIFO among the inputs would block a read forever and ``/dev/zero`` never
+ends, so a file is opened without blocking and checked with ``fstat`` (on
+the open file: no race with a rename) before a byte is read; then at most
+``max_bytes + 1`` bytes are read, to tell a larger file, whatever its size.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from policy_engine.errors import InputFileError
+
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)  # opening a FIFO must not wait for a writer
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _kind(mode: int) -> str:
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_bounded(path: str | os.PathLike[str], max_bytes: int, *, what: str = "file") -> bytes:
+    """The bytes of the regular file at ``path``; raises :class:`InputFileError`
+    for anything else or for more than ``max_bytes`` bytes, and ``OSError`` as
+    ``open`` does (missing, no permission)."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputFileError(
+                f"{_kind(info.st_mode)}, not a regular file: refused", code="not-a-regular-file"
+            )
+        if info.st_size > max_bytes:
+            raise _too_large(what, info.st_size, max_bytes)
+        with os.fdopen(fd, "rb") as stream:
+            fd = -1  # the stream owns it now
+            data = stream.read(max_bytes + 1)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > max_bytes:  # it grew since fstat
+        raise _too_large(what, len(data), max_bytes, at_least=True)
+    return data
+
+
+def _too_large(what: str, size: int, max_bytes: int, *, at_least: bool = False) -> InputFileError:
+    amount = f"at least {size:,}" if at_least else f"{size:,}"
+    return InputFileError(
+        f"the {what} is {amount} bytes, over the {max_bytes:,} that may be read",
+        code="file-too-large",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FolderEntry:
+    """A file found under a folder, or why an entry there cannot be read."""
+
+    path: str
+    problem: str | None = None
+
+
+def walk_folder(folder: str) -> Iterator[FolderEntry]:
+    """Every entry under ``folder``, depth first, sorted by name, hidden ones
+    included (a name must never hide an upload from moderation). Symbolic
+    links are followed; one that leads back to a folder being walked (a
+    cycle), one that leads nowhere, and anything that is not a regular file
+    are yielded with their ``problem``, never skipped in silence."""
+    start = os.stat(folder)
+    yield from _walk(folder, {(start.st_dev, start.st_ino): folder})
+
+
+def _walk(folder: str, ancestors: dict[tuple[int, int], str]) -> Iterator[FolderEntry]:
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as exc:
+        yield FolderEntry(folder, f"cannot list the folder: {exc.strerror or exc}")
+        return
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            info = os.stat(path)  # follows links
+        except OSError as exc:
+            broken = os.path.islink(path)
+            reason = "a symbolic link that leads nowhere" if broken else exc.strerror or str(exc)
+            yield FolderEntry(path, f"cannot read: {reason}")
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            identity = (info.st_dev, info.st_ino)
+            if identity in ancestors:
+                yield FolderEntry(
+                    path,
+                    f"not followed: a symbolic link back to {ancestors[identity]}, "
+                    "which is being walked (a cycle)",
+                )
+                continue
+            yield from _walk(path, {**ancestors, identity: path})
+        elif stat.S_ISREG(info.st_mode):
+            yield FolderEntry(path)
+        else:
+            yield FolderEntry(path, f"{_kind(info.st_mode)}, not a regular file: refused")
