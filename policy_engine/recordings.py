@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -159,14 +160,35 @@ def recording_document(
     response: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The document to store: ``existing`` entries of other detectors or settings
-    kept (hand-written bare responses dropped), this one added or replaced."""
+    kept (hand-written bare responses dropped), this one added or replaced.
+
+    Raises :class:`RecordingWriteError` naming the place of a value in
+    ``response`` that JSON cannot hold (NaN, infinity, bytes, an object): a
+    recording is strict JSON, which any reader can read back."""
     kept = [
         {"detector": old.detector, "settings": old.settings, "response": _plain(old.response)}
         for old in existing
         if old.detector is not None and (old.detector, old.settings) != (detector, settings)
     ]
-    entry = {"detector": detector, "settings": settings, "response": _plain(response)}
+    entry = {"detector": detector, "settings": settings, "response": _json_value(response)}
     return {"format": RECORDING_FORMAT, "recordings": [*kept, entry]}
+
+
+def _json_value(value: Any, at: str = "response", depth: int = 0) -> Any:
+    """``value`` as plain JSON data, or :class:`RecordingWriteError` saying where not."""
+    if depth > 100:
+        raise RecordingWriteError(f"{at} is nested too deep")
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v, f"{at}.{k}", depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(v, f"{at}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    what = repr(value) if isinstance(value, float) else f"a {type(value).__name__}"
+    place = at.encode("ascii", "backslashreplace").decode("ascii")  # a key may be any string
+    raise RecordingWriteError(f"{place} is {what}, which JSON cannot hold")
 
 
 class RecordingStore:
@@ -212,10 +234,11 @@ class RecordingStore:
             self.folder.mkdir(parents=True, exist_ok=True)
             with _exclusive(self.folder / LOCK_FILE):
                 existing = _entries_to_keep(path, where)
-                document = recording_document(existing, detector, settings, response)
-                try:  # ASCII JSON, so any string Python holds is kept and the file is UTF-8
-                    text = json.dumps(document, indent=1, sort_keys=True, allow_nan=False)
-                except (TypeError, ValueError, RecursionError) as exc:
+                try:
+                    document = recording_document(existing, detector, settings, response)
+                    # ASCII JSON: any string Python holds is kept, and the file is UTF-8
+                    text = json.dumps(document, indent=1, sort_keys=True)
+                except (RecordingWriteError, TypeError, ValueError, RecursionError) as exc:
                     raise RecordingWriteError(f"{where}: {exc}") from exc
                 _replace(path, text + "\n", self.folder, key)
 

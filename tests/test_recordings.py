@@ -22,6 +22,7 @@ from policy_engine.recordings import (
     RecordingStore,
     RecordingWriteError,
     read_recording,
+    recording_document,
     settings_digest,
 )
 
@@ -174,12 +175,33 @@ def test_a_value_json_cannot_hold_fails_only_its_own_write(tmp_path: Path) -> No
     store.record(KEY, "surrogate", "sha256:1", {"Name": "\ud800 \udcff"})
     for detector, bad in (("nan", float("nan")), ("object", object()), ("when", date.today())):
         with pytest.raises(RecordingWriteError, match=f"cannot record the {detector} response"):
-            store.record(KEY, detector, "sha256:1", {"Confidence": bad})
+            store.record(KEY, detector, "sha256:1", {"Labels": [{"Confidence": bad}]})
     text = store.path_for(KEY).read_bytes().decode("utf-8")  # UTF-8, and strict JSON
     assert [r["detector"] for r in _strict(text)["recordings"]] == ["kept", "surrogate"]
     assert store.lookup(KEY, "kept", "sha256:1") == RESPONSE
     assert store.lookup(KEY, "surrogate", "sha256:1") == {"Name": "\ud800 \udcff"}  # recovered
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_shared_document_names_where_a_value_json_cannot_hold_is() -> None:
+    # recording_document is what every store (the folder, the Lambda's S3) writes
+    response = {"ModerationLabels": [{"Name": "V", "Confidence": float("inf")}]}
+    with pytest.raises(
+        RecordingWriteError, match=r"response.ModerationLabels\[0\].Confidence is inf"
+    ):
+        recording_document((), "d", "sha256:1", response)
+    with pytest.raises(RecordingWriteError, match=r"response.\\ud800 is a bytes"):
+        recording_document((), "d", "sha256:1", {"\ud800": b"raw"})
+
+
+def test_an_earlier_entry_json_cannot_hold_strictly_never_blocks_a_write(tmp_path: Path) -> None:
+    store = RecordingStore(tmp_path)
+    legacy = {"format": RECORDING_FORMAT, "recordings": [
+        {"detector": "old", "settings": "sha256:1", "response": {"Confidence": float("nan")}}
+    ]}  # fmt: skip
+    store.path_for(KEY).write_text(json.dumps(legacy))  # as an earlier version wrote NaN
+    store.record(KEY, "new", "sha256:1", RESPONSE)
+    assert {r.detector for r in store.responses(KEY) or ()} == {"old", "new"}
 
 
 def test_a_file_that_cannot_be_read_is_never_replaced(
