@@ -5,18 +5,34 @@ key, the SHA-256 of its bytes), the context the caller gave, the policy's
 name and digest, the detectors' model versions, the decision, its reasons,
 the detector errors and, when a candidate policy is shadowed, its decision.
 It never holds image bytes nor credentials: only the fields listed are
-written, bytes in the context are replaced by their length, and context keys
-that name a secret (``password``, ``token``, ...) are redacted.
+written, bytes in the context are replaced by their length, and secrets are
+redacted twice over:
+
+- by name: the value under a key that names a secret (``password``,
+  ``Authorization``, ``x-api-key``, ``Set-Cookie``, ...), in a mapping, a
+  ``(name, value)`` pair or a flat ``[name, value, ...]`` list, at any depth;
+- by shape, in every string of the line: ``Bearer``/``Basic`` credentials,
+  ``Cookie:`` and ``Authorization:`` header lines, the password in a URL,
+  ``name=value`` query parameters and settings whose name is secret
+  (``X-Amz-Signature=``, ``sig=``, ``token=``...), AWS access key ids, JWTs,
+  private keys and a few well-known token formats.
+
+An embedder that knows which context keys are worth keeping names them
+(``AuditLog(path, log_context_keys=("upload_id", "user_id"))``): every other
+key is left out, which no pattern can match.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
+import math
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import IO, Any, cast
 
 from policy_engine.decision import Decision
@@ -28,15 +44,123 @@ AUDIT_FORMAT = "policy-engine-audit/1"
 MODEL_KEYS = ("model_version", "adapter", "project_version_arn")
 """What a detector's metadata says about the model that answered."""
 
-SECRET_KEY = re.compile(
-    r"pass(word|wd)?|secret|token|credential|authori[sz]ation|api[-_ ]?key|private[-_ ]?key|"
-    r"cookie|session",
-    re.IGNORECASE,
-)
-"""Context keys whose values are never written."""
-
 REDACTED = "<redacted>"
 MAX_DEPTH = 8
+
+logger = logging.getLogger(__name__)
+
+# -- redaction by name --------------------------------------------------------------
+
+SECRET_FRAGMENTS = (
+    "passw",
+    "passphrase",
+    "passcode",
+    "pwd",
+    "secret",
+    "token",
+    "credential",
+    "authoriz",
+    "authenticat",
+    "apikey",
+    "accesskey",
+    "privatekey",
+    "signingkey",
+    "encryptionkey",
+    "masterkey",
+    "cookie",
+    "session",
+    "bearer",
+    "jwt",
+    "signature",
+    "hmac",
+    "csrf",
+    "xsrf",
+)
+"""Parts of a key, lower-cased with separators removed, that name a secret."""
+
+SECRET_WORDS = frozenset({"auth", "authn", "authz", "oauth", "pass", "pw", "sig", "sid", "otp"})
+"""Words of a key (split at separators and camelCase) that name a secret; kept as
+whole words so that ``author`` or ``signal`` stay readable."""
+
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+
+
+def is_secret_key(key: object) -> bool:
+    """Whether a context key (or the name half of a pair) names a secret."""
+    text = _key_text(key)
+    squashed = re.sub(r"[^a-z0-9]", "", text.lower())
+    if any(fragment in squashed for fragment in SECRET_FRAGMENTS):
+        return True
+    return any(word.lower() in SECRET_WORDS for word in _WORD.findall(text))
+
+
+def _key_text(key: object) -> str:
+    if isinstance(key, bytes | bytearray):
+        return bytes(key).decode("latin-1")
+    if isinstance(key, str):
+        return key
+    try:
+        return str(key)
+    except Exception:
+        return f"<{type(key).__name__}>"
+
+
+# -- redaction by shape -------------------------------------------------------------
+
+_URL_USERINFO = re.compile(r"(?i)(?<![a-z0-9+.\-])([a-z][a-z0-9+.\-]*://)[^\s/?#@]+@")
+_HEADER_LINE = re.compile(
+    r"(?im)\b((?:set-)?cookie|(?:proxy-)?authorization|x-api-key|x-auth-token)(\s*[:=]\s*)[^\r\n]+"
+)
+_AUTH_SCHEME = re.compile(
+    r"(?i)\b(bearer|basic|digest|negotiate|ntlm|token|jwt|aws4-hmac-sha256)(\s+)[^\s,;\"'<>]+"
+)
+_NAME_SEPARATOR = re.compile(
+    r"(?<![\w.\-\[\]])(?P<name>[\w.\-\[\]]+)(?P<sep>[\"']?\s*(?:=|:|%3[dD])\s*)"
+)
+_VALUE = re.compile(r"\"[^\"]*\"|'[^']*'|(?:(?!%26)[^\s&;,\"'<>])+")
+_TOKEN_SHAPES = re.compile(
+    "|".join(
+        (
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
+            r"(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA|APKA)[A-Z0-9]{12,}",
+            r"eyJ[A-Za-z0-9_\-=]{6,}(?:\.[A-Za-z0-9_\-=]*)*",  # a JWT: base64 of '{"'
+            r"\bgh[pousr]_[A-Za-z0-9]{20,}|\bgithub_pat_[A-Za-z0-9_]{20,}",
+            r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",
+            r"\bAIza[0-9A-Za-z_\-]{20,}",
+            r"\b(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{10,}|\bsk-[A-Za-z0-9_\-]{20,}",
+        )
+    ),
+    re.DOTALL,
+)
+
+
+def _redact_named_values(text: str) -> str:
+    """``name=value``, ``name: value`` and ``"name": "value"`` with a secret name,
+    anywhere in ``text`` (a query string, a header, a config line, JSON)."""
+    parts: list[str] = []
+    position = 0
+    for match in _NAME_SEPARATOR.finditer(text):
+        if match.start() < position or not is_secret_key(match["name"]):
+            continue  # the scan goes on right after the separator, so no pair hides in a value
+        value = _VALUE.match(text, match.end())
+        if value is None:
+            continue
+        quote = value[0][0] if value[0][0] in "\"'" else ""
+        parts += [text[position : match.end()], f"{quote}{REDACTED}{quote}"]
+        position = value.end()
+    return "".join(parts) + text[position:] if parts else text
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every secret that has a recognisable shape replaced."""
+    if len(text) < 4:
+        return text
+    # the widest first: a header line, a credential after its scheme, a named value
+    text = _HEADER_LINE.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
+    text = _AUTH_SCHEME.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
+    text = _redact_named_values(text)
+    text = _URL_USERINFO.sub(lambda m: f"{m[1]}{REDACTED}@", text)
+    return _TOKEN_SHAPES.sub(REDACTED, text)
 
 
 def model_versions(decision: Decision) -> dict[str, dict[str, Any]]:
@@ -57,25 +181,51 @@ def model_versions(decision: Decision) -> dict[str, dict[str, Any]]:
 
 
 def _model_keys(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _safe(metadata[key]) for key in MODEL_KEYS if metadata.get(key) is not None}
+    return {key: metadata[key] for key in MODEL_KEYS if metadata.get(key) is not None}
 
 
-def _safe(value: Any, depth: int = 0) -> Any:
-    """``value`` as plain JSON data with no bytes and no secrets."""
-    if value is None or isinstance(value, bool | int | float | str):
+def _safe(value: Any, depth: int = 0, *, by_name: bool = True) -> Any:
+    """``value`` as plain JSON data with no bytes and no secrets: strings redacted
+    by shape and, with ``by_name``, values under a secret name redacted whole.
+    Never raises: what cannot be read is replaced by a note of its type."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if value is None or isinstance(value, bool | int):
         return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)  # NaN is not JSON
     if isinstance(value, bytes | bytearray | memoryview):
         return f"<{len(value)} bytes omitted>"
     if depth >= MAX_DEPTH:
         return "<nested too deep>"
-    if isinstance(value, Mapping):
-        return {
-            str(k): REDACTED if SECRET_KEY.search(str(k)) else _safe(v, depth + 1)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_safe(v, depth + 1) for v in value]
+    try:
+        if isinstance(value, Mapping):
+            return {
+                redact_text(_key_text(k)): (
+                    REDACTED
+                    if by_name and is_secret_key(k)
+                    else _safe(v, depth + 1, by_name=by_name)
+                )
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return _safe_sequence(list(value), depth, by_name)
+        if isinstance(value, set | frozenset):
+            return [_safe(v, depth + 1, by_name=by_name) for v in value]
+    except Exception:  # a container that fails to iterate, a key whose str() raises
+        return f"<{type(value).__name__} unreadable>"
     return f"<{type(value).__name__} omitted>"
+
+
+def _safe_sequence(items: list[Any], depth: int, by_name: bool) -> list[Any]:
+    """A list or tuple, where a secret's name (a string item) hides the item after
+    it: ``("Authorization", "Bearer ...")`` pairs and flat ``[name, value]`` lists."""
+    safe = []
+    hide_next = False
+    for item in items:
+        safe.append(REDACTED if hide_next else _safe(item, depth + 1, by_name=by_name))
+        hide_next = by_name and isinstance(item, str | bytes | bytearray) and is_secret_key(item)
+    return safe
 
 
 def _decision_part(decision: Decision) -> dict[str, Any]:
@@ -87,21 +237,74 @@ def _decision_part(decision: Decision) -> dict[str, Any]:
     }
 
 
-def audit_record(event: DecisionEvent) -> dict[str, Any]:
-    """The audit line of one decision, as plain JSON data."""
+def logged_context(
+    context: Mapping[str, Any], keys: Collection[str] | None = None
+) -> dict[str, Any]:
+    """The context as written: only ``keys`` (all when None), redacted."""
+    if keys is not None:
+        context = {key: value for key, value in context.items() if key in keys}
+    safe = _safe(context)
+    return safe if isinstance(safe, dict) else {}
+
+
+def audit_record(
+    event: DecisionEvent, log_context_keys: Collection[str] | None = None
+) -> dict[str, Any]:
+    """The audit line of one decision, as plain JSON data.
+
+    ``log_context_keys``: the context keys to keep (all when None). Every
+    string of the line is redacted by shape; the context by name too."""
     decision = event.decision
     record: dict[str, Any] = {
         "format": AUDIT_FORMAT,
         "time": event.time,
         "input": event.input,
         "key": event.key,
-        "context": _safe(event.context),
         "detectors": model_versions(decision),
         **_decision_part(decision),
     }
     if event.shadow is not None:
         record["shadow"] = {**_decision_part(event.shadow), "agrees": not event.disagrees}
-    return record
+    # the line's own keys (``key``, ``errors``...) are not secrets: redact them by shape only
+    safe: dict[str, Any] = _safe(record, by_name=False)
+    safe["context"] = logged_context(event.context, log_context_keys)
+    return safe
+
+
+def _minimal_record(event: DecisionEvent, problem: BaseException) -> dict[str, Any]:
+    """What can still be said of a decision whose full line could not be made."""
+
+    def attempt(read: Callable[[], Any]) -> Any:
+        try:
+            return read()
+        except Exception:
+            return None
+
+    record = {
+        "format": AUDIT_FORMAT,
+        "time": attempt(lambda: event.time),
+        "input": attempt(lambda: event.input),
+        "key": attempt(lambda: event.key),
+        "decision": attempt(lambda: event.decision.decision.value),
+        "policy": {
+            "name": attempt(lambda: event.decision.policy_name),
+            "digest": attempt(lambda: event.decision.policy_digest),
+        },
+        "audit_error": f"the full line could not be made: {type(problem).__name__}",
+    }
+    safe: dict[str, Any] = _safe(record, by_name=False)
+    return safe
+
+
+def encode_line(record: Mapping[str, Any]) -> bytes:
+    r"""One JSON line, valid UTF-8 always: a string Python holds but UTF-8 cannot
+    carry (a lone surrogate such as ``"\ud800"``, from a file name or a response)
+    makes the whole line ASCII, with ``\uXXXX`` escapes, which JSON readers decode."""
+    text = json.dumps(record, ensure_ascii=False, sort_keys=True, allow_nan=False)
+    try:
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode("ascii")
 
 
 class AuditLog:
@@ -113,13 +316,32 @@ class AuditLog:
     ``AuditLog(stream)`` writes to an open text or binary stream (which the
     caller owns). Safe to share across threads: a lock orders the lines, and
     each is flushed when written.
+
+    ``log_context_keys``: the context keys worth keeping (e.g.
+    ``("upload_id", "user_id")``); every other key is left out of the log.
+    By default every key is kept, redacted.
+
+    Writing never raises: a decision is never undone by its bookkeeping. A line
+    that cannot be made in full is written with what can (``audit_error`` says
+    why), and one that cannot be written at all is logged (``logging``, logger
+    ``policy_engine.audit``) and counted in ``failures``.
     """
 
-    def __init__(self, path_or_stream: str | os.PathLike[str] | IO[str] | IO[bytes]) -> None:
+    def __init__(
+        self,
+        path_or_stream: str | os.PathLike[str] | IO[str] | IO[bytes],
+        *,
+        log_context_keys: Iterable[str] | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._owned: io.FileIO | None = None
         self._text: IO[str] | None = None
         self._binary: IO[bytes] | None = None
+        if isinstance(log_context_keys, str):
+            raise TypeError("log_context_keys takes a collection of key names, not one string")
+        self.log_context_keys = (
+            frozenset(log_context_keys) if log_context_keys is not None else None
+        )
         if isinstance(path_or_stream, str | os.PathLike):
             self.name = os.fspath(path_or_stream)
             self._owned = io.FileIO(self.name, "a")
@@ -130,29 +352,72 @@ class AuditLog:
             else:
                 self._text = cast("IO[str]", path_or_stream)
         self.lines = 0
+        self.failures = 0
 
     @hookimpl
     def policy_engine_decision_made(self, event: DecisionEvent) -> None:
         self.write(event)
 
-    def write(self, event: DecisionEvent) -> None:
-        line = json.dumps(audit_record(event), ensure_ascii=False, sort_keys=True) + "\n"
-        data = line.encode("utf-8")
+    def write(self, event: DecisionEvent) -> bool:
+        """Append the decision's line; False (logged, counted) when it could not be."""
+        try:
+            data = encode_line(audit_record(event, self.log_context_keys))
+        except Exception as exc:
+            logger.error(
+                "audit log %s: the line of a %s decision was cut short: %s",
+                self.name,
+                _decision_of(event),
+                type(exc).__name__,
+            )
+            try:
+                data = encode_line(_minimal_record(event, exc))
+            except Exception as again:
+                return self._failed(event, again)
         with self._lock:
-            if self._owned is not None:
-                if self._owned.closed:
-                    raise ValueError(f"audit log {self.name} is closed")
-                view = memoryview(data)
+            try:
+                self._write(data)
+            except Exception as exc:
+                return self._failed(event, exc)
+            self.lines += 1
+        return True
+
+    def _write(self, data: bytes) -> None:
+        if self._owned is not None:
+            if self._owned.closed:
+                raise ValueError("the log is closed")
+            view = memoryview(data)
+            try:
                 while view:
                     written = self._owned.write(view)
-                    view = view[written or 0 :]
-            elif self._binary is not None:
-                self._binary.write(data)
-                self._binary.flush()
-            elif self._text is not None:
-                self._text.write(line)
-                self._text.flush()
-            self.lines += 1
+                    if not written:
+                        raise OSError(f"the file took none of the last {len(view)} bytes")
+                    view = view[written:]
+            except BaseException:
+                if len(view) < len(data):  # end the torn line, so the next one stays whole
+                    with contextlib.suppress(Exception):
+                        self._owned.write(b"\n")
+                raise
+        elif self._binary is not None:
+            self._binary.write(data)
+            self._binary.flush()
+        elif self._text is not None:
+            text = data.decode("utf-8")
+            try:
+                self._text.write(text)
+            except UnicodeEncodeError:  # a stream that cannot take UTF-8 (e.g. a cp1252 console)
+                self._text.write(json.dumps(json.loads(text), sort_keys=True) + "\n")
+            self._text.flush()
+
+    def _failed(self, event: DecisionEvent, exc: BaseException) -> bool:
+        self.failures += 1
+        logger.error(
+            "audit log %s: could not write the line of a %s decision: %s: %s",
+            self.name,
+            _decision_of(event),
+            type(exc).__name__,
+            exc,
+        )
+        return False
 
     def close(self) -> None:
         """Close the file this log opened (a stream given to it stays open)."""
@@ -165,3 +430,10 @@ class AuditLog:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _decision_of(event: DecisionEvent) -> str:
+    try:
+        return str(event.decision.decision.value)
+    except Exception:
+        return "<unknown>"

@@ -238,8 +238,10 @@ class Engine:
         if self.record is not None and raw is not None:
             try:
                 self.record.record(image.key, detector.name, configured.settings_digest, raw)
-            except Exception:  # a store that fails to write never undoes a good answer
-                logger.warning("could not record %s's response for %s", detector.name, image.name)
+            except Exception as exc:  # a store that fails to write never undoes a good answer
+                logger.warning(
+                    "could not record %s's response for %s: %s", detector.name, image.name, exc
+                )
         return result
 
     def _cached(self, configured: _Configured, image: Image) -> DetectorResult | None:

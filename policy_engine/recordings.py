@@ -13,25 +13,47 @@ them, or what ``--record`` writes::
 ``min_confidence`` (which changes what the detector is asked for), so a
 cached response is reused only for the same question. The ``stub`` detector
 replays every response of a file; ``--cache`` reuses only an exact match.
+
+Many processes may record into one folder at once: each write reads, merges
+and replaces the file under an exclusive lock on ``<folder>/.policy-engine.lock``
+(``flock`` on POSIX, ``msvcrt.locking`` on Windows), and the new file is
+renamed into place, so a reader sees the old file or the new one, never half.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
+import math
 import os
+import re
+import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
-from policy_engine.errors import InvalidDetectorResult
+from policy_engine.errors import InvalidDetectorResult, PolicyEngineError
 from policy_engine.json_types import json_type_name
 from policy_engine.model import plain_number
 
 RECORDING_FORMAT = "policy-engine-recording/1"
+LOCK_FILE = ".policy-engine.lock"
+"""The file in a recordings folder that writers lock (kept: removing it would race)."""
+
+logger = logging.getLogger(__name__)
+
+_FILE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+
+
+class RecordingWriteError(PolicyEngineError):
+    """A response could not be recorded; nothing already recorded was changed."""
+
+    code = "recording-write-failed"
 
 
 def settings_digest(detector: str, settings: Mapping[str, Any], min_confidence: float) -> str:
@@ -138,24 +160,49 @@ def recording_document(
     response: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The document to store: ``existing`` entries of other detectors or settings
-    kept (hand-written bare responses dropped), this one added or replaced."""
+    kept (hand-written bare responses dropped), this one added or replaced.
+
+    Raises :class:`RecordingWriteError` naming the place of a value in
+    ``response`` that JSON cannot hold (NaN, infinity, bytes, an object): a
+    recording is strict JSON, which any reader can read back."""
     kept = [
         {"detector": old.detector, "settings": old.settings, "response": _plain(old.response)}
         for old in existing
         if old.detector is not None and (old.detector, old.settings) != (detector, settings)
     ]
-    entry = {"detector": detector, "settings": settings, "response": _plain(response)}
+    entry = {"detector": detector, "settings": settings, "response": _json_value(response)}
     return {"format": RECORDING_FORMAT, "recordings": [*kept, entry]}
 
 
+def _json_value(value: Any, at: str = "response", depth: int = 0) -> Any:
+    """``value`` as plain JSON data, or :class:`RecordingWriteError` saying where not."""
+    if depth > 100:
+        raise RecordingWriteError(f"{at} is nested too deep")
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v, f"{at}.{k}", depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(v, f"{at}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    what = repr(value) if isinstance(value, float) else f"a {type(value).__name__}"
+    place = at.encode("ascii", "backslashreplace").decode("ascii")  # a key may be any string
+    raise RecordingWriteError(f"{place} is {what}, which JSON cannot hold")
+
+
 class RecordingStore:
-    """A folder of recordings, safe to read and write from many threads."""
+    """A folder of recordings, safe to read and write from many threads and many
+    processes at once (see the module for how)."""
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
         self._lock = threading.Lock()
 
     def path_for(self, key: str) -> Path:
+        """``<folder>/<key>.json``; ``key`` (an image key) must be a plain file name."""
+        if not _FILE_KEY.fullmatch(key) or ".." in key:
+            raise ValueError(f"{key!r} is not an image key (a file name of letters and digits)")
         return self.folder / f"{key}.json"
 
     def responses(self, key: str) -> tuple[RecordedResponse, ...] | None:
@@ -174,22 +221,87 @@ class RecordingStore:
         return find_response(found or (), detector, settings)
 
     def record(self, key: str, detector: str, settings: str, response: Mapping[str, Any]) -> None:
-        """Add (or replace) the response for this detector and settings, atomically:
-        a reader sees the old file or the new one, never half of one."""
+        """Add (or replace) the response for this detector and settings, keeping the
+        file's other entries, whoever wrote them: the file is read, merged and
+        replaced under the folder's lock, and renamed into place whole.
+
+        Raises :class:`RecordingWriteError`, with the file left as it was, for a
+        response JSON cannot hold (NaN, an object) and for a file that exists but
+        cannot be read; a lone surrogate is kept, as a ``\\uXXXX`` escape."""
+        path = self.path_for(key)
+        where = f"cannot record the {detector} response in {path}"
         with self._lock:
             self.folder.mkdir(parents=True, exist_ok=True)
-            path = self.path_for(key)
+            with _exclusive(self.folder / LOCK_FILE):
+                existing = _entries_to_keep(path, where)
+                try:
+                    document = recording_document(existing, detector, settings, response)
+                    # ASCII JSON: any string Python holds is kept, and the file is UTF-8
+                    text = json.dumps(document, indent=1, sort_keys=True)
+                except (RecordingWriteError, TypeError, ValueError, RecursionError) as exc:
+                    raise RecordingWriteError(f"{where}: {exc}") from exc
+                _replace(path, text + "\n", self.folder, key)
+
+
+def _entries_to_keep(path: Path, where: str) -> tuple[RecordedResponse, ...]:
+    """What the file holds now. A file that cannot be read at all fails the write
+    (it may hold answers); one whose content is not a recording is replaced."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return ()
+    except OSError as exc:
+        raise RecordingWriteError(f"{where}: cannot read it: {exc.strerror or exc}") from exc
+    try:
+        return recorded_responses(json.loads(data), f"recording {path}")
+    except (UnicodeDecodeError, json.JSONDecodeError, InvalidDetectorResult) as exc:
+        logger.warning("replacing %s, which is not a recording: %s", path, exc)
+        return ()
+
+
+def _replace(path: Path, text: str, folder: Path, key: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (created if missing) across processes."""
+    with open(lock_path, "a+b") as handle:
+        _lock_file(handle)
+        try:
+            yield
+        finally:
+            _unlock_file(handle)
+
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _lock_file(handle: IO[bytes]) -> None:
+        handle.seek(0)
+        while True:  # LK_LOCK gives up after about 10 seconds: wait on, as flock does
             try:
-                existing = read_recording(path) if path.exists() else ()
-            except InvalidDetectorResult:
-                existing = ()
-            document = recording_document(existing, detector, settings, response)
-            handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{key}.", suffix=".tmp")
-            try:
-                with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                    json.dump(document, stream, indent=1, sort_keys=True)
-                    stream.write("\n")
-                os.replace(temporary, path)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+                msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
+                return
+            except OSError:
+                continue
+
+    def _unlock_file(handle: IO[bytes]) -> None:
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock_file(handle: IO[bytes]) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+
+    def _unlock_file(handle: IO[bytes]) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -6,9 +6,14 @@ import base64
 import hashlib
 import io
 import json
+import logging
 import threading
 from pathlib import Path
 from typing import Any, ClassVar
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from policy_engine import (
     AuditLog,
@@ -247,3 +252,252 @@ def test_model_versions_include_replayed_detectors() -> None:
     record = audit_record(DecisionEvent("t", "in", "k", decision))
     assert record["errors"][0]["source"] == "custom"
     assert json.loads(json.dumps(record)) == record
+
+
+# -- secrets, in every shape a caller may hand them over -----------------------------------
+
+SECRET = "ZqvMaterialWxyZ"  # no hex digit, so no digest in the line can contain it
+AKIA = "AKIAZQVXWYPRSTUKMNPQ"
+
+
+def event_with(context: Any, *, name: str = "upload.png") -> DecisionEvent:
+    registry = DetectorRegistry([RegisteredDetector(SeeingDetector(), "test")])
+    decision = compile_policy(parse_policy(POLICY, registry=registry), registry).evaluate(
+        [Label("Violence", 60.0, "seeing", model_version="7.0")], [], {}
+    )
+    return DecisionEvent("2024-01-01T00:00:00.000Z", name, "k" * 64, decision, context)
+
+
+def logged(context: Any, **options: Any) -> bytes:
+    stream = io.BytesIO()
+    AuditLog(stream, **options).write(event_with(context))
+    return stream.getvalue()
+
+
+SECRET_SHAPES: dict[str, Any] = {
+    "header pairs": [("Authorization", f"Bearer {SECRET}"), ("Accept", "image/png")],
+    "header pairs as lists": [["X-Api-Key", SECRET]],
+    "a flat name, value list": ["set-cookie", f"id={SECRET}", "user", "bob"],
+    "nested in lists": {"list": [["auth", SECRET], ("pwd", SECRET), [{"cookie": SECRET}]]},
+    "keys": {
+        "bearer": SECRET,
+        "jwt": SECRET,
+        "Set-Cookie": SECRET,
+        "x-api-key": SECRET,
+        "refreshToken": SECRET,
+        "client_secret": SECRET,
+        "sessionId": SECRET,
+        "aws_credentials": {"id": AKIA, "key": SECRET},
+        "privateKey": SECRET,
+        "passwd": SECRET,
+    },
+    "bytes names": [(b"authorization", SECRET)],
+    "a pre-signed URL (SigV4)": (
+        "https://bucket.s3.amazonaws.com/k.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        f"&X-Amz-Credential={AKIA}%2F20240101%2Fus-east-1%2Fs3%2Faws4_request"
+        f"&X-Amz-Date=20240101T000000Z&X-Amz-Security-Token={SECRET}%2B%2F{SECRET}"
+        f"&X-Amz-Signature={SECRET}"
+    ),
+    "a pre-signed URL (SigV2)": (
+        f"https://b.s3.amazonaws.com/k?AWSAccessKeyId={AKIA}&Expires=1&Signature={SECRET}%3D"
+    ),
+    "a SAS URL": f"https://a.blob.core.windows.net/c/b?sv=2020&sig={SECRET}&se=2024",
+    "an encoded URL in a URL": f"next=https%3A%2F%2Fh%2Fp%3Ftoken%3D{SECRET}%26a%3D1",
+    "URL userinfo": f"postgres://app:{SECRET}@db:5432/x",
+    "raw headers": f"GET / HTTP/1.1\r\nCookie: a={SECRET}; b={SECRET}\r\nHost: x",
+    "an Authorization header value": (
+        f"AWS4-HMAC-SHA256 Credential={AKIA}/20240101/us-east-1/s3/aws4_request, "
+        f"SignedHeaders=host, Signature={SECRET}"
+    ),
+    "basic credentials": f"Basic {SECRET}",
+    "JSON text": f'{{"password": "{SECRET}", "user": "bob"}}',
+    "a JWT": f"eyJhbGciOiJIUzI1NiJ9.eyJ{SECRET}.{SECRET}",
+    "an access key id in prose": f"uploaded with key {AKIA} today",
+    "a private key": f"-----BEGIN RSA PRIVATE KEY-----\n{SECRET}\n-----END RSA PRIVATE KEY-----",
+}
+
+
+def test_secrets_in_every_shape_never_reach_the_log() -> None:
+    readable = {"upload_id": "u-1", "author": "Jane", "signal": "on", "key": "uploads/a.png"}
+    raw = logged({**SECRET_SHAPES, **readable})
+    text = raw.decode("utf-8")
+    for secret in (SECRET, AKIA, "RSA PRIVATE"):
+        assert secret not in text
+    context = json.loads(text)["context"]
+    assert {key: context[key] for key in readable} == readable  # what names no secret stays
+    assert context["header pairs"] == [["Authorization", "<redacted>"], ["Accept", "image/png"]]
+    assert context["a flat name, value list"] == ["set-cookie", "<redacted>", "user", "bob"]
+    assert context["a SAS URL"] == (
+        "https://a.blob.core.windows.net/c/b?sv=2020&sig=<redacted>&se=2024"
+    )
+
+
+@pytest.mark.parametrize("shape", sorted(SECRET_SHAPES))
+def test_each_secret_shape_is_redacted_on_its_own(shape: str) -> None:
+    raw = logged({"value": SECRET_SHAPES[shape]})
+    assert SECRET.encode() not in raw and AKIA.encode() not in raw, raw
+
+
+SECRET_NAMES = [
+    "Authorization", "auth", "AUTH_TOKEN", "x-api-key", "apiKey", "pwd", "Password",
+    "bearer", "jwt", "cookie", "Set-Cookie", "token", "secret", "session", "credentials",
+    "aws_secret_access_key", "X-Amz-Security-Token", "sig", "Signature", "passphrase",
+]  # fmt: skip
+NO_HEX = "ghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ"  # so no digest can hold a planted secret
+secrets_ = st.text(alphabet=NO_HEX, min_size=12, max_size=24)
+access_key_ids = st.text(alphabet="GHJKLMNPQRSTUVWXYZ", min_size=16, max_size=16).map(
+    lambda tail: "AKIA" + tail
+)
+VALUE_TEMPLATES = [
+    "Bearer {}", "basic {}", "token={}", "https://h/p?X-Amz-Signature={}&a=1",
+    "X-Amz-Security-Token={}", "https://h/p?Signature={}", "?sig={}&se=1",
+    "Cookie: sid={}; theme=dark", "https://user:{}@host/", "eyJhbGciOi.eyJ{}.x",
+    '{{"api_key": "{}"}}', "password: {}", "jwt={}",
+]  # fmt: skip
+
+
+@st.composite
+def planted(draw: st.DrawFn) -> tuple[Any, list[str]]:
+    """A context value holding secrets: under a secret name in a mapping, a pair or a
+    flat list, or in a value of a recognisable shape, nested in ordinary containers."""
+    secrets: list[str] = []
+
+    def secret_value() -> Any:
+        secret = draw(st.one_of(secrets_, access_key_ids))
+        secrets.append(secret)
+        if secret.startswith("AKIA"):
+            template = draw(st.sampled_from(["{}", "key {} here", "X-Amz-Credential={}%2F2024"]))
+            return template.format(secret)
+        return secret
+
+    def node(depth: int) -> Any:
+        shape = draw(st.integers(0, 6 if depth < 3 else 3))
+        name = draw(st.sampled_from(SECRET_NAMES))
+        if shape == 0:
+            return {name: secret_value(), "plain": draw(st.integers())}
+        if shape == 1:
+            return [(name, secret_value())]
+        if shape == 2:
+            return ["x", name, secret_value()]
+        if shape == 3:
+            secret = draw(secrets_)
+            secrets.append(secret)
+            return draw(st.sampled_from(VALUE_TEMPLATES)).format(secret)
+        if shape == 4:
+            return {draw(st.sampled_from(["meta", "items", "upload"])): node(depth + 1)}
+        if shape == 5:
+            return (node(depth + 1), "ordinary")
+        return [node(depth + 1) for _ in range(draw(st.integers(1, 3)))]
+
+    return node(0), secrets
+
+
+@settings(max_examples=150, deadline=None)
+@given(planted())
+def test_planted_secrets_never_reach_the_log(case: tuple[Any, list[str]]) -> None:
+    context, secrets = case
+    raw = logged({"planted": context})
+    assert json.loads(raw)  # still one valid line
+    for secret in secrets:
+        assert secret.encode() not in raw, (secret, raw)
+
+
+def test_only_the_context_keys_declared_are_logged() -> None:
+    context = {"upload_id": "u-9", "note": f"hunter2{SECRET}", "user": {"token": SECRET}}
+    raw = logged(context, log_context_keys=("upload_id", "user"))
+    line = json.loads(raw)
+    assert line["context"] == {"upload_id": "u-9", "user": {"token": "<redacted>"}}
+    assert SECRET.encode() not in raw and b"hunter2" not in raw
+    with pytest.raises(TypeError, match="not one string"):
+        AuditLog(io.BytesIO(), log_context_keys="upload_id")
+
+
+# -- the writer never breaks a line, and never raises into the caller ----------------------
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no")
+
+
+class BrokenMapping(dict[str, Any]):
+    def items(self) -> Any:
+        raise RuntimeError("cannot iterate")
+
+
+def test_unencodable_and_unserialisable_values_keep_the_line_whole(tmp_path: Path) -> None:
+    log = tmp_path / "audit.jsonl"
+    context = {
+        "name": "\ud800 caf\u00e9",
+        "nan": float("nan"),
+        "inf": [float("inf")],
+        "object": object(),
+        Unprintable(): 1,
+        "broken": BrokenMapping(a=1),
+        "deep": [[[[[[[[[["bottom"]]]]]]]]]],
+    }
+    with AuditLog(log) as audit:
+        assert audit.write(event_with(context, name="\udcff-name.jpg"))
+        assert audit.write(event_with({"upload_id": "after"}))
+    raw = log.read_bytes()
+    raw.decode("utf-8")  # valid UTF-8 throughout
+    first, second = lines(log)
+    assert first["input"] == "\udcff-name.jpg"  # kept, escaped as \udcff in the JSON
+    assert first["context"]["name"] == "\ud800 caf\u00e9"
+    assert first["context"]["nan"] == "nan" and first["context"]["inf"] == ["inf"]
+    assert first["context"]["object"] == "<object omitted>"
+    assert first["context"]["<Unprintable>"] == 1
+    assert first["context"]["broken"] == "<BrokenMapping unreadable>"
+    assert "<nested too deep>" in json.dumps(first["context"]["deep"])
+    assert second["context"] == {"upload_id": "after"}
+
+
+def test_a_text_stream_that_cannot_take_utf8_gets_ascii_json() -> None:
+    buffer = io.BytesIO()
+    stream = io.TextIOWrapper(buffer, encoding="ascii")
+    assert AuditLog(stream).write(event_with({"who": "caf\u00e9 \ud800"}))
+    stream.flush()
+    assert json.loads(buffer.getvalue())["context"] == {"who": "caf\u00e9 \ud800"}
+
+
+class FailingStream(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_failing_write_is_logged_and_counted_never_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    failing = AuditLog(FailingStream())
+    with caplog.at_level(logging.ERROR, logger="policy_engine.audit"):
+        assert failing.write(event_with({"upload_id": "u"})) is False
+    assert failing.failures == 1 and failing.lines == 0
+    assert "No space left on device" in caplog.text
+
+    closed = AuditLog(tmp_path / "audit.jsonl")
+    closed.close()
+    assert closed.write(event_with({})) is False
+    assert closed.failures == 1
+
+    # through a Moderator, the decision comes back all the same
+    moderator = moderator_for(tmp_path, failing)
+    assert moderator.check(b"image").decision.value == "review"
+    assert failing.failures == 2
+
+
+def test_a_line_that_cannot_be_made_in_full_keeps_the_decision(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(decision: Any) -> Any:
+        raise RuntimeError("a plugin's odd metadata")
+
+    monkeypatch.setattr("policy_engine.audit.model_versions", broken)
+    stream = io.BytesIO()
+    assert AuditLog(stream).write(event_with({"token": SECRET}))
+    line = json.loads(stream.getvalue())
+    assert line["decision"] == "review" and line["input"] == "upload.png"
+    assert line["audit_error"] == "the full line could not be made: RuntimeError"
+    assert "context" not in line and SECRET not in stream.getvalue().decode()

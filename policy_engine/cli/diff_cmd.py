@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -85,25 +87,56 @@ def split_git_spec(spec: str) -> tuple[str, str] | None:
 
 
 def git_show(rev: str, path: str) -> str:
-    """The text of ``path`` at ``rev`` (``git show REV:path`` in the current folder)."""
+    """The text of ``path`` at ``rev`` (``git show REV:path`` in the current folder).
+
+    The revision is refused when git could read the argument as an option (it
+    starts with ``-``: ``--output=FILE`` would make git write a file) or when it
+    holds a NUL; ``--end-of-options`` also tells git so, where git knows it."""
+    spec = f"{rev}:{path}"
+    if rev.startswith("-"):
+        raise CommandError(
+            f"policy-engine: {spec}: a git revision cannot start with '-' "
+            "(git would read it as an option)",
+            exit_codes.USAGE,
+        )
+    if "\0" in spec:
+        raise CommandError(f"policy-engine: {spec!r}: a NUL cannot be in a git revision or path")
     try:
         completed = subprocess.run(
-            ["git", "show", f"{rev}:{path}"],
+            ["git", "show", *_end_of_options(), spec],
             capture_output=True,
             timeout=GIT_TIMEOUT,
             stdin=subprocess.DEVNULL,
         )
     except FileNotFoundError as exc:
-        raise CommandError(f"policy-engine: {rev}:{path}: git is not installed") from exc
+        raise CommandError(f"policy-engine: {spec}: git is not installed") from exc
     except subprocess.TimeoutExpired as exc:
-        raise CommandError(f"policy-engine: {rev}:{path}: git show timed out") from exc
+        raise CommandError(f"policy-engine: {spec}: git show timed out") from exc
     if completed.returncode != 0:
         message = completed.stderr.decode("utf-8", "replace").strip() or "git show failed"
-        raise CommandError(f"policy-engine: cannot read {rev}:{path} from git: {message}")
+        raise CommandError(f"policy-engine: cannot read {spec} from git: {message}")
     try:
         return completed.stdout.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise CommandError(f"policy-engine: {rev}:{path}: not UTF-8 text") from exc
+        raise CommandError(f"policy-engine: {spec}: not UTF-8 text") from exc
+
+
+@functools.cache
+def _end_of_options() -> tuple[str, ...]:
+    """``("--end-of-options",)`` when the installed git knows it (2.24 and later)."""
+    try:
+        completed = subprocess.run(
+            ["git", "--version"],
+            capture_output=True,
+            timeout=GIT_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ()  # git show will say what is wrong with git
+    found = re.search(rb"(\d+)\.(\d+)", completed.stdout)
+    if found is None or (int(found[1]), int(found[2])) < (2, 24):
+        return ()
+    return ("--end-of-options",)
 
 
 def load_side(spec: str, registry: DetectorRegistry) -> LoadResult:

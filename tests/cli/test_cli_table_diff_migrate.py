@@ -8,6 +8,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from policy_engine.cli.common import CommandError
+from policy_engine.cli.diff_cmd import git_show
+
 POLICY = """\
 version: 1
 name: weapons
@@ -176,6 +181,52 @@ def test_diff_against_git(h: Any, tmp_path: Path) -> None:
     assert missing.code == 2 and "cannot read HEAD:nope.yaml from git" in missing.err, missing
     outside = h.run("diff", "HEAD:policy.yaml", repo / "policy.yaml", cwd=tmp_path)
     assert outside.code == 2 and "from git" in outside.err, outside
+
+
+def test_diff_refuses_a_revision_that_git_would_read_as_an_option(h: Any, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    h.write_text(repo / "policy.yaml", POLICY)
+    _git(repo, "add", "policy.yaml")
+    _git(repo, "commit", "-q", "-m", "policy")
+    planted = tmp_path / "planted"
+    for spec in (f"--output={planted}:policy.yaml", "-p:policy.yaml", f"--output={planted}:x"):
+        result = h.run("diff", "--", spec, "policy.yaml", cwd=repo)
+        assert result.code == 2, result
+        assert "a git revision cannot start with '-'" in result.err, result
+        assert "Traceback" not in result.err
+    assert not list(tmp_path.glob("planted*"))  # git never saw --output=
+    with pytest.raises(CommandError, match="NUL") as info:  # a NUL would crash subprocess
+        git_show("HEAD\0", "policy.yaml")
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        (b"git version 2.39.5\n", ("--end-of-options",)),
+        (b"git version 2.24.0.windows.1\n", ("--end-of-options",)),
+        (b"git version 2.23.4 (Apple Git-1)\n", ()),
+        (b"git version 1.8.3.1\n", ()),
+        (b"", ()),
+    ],
+)
+def test_end_of_options_is_passed_only_to_a_git_that_knows_it(
+    monkeypatch: pytest.MonkeyPatch, version: bytes, expected: tuple[str, ...]
+) -> None:
+    from policy_engine.cli import diff_cmd
+
+    def fake_run(command: list[str], **options: Any) -> subprocess.CompletedProcess[bytes]:
+        assert command == ["git", "--version"]
+        return subprocess.CompletedProcess(command, 0, version, b"")
+
+    diff_cmd._end_of_options.cache_clear()
+    monkeypatch.setattr(diff_cmd.subprocess, "run", fake_run)
+    try:
+        assert diff_cmd._end_of_options() == expected
+    finally:
+        diff_cmd._end_of_options.cache_clear()
 
 
 V6 = """\
