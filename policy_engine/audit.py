@@ -38,6 +38,7 @@ from typing import IO, Any, cast
 from policy_engine.decision import Decision
 from policy_engine.events import DecisionEvent
 from policy_engine.hookspecs import hookimpl
+from policy_engine.text import json_dumps, name_fields
 
 AUDIT_FORMAT = "policy-engine-audit/1"
 
@@ -258,7 +259,7 @@ def audit_record(
     record: dict[str, Any] = {
         "format": AUDIT_FORMAT,
         "time": event.time,
-        "input": event.input,
+        **name_fields(event.input),
         "key": event.key,
         "detectors": model_versions(decision),
         **_decision_part(decision),
@@ -297,14 +298,9 @@ def _minimal_record(event: DecisionEvent, problem: BaseException) -> dict[str, A
 
 
 def encode_line(record: Mapping[str, Any]) -> bytes:
-    r"""One JSON line, valid UTF-8 always: a string Python holds but UTF-8 cannot
-    carry (a lone surrogate such as ``"\ud800"``, from a file name or a response)
-    makes the whole line ASCII, with ``\uXXXX`` escapes, which JSON readers decode."""
-    text = json.dumps(record, ensure_ascii=False, sort_keys=True, allow_nan=False)
-    try:
-        return (text + "\n").encode("utf-8")
-    except UnicodeEncodeError:
-        return (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode("ascii")
+    r"""One JSON line, valid UTF-8 always (see :func:`policy_engine.text.json_dumps`:
+    a lone surrogate, from a file name or a response, is written escaped)."""
+    return (json_dumps(record, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
 
 
 class AuditLog:
