@@ -38,6 +38,7 @@ from policy_engine.decision import Decision
 from policy_engine.diagnostics import Diagnostic, Position, error
 from policy_engine.engine import Engine, NoDetectorsError, PolicyDetectorsError
 from policy_engine.errors import (
+    DetectorUnavailableError,
     PluginError,
     PolicyEngineError,
     PolicyLoadError,
@@ -167,12 +168,16 @@ def _load_engine(path: str, options: _Options) -> tuple[Engine, tuple[Diagnostic
         rate_limit=options.rate_limit,
         concurrency=options.concurrency,
     )
+    # an upload flow fails at start-up (or a reload is refused), not on every upload
+    engine.preflight()
     return engine, result.warnings
 
 
 def _diagnostics_of(exc: PolicyEngineError, path: str) -> tuple[Diagnostic, ...]:
     if isinstance(exc, PolicyLoadError):
         return exc.diagnostics
+    if isinstance(exc, DetectorUnavailableError):
+        return (error(exc.code, str(exc), path, Position()),)
     code = {
         NoDetectorsError: "no-detectors",
         PolicyDetectorsError: "detector-settings",
@@ -190,7 +195,13 @@ class Moderator:
     """Decides uploads under a policy file, with hot reload and decision hooks.
 
     Build it once (it loads, verifies and compiles the policy and sets up the
-    detectors' clients) and share it across threads and requests.
+    detectors' clients) and share it across threads and requests. It checks
+    then that every detector can be called at all (:meth:`Engine.preflight
+    <policy_engine.engine.Engine.preflight>`: credentials and a region found,
+    nothing sent) and raises
+    :class:`~policy_engine.errors.DetectorUnavailableError` if one cannot, so
+    that a service without credentials fails at start-up rather than sending
+    every upload to ``on_error``; :meth:`reload` refuses such a policy.
 
     - ``registry``: the detectors (default: the installed plugins').
     - ``plugin_manager``: whose ``policy_engine_decision_made`` hooks are
@@ -286,8 +297,11 @@ class Moderator:
         Raises :class:`~policy_engine.PolicyLoadError` (with ``diagnostics``)
         for a policy that does not load,
         :class:`~policy_engine.shadow.ShadowPolicyError` for a candidate that
-        does not, and another :class:`~policy_engine.PolicyEngineError` for
-        detectors that do not fit the installed plugins."""
+        does not, :class:`~policy_engine.errors.DetectorUnavailableError` (with
+        a stable ``code``) for a detector that cannot be called at all (no
+        credentials, no region), and another
+        :class:`~policy_engine.PolicyEngineError` for detectors that do not fit
+        the installed plugins."""
         return cls(
             path,
             registry=registry,

@@ -20,7 +20,7 @@ from policy_engine.cli.common import CommandError, installed_plugins, load_polic
 from policy_engine.cli.evaluate_cmd import reaches
 from policy_engine.cli.render import decision_text
 from policy_engine.engine import Engine
-from policy_engine.errors import PolicyEngineError
+from policy_engine.errors import DetectorUnavailableError, PolicyEngineError
 from policy_engine.image import Image
 from policy_engine.model import Verdict
 from policy_engine.ratelimit import RateLimiter
@@ -149,6 +149,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             rate_limit=RateLimiter(args.rate, stop=stop) if args.rate else None,
             concurrency=args.concurrency,
         )
+        engine.preflight()  # no credentials or region: one error, before any image
+    except DetectorUnavailableError as exc:
+        raise CommandError(f"policy-engine: {exc}; no image was checked") from exc
     except PolicyEngineError as exc:
         raise CommandError(f"policy-engine: {exc}") from exc
 
