@@ -119,6 +119,27 @@ class Detector:
         as the model the call named."""
         return self.parse(raw)
 
+    def preflight(self, context: DetectContext) -> None:
+        """Check, without sending a request, that this detector can be called at
+        all (credentials and a region found, say); raise
+        :class:`~policy_engine.errors.DetectorError` with a clear message and a
+        stable ``code`` if not. The engine calls it once, before the first
+        image (:meth:`Engine.preflight <policy_engine.engine.Engine.preflight>`),
+        so that a run stops with one error instead of failing every image. By
+        default it checks nothing."""
+
+    def identify(self, image: Image, context: DetectContext) -> Image:
+        """``image``, known by its URI only, with what identifies its bytes filled
+        in (``version``, and a URI naming the exact object version this detector
+        will read), for a detector that reads images in place. The engine calls
+        it before it looks the image up in a cache or records its answer, and
+        keys both by the image returned: an image that is still not
+        :attr:`~policy_engine.image.Image.identified` is neither answered from a
+        cache nor recorded, as the object behind a URI may change. It may make a
+        request (a HEAD); an exception leaves the image unidentified. By default
+        the image as it is."""
+        return image
+
     def prepare(self, context: DetectContext) -> None:
         """Get ready to call (build clients, open sessions) before the first
         rate-limited call, outside the rate limit; a failure here is ignored

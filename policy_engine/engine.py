@@ -15,6 +15,7 @@ from policy_engine.decision import Decision, DetectorFailure
 from policy_engine.detectors import DetectContext, Detector, DetectorResult
 from policy_engine.errors import (
     DetectorError,
+    DetectorUnavailableError,
     InvalidDetectorResult,
     PolicyEngineError,
     RunStopped,
@@ -142,7 +143,10 @@ class Engine:
 
     ``cache`` answers a remote detector from recorded responses (same image,
     detector, settings and floor) instead of calling it; ``record`` stores
-    every response a remote detector returns; ``rate_limit`` spaces remote
+    every response a remote detector returns. Both key an image by its bytes,
+    or, for one known by URI only, by the version the detector identifies
+    (:meth:`Detector.identify`); an image without one is neither answered from
+    the cache nor recorded. ``rate_limit`` spaces remote
     calls across all threads; ``concurrency`` tells detectors how many images
     will be checked at once (for their connection pools).
     """
@@ -224,18 +228,40 @@ class Engine:
         registry = registry if registry is not None else DetectorRegistry.installed()
         return cls(load_policy(path, registry=registry), registry)
 
+    def preflight(self) -> None:
+        """Check once, before the first image, that every detector can be called
+        at all (:meth:`Detector.preflight`; nothing is sent), so that a run
+        without credentials or a region stops with one clear error instead of
+        deciding every image on a detector failure.
+
+        Raises :class:`~policy_engine.errors.DetectorUnavailableError` for the
+        first detector that cannot be called."""
+        for configured in self._configured:
+            detector = configured.detector
+            try:
+                detector.preflight(configured.context)
+            except DetectorError as exc:
+                raise DetectorUnavailableError(detector.name, str(exc), code=exc.code) from exc
+            except Exception as exc:  # a plugin's bug: said as clearly, never a traceback
+                raise DetectorUnavailableError(
+                    detector.name,
+                    f"its preflight check failed: {type(exc).__name__}: {exc}",
+                    code="plugin-exception",
+                ) from exc
+
     def _run_one(self, configured: _Configured, image: Image) -> DetectorResult:
         detector = configured.detector
         if not detector.remote:
             detector.precheck(image, configured.context)
             return self._call(configured, image)
-        cached = self._cached(configured, image)
+        image, keyed = self._identified(configured, image)
+        cached = self._cached(configured, image) if keyed else None
         if cached is not None:
             return cached
         detector.precheck(image, configured.context)  # a refused image costs no call
         result = self._paced(configured, image)
         raw = result.raw if isinstance(result, DetectorResult) else None
-        if self.record is not None and raw is not None:
+        if keyed and self.record is not None and raw is not None:
             try:
                 self.record.record(image.key, detector.name, configured.settings_digest, raw)
             except Exception as exc:  # a store that fails to write never undoes a good answer
@@ -243,6 +269,40 @@ class Engine:
                     "could not record %s's response for %s: %s", detector.name, image.name, exc
                 )
         return result
+
+    def _identified(self, configured: _Configured, image: Image) -> tuple[Image, bool]:
+        """The image to send and whether a cache may answer it and a record keep
+        its answer: only when its key names its bytes. An image known by URI only
+        is first identified by the detector (its version: an ETag, a version id
+        in the URI), which then reads that version; one it cannot identify is
+        sent as it is, never answered from the cache nor recorded, since the
+        object behind the URI may have been overwritten since."""
+        if self.cache is None and self.record is None:
+            return image, False
+        if image.data is not None:
+            return image, True
+        detector = configured.detector
+        try:
+            found = detector.identify(image, configured.context)
+            if type(found) is not Image:
+                raise TypeError(f"identify returned {type(found).__name__}, not an Image")
+        except Exception as exc:
+            logger.warning(
+                "%s could not identify %s, so it is neither answered from the cache nor "
+                "recorded: %s",
+                detector.name,
+                image.name,
+                exc,
+            )
+            return image, False
+        if not found.identified:
+            logger.warning(
+                "%s has no version for %s (known by URI only), so it is neither answered "
+                "from the cache nor recorded",
+                detector.name,
+                image.name,
+            )
+        return found, found.identified
 
     def _cached(self, configured: _Configured, image: Image) -> DetectorResult | None:
         """The cached answer, if the cache has a usable one: a cache only saves
@@ -276,15 +336,25 @@ class Engine:
         counted from when that call returned."""
         limiter = self.rate_limit
         if limiter is None:
-            self.counter.add(calls=1)
-            return self._call(configured, image)
+            return self._send(configured, image)
         if not configured.warmed.is_set():
             with configured.warming:
                 if not configured.warmed.is_set():
                     return self._warm_up(configured, image, limiter)
         limiter.acquire()
+        return self._send(configured, image)
+
+    def _send(self, configured: _Configured, image: Image) -> DetectorResult:
+        """Call the detector, counted as a call when it goes out, and uncounted
+        when the detector says that nothing was sent (``DetectorError.sent``:
+        no credentials, an image refused before the request)."""
         self.counter.add(calls=1)
-        return self._call(configured, image)
+        try:
+            return self._call(configured, image)
+        except DetectorError as exc:
+            if not exc.sent:
+                self.counter.add(calls=-1)
+            raise
 
     def _warm_up(
         self, configured: _Configured, image: Image, limiter: RateLimiter
@@ -297,9 +367,8 @@ class Engine:
             except Exception:  # the call itself will report it
                 logger.debug("prepare failed for %s", detector.name)
         limiter.acquire()
-        self.counter.add(calls=1)
         try:
-            result = self._call(configured, image)
+            result = self._send(configured, image)
         finally:
             limiter.defer_next()
         configured.warmed.set()

@@ -49,15 +49,40 @@ class DetectorError(PolicyEngineError):
 
     ``retryable`` says whether the same call may succeed later (throttling, a
     timeout); ``code`` is a stable machine-readable name for the failure.
+    ``sent`` is False when no request left the machine (an image refused
+    before the call, no credentials or region, a request the SDK refused to
+    send): the engine then does not count a call.
     """
 
     code: str = "detector-error"
 
-    def __init__(self, message: str, *, code: str | None = None, retryable: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        retryable: bool = False,
+        sent: bool = True,
+    ) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
         self.retryable = retryable
+        self.sent = sent
+
+
+class DetectorUnavailableError(PolicyEngineError):
+    """A configured detector cannot be called at all (no credentials, no region,
+    a profile that does not exist), found by :meth:`Engine.preflight
+    <policy_engine.engine.Engine.preflight>` before the first image, so that a
+    run stops with one error instead of failing every image. ``detector`` names
+    it; ``code`` is the detector's stable code for the cause (``no-credentials``,
+    ``no-region``, ``profile-not-found``, ...)."""
+
+    def __init__(self, detector: str, message: str, *, code: str) -> None:
+        self.detector = detector
+        self.code = code
+        super().__init__(f"detector {detector!r} cannot be called: {message}")
 
 
 class InvalidDetectorResult(DetectorError):

@@ -38,6 +38,14 @@ class Image:
             object.__setattr__(self, "size", len(self.data))
 
     @property
+    def identified(self) -> bool:
+        """Whether :attr:`key` names these bytes and no others: the bytes are at
+        hand, or a ``version`` says which they are. A URI alone does not: the
+        object behind it may be overwritten, so a cache must never answer for
+        it (see :meth:`Detector.identify <policy_engine.detectors.Detector.identify>`)."""
+        return self.data is not None or self.version is not None
+
+    @property
     def key(self) -> str:
         """What recordings and de-duplication know the image by: the SHA-256 of its
         bytes, or, for an image known by URI only, a SHA-256 of URI and version."""

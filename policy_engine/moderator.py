@@ -43,6 +43,7 @@ from policy_engine.engine import (
     PolicyDetectorsError,
 )
 from policy_engine.errors import (
+    DetectorUnavailableError,
     PluginError,
     PolicyEngineError,
     PolicyLoadError,
@@ -176,12 +177,16 @@ def _load_engine(path: str, options: _Options) -> tuple[Engine, tuple[Diagnostic
         concurrency=options.concurrency,
         detector_timeout=options.detector_timeout,
     )
+    # an upload flow fails at start-up (or a reload is refused), not on every upload
+    engine.preflight()
     return engine, result.warnings
 
 
 def _diagnostics_of(exc: Exception, path: str) -> tuple[Diagnostic, ...]:
     if isinstance(exc, PolicyLoadError):
         return exc.diagnostics
+    if isinstance(exc, DetectorUnavailableError):
+        return (error(exc.code, printable(str(exc)), path, Position()),)
     codes: dict[type[Exception], str] = {
         NoDetectorsError: "no-detectors",
         PolicyDetectorsError: "detector-settings",
@@ -200,7 +205,13 @@ class Moderator:
     """Decides uploads under a policy file, with hot reload and decision hooks.
 
     Build it once (it loads, verifies and compiles the policy and sets up the
-    detectors' clients) and share it across threads and requests.
+    detectors' clients) and share it across threads and requests. It checks
+    then that every detector can be called at all (:meth:`Engine.preflight
+    <policy_engine.engine.Engine.preflight>`: credentials and a region found,
+    nothing sent) and raises
+    :class:`~policy_engine.errors.DetectorUnavailableError` if one cannot, so
+    that a service without credentials fails at start-up rather than sending
+    every upload to ``on_error``; :meth:`reload` refuses such a policy.
 
     - ``registry``: the detectors (default: the installed plugins').
     - ``plugin_manager``: whose ``policy_engine_decision_made`` hooks are
@@ -301,8 +312,11 @@ class Moderator:
         Raises :class:`~policy_engine.PolicyLoadError` (with ``diagnostics``)
         for a policy that does not load,
         :class:`~policy_engine.shadow.ShadowPolicyError` for a candidate that
-        does not, and another :class:`~policy_engine.PolicyEngineError` for
-        detectors that do not fit the installed plugins."""
+        does not, :class:`~policy_engine.errors.DetectorUnavailableError` (with
+        a stable ``code``) for a detector that cannot be called at all (no
+        credentials, no region), and another
+        :class:`~policy_engine.PolicyEngineError` for detectors that do not fit
+        the installed plugins."""
         return cls(
             path,
             registry=registry,

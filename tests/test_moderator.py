@@ -26,6 +26,7 @@ from policy_engine import (
     ShadowPolicyError,
     hookimpl,
 )
+from policy_engine.errors import DetectorUnavailableError
 from policy_engine.events import DecisionEvent
 from policy_engine.moderator import to_image
 from policy_engine.plugins import DetectorRegistry, RegisteredDetector, make_plugin_manager
@@ -165,6 +166,71 @@ def test_a_policy_that_does_not_load_raises_with_diagnostics(tmp_path: Path) -> 
         moderator_for(tmp_path, "version: 1\nname: broken\nrules:\n  - id: x\n")
     assert info.value.diagnostics
     assert all(d.file.endswith("policy.yaml") for d in info.value.diagnostics)
+
+
+class CachableDetector(CountingDetector):
+    """Returns its raw answer and parses it back, so that a cache can answer for it."""
+
+    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+        result = super().detect(image, context)
+        raw = {"Violence": result.labels[0].confidence}
+        return DetectorResult(self.name, result.labels, result.metadata, raw=raw)
+
+    def parse(self, raw: Any) -> DetectorResult:
+        return DetectorResult(self.name, (Label("Violence", raw["Violence"], self.name),))
+
+
+def test_an_s3_uri_without_a_version_is_never_answered_from_the_cache(tmp_path: Path) -> None:
+    # The object behind the URI may be overwritten between two checks: a detector
+    # that cannot say which bytes it read (no identify) must be asked every time.
+    detector = CachableDetector()
+    store = tmp_path / "rec"
+    moderator = moderator_for(tmp_path, detector=detector, cache=store, record=store)
+
+    for _ in range(2):
+        assert moderator.check("s3://bucket/fight.jpg").decision == "block"
+
+    assert detector.calls == 2
+    assert not store.exists() or list(store.iterdir()) == []
+    for _ in range(2):  # bytes name themselves: the cache answers the second
+        assert moderator.check(b"fight").decision == "block"
+    assert detector.calls == 3
+
+
+class UnreachableDetector(CountingDetector):
+    """A detector whose service cannot be reached while ``reachable`` is False."""
+
+    reachable = True
+
+    def preflight(self, context: DetectContext) -> None:
+        if not self.reachable:
+            raise DetectorError("no AWS credentials: set `profile`", code="no-credentials")
+
+
+def test_a_detector_that_cannot_be_called_fails_the_moderator_at_construction(
+    tmp_path: Path,
+) -> None:
+    detector = UnreachableDetector()
+    detector.reachable = False
+
+    with pytest.raises(DetectorUnavailableError) as raised:
+        moderator_for(tmp_path, detector=detector)
+
+    assert raised.value.code == "no-credentials" and raised.value.detector == "counting"
+    assert detector.calls == 0
+
+
+def test_a_reload_whose_detector_cannot_be_called_keeps_the_old_policy(tmp_path: Path) -> None:
+    detector = UnreachableDetector()
+    moderator = moderator_for(tmp_path, detector=detector)
+    before = moderator.serving
+    detector.reachable = False
+
+    result = moderator.reload(write(tmp_path / "strict.yaml", STRICT))
+
+    assert not result.ok and moderator.serving is before
+    assert [d.code for d in result.diagnostics] == ["no-credentials"]
+    assert "cannot be called" in (result.error or "")
 
 
 # -- hot reload ---------------------------------------------------------------

@@ -19,7 +19,7 @@ from policy_engine.cli.common import CommandError, installed_plugins, load_polic
 from policy_engine.cli.evaluate_cmd import reaches
 from policy_engine.cli.render import decision_text
 from policy_engine.engine import DEFAULT_DETECTOR_TIMEOUT, Engine
-from policy_engine.errors import PolicyEngineError
+from policy_engine.errors import DetectorUnavailableError, PolicyEngineError
 from policy_engine.image import Image
 from policy_engine.model import Verdict
 from policy_engine.ratelimit import RateLimiter
@@ -162,6 +162,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             concurrency=args.concurrency,
             detector_timeout=args.detector_timeout,
         )
+        engine.preflight()  # no credentials or region: one error, before any image
+    except DetectorUnavailableError as exc:
+        raise CommandError(f"policy-engine: {exc}; no image was checked") from exc
     except PolicyEngineError as exc:
         raise CommandError(f"policy-engine: {exc}") from exc
 

@@ -1,7 +1,8 @@
 """Settings and client building shared by both detectors.
 
-boto3 is imported inside :func:`build_client` only: policy-engine imports
-every installed plugin to list detectors, and that must not pay for boto3.
+boto3 is imported inside the functions that use it only: policy-engine
+imports every installed plugin to list detectors, and that must not pay for
+boto3.
 Settings the user leaves out are not passed, so boto3's own chain
 (AWS_DEFAULT_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_REKOGNITION, AWS_RETRY_MODE,
 AWS_MAX_ATTEMPTS, the config files) still applies; AWS_REGION, which boto3
@@ -14,12 +15,18 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from policy_engine.errors import DetectorError
 from policy_engine.image import Image
 from policy_engine_rekognition import __version__
-from policy_engine_rekognition.errors import to_detector_error
+from policy_engine_rekognition.errors import (
+    NO_CREDENTIALS_ADVICE,
+    NO_REGION_ADVICE,
+    redact,
+    sdk_failure,
+    to_detector_error,
+)
 
 SERVICE_NAME = "rekognition"
 RETRY_MODES = ("legacy", "standard", "adaptive")
@@ -126,6 +133,7 @@ _FROM_SETTINGS = frozenset(CLIENT_SETTINGS_PROPERTIES)
 
 
 ClientFactory = Callable[[ClientSettings], RekognitionClient]
+ClientT = TypeVar("ClientT")
 
 
 def _retry_mode_configured(botocore_session: Any) -> bool:
@@ -143,24 +151,56 @@ def _region_from_environment() -> str | None:
     return os.environ.get("AWS_REGION") or None
 
 
-def build_client(settings: ClientSettings) -> RekognitionClient:
-    """A boto3 Rekognition client for ``settings``; the only place boto3 is imported."""
+def aws_sessions(settings: ClientSettings) -> tuple[Any, Any]:
+    """The boto3 session (and its botocore session) whose credentials and
+    region the clients for ``settings`` use: the ``profile`` and ``region``
+    settings, else boto3's chains (AWS_REGION included). Raises botocore's
+    ProfileNotFound."""
     try:
         import boto3.session
-        import botocore.config
         import botocore.session
     except ImportError as exc:  # pragma: no cover - boto3 is a dependency
         raise DetectorError(
             f"boto3 is not installed ({exc}); reinstall policy-engine-rekognition",
             code="missing-dependency",
+            sent=False,
         ) from exc
-
     botocore_session = botocore.session.Session()
     session = boto3.session.Session(
         botocore_session=botocore_session,
         profile_name=settings.profile,
         region_name=settings.region or _region_from_environment(),
     )
+    return session, botocore_session
+
+
+def check_can_call(settings: ClientSettings) -> None:
+    """Raise :class:`DetectorError` (``sent`` False) when a client for
+    ``settings`` could not call at all: a profile that does not exist, no
+    region, no credentials. Nothing is sent to AWS: the region and credentials
+    are resolved as the first call would resolve them (on EC2 or in a
+    container, that asks the instance or container metadata endpoint).
+    Credentials found may still be refused by AWS; only a call tells."""
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        session, _ = aws_sessions(settings)
+        if not session.region_name:
+            raise DetectorError(NO_REGION_ADVICE, code="no-region", sent=False)
+        if session.get_credentials() is None:
+            raise DetectorError(NO_CREDENTIALS_ADVICE, code="no-credentials", sent=False)
+    except BotoCoreError as exc:
+        failure = sdk_failure(exc)
+        code, advice = (failure.code, failure.advice) if failure else ("aws-sdk-error", "")
+        message = f"{exc}; {advice}" if advice else str(exc)
+        raise DetectorError(redact(message), code=code, sent=False) from exc
+
+
+def build_client(settings: ClientSettings) -> RekognitionClient:
+    """A boto3 Rekognition client for ``settings``."""
+    session, botocore_session = aws_sessions(settings)
+    import botocore.config
+
     retries: dict[str, Any] = {}
     if settings.retry_mode is not None:
         retries["mode"] = settings.retry_mode
@@ -211,23 +251,23 @@ def _no_retry_for_unsafe_codes(response: Any = None, **_: Any) -> bool | None:
     return False if code in NEVER_RETRIED_CODES else None
 
 
-class ClientCache:
+class ClientCache(Generic[ClientT]):
     """One client per distinct :class:`ClientSettings`, built on first use.
 
     boto3 clients are thread-safe once built, but building one is not, and two
     threads must not build two clients for the same settings.
     """
 
-    def __init__(self, factory: ClientFactory) -> None:
-        self._factory = factory
-        self._clients: dict[ClientSettings, RekognitionClient] = {}
+    def __init__(self, factory: Callable[[ClientSettings], ClientT]) -> None:
+        self.factory = factory
+        self._clients: dict[ClientSettings, ClientT] = {}
         self._lock = threading.Lock()
 
-    def get(self, settings: ClientSettings) -> RekognitionClient:
+    def get(self, settings: ClientSettings) -> ClientT:
         with self._lock:
             client = self._clients.get(settings)
             if client is None:
-                client = self._factory(settings)
+                client = self.factory(settings)
                 self._clients[settings] = client
             return client
 
@@ -255,7 +295,7 @@ _MODEL_FIELDS = {
 
 
 def call_rekognition(
-    clients: ClientCache,
+    clients: ClientCache[RekognitionClient],
     settings: ClientSettings,
     operation: str,
     request: Mapping[str, Any],
@@ -284,6 +324,8 @@ def call_rekognition(
             region=region,
             endpoint_url=endpoint_url,
         )
+        if client is None and mapped is not None:
+            mapped.sent = False  # the client was never built: nothing went out
         if mapped is None or mapped is exc:
             raise
         raise mapped from exc

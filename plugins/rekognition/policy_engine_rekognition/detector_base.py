@@ -10,16 +10,20 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
 from policy_engine.detectors import DetectContext, Detector, DetectorResult
+from policy_engine.errors import DetectorError
 from policy_engine.image import Image
 from policy_engine_rekognition.client import (
     CLIENT_SETTINGS_PROPERTIES,
     ClientCache,
     ClientFactory,
     ClientSettings,
+    RekognitionClient,
     build_client,
     call_rekognition,
+    check_can_call,
 )
 from policy_engine_rekognition.images import ImageLimits, prepare_image
+from policy_engine_rekognition.s3_inputs import build_s3_client, identify_s3_image
 
 
 class CallSettings(Protocol):
@@ -49,10 +53,30 @@ class RekognitionDetector(Detector):
     transport_settings: ClassVar[frozenset[str]] = frozenset(CLIENT_SETTINGS_PROPERTIES)
 
     def __init__(self, *, client_factory: ClientFactory | None = None) -> None:
-        self._clients = ClientCache(client_factory or build_client)
+        self._clients: ClientCache[RekognitionClient] = ClientCache(client_factory or build_client)
+        self._s3_clients: ClientCache[Any] = ClientCache(build_s3_client)
 
     def call_settings(self, context: DetectContext) -> CallSettings:
         raise NotImplementedError
+
+    def preflight(self, context: DetectContext) -> None:
+        """No region, no credentials or a missing profile: a
+        :class:`~policy_engine.errors.DetectorError` naming what to set,
+        without a request. A ``client_factory`` builds its clients its own
+        way, and is trusted."""
+        settings = self.call_settings(context)
+        if self._clients.factory is build_client:
+            check_can_call(settings.client)
+
+    def identify(self, image: Image, context: DetectContext) -> Image:
+        """An image known by its ``s3://`` URI only, identified by HeadObject
+        (with the credentials and region of this detector's settings, as
+        Rekognition reads it): the ETag, and on a versioned bucket the current
+        version id in the URI, which the request then names."""
+        if image.data is not None:
+            return image
+        s3 = self._s3_clients.get(self.call_settings(context).client)
+        return identify_s3_image(image, s3)
 
     def prepare(self, context: DetectContext) -> None:
         # botocore loads its models: about a second
@@ -67,10 +91,14 @@ class RekognitionDetector(Detector):
             prepare_image(image, detector=self.name, limits=self.limits)
 
     def detect(self, image: Image, context: DetectContext) -> DetectorResult:
-        settings = self.call_settings(context)
-        prepared = prepare_image(
-            image, detector=self.name, limits=self.limits, convert=settings.convert
-        )
+        try:
+            settings = self.call_settings(context)
+            prepared = prepare_image(
+                image, detector=self.name, limits=self.limits, convert=settings.convert
+            )
+        except DetectorError as exc:
+            exc.sent = False  # refused here: no request went out
+            raise
         response = call_rekognition(
             self._clients,
             settings.client,

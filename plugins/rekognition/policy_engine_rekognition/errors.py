@@ -1,7 +1,7 @@
 """Turning boto3/botocore failures into :class:`~policy_engine.DetectorError`.
 
-botocore is imported inside :func:`to_detector_error` only, which runs after
-a client exists, so importing this module stays free of it.
+botocore is imported inside the functions that map its errors, which run
+only once boto3 is in use, so importing this module stays free of it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from policy_engine.errors import DetectorError
@@ -325,49 +325,74 @@ def to_detector_error(
         )
 
     prefix = f"{detector}: {operation} failed for image {image_name!r}"
+    failure = sdk_failure(exc, region=region, endpoint_url=endpoint_url)
+    if failure is None:
+        return None
+    code, advice, retryable, sent = failure
+    message = f"{prefix}: {exc}"
+    if advice:
+        message += f"; {advice}"
+    return DetectorError(redact(message), code=code, retryable=retryable, sent=sent)
+
+
+NO_CREDENTIALS_ADVICE = (
+    "no usable AWS credentials: set `profile` in the detector settings, or "
+    "AWS_PROFILE, or the standard AWS credential environment variables, or "
+    "run where an IAM role provides them"
+)
+NO_REGION_ADVICE = (
+    "no AWS region: set `region` in the detector settings, or AWS_REGION / "
+    "AWS_DEFAULT_REGION, or a region in the AWS profile"
+)
+
+
+class SdkFailure(NamedTuple):
+    """What a botocore exception (other than a service's answer) means."""
+
     code: str
-    retryable = False
+    advice: str
+    retryable: bool = False
+    sent: bool = True
+    """False when botocore gave up before the request left the machine."""
+
+
+def sdk_failure(
+    exc: BaseException, *, region: str | None = None, endpoint_url: str | None = None
+) -> SdkFailure | None:
+    """The code, advice, retryability and whether the request was sent, for a
+    botocore exception that is not a service error; None for any other
+    exception. A connection that could not be made sent nothing (when every
+    attempt failed so: an earlier attempt that was sent and throttled is not
+    told apart)."""
+    from botocore import exceptions as aws
+
     if isinstance(exc, aws.ReadTimeoutError | aws.ConnectTimeoutError):
-        code, retryable = "timeout", True
         advice = "Rekognition did not answer in time; raise connect_timeout or read_timeout"
-    elif (
+        # a connection never made sent nothing
+        return SdkFailure("timeout", advice, True, not isinstance(exc, aws.ConnectTimeoutError))
+    if (
         isinstance(exc, aws.EndpointConnectionError)
         and region
         and _names_region(endpoint_url, region)
     ):
-        code, retryable = "connection-error", True
-        advice = _regional_endpoint_advice(region)
-    elif isinstance(exc, aws.ConnectionError | aws.HTTPClientError):
-        code, retryable = "connection-error", True
-        advice = _CONNECTION_ADVICE
-    elif isinstance(exc, aws.NoCredentialsError | aws.PartialCredentialsError):
-        code = "no-credentials"
-        advice = (
-            "no usable AWS credentials: set `profile` in the detector settings, or "
-            "AWS_PROFILE, or the standard AWS credential environment variables, or "
-            "run where an IAM role provides them"
-        )
-    elif isinstance(exc, aws.CredentialRetrievalError | aws.TokenRetrievalError | aws.SSOError):
-        code = "no-credentials"
+        return SdkFailure("connection-error", _regional_endpoint_advice(region), True, False)
+    if isinstance(exc, aws.EndpointConnectionError | aws.ProxyConnectionError):
+        return SdkFailure("connection-error", _CONNECTION_ADVICE, True, False)
+    if isinstance(exc, aws.ConnectionError | aws.HTTPClientError):
+        return SdkFailure("connection-error", _CONNECTION_ADVICE, True)
+    if isinstance(exc, aws.NoCredentialsError | aws.PartialCredentialsError):
+        return SdkFailure("no-credentials", NO_CREDENTIALS_ADVICE, sent=False)
+    if isinstance(exc, aws.CredentialRetrievalError | aws.TokenRetrievalError | aws.SSOError):
         advice = "the AWS credentials could not be obtained; for SSO, run `aws sso login`"
-    elif isinstance(exc, aws.NoRegionError):
-        code = "no-region"
-        advice = (
-            "no AWS region: set `region` in the detector settings, or AWS_REGION / "
-            "AWS_DEFAULT_REGION, or a region in the AWS profile"
-        )
-    elif isinstance(exc, aws.ProfileNotFound):
-        code = "profile-not-found"
+        return SdkFailure("no-credentials", advice, sent=False)
+    if isinstance(exc, aws.NoRegionError):
+        return SdkFailure("no-region", NO_REGION_ADVICE, sent=False)
+    if isinstance(exc, aws.ProfileNotFound):
         advice = "the AWS profile is not in the AWS config or credentials files"
-    elif isinstance(exc, aws.ParamValidationError):
-        code = "invalid-request"
+        return SdkFailure("profile-not-found", advice, sent=False)
+    if isinstance(exc, aws.ParamValidationError):
         advice = "the request does not match the API; check the detector settings"
-    elif isinstance(exc, aws.BotoCoreError):
-        code = "aws-sdk-error"
-        advice = ""
-    else:
-        return None
-    message = f"{prefix}: {exc}"
-    if advice:
-        message += f"; {advice}"
-    return DetectorError(redact(message), code=code, retryable=retryable)
+        return SdkFailure("invalid-request", advice, sent=False)
+    if isinstance(exc, aws.BotoCoreError):
+        return SdkFailure("aws-sdk-error", "")
+    return None

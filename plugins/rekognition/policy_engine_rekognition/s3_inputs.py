@@ -13,15 +13,18 @@ boto3 is imported only when a listing starts.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
+from policy_engine.errors import DetectorError
 from policy_engine.image import Image
 from policy_engine_rekognition import __version__
+
+if TYPE_CHECKING:
+    from policy_engine_rekognition.client import ClientSettings
 
 SCHEME = "s3"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -204,30 +207,75 @@ def _listed(s3: Any, location: S3Location, page_size: int) -> Iterator[Image]:
         )
 
 
-def _head(s3: Any, location: S3Location) -> Image:
-    head = s3.head_object(Bucket=location.bucket, Key=location.key, VersionId=location.version)
-    return _image(location, head.get("ContentLength"), head.get("ETag"))
+def _head(s3: Any, location: S3Location, name: str | None = None) -> Image:
+    """The object (HeadObject; that version, if ``location`` names one) as an
+    image known by URI, size and ETag; on a versioned bucket, a location
+    without a version gets the current version id in its URI."""
+    version = {"VersionId": location.version} if location.version is not None else {}
+    head = s3.head_object(Bucket=location.bucket, Key=location.key, **version)
+    version_id = head.get("VersionId")
+    # "null": an object stored before versioning was enabled; not pinned
+    if location.version is None and isinstance(version_id, str) and version_id not in ("", "null"):
+        location = S3Location(location.bucket, location.key, version_id)
+    return _image(location, head.get("ContentLength"), head.get("ETag"), name)
 
 
-def _image(location: S3Location, size: object, etag: object) -> Image:
+def _image(location: S3Location, size: object, etag: object, name: str | None = None) -> Image:
     uri = location.uri
     return Image(
-        name=uri,
+        name=name if name is not None else uri,
         uri=uri,
         size=size if isinstance(size, int) else None,
-        version=etag if isinstance(etag, str) else None,
+        version=etag if isinstance(etag, str) and etag else None,
     )
 
 
-def build_s3_client() -> Any:
+def identify_s3_image(image: Image, s3: Any) -> Image:
+    """``image``, known by its ``s3://`` URI only, with what identifies its
+    bytes (HeadObject): its ETag as ``version``, its size, and, on a versioned
+    bucket, the current version id in its URI, so that Rekognition is sent
+    that version and no later one. An image whose URI names a version and
+    that has an ETag already is returned as it is (a version never changes).
+    Its ``name`` is kept. Raises :class:`S3InputError` when the object cannot
+    be read, or the URI is not an S3 object's.
+
+    On a bucket without versioning, an object overwritten between this
+    HeadObject and Rekognition's read is decided on its new bytes under its
+    old ETag: only a versioned bucket closes that window."""
+    if image.uri is None:
+        raise S3InputError(f"image {image.name!r} has no s3:// URI")
+    location = parse_s3_uri(image.uri)
+    if location.version is not None and image.version is not None:
+        return image
+    try:
+        return _head(s3, location, image.name)
+    except Exception as exc:
+        mapped = _s3_error(exc, location, image.uri, listing=False)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def build_s3_client(settings: ClientSettings | None = None) -> Any:
     """An S3 client from boto3's standard chain (AWS_PROFILE, AWS_DEFAULT_REGION,
-    AWS_ENDPOINT_URL_S3, the config files) plus AWS_REGION, which boto3 ignores."""
-    import boto3.session
+    AWS_ENDPOINT_URL_S3, the config files) plus AWS_REGION, which boto3
+    ignores. Given a detector's client ``settings``, with their profile,
+    region, timeouts and pool: the identity and region Rekognition reads the
+    object with (never their ``endpoint_url``, which is Rekognition's)."""
     import botocore.config
 
-    session = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
-    config = botocore.config.Config(user_agent_extra=f"policy-engine-rekognition/{__version__}")
-    return session.client("s3", config=config)
+    from policy_engine_rekognition.client import ClientSettings, aws_sessions
+
+    chosen = settings if settings is not None else ClientSettings()
+    session, _ = aws_sessions(ClientSettings(profile=chosen.profile, region=chosen.region))
+    options: dict[str, Any] = {"user_agent_extra": f"policy-engine-rekognition/{__version__}"}
+    if settings is not None:
+        options["max_pool_connections"] = settings.max_pool_connections
+        if settings.connect_timeout is not None:
+            options["connect_timeout"] = settings.connect_timeout
+        if settings.read_timeout is not None:
+            options["read_timeout"] = settings.read_timeout
+    return session.client("s3", config=botocore.config.Config(**options))
 
 
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NoSuchVersion", "NotFound"})
@@ -237,13 +285,18 @@ _BAD_CREDENTIALS = frozenset(
 )
 
 
-def _s3_error(exc: BaseException, location: S3Location, spec: str) -> S3InputError | None:
-    """A clear :class:`S3InputError` for a boto3 failure; None for other exceptions."""
+def _s3_error(
+    exc: BaseException, location: S3Location, spec: str, *, listing: bool | None = None
+) -> S3InputError | None:
+    """A clear :class:`S3InputError` for a boto3 failure; None for other
+    exceptions. ``listing``: whether ``spec`` was being listed (by default,
+    unless it names a version) rather than read (HeadObject)."""
     from botocore import exceptions as aws
 
     from policy_engine_rekognition.errors import redact
 
-    listing = location.version is None
+    if listing is None:
+        listing = location.version is None
     action = f"listing {spec}" if listing else f"reading {spec}"
     if isinstance(exc, aws.NoCredentialsError | aws.PartialCredentialsError):
         return S3InputError(
@@ -252,6 +305,8 @@ def _s3_error(exc: BaseException, location: S3Location, spec: str) -> S3InputErr
         )
     if isinstance(exc, aws.NoRegionError):
         return S3InputError(f"no AWS region for {action}: set AWS_REGION or AWS_DEFAULT_REGION")
+    if isinstance(exc, DetectorError):  # building the client
+        return S3InputError(f"{action}: {exc}")
     if isinstance(exc, aws.ClientError):
         response: Mapping[str, Any] = getattr(exc, "response", None) or {}
         error = response.get("Error", {})
