@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from policy_engine_rekognition.client import ClientSettings
 
 SCHEME = "s3"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-"""What a listing keeps (case-insensitive); a key named exactly is always kept."""
 LIST_PAGE_SIZE = 1000
 """Keys per ListObjectsV2 page (S3's maximum): one page is in memory at a time."""
 
@@ -193,11 +191,10 @@ def _listed(s3: Any, location: S3Location, page_size: int) -> Iterator[Image]:
     for page in pages:
         for entry in page.get("Contents", ()):
             key = entry["Key"]
-            if key == exact or (
-                key.startswith(folder)
-                and not key.endswith("/")
-                and key.lower().endswith(IMAGE_SUFFIXES)
-            ):
+            # every object, whatever its name: an upload stored as "upload-17" or
+            # "x.gif" is checked (Rekognition refuses what it cannot read, and
+            # on_error decides), never skipped in silence; "folder/" markers are no objects
+            if key == exact or (key.startswith(folder) and not key.endswith("/")):
                 found = True
                 yield _image(S3Location(location.bucket, key), entry.get("Size"), entry.get("ETag"))
     if exact is not None and not found:

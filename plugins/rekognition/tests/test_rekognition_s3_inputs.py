@@ -70,7 +70,7 @@ def test_a_malformed_s3_input_fails_at_once() -> None:
         expand_s3_input("s3:photos/")
 
 
-def test_a_prefix_lists_images_at_any_depth_and_skips_the_rest(s3: Any) -> None:
+def test_a_prefix_lists_every_object_at_any_depth_but_folder_markers(s3: Any) -> None:
     put(
         s3,
         "photos/a.jpg",
@@ -87,11 +87,16 @@ def test_a_prefix_lists_images_at_any_depth_and_skips_the_rest(s3: Any) -> None:
 
     images = list(manager().hook.policy_engine_expand_input(spec=f"s3://{BUCKET}/photos/"))
 
+    # any name: an upload is never skipped for its suffix (Rekognition refuses
+    # what it cannot read, and the policy's on_error decides it)
     assert names(images) == [
         f"s3://{BUCKET}/photos/2024/c.png",
         f"s3://{BUCKET}/photos/2024/deep/d.PNG",
         f"s3://{BUCKET}/photos/a.jpg",
+        f"s3://{BUCKET}/photos/anim.gif",
         f"s3://{BUCKET}/photos/b.JPEG",
+        f"s3://{BUCKET}/photos/jpg",
+        f"s3://{BUCKET}/photos/notes.txt",
     ]
     head = s3.head_object(Bucket=BUCKET, Key="photos/a.jpg")
     first = images[2]
@@ -130,7 +135,10 @@ def test_an_exact_key_is_kept_whatever_its_suffix(s3: Any) -> None:
 def test_a_key_without_slash_is_also_a_folder_but_never_a_sibling_prefix(s3: Any) -> None:
     put(s3, "photos/a.jpg", "photos/b.txt", "photos2024/c.jpg")
 
-    assert names(expand_s3_input(f"s3://{BUCKET}/photos") or ()) == [f"s3://{BUCKET}/photos/a.jpg"]
+    assert names(expand_s3_input(f"s3://{BUCKET}/photos") or ()) == [
+        f"s3://{BUCKET}/photos/a.jpg",
+        f"s3://{BUCKET}/photos/b.txt",
+    ]
 
 
 def test_an_exact_key_that_does_not_exist_is_an_error(s3: Any) -> None:
@@ -299,6 +307,7 @@ VIOLENT = {
 def test_check_lists_s3_and_sends_each_object_as_s3_object(s3: Any, fake: FakeRekognition) -> None:
     put(s3, "uploads/ok.jpg", "uploads/knife 1+1.png", "uploads/readme.md", "uploads/sub/é.jpg")
     fake.respond(f"s3://{BUCKET}/uploads/knife 1+1.png", VIOLENT)
+    fake.fail(f"s3://{BUCKET}/uploads/readme.md", "InvalidImageFormatException")  # as AWS would
     plugins = manager()
     registry = DetectorRegistry.from_plugin_manager(plugins)
     policy = parse_policy(POLICY.format(endpoint_url=fake.endpoint_url), registry=registry)
@@ -314,12 +323,15 @@ def test_check_lists_s3_and_sends_each_object_as_s3_object(s3: Any, fake: FakeRe
     } == {
         f"s3://{BUCKET}/uploads/knife%201+1.png": "block",
         f"s3://{BUCKET}/uploads/ok.jpg": "allow",
+        # not skipped for its name: sent, refused by Rekognition, decided by on_error
+        f"s3://{BUCKET}/uploads/readme.md": "review",
         f"s3://{BUCKET}/uploads/sub/é.jpg": "allow",
     }
     assert all(result.error is None and result.sha256 is None for result in results.values())
     assert sorted(call.request["Image"]["S3Object"]["Name"] for call in fake.calls) == [
         "uploads/knife 1+1.png",
         "uploads/ok.jpg",
+        "uploads/readme.md",
         "uploads/sub/é.jpg",
     ]
     assert {call.request["Image"]["S3Object"]["Bucket"] for call in fake.calls} == {BUCKET}
