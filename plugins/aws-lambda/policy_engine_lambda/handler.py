@@ -10,6 +10,9 @@ container, on the first invocation, and reused by every later one.
   are done, so that Lambda retries it (the objects already done are then
   recognised by their tags: no second Rekognition call). A permanent failure
   (a bad image, a missing object) is logged and the invocation goes on.
+* A failed-event record from the function's on-failure destination (the
+  body of a message of the failed-events queue): the S3 notification it
+  carries is decided as above. This is how failed events are re-driven.
 * An S3 Batch Operations invocation (schema 1.0 or 2.0): the documented
   response, one result per task, ``Succeeded``, ``TemporaryFailure`` (Batch
   Operations retries it) or ``PermanentFailure``.
@@ -39,7 +42,9 @@ from policy_engine_lambda.config import (
 from policy_engine_lambda.events import (
     BatchInvocation,
     InvocationError,
+    failed_notification,
     is_batch_invocation,
+    is_failure_record,
     is_s3_notification,
     parse_batch_invocation,
     parse_s3_notification,
@@ -196,7 +201,22 @@ def handler(event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
         return handle_batch(event, moderator())
     if is_s3_notification(event):
         return handle_s3_notification(event, moderator())
+    if is_failure_record(event):
+        # a failed event fed back from the failed-events queue: decided as it was sent
+        notification = failed_notification(event)
+        context = event.get("requestContext") or {}
+        LOG.info(
+            json.dumps(
+                {
+                    "redriven": context.get("requestId"),
+                    "condition": context.get("condition"),
+                    "approximateInvokeCount": context.get("approximateInvokeCount"),
+                }
+            )
+        )
+        return handle_s3_notification(notification, moderator())
     raise InvocationError(
-        "the event is neither an S3 notification (Records) nor an S3 Batch Operations "
-        "invocation (invocationSchemaVersion, tasks)"
+        "the event is neither an S3 notification (Records), nor an S3 Batch Operations "
+        "invocation (invocationSchemaVersion, tasks), nor a failed event from the "
+        "failed-events queue (requestPayload)"
     )

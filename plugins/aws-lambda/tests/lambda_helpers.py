@@ -80,8 +80,10 @@ def client_error(code: str, operation: str, status: int = 400) -> Exception:
     from botocore.exceptions import ClientError
 
     return ClientError(
-        {"Error": {"Code": code, "Message": f"scripted {code}"},
-         "ResponseMetadata": {"HTTPStatusCode": status}},
+        {
+            "Error": {"Code": code, "Message": f"scripted {code}"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
         operation,
     )
 
