@@ -126,6 +126,16 @@ class Outcome:
     decision: str | None = None
     reused: bool = False
     actions: tuple[str, ...] = ()
+    unfinished: bool = False
+    """Nothing could be decided, or a step the decision asks for failed."""
+
+    @property
+    def must_fail_invocation(self) -> bool:
+        """Whether an S3 notification's invocation must fail for this object:
+        a retry may help, or the object is undecided or its decision not fully
+        applied, which must not end as a log line (Lambda retries the event,
+        then sends it to the on-failure destination)."""
+        return self.status is Status.TEMPORARY_FAILURE or self.unfinished
 
     def to_log(self) -> dict[str, Any]:
         return {
@@ -135,6 +145,7 @@ class Outcome:
             "reused": self.reused,
             "actions": list(self.actions),
             "message": self.message,
+            "unfinished": self.unfinished,
         }
 
 
@@ -433,7 +444,7 @@ class ObjectModerator:
         except Exception as exc:
             status = classify(exc)
             LOG.warning("moderating %s failed (%s): %s", ref.uri, status.value, describe(exc))
-            return Outcome(ref, status, f"failed: {describe(exc)}")
+            return Outcome(ref, status, f"failed: {describe(exc)}", unfinished=True)
 
     def _gone(self, ref: ObjectRef, message: str) -> Outcome:
         """A missing object is a permanent failure, unless this function itself
@@ -447,7 +458,12 @@ class ObjectModerator:
                     steps = _Steps(ref, [done])
                     self._record_lost_deletion(ref, bucket, key, steps)
                     return Outcome(
-                        ref, steps.status, steps.summary(), reused=True, actions=tuple(steps.done)
+                        ref,
+                        steps.status,
+                        steps.summary(),
+                        reused=True,
+                        actions=tuple(steps.done),
+                        unfinished=bool(steps.failed),
                     )
             except Exception as exc:
                 LOG.warning("cannot look for the quarantined copy of %s: %s", ref.uri, exc)
@@ -520,6 +536,7 @@ class ObjectModerator:
             verdict.value,
             reused,
             tuple(steps.done),
+            unfinished=bool(steps.failed),
         )
 
     def _image(self, pinned: ObjectRef, found: _Found) -> Image:

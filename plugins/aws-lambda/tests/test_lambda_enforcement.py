@@ -56,6 +56,17 @@ def quarantine_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QUARANTINE_BUCKET", QUARANTINE)
 
 
+def unfinished(event: dict[str, Any]) -> dict[str, Any]:
+    """The one object's outcome, from an S3 notification whose invocation must
+    fail: a step failed, so Lambda retries it, then sends it to the
+    failed-events queue (never a log line only)."""
+    with pytest.raises(RetryableFailure) as raised:
+        handler(event, None)
+    (outcome,) = raised.value.outcomes
+    assert outcome.unfinished
+    return outcome.to_log()
+
+
 # --- the object's own tags and the moderation tags -------------------------------------------
 
 
@@ -127,7 +138,7 @@ def test_a_refused_tagging_never_stops_the_quarantine(
     fake.respond(uri(KEY, version), VIOLENT)
     scripted.faults["put_object_tagging"] = [client_error("AccessDenied", "PutObjectTagging", 403)]
 
-    (result,) = handler(s3_event(KEY, version), None)["results"]
+    result = unfinished(s3_event(KEY, version))
 
     assert (result["status"], result["decision"]) == ("PermanentFailure", "block")
     assert "not tagged" in result["message"] and "AccessDenied" in result["message"]
@@ -149,7 +160,7 @@ def test_a_failed_record_never_stops_the_quarantine(
     version = put(KEY)
     fake.respond(uri(KEY, version), VIOLENT)
 
-    (result,) = handler(s3_event(KEY, version), None)["results"]
+    result = unfinished(s3_event(KEY, version))
 
     assert (result["status"], result["decision"]) == ("PermanentFailure", "block")
     assert "record not written" in result["message"] and "NoSuchBucket" in result["message"]
@@ -171,7 +182,7 @@ def test_a_failed_copy_keeps_the_original_and_still_marks_it_blocked(
     denied = client_error("AccessDenied", "CopyObject", 403)
     scripted.faults["copy_object"] = [denied, denied]  # tagged, then untagged
 
-    (result,) = handler(s3_event(KEY, version), None)["results"]
+    result = unfinished(s3_event(KEY, version))
 
     assert (result["status"], result["decision"]) == ("PermanentFailure", "block")
     assert "NOT quarantined" in result["message"]
@@ -194,7 +205,7 @@ def test_a_copy_whose_tags_are_refused_is_made_without_them(
     fake.respond(uri(KEY, version), VIOLENT)
     scripted.faults["copy_object"] = [client_error("AccessDenied", "CopyObject", 403)]
 
-    (result,) = handler(s3_event(KEY, version), None)["results"]
+    result = unfinished(s3_event(KEY, version))
 
     assert result["status"] == "PermanentFailure"
     assert "untagged" in result["message"]
@@ -313,3 +324,18 @@ def test_an_upload_under_the_results_prefix_is_moderated(
 
     assert result["decision"] == "block"
     assert fake.call_count() == 1
+
+
+def test_an_object_that_cannot_be_read_is_never_left_with_a_log_line(
+    s3: Any, fake: FakeRekognition, put: Callable[..., str], scripted: ScriptedS3
+) -> None:
+    version = put(KEY)
+    scripted.faults["head_object"] = [client_error("AccessDenied", "HeadObject", 403)]
+
+    result = unfinished(s3_event(KEY, version))
+
+    assert (result["status"], result["decision"]) == ("PermanentFailure", None)
+    assert "AccessDenied" in result["message"]
+    # a missing object has nothing left to moderate: logged, and the invocation succeeds
+    (missing,) = handler(s3_event("uploads/deleted-since.jpg", None), None)["results"]
+    assert missing["status"] == "PermanentFailure" and not missing["unfinished"]
