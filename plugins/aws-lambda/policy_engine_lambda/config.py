@@ -5,7 +5,9 @@
     root). Unset: ``policy.yaml`` beside the handler.
 ``TAG_OBJECTS``
     Tag each object with ``moderation-decision`` and
-    ``moderation-policy-digest`` (default ``true``).
+    ``moderation-policy-digest`` (and, in an unversioned bucket,
+    ``moderation-content-sha256``), which take precedence over the object's
+    own tags when S3's 10 do not hold them all (default ``true``).
 ``QUARANTINE_ON``
     Decisions whose objects are copied to quarantine, comma-separated
     (default ``block``; empty: none).
@@ -13,7 +15,9 @@
     Where quarantined copies go: ``<prefix><key>`` (default: the object's own
     bucket, ``quarantine/``).
 ``DELETE_ORIGINAL``
-    Delete a quarantined original, only once its copy exists (default ``false``).
+    Delete a quarantined original, only once its copy exists, and in an
+    unversioned bucket only while it still holds the bytes decided
+    (default ``false``).
 ``RECORDS``
     Where decision records go: ``beside`` (``<key>.moderation.json``, the
     default), ``prefix`` or ``off``.

@@ -3,6 +3,8 @@
 * An S3 event notification: ``Records[].s3.bucket.name`` and
   ``.object.key`` (URL-encoded, spaces as ``+``), ``.object.versionId``,
   ``.size``, ``.eTag``. Only ``ObjectCreated:*`` records are moderated.
+* An on-failure destination record of one of those notifications (a message
+  of the failed-events queue, fed back as it is): its ``requestPayload``.
 * An S3 Batch Operations ``LambdaInvoke`` task list: invocation schema 1.0
   (``tasks[].s3BucketArn``) or 2.0 (``tasks[].s3Bucket``, ``job.userArguments``);
   keys URL-encoded as in S3 events.
@@ -83,6 +85,23 @@ def is_s3_notification(event: Mapping[str, Any]) -> bool:
     return isinstance(event.get("Records"), list)
 
 
+def is_failure_record(event: Mapping[str, Any]) -> bool:
+    """An on-failure destination record: what Lambda sends to the function's
+    failed-events queue once an asynchronous invocation has exhausted its
+    retries or expired (``requestPayload`` is the event it failed on)."""
+    return "requestPayload" in event and isinstance(event.get("requestContext"), Mapping)
+
+
+def failed_notification(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The S3 notification an on-failure destination record carries."""
+    payload = event.get("requestPayload")
+    if not isinstance(payload, Mapping) or not is_s3_notification(payload):
+        raise InvocationError(
+            "the failed-event record's requestPayload is not an S3 notification (Records)"
+        )
+    return payload
+
+
 def parse_s3_notification(event: Mapping[str, Any]) -> list[EventRecord]:
     records: list[EventRecord] = []
     for index, record in enumerate(event.get("Records") or ()):
@@ -90,10 +109,13 @@ def parse_s3_notification(event: Mapping[str, Any]) -> list[EventRecord]:
             raise InvocationError(f"Records[{index}] is not an object")
         name = str(record.get("eventName", ""))
         if record.get("eventSource") != "aws:s3":
-            records.append(
-                EventRecord(None, name, f"not an S3 record ({record.get('eventSource')})")
+            # skipping it would leave its object unmoderated with a log line only:
+            # failing sends the event to the function's on-failure destination
+            raise InvocationError(
+                f"Records[{index}] comes from {record.get('eventSource')!r}, not aws:s3: "
+                "the function takes S3 notifications, S3 Batch Operations tasks and its "
+                "own failed events (on-failure destination records), not this"
             )
-            continue
         if not name.startswith("ObjectCreated:"):
             records.append(EventRecord(None, name, f"{name} is not an ObjectCreated event"))
             continue

@@ -6,10 +6,18 @@ container, on the first invocation, and reused by every later one.
 
 * An S3 ``ObjectCreated`` notification: each record's object is decided and
   acted on. If any of them failed in a way a retry may fix (throttling, a
-  timeout), the invocation raises :class:`RetryableFailure` once the others
-  are done, so that Lambda retries it (the objects already done are then
-  recognised by their tags: no second Rekognition call). A permanent failure
-  (a bad image, a missing object) is logged and the invocation goes on.
+  timeout), or was left undecided, or a step of its decision failed (the
+  copy, the deletion, the record, the tags), the invocation raises
+  :class:`RetryableFailure` once the others are done, so that Lambda retries
+  it (the objects already done are then recognised by their tags: no second
+  Rekognition call) and, if it keeps failing, sends the event to the
+  function's on-failure destination, the failed-events queue: an upload is
+  never left unmoderated with a log line only. A bad image decided by the
+  policy's ``on_error`` and a missing object are logged and the invocation
+  goes on.
+* A failed-event record from the function's on-failure destination (the
+  body of a message of the failed-events queue): the S3 notification it
+  carries is decided as above. This is how failed events are re-driven.
 * An S3 Batch Operations invocation (schema 1.0 or 2.0): the documented
   response, one result per task, ``Succeeded``, ``TemporaryFailure`` (Batch
   Operations retries it) or ``PermanentFailure``.
@@ -39,7 +47,9 @@ from policy_engine_lambda.config import (
 from policy_engine_lambda.events import (
     BatchInvocation,
     InvocationError,
+    failed_notification,
     is_batch_invocation,
+    is_failure_record,
     is_s3_notification,
     parse_batch_invocation,
     parse_s3_notification,
@@ -53,7 +63,13 @@ MAX_RESULT_STRING = 1000
 
 
 class RetryableFailure(RuntimeError):
-    """Raised from an S3-event invocation so that Lambda retries it."""
+    """Raised from an S3-event invocation so that Lambda retries it (and then
+    sends it to the on-failure destination); ``outcomes`` are the objects'
+    outcomes, all of them, as the log has them."""
+
+    def __init__(self, message: str, outcomes: tuple[Outcome, ...] = ()) -> None:
+        super().__init__(message)
+        self.outcomes = outcomes
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,21 +152,21 @@ def _log(outcome: Outcome) -> None:
 
 
 def handle_s3_notification(event: Mapping[str, Any], mod: ObjectModerator) -> dict[str, Any]:
-    outcomes: list[dict[str, Any]] = []
-    retry: list[Outcome] = []
+    outcomes: list[Outcome] = []
     for record in parse_s3_notification(event):
         if record.ref is None:
             LOG.info(json.dumps({"skipped": record.event_name, "reason": record.skipped}))
             continue
         outcome = mod.moderate(record.ref)
         _log(outcome)
-        outcomes.append(outcome.to_log())
-        if outcome.status is Status.TEMPORARY_FAILURE:
-            retry.append(outcome)
+        outcomes.append(outcome)
+    retry = [o for o in outcomes if o.must_fail_invocation]
     if retry:
         names = ", ".join(o.ref.uri for o in retry)
-        raise RetryableFailure(f"{len(retry)} object(s) to retry ({names}): {retry[0].message}")
-    return {"results": outcomes}
+        raise RetryableFailure(
+            f"{len(retry)} object(s) to retry ({names}): {retry[0].message}", tuple(outcomes)
+        )
+    return {"results": [o.to_log() for o in outcomes]}
 
 
 def handle_batch(event: Mapping[str, Any], mod: ObjectModerator) -> dict[str, Any]:
@@ -196,7 +212,22 @@ def handler(event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
         return handle_batch(event, moderator())
     if is_s3_notification(event):
         return handle_s3_notification(event, moderator())
+    if is_failure_record(event):
+        # a failed event fed back from the failed-events queue: decided as it was sent
+        notification = failed_notification(event)
+        context = event.get("requestContext") or {}
+        LOG.info(
+            json.dumps(
+                {
+                    "redriven": context.get("requestId"),
+                    "condition": context.get("condition"),
+                    "approximateInvokeCount": context.get("approximateInvokeCount"),
+                }
+            )
+        )
+        return handle_s3_notification(notification, moderator())
     raise InvocationError(
-        "the event is neither an S3 notification (Records) nor an S3 Batch Operations "
-        "invocation (invocationSchemaVersion, tasks)"
+        "the event is neither an S3 notification (Records), nor an S3 Batch Operations "
+        "invocation (invocationSchemaVersion, tasks), nor a failed event from the "
+        "failed-events queue (requestPayload)"
     )

@@ -1,31 +1,68 @@
-"""Deciding one S3 object version in place and applying the configured actions.
+"""Deciding one S3 object and applying the configured actions.
 
-Idempotent under Lambda's and Batch Operations' retries:
+Enforcement never depends on bookkeeping. For each object:
 
-1. The object is decided once per version and policy: an object that already
-   carries ``moderation-policy-digest`` equal to the current policy's digest
-   (and a ``moderation-decision``) reuses that decision, with no Rekognition
-   call.
-2. The actions run in an order where the tags are the commit mark: the
-   decision record first, then the tags, then the quarantine copy, then the
-   deletion. A retry after any crash finds the tags (or not), and re-applies
-   only what is missing: the copy is made only if no copy with the same ETag
-   exists, the original is deleted only once its copy exists, the tags are
-   merged with the object's own.
-3. A detector failure that may succeed later (throttling, a timeout) takes no
-   action at all, so that the retry decides afresh; one that will not (a bad
-   image) is decided by the policy's ``on_error``, as always, and its actions
-   run: a failed detector never yields ``allow`` unless the policy says so.
+1. **Decide** it, or reuse the decision its tags carry (see *Retries*).
+2. **Enforce**: the quarantine copy, then, only once the copy exists, the
+   deletion of the original.
+3. **Record**: the decision record, then the tags on the original.
+
+Every step is attempted whatever happened to the ones before it, except the
+deletion, which needs the copy. A step that fails makes the object's status a
+failure (``TemporaryFailure`` when a retry may fix it, else
+``PermanentFailure``), and the message says what was done and what was not. A
+blocked object whose tags or record fail is still quarantined; one whose copy
+fails is kept (never deleted without its copy) and still recorded and tagged
+``block``, so that whatever reads the tags sees the decision.
+
+**The tags.** S3 allows 10 tags per object. The moderation tags take
+precedence: the object's own tags are kept beside them, in key order, as far
+as they fit, and the ones that do not are named in the message and listed,
+with their values, in the decision record (``tags_dropped``). The quarantined
+copy carries the same tags as the original; a copy whose tags S3 refuses is
+made without them (and that is said), so tags never keep an image out of
+quarantine.
+
+**Retries.** The tags are written last, so they mark an object whose steps all
+ran: an object that carries ``moderation-policy-digest`` equal to the current
+policy's digest reuses its ``moderation-decision`` (no Rekognition call) and
+only what the configuration asks and is missing is applied. A retry after a
+crash at any earlier step decides again (from the recording, with recordings
+on) and repeats only what is missing: the copy is made only if no copy with
+the same ETag exists, the original is deleted only once its copy exists, and
+an object already quarantined and deleted is a success, whose record is
+written then if the crash lost it.
+
+**Whose bytes.** A decision and its tags belong to the bytes decided:
+
+* In a versioned bucket the object version is pinned (the event's
+  ``versionId``, or the one HeadObject names). Rekognition reads that version
+  in place; the tags, the copy and the deletion name it.
+* In an unversioned bucket (or for a ``null`` version) the content of a key
+  can change at any moment, and S3 sets tags without a condition. The function
+  reads the bytes itself (at most Rekognition's 15 MB for S3 objects) and
+  decides those, sent as ``Bytes``. The tags name their SHA-256
+  (``moderation-content-sha256``), and a decision is reused only for bytes
+  with that SHA-256. Those bytes are what is put into quarantine. The original
+  is deleted, and tagged, only while its ETag is still the one read
+  (``If-Match``); if it changed while the tags were being set, the object
+  fails as temporary, so that a retry decides what the key holds now.
+
+A detector failure that may succeed later (throttling, a timeout) takes no
+action at all, so that the retry decides afresh; one that will not (a bad
+image) is decided by the policy's ``on_error``, as always, and its actions
+run: a failed detector never yields ``allow`` unless the policy says so.
 """
 
 from __future__ import annotations
 
 import datetime
 import enum
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -35,16 +72,24 @@ from policy_engine.model import Verdict
 from policy_engine.moderator import Moderator
 from policy_engine_lambda.config import RECORD_SUFFIX, ActionConfig, RecordingsLocation
 from policy_engine_lambda.events import ObjectRef, strip_etag
+from policy_engine_rekognition.images import S3_MAX_BYTES
 
 LOG = logging.getLogger("policy_engine_lambda")
 
 DECISION_TAG = "moderation-decision"
 DIGEST_TAG = "moderation-policy-digest"
+CONTENT_TAG = "moderation-content-sha256"
+"""The SHA-256 of the bytes decided, on objects of unversioned buckets."""
+MODERATION_TAGS = frozenset({DECISION_TAG, DIGEST_TAG, CONTENT_TAG})
 MAX_TAGS = 10
 """S3's limit on tags per object."""
+READ_LIMIT = S3_MAX_BYTES
+"""The most the function reads of an object of an unversioned bucket: more is
+too large for Rekognition anyway."""
 RECORD_FORMAT = "policy-engine-lambda-record/1"
 
 _MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+_PRECONDITION = frozenset({"PreconditionFailed", "412"})
 _TEMPORARY = frozenset(
     {
         "SlowDown",
@@ -56,6 +101,7 @@ _TEMPORARY = frozenset(
         "ThrottlingException",
         "RequestLimitExceeded",
         "OperationAborted",
+        "ConditionalRequestConflict",
     }
 )
 
@@ -80,6 +126,16 @@ class Outcome:
     decision: str | None = None
     reused: bool = False
     actions: tuple[str, ...] = ()
+    unfinished: bool = False
+    """Nothing could be decided, or a step the decision asks for failed."""
+
+    @property
+    def must_fail_invocation(self) -> bool:
+        """Whether an S3 notification's invocation must fail for this object:
+        a retry may help, or the object is undecided or its decision not fully
+        applied, which must not end as a log line (Lambda retries the event,
+        then sends it to the on-failure destination)."""
+        return self.status is Status.TEMPORARY_FAILURE or self.unfinished
 
     def to_log(self) -> dict[str, Any]:
         return {
@@ -89,6 +145,7 @@ class Outcome:
             "reused": self.reused,
             "actions": list(self.actions),
             "message": self.message,
+            "unfinished": self.unfinished,
         }
 
 
@@ -137,16 +194,68 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
+class ObjectReplaced(Exception):
+    """The object of an unversioned bucket was replaced while it was being
+    tagged: a retry decides what the key holds now."""
+
+
+def is_precondition_failure(exc: BaseException) -> bool:
+    code, status = _error_code(exc)
+    return code in _PRECONDITION or status == 412
+
+
+def fit_tags(
+    own: Mapping[str, str], ours: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The tags for an object: ``ours`` and the object's ``own`` tags, in key
+    order, as far as S3's limit leaves room; and the own tags left out. An old
+    moderation tag among ``own`` is replaced or removed, never kept."""
+    others = sorted((k, v) for k, v in own.items() if k not in MODERATION_TAGS)
+    room = max(MAX_TAGS - len(ours), 0)
+    return {**dict(others[:room]), **ours}, dict(others[room:])
+
+
 @dataclass(frozen=True, slots=True)
 class _Found:
-    """The object as S3 has it now."""
+    """The object as it was read."""
 
     version_id: str | None
+    """The version pinned; None in an unversioned bucket."""
     etag: str | None
+    etag_header: str | None
+    """The ETag as S3's API returns it (quoted), as ``policy-engine check`` keys images."""
     size: int | None
     tags: dict[str, str]
-    etag_header: str | None = None
-    """The ETag as S3's API returns it (quoted), as ``policy-engine check`` keys images."""
+    data: bytes | None = field(default=None, repr=False)
+    """The bytes read, in an unversioned bucket (None when over READ_LIMIT)."""
+    sha256: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(slots=True)
+class _Steps:
+    """What was done to one object, and what failed, in order."""
+
+    ref: ObjectRef
+    done: list[str] = field(default_factory=list)
+    failed: list[tuple[Status, str]] = field(default_factory=list)
+
+    def fail(self, what: str, exc: BaseException) -> None:
+        status = Status.TEMPORARY_FAILURE if isinstance(exc, ObjectReplaced) else classify(exc)
+        self.failed.append((status, f"{what}: {describe(exc)}"))
+        LOG.warning("%s: %s: %s (%s)", self.ref.uri, what, describe(exc), status.value)
+
+    @property
+    def status(self) -> Status:
+        if any(status is Status.TEMPORARY_FAILURE for status, _ in self.failed):
+            return Status.TEMPORARY_FAILURE
+        return Status.PERMANENT_FAILURE if self.failed else Status.SUCCEEDED
+
+    def summary(self) -> str:
+        text = "; ".join(self.done) if self.done else "nothing to do"
+        if self.failed:
+            text += "; FAILED: " + "; ".join(message for _, message in self.failed)
+        return text
 
 
 class ObjectModerator:
@@ -173,27 +282,26 @@ class ObjectModerator:
     # --- where things go ---------------------------------------------------------------
 
     def skip_reason(self, ref: ObjectRef) -> str | None:
-        """Why ``ref`` is one of the function's own outputs and is not moderated."""
-        config = self.config
+        """Why ``ref`` is one of the function's own outputs and is not moderated,
+        as far as its name shows (a quarantined copy is known by its tags too:
+        see :meth:`in_quarantine`)."""
         if ref.key.endswith(RECORD_SUFFIX):
             return "a decision record"
         if self.recordings is not None and self.recordings.holds(ref.bucket, ref.key):
             return "a recording of detector responses"
-        if (
+        return None
+
+    def in_quarantine(self, ref: ObjectRef) -> bool:
+        """Whether ``ref`` is where quarantined copies go. Only an object there
+        that carries the moderation tags is a copy (and skipped): anything else
+        was uploaded there, and is moderated (but never copied again)."""
+        config = self.config
+        return bool(
             config.quarantine_on
             and config.quarantine_bucket in (None, ref.bucket)
             and config.quarantine_prefix
             and ref.key.startswith(config.quarantine_prefix)
-        ):
-            return "a quarantined copy"
-        if (
-            config.records == "prefix"
-            and config.results_bucket in (None, ref.bucket)
-            and config.results_prefix
-            and ref.key.startswith(config.results_prefix)
-        ):
-            return "under the results prefix"
-        return None
+        )
 
     def quarantine_location(self, ref: ObjectRef) -> tuple[str, str]:
         return (
@@ -217,31 +325,72 @@ class ObjectModerator:
     def _version_args(self, version_id: str | None) -> dict[str, str]:
         return {"VersionId": version_id} if version_id is not None else {}
 
+    def _tags_of(self, bucket: str, key: str, version_id: str | None) -> dict[str, str]:
+        try:
+            answer = self.s3.get_object_tagging(
+                Bucket=bucket, Key=key, **self._version_args(version_id)
+            )
+        except Exception as exc:
+            if is_missing(exc):
+                raise ObjectGone(f"no such object s3://{bucket}/{key}") from exc
+            raise
+        return {tag["Key"]: tag["Value"] for tag in answer.get("TagSet", ())}
+
     def _find(self, ref: ObjectRef) -> _Found:
+        requested = None if ref.version_id == "null" else ref.version_id
         try:
             head = self.s3.head_object(
-                Bucket=ref.bucket, Key=ref.key, **self._version_args(ref.version_id)
+                Bucket=ref.bucket, Key=ref.key, **self._version_args(requested)
             )
         except Exception as exc:
             if is_missing(exc):
                 raise ObjectGone(f"no such object {ref.uri}") from exc
             raise
         # pin the version now read, so that every later step acts on this one
-        version = ref.version_id or head.get("VersionId")
-        if version == "null":
-            version = None
+        version = requested or head.get("VersionId")
+        if version in (None, "null"):
+            return self._read(ref)
         size = head.get("ContentLength")
-        answer = self.s3.get_object_tagging(
-            Bucket=ref.bucket, Key=ref.key, **self._version_args(version)
-        )
-        tags = {tag["Key"]: tag["Value"] for tag in answer.get("TagSet", ())}
         etag = head.get("ETag")
         return _Found(
             version,
             strip_etag(etag),
-            size if isinstance(size, int) else None,
-            tags,
             etag if isinstance(etag, str) and etag else None,
+            size if isinstance(size, int) else None,
+            self._tags_of(ref.bucket, ref.key, version),
+        )
+
+    def _read(self, ref: ObjectRef) -> _Found:
+        """An object of an unversioned bucket: its bytes and ETag from one GetObject
+        (so they belong together), then its tags, which may already be a newer
+        object's: they are reused only if they name these bytes' SHA-256."""
+        try:
+            answer = self.s3.get_object(Bucket=ref.bucket, Key=ref.key)
+        except Exception as exc:
+            if is_missing(exc):
+                raise ObjectGone(f"no such object {ref.uri}") from exc
+            raise
+        body = answer["Body"]
+        try:
+            data: bytes | None = body.read(READ_LIMIT + 1)
+        finally:
+            body.close()
+        size = answer.get("ContentLength")
+        if data is not None and len(data) > READ_LIMIT:
+            data = None  # too large for Rekognition: decided by its size alone
+        else:
+            size = len(data) if data is not None else size
+        etag = answer.get("ETag")
+        content_type = answer.get("ContentType")
+        return _Found(
+            None,
+            strip_etag(etag),
+            etag if isinstance(etag, str) and etag else None,
+            size if isinstance(size, int) else None,
+            self._tags_of(ref.bucket, ref.key, None),
+            data,
+            hashlib.sha256(data).hexdigest() if data is not None else None,
+            content_type if isinstance(content_type, str) else None,
         )
 
     def _exists_with_etag(self, bucket: str, key: str, etag: str | None) -> bool:
@@ -255,6 +404,30 @@ class ObjectModerator:
 
     def _exists(self, bucket: str, key: str) -> bool:
         return self._exists_with_etag(bucket, key, None)
+
+    def _copy_exists(self, bucket: str, key: str, etag: str | None) -> bool:
+        """Whether the quarantined copy was made already: an object with this ETag
+        that carries the moderation tags (anything else was not put there by the
+        function, and is replaced by a real copy)."""
+        if not self._exists_with_etag(bucket, key, etag):
+            return False
+        try:
+            tags = self._tags_of(bucket, key, None)
+        except ObjectGone:
+            return False
+        return DECISION_TAG in tags and DIGEST_TAG in tags
+
+    def _unchanged(self, ref: ObjectRef, found: _Found) -> bool:
+        """Whether an unversioned object still has the ETag it was read with."""
+        if found.etag_header is None:
+            return False
+        try:
+            self.s3.head_object(Bucket=ref.bucket, Key=ref.key, IfMatch=found.etag_header)
+        except Exception as exc:
+            if is_precondition_failure(exc) or is_missing(exc):
+                return False
+            raise
+        return True
 
     # --- the decision -----------------------------------------------------------------
 
@@ -271,42 +444,75 @@ class ObjectModerator:
         except Exception as exc:
             status = classify(exc)
             LOG.warning("moderating %s failed (%s): %s", ref.uri, status.value, describe(exc))
-            return Outcome(ref, status, f"failed: {describe(exc)}")
+            return Outcome(ref, status, f"failed: {describe(exc)}", unfinished=True)
 
     def _gone(self, ref: ObjectRef, message: str) -> Outcome:
         """A missing object is a permanent failure, unless this function itself
-        quarantined and deleted it on an earlier attempt."""
+        quarantined and deleted it on an earlier attempt; then its record, if
+        that attempt ended before writing it, is written from the copy's tags."""
         if self.config.delete_original and self.config.quarantine_on:
             bucket, key = self.quarantine_location(ref)
             try:
                 if self._exists(bucket, key):
+                    done = f"already quarantined to s3://{bucket}/{key} and deleted"
+                    steps = _Steps(ref, [done])
+                    self._record_lost_deletion(ref, bucket, key, steps)
                     return Outcome(
                         ref,
-                        Status.SUCCEEDED,
-                        f"already quarantined to s3://{bucket}/{key} and deleted",
+                        steps.status,
+                        steps.summary(),
                         reused=True,
+                        actions=tuple(steps.done),
+                        unfinished=bool(steps.failed),
                     )
             except Exception as exc:
                 LOG.warning("cannot look for the quarantined copy of %s: %s", ref.uri, exc)
         return Outcome(ref, Status.PERMANENT_FAILURE, message)
 
+    def _record_lost_deletion(self, ref: ObjectRef, bucket: str, key: str, steps: _Steps) -> None:
+        where = self.record_location(ref)
+        if where is None:
+            return
+        try:
+            if self._exists(*where):
+                return
+            tags = self._tags_of(bucket, key, None)
+            verdict = _verdict(tags.get(DECISION_TAG))
+            if verdict is None:
+                raise ValueError(f"the copy s3://{bucket}/{key} carries no {DECISION_TAG} tag")
+            note = (
+                "quarantined and deleted by an earlier attempt that ended before writing "
+                "this record; the decision is the one the quarantined copy's tags carry"
+            )
+            self._write_record(
+                where,
+                ref,
+                None,
+                verdict,
+                None,
+                steps.done,
+                {},
+                note=note,
+                digest=tags.get(DIGEST_TAG),
+            )
+            steps.done.append(f"record s3://{where[0]}/{where[1]}")
+        except Exception as exc:
+            steps.fail("record not written", exc)
+
     def _moderate(self, ref: ObjectRef) -> Outcome:
+        if self.in_quarantine(ref):
+            tags = self._tags_of(ref.bucket, ref.key, ref.version_id)
+            if DECISION_TAG in tags and DIGEST_TAG in tags:
+                return Outcome(ref, Status.SUCCEEDED, "skipped: a quarantined copy")
         found = self._find(ref)
         pinned = ObjectRef(ref.bucket, ref.key, found.version_id, found.size, found.etag)
-        verdict = self._reusable(found.tags)
+        verdict = self._reusable(found)
         decision: Decision | None = None
         failure: str | None = None
         if verdict is None:
-            # checked in place: the image key (recordings, cache) digests the URI
-            # s3://bucket/key?versionId=V and the ETag, so it is the same for every
-            # check of this object version, whichever event names it, and the same
-            # as `policy-engine check 's3://bucket/key?versionId=V'` gives it
-            image = Image(
-                name=pinned.uri, uri=pinned.uri, size=found.size, version=found.etag_header
+            decision = self.moderator.check(
+                self._image(pinned, found), context=_context(pinned, found)
             )
-            # through the Moderator: the decision hooks (audit log, shadow) see it
-            context = {"bucket": pinned.bucket, "key": pinned.key, "version_id": pinned.version_id}
-            decision = self.moderator.check(image, context=context)
             retryable = [f for f in decision.failures if f.retryable]
             if retryable:
                 codes = ", ".join(sorted({f.code for f in retryable}))
@@ -316,89 +522,219 @@ class ObjectModerator:
                 codes = ", ".join(sorted({f.code for f in decision.failures}))
                 failure = f"detector failure ({codes}): {decision.failures[0].error}"
             verdict = decision.decision
-        actions = self._act(pinned, found, verdict, decision)
+        steps = self._act(pinned, found, verdict, decision)
         reused = decision is None
         head = f"{verdict.value} ({'reused, ' if reused else ''}policy {self.digest[:19]})"
-        done = "; ".join(actions) if actions else "nothing to do"
-        if failure is not None:
-            return Outcome(
-                pinned,
-                Status.PERMANENT_FAILURE,
-                f"{head}: {failure}; {done}",
-                verdict.value,
-                reused,
-                tuple(actions),
-            )
+        status = steps.status
+        if failure is not None and status is Status.SUCCEEDED:
+            status = Status.PERMANENT_FAILURE
+        detail = f"{failure}; " if failure is not None else ""
         return Outcome(
-            pinned, Status.SUCCEEDED, f"{head}: {done}", verdict.value, reused, tuple(actions)
+            pinned,
+            status,
+            f"{head}: {detail}{steps.summary()}",
+            verdict.value,
+            reused,
+            tuple(steps.done),
+            unfinished=bool(steps.failed),
         )
 
-    def _reusable(self, tags: Mapping[str, str]) -> Verdict | None:
+    def _image(self, pinned: ObjectRef, found: _Found) -> Image:
+        if found.data is not None:
+            # unversioned: the bytes read are decided, and their SHA-256 keys the
+            # recordings, so a recording never answers for other bytes
+            return Image(name=pinned.uri, data=found.data)
+        # checked in place: the image key (recordings, cache) digests the URI
+        # s3://bucket/key?versionId=V and the ETag, so it is the same for every
+        # check of this object version, whichever event names it, and the same
+        # as `policy-engine check 's3://bucket/key?versionId=V'` gives it
+        return Image(name=pinned.uri, uri=pinned.uri, size=found.size, version=found.etag_header)
+
+    def _reusable(self, found: _Found) -> Verdict | None:
+        tags = found.tags
         if tags.get(DIGEST_TAG) != self.digest:
             return None
-        try:
-            return Verdict(tags.get(DECISION_TAG, ""))
-        except ValueError:
-            return None
+        if found.version_id is None and (
+            found.sha256 is None or tags.get(CONTENT_TAG) != found.sha256
+        ):
+            return None  # the tags of other bytes (or of none the function could read)
+        return _verdict(tags.get(DECISION_TAG))
 
-    # --- the actions, in their idempotent order ---------------------------------------
+    # --- the actions: enforcement first, then bookkeeping ------------------------------
+
+    def _moderation_tags(self, found: _Found, verdict: Verdict) -> dict[str, str]:
+        tags = {DECISION_TAG: verdict.value, DIGEST_TAG: self.digest}
+        if found.version_id is None and found.sha256 is not None:
+            tags[CONTENT_TAG] = found.sha256
+        return tags
 
     def _act(
         self, ref: ObjectRef, found: _Found, verdict: Verdict, decision: Decision | None
-    ) -> list[str]:
-        actions: list[str] = []
+    ) -> _Steps:
+        steps = _Steps(ref)
+        tags, dropped = fit_tags(found.tags, self._moderation_tags(found, verdict))
+        quarantine = verdict in self.config.quarantine_on
+        copying = quarantine and not self.in_quarantine(ref)
+        if not (self.config.tag or copying):
+            dropped = {}  # no tags are written anywhere
+        if dropped:
+            steps.done.append(
+                f"own tags dropped to make room for the moderation tags (S3 allows "
+                f"{MAX_TAGS}): {', '.join(dropped)}"
+            )
+        gone = False
+        if quarantine and not copying:
+            steps.done.append("already under the quarantine prefix: not copied again")
+        elif copying:
+            try:
+                self._quarantine(ref, found, tags, steps)
+                copied = True
+            except Exception as exc:
+                kept = ", original kept" if self.config.delete_original else ""
+                steps.fail(f"NOT quarantined{kept}", exc)
+                copied = False
+            if copied and self.config.delete_original:
+                # only now: the copy exists (made above, or found with the same ETag)
+                try:
+                    gone = self._delete(ref, found, steps)
+                except Exception as exc:
+                    steps.fail("original not deleted", exc)
         where = self.record_location(ref)
         if where is not None:
-            bucket, key = where
-            if decision is not None or not self._exists(bucket, key):
-                self._write_record(bucket, key, ref, verdict, decision)
-                actions.append(f"record s3://{bucket}/{key}")
-        ours = {DECISION_TAG: verdict.value, DIGEST_TAG: self.digest}
-        if self.config.tag and any(found.tags.get(k) != v for k, v in ours.items()):
-            merged = {**found.tags, **ours}
-            if len(merged) > MAX_TAGS:
-                raise ValueError(
-                    f"{ref.uri} has {len(found.tags)} tags: S3 allows {MAX_TAGS}, so "
-                    f"{DECISION_TAG} and {DIGEST_TAG} cannot be added"
+            try:
+                if decision is not None or not self._exists(*where):
+                    self._write_record(
+                        where,
+                        ref,
+                        found,
+                        verdict,
+                        decision,
+                        steps.done,
+                        dropped,
+                    )
+                    steps.done.append(f"record s3://{where[0]}/{where[1]}")
+            except Exception as exc:
+                steps.fail("record not written", exc)
+        if self.config.tag and not gone and tags != found.tags:
+            try:
+                self._tag(ref, found, tags, steps)
+            except Exception as exc:
+                steps.fail("not tagged", exc)
+        return steps
+
+    def _quarantine(
+        self, ref: ObjectRef, found: _Found, tags: Mapping[str, str], steps: _Steps
+    ) -> None:
+        """Put the decided bytes in quarantine, with ``tags`` if S3 takes them."""
+        bucket, key = self.quarantine_location(ref)
+        write: Callable[[dict[str, str]], object]
+        expected: str | None
+        if found.data is not None:
+            data = found.data
+            # the bytes decided, whatever the key holds by now
+            expected = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            content_type = found.content_type or "application/octet-stream"
+
+            def write(tagging: dict[str, str]) -> object:
+                return self.s3.put_object(
+                    Bucket=bucket, Key=key, Body=data, ContentType=content_type, **tagging
                 )
-            self.s3.put_object_tagging(
-                Bucket=ref.bucket,
-                Key=ref.key,
-                Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in merged.items()]},
-                **self._version_args(ref.version_id),
-            )
-            actions.append("tagged")
-        if verdict in self.config.quarantine_on:
-            bucket, key = self.quarantine_location(ref)
-            if not self._exists_with_etag(bucket, key, ref.etag):
-                source = {
-                    "Bucket": ref.bucket,
-                    "Key": ref.key,
-                    **self._version_args(ref.version_id),
-                }
-                self.s3.copy_object(
+
+        else:
+            expected = found.etag
+            source = {"Bucket": ref.bucket, "Key": ref.key, **self._version_args(ref.version_id)}
+            condition = {"CopySourceIfMatch": found.etag_header} if found.etag_header else {}
+
+            def write(tagging: dict[str, str]) -> object:
+                return self.s3.copy_object(
                     CopySource=source,
                     Bucket=bucket,
                     Key=key,
                     TaggingDirective="REPLACE",
-                    Tagging=urlencode(ours),
+                    **condition,
+                    **tagging,
                 )
-                actions.append(f"quarantined to s3://{bucket}/{key}")
-            if self.config.delete_original:
-                # only now: the copy exists (made above, or found with the same ETag)
-                self.s3.delete_object(
-                    Bucket=ref.bucket, Key=ref.key, **self._version_args(ref.version_id)
-                )
-                actions.append("original deleted")
-        return actions
+
+        try:
+            if self._copy_exists(bucket, key, expected):
+                return
+        except Exception as exc:
+            if classify(exc) is Status.TEMPORARY_FAILURE:
+                raise
+            # cannot look (no s3:GetObject there?): copy anyway, at worst a second version
+            LOG.warning("cannot look for s3://%s/%s: %s", bucket, key, describe(exc))
+        try:
+            write({"Tagging": urlencode(tags)})
+        except Exception as exc:
+            if classify(exc) is Status.TEMPORARY_FAILURE or is_missing(exc):
+                raise
+            # the tags must never keep an image out of quarantine
+            write({})
+            steps.done.append(f"quarantined to s3://{bucket}/{key}")
+            steps.fail("the quarantined copy is untagged", exc)
+            return
+        steps.done.append(f"quarantined to s3://{bucket}/{key}")
+
+    def _delete(self, ref: ObjectRef, found: _Found, steps: _Steps) -> bool:
+        """Delete the original; whether it is gone."""
+        if found.version_id is not None:
+            self.s3.delete_object(Bucket=ref.bucket, Key=ref.key, VersionId=found.version_id)
+            steps.done.append("original deleted")
+            return True
+        # unversioned: only the bytes decided, never a newer upload to the same key
+        condition = {"IfMatch": found.etag_header} if found.etag_header else {}
+        try:
+            self.s3.delete_object(Bucket=ref.bucket, Key=ref.key, **condition)
+        except Exception as exc:
+            if is_missing(exc):
+                steps.done.append("original already gone")
+                return True
+            if not is_precondition_failure(exc):
+                raise
+            steps.done.append(
+                "original not deleted: a newer upload has replaced it since it was decided "
+                "(that upload's own event decides it)"
+            )
+            return False
+        steps.done.append("original deleted")
+        return True
+
+    def _tag(self, ref: ObjectRef, found: _Found, tags: Mapping[str, str], steps: _Steps) -> None:
+        unversioned = found.version_id is None
+        if unversioned and not self._unchanged(ref, found):
+            steps.done.append(
+                "not tagged: a newer upload has replaced it since it was decided "
+                "(that upload's own event decides it)"
+            )
+            return
+        self.s3.put_object_tagging(
+            Bucket=ref.bucket,
+            Key=ref.key,
+            Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+            **self._version_args(found.version_id),
+        )
+        if unversioned and not self._unchanged(ref, found):
+            # S3 has no conditional tagging: the tags may now sit on the newer
+            # bytes. They name the bytes decided, so they are never reused for
+            # those; a retry decides what the key holds now and tags it.
+            raise ObjectReplaced(
+                "the object was replaced while it was being tagged: its tags may describe "
+                "the previous bytes until a retry decides the new ones"
+            )
+        steps.done.append("tagged")
 
     def _write_record(
         self,
-        bucket: str,
-        key: str,
+        where: tuple[str, str],
         ref: ObjectRef,
+        found: _Found | None,
         verdict: Verdict,
         decision: Decision | None,
+        actions: list[str],
+        dropped: Mapping[str, str],
+        *,
+        note: str | None = None,
+        digest: str | None = None,
     ) -> None:
         record: dict[str, Any] = {
             "format": RECORD_FORMAT,
@@ -409,19 +745,45 @@ class ObjectModerator:
             "etag": ref.etag,
             "size": ref.size,
             "decided_at": self.clock(),
+            "actions": list(actions),
         }
+        if found is not None and found.sha256 is not None:
+            record["sha256"] = found.sha256
+        if dropped:
+            record["tags_dropped"] = dict(dropped)
         if decision is not None:
             record.update(decision.to_dict())
         else:  # decided earlier (the tags say so), and that record was lost
             record.update(
                 decision=verdict.value,
-                policy={"name": self.moderator.policy_name, "digest": self.digest},
+                policy={"name": self.moderator.policy_name, "digest": digest or self.digest},
                 reused=True,
-                note="decided on an earlier attempt (the object's tags); its full record was lost",
+                note=note
+                or "decided on an earlier attempt (the object's tags); its full record was lost",
             )
+        bucket, key = where
         self.s3.put_object(
             Bucket=bucket,
             Key=key,
             Body=json.dumps(record, indent=1, sort_keys=True).encode("utf-8"),
             ContentType="application/json",
         )
+
+
+def _verdict(value: str | None) -> Verdict | None:
+    try:
+        return Verdict(value or "")
+    except ValueError:
+        return None
+
+
+def _context(pinned: ObjectRef, found: _Found) -> dict[str, Any]:
+    """What the decision hooks (audit log, shadow) are told about the object."""
+    context: dict[str, Any] = {
+        "bucket": pinned.bucket,
+        "key": pinned.key,
+        "version_id": pinned.version_id,
+    }
+    if found.sha256 is not None:
+        context["sha256"] = found.sha256
+    return context

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lambda_helpers import BUCKET, JPEG, QUARANTINE
+from lambda_helpers import BUCKET, JPEG, QUARANTINE, ScriptedS3
 from policy_engine_lambda import handler as lambda_handler
 from policy_engine_lambda.config import FUNCTION_VARIABLES
 
@@ -75,3 +75,11 @@ def put(s3: Any) -> Callable[..., str]:
         return str(answer.get("VersionId", ""))
 
     return upload
+
+
+@pytest.fixture
+def scripted(s3: Any, monkeypatch: pytest.MonkeyPatch) -> ScriptedS3:
+    """The function's S3 client, with scripted faults and hooks (see ScriptedS3)."""
+    client = ScriptedS3(s3)
+    monkeypatch.setattr(lambda_handler, "build_s3_client", lambda: client)
+    return client

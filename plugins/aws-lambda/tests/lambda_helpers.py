@@ -73,3 +73,57 @@ def read_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     record: dict[str, Any] = json.loads(body)
     return record
+
+
+def client_error(code: str, operation: str, status: int = 400) -> Exception:
+    """What botocore raises for an S3 error answer."""
+    from botocore.exceptions import ClientError
+
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": f"scripted {code}"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        operation,
+    )
+
+
+class Crash(BaseException):
+    """The container dies (a timeout, out of memory): nothing of the function's
+    own handling runs after it."""
+
+
+class ScriptedS3:
+    """moto's client with scripted faults, for what moto cannot do on its own.
+
+    ``before[method]`` runs (once) with the call's arguments before the call,
+    ``after[method]`` (once) after it; ``faults[method]`` is a list of
+    exceptions raised, one per call, instead of the call."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.before: dict[str, Any] = {}
+        self.after: dict[str, Any] = {}
+        self.faults: dict[str, list[BaseException]] = {}
+        self.called: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(**kwargs: Any) -> Any:
+            self.called.append(name)
+            hook = self.before.pop(name, None)
+            if hook is not None:
+                hook(kwargs)
+            faults = self.faults.get(name)
+            if faults:
+                raise faults.pop(0)
+            answer = attribute(**kwargs)
+            hook = self.after.pop(name, None)
+            if hook is not None:
+                hook(kwargs)
+            return answer
+
+        return call

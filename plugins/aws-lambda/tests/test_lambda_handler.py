@@ -20,6 +20,7 @@ from lambda_helpers import (
 )
 from policy_engine_lambda import handler as lambda_handler
 from policy_engine_lambda.config import DEFAULT_POLICY
+from policy_engine_lambda.events import InvocationError
 from policy_engine_lambda.handler import RetryableFailure, handler
 from policy_engine_lambda.moderate import DECISION_TAG, DIGEST_TAG
 
@@ -273,3 +274,55 @@ def test_policy_file_and_a_timeout(
     assert result["resultCode"] == "TemporaryFailure"
     assert "timeout" in result["resultString"]
     assert tags_of(s3, KEY, version) == {}  # on_error: block, yet nothing done before the retry
+
+
+# --- failed events: the on-failure destination, and events the function cannot read -------
+
+
+def destination_record(event: dict[str, Any]) -> dict[str, Any]:
+    """What Lambda sends to the on-failure destination once an asynchronous
+    invocation has exhausted its retries (the documented record)."""
+    return {
+        "version": "1.0",
+        "timestamp": "2024-05-02T10:18:42.123Z",
+        "requestContext": {
+            "requestId": "e4b46cbf-b738-xmpl-8880-a18cdf61200e",
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:stack-moderator:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3,
+        },
+        "requestPayload": event,
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "responsePayload": {
+            "errorMessage": "1 object(s) to retry",
+            "errorType": "RetryableFailure",
+        },
+    }
+
+
+def test_a_failed_event_from_the_queue_is_fed_back_as_it_is(
+    s3: Any, fake: FakeRekognition, put: Callable[..., str]
+) -> None:
+    version = put(KEY)
+    fake.respond(uri(KEY, version), VIOLENT)
+
+    answer = handler(destination_record(s3_event(KEY_IN_EVENT, version)), None)
+
+    assert [(r["status"], r["decision"]) for r in answer["results"]] == [("Succeeded", "block")]
+    assert tags_of(s3, KEY, version)[DECISION_TAG] == "block"
+
+
+def test_a_record_from_another_source_fails_the_invocation(s3: Any, fake: FakeRekognition) -> None:
+    """Skipping it would leave its object unmoderated with only a log line;
+    failing sends it to the failed-events queue."""
+    event = s3_event(KEY_IN_EVENT, "v1")
+    event["Records"][0]["eventSource"] = "aws:sqs"
+
+    with pytest.raises(InvocationError, match="aws:sqs"):
+        handler(event, None)
+    with pytest.raises(InvocationError, match="requestPayload"):
+        handler(destination_record({"detail": "not an S3 event"}), None)

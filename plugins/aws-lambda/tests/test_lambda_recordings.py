@@ -232,21 +232,6 @@ def test_a_policy_change_is_re_moderated_from_the_recording(
     assert fake.call_count() == 2
 
 
-def test_an_unversioned_bucket_is_keyed_as_check_lists_it(
-    s3: Any, fake: FakeRekognition, put: Callable[..., str], recordings: str
-) -> None:
-    s3.create_bucket(Bucket="plain-bucket")
-    put("a.png", bucket="plain-bucket")
-    event = s3_event("a.png", None)
-    event["Records"][0]["s3"]["bucket"]["name"] = "plain-bucket"
-
-    handler(event, None)
-
-    (image,) = expand_s3_input("s3://plain-bucket/", client=s3) or ()
-    store = S3RecordingStore(recordings, client=s3)
-    assert store.lookup(image.key, "rekognition-moderation", SETTINGS) is not None
-
-
 def test_recordings_in_the_source_bucket_are_not_moderated(
     s3: Any, fake: FakeRekognition, put: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

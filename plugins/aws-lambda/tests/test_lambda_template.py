@@ -1,4 +1,5 @@
-"""deploy/template.yaml: cfn-lint passes, and the role is least privilege."""
+"""deploy/template.yaml: cfn-lint passes, the role is least privilege, and no
+upload is left unmoderated with only a log line."""
 
 from __future__ import annotations
 
@@ -81,6 +82,7 @@ def test_the_role_grants_exactly_what_the_function_uses(template: dict[str, Any]
         "s3:ListBucket": {None},
         "s3:DeleteObject": {"DeletionEnabled"},
         "s3:DeleteObjectVersion": {"DeletionEnabled"},
+        "sqs:SendMessage": {None},
         "logs:CreateLogStream": {None},
         "logs:PutLogEvents": {None},
     }
@@ -125,3 +127,73 @@ def test_the_function_and_its_trigger(template: dict[str, Any]) -> None:
         assert rule["Name"] == "suffix"
         suffixes.add(rule["Value"])
     assert suffixes == {".jpg", ".jpeg", ".png"}
+
+
+def _role_statement(template: dict[str, Any], sid: str) -> dict[str, Any]:
+    (found,) = [s for _, s in _statements(template) if s.get("Sid") == sid]
+    return found
+
+
+def test_failed_events_go_to_a_queue_with_an_alarm(template: dict[str, Any]) -> None:
+    """An upload whose invocation exhausts Lambda's retries (or waits too long)
+    lands in a queue, to be fed back, instead of being dropped."""
+    resources = template["Resources"]
+    config = resources["ModeratorFunction"]["Properties"]["EventInvokeConfig"]
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["MaximumEventAgeInSeconds"] == 21600
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]},
+    }
+    queue = resources["FailedEventsQueue"]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    assert queue["Properties"]["MessageRetentionPeriod"] == 1209600  # SQS's most: 14 days
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    # Lambda sends to the destination with the function's role, to that queue only
+    send = _role_statement(template, "SendFailedEvents")
+    assert send["Action"] == "sqs:SendMessage"
+    assert send["Resource"] == {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
+    # someone hears of it
+    alarm = resources["FailedEventsAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+    )
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["FailedEventsQueue", "QueueName"]}}
+    ]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["AlarmActions"]["Fn::If"][0] == "AlarmTopicGiven"
+    assert template["Parameters"]["FailedEventsAlarmTopic"]["Default"] == ""
+    outputs = template["Outputs"]
+    assert outputs["FailedEventsQueueUrl"]["Value"] == {"Ref": "FailedEventsQueue"}
+    assert outputs["FailedEventsQueueArn"]["Value"] == {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
+
+
+def test_only_the_function_writes_recordings_in_the_source_bucket(
+    template: dict[str, Any],
+) -> None:
+    """A recording is Rekognition's answer for an image: an uploader who could
+    write one under the recordings prefix would decide for the function."""
+    statements = template["Resources"]["SourceBucketPolicy"]["Properties"]["PolicyDocument"][
+        "Statement"
+    ]
+    (guarded,) = [s["Fn::If"] for s in statements if "Fn::If" in s]
+    condition, deny, otherwise = guarded
+    assert condition == "RecordingsInSourceBucket"
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    assert (deny["Effect"], deny["Action"]) == ("Deny", "s3:PutObject")
+    assert deny["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:s3:::${SourceBucketName}/${RecordingsPrefix}*"
+    }
+    assert deny["Condition"] == {
+        "ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["ModeratorRole", "Arn"]}}
+    }
+    assert template["Conditions"]["RecordingsInSourceBucket"] == {
+        "Fn::Equals": [{"Ref": "RecordingsBucket"}, {"Ref": "SourceBucketName"}]
+    }
+    # and an empty prefix there (every upload a "recording") does not deploy
+    rule = template["Rules"]["RecordingsApartFromUploads"]
+    assert rule["RuleCondition"] == template["Conditions"]["RecordingsInSourceBucket"]
+    (assertion,) = rule["Assertions"]
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "RecordingsPrefix"}, ""]}]}
