@@ -38,6 +38,7 @@ same names (``{"QUARANTINE_ON": "block,review"}``).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ FUNCTION_VARIABLES = (
     "RECORDINGS_PREFIX",
     "AUDIT_LOG",
     "SHADOW_POLICY_FILE",
+    "DETECTOR_TIMEOUT",
 )
 """Every environment variable the function reads (besides AWS's own and ``LOG_LEVEL``)."""
 
@@ -201,6 +203,28 @@ def audit_enabled(environ: Mapping[str, str] | None = None) -> bool:
     if value not in ("stdout", "off"):
         raise ValueError(f"AUDIT_LOG must be 'stdout' or 'off', got {value!r}")
     return value == "stdout"
+
+
+DEFAULT_DETECTOR_TIMEOUT = 40.0
+"""Below the template's 60-second function timeout: a hanging detector fails
+with code ``timeout`` (retried, as a throttle is) before Lambda ends the
+whole invocation."""
+
+
+def detector_timeout(environ: Mapping[str, str] | None = None) -> float:
+    """``DETECTOR_TIMEOUT``: seconds one detector call may take (see
+    :data:`DEFAULT_DETECTOR_TIMEOUT`); keep it below the function's timeout."""
+    env = os.environ if environ is None else environ
+    text = env.get("DETECTOR_TIMEOUT", "").strip()
+    if not text:
+        return DEFAULT_DETECTOR_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"DETECTOR_TIMEOUT must be a positive number of seconds, got {text!r}")
+    return value
 
 
 def _task_path(value: str, env: Mapping[str, str]) -> Path | None:

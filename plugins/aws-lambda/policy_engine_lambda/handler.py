@@ -40,6 +40,7 @@ from policy_engine_lambda.config import (
     ActionConfig,
     ConfigError,
     audit_enabled,
+    detector_timeout,
     policy_path,
     recordings_location,
     shadow_policy_path,
@@ -122,6 +123,7 @@ def moderator() -> ObjectModerator:
                 audit_log=sys.stdout if audit_enabled() else None,
                 shadow=shadow_policy_path(),
                 concurrency=1,
+                detector_timeout=detector_timeout(),
             )
             _state = _State(ObjectModerator(moderating, s3, config, recordings=location))
             LOG.info(

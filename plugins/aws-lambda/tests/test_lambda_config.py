@@ -93,3 +93,13 @@ def test_other_events_are_refused() -> None:
         parse_s3_notification(
             {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put"}]}
         )
+
+
+def test_detector_timeout_defaults_below_the_function_timeout_and_must_be_positive() -> None:
+    from policy_engine_lambda.config import DEFAULT_DETECTOR_TIMEOUT, detector_timeout
+
+    assert detector_timeout({}) == DEFAULT_DETECTOR_TIMEOUT < 60
+    assert detector_timeout({"DETECTOR_TIMEOUT": " 12.5 "}) == 12.5
+    for bad in ("0", "-3", "nan", "inf", "soon"):
+        with pytest.raises(ValueError, match="DETECTOR_TIMEOUT"):
+            detector_timeout({"DETECTOR_TIMEOUT": bad})
