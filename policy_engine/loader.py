@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,7 @@ from policy_engine.diagnostics import (
 from policy_engine.errors import PolicyLoadError
 from policy_engine.lint import lint_policy
 from policy_engine.model import Body, LabelDefinition, Match, Policy, Rule, Verdict
-from policy_engine.names import name_key, tidy_name
+from policy_engine.names import alias_keys, name_key, tidy_name
 from policy_engine.source import SourceError, SourceMap, parse_document, read_policy_text
 
 if TYPE_CHECKING:
@@ -88,8 +88,8 @@ def check_policy_text(
                     source_map.at(("version",)),
                 )
             )
-        built = _build(document.data, source_map, base_dir or ".", report)
-        diagnostics.extend(_check_meaning(built, source_map, registry))
+        built = _build(document.data, source_map, base_dir or ".", report, _alias_map(registry))
+        diagnostics.extend(_check_meaning(built, source_map))
         # the warnings (POLICY_SPEC section 7); what each rule decides only when
         # the policy is consistent, i.e. has no errors
         diagnostics.extend(
@@ -237,7 +237,11 @@ def _usable_items(data: Mapping[str, Any], key: str, report: SchemaReport) -> li
 
 
 def _build(
-    data: Mapping[str, Any], source_map: SourceMap, base_dir: str, report: SchemaReport
+    data: Mapping[str, Any],
+    source_map: SourceMap,
+    base_dir: str,
+    report: SchemaReport,
+    aliases: Mapping[str, str],
 ) -> _Built:
     def field(key: str, fallback: Any) -> Any:
         return data.get(key, fallback) if report.usable((key,)) else fallback
@@ -284,33 +288,32 @@ def _build(
         rules=tuple(rule for _, rule in rules),
         file=source_map.file,
         base_dir=base_dir,
+        aliases=aliases,
     )
     return _Built(policy, tuple(i for i, _ in rules), tuple(i for i, _ in labels))
 
 
 def _alias_map(registry: DetectorRegistry | None) -> dict[str, str]:
-    aliases: dict[str, str] = {}
-    if registry is not None:
-        for detector in registry.detectors():
-            for taxonomy in detector.taxonomies():
-                for alias in taxonomy.aliases:
-                    aliases[name_key(alias)] = taxonomy.canonical_key(alias)
-    return aliases
+    """Every alias the installed detectors' taxonomies give (alias key -> canonical
+    key): two spellings of one label are one name in a policy, whichever
+    detector reports it (:attr:`Policy.aliases`)."""
+    if registry is None:
+        return {}
+    return alias_keys(
+        (alias, canonical)
+        for detector in registry.detectors()
+        for taxonomy in detector.taxonomies()
+        for alias, canonical in taxonomy.aliases.items()
+    )
 
 
-def _check_meaning(
-    built: _Built, source_map: SourceMap, registry: DetectorRegistry | None
-) -> list[Diagnostic]:
+def _check_meaning(built: _Built, source_map: SourceMap) -> list[Diagnostic]:
     policy = built.policy
     file = source_map.file
     found: list[Diagnostic] = []
-    aliases = _alias_map(registry)
 
     def canonical(name: str | None) -> str | None:
-        if name is None:
-            return None
-        key = name_key(name)
-        return aliases.get(key, key)
+        return None if name is None else policy.canonical_key(name)
 
     ids: dict[str, int] = {}
     matchers: dict[tuple[str | None, str | None, str | None], tuple[int, str]] = {}
@@ -330,19 +333,27 @@ def _check_meaning(
         matcher = (canonical(rule.match.name), canonical(rule.match.parent), rule.match.source)
         first_index, first_id = matchers.setdefault(matcher, (index, rule.id))
         if first_index != index:
+            earlier = policy.rules[built.rule_indexes.index(first_index)].match
+            respelt = any(
+                a is not None and b is not None and name_key(a) != name_key(b)
+                for a, b in ((earlier.name, rule.match.name), (earlier.parent, rule.match.parent))
+            )
+            why = "names compare case-insensitively"
+            if respelt:
+                why += ", and the alias spellings of one label as one name"
             found.append(
                 error(
                     "duplicate-match",
                     f"rule {rule.id!r} has the same match as rule {first_id!r} "
-                    f"(rules[{first_index}]): {rule.match.describe()}; names compare "
-                    "case-insensitively, so merge the two rules",
+                    f"(rules[{first_index}]): {rule.match.describe()}; {why}, so merge "
+                    "the two rules",
                     file,
                     source_map.at(("rules", index, "match")),
                 )
             )
         found.extend(_check_body(rule.body, ("rules", index), source_map))
     found.extend(_check_body(policy.default, ("default",), source_map))
-    found.extend(_check_label_definitions(policy.labels, source_map))
+    found.extend(_check_label_definitions(policy.labels, source_map, policy.canonical_key))
     return found
 
 
@@ -360,20 +371,26 @@ def _check_body(body: Body, path: tuple[str | int, ...], source_map: SourceMap) 
 
 
 def _check_label_definitions(
-    labels: Iterable[LabelDefinition], source_map: SourceMap
+    labels: Iterable[LabelDefinition], source_map: SourceMap, canonical: Callable[[str], str]
 ) -> list[Diagnostic]:
-    """Duplicates, and cycles the ``labels:`` section makes by itself (section 1)."""
+    """Duplicates, and cycles the ``labels:`` section makes by itself (section 1),
+    with names compared as the policy compares them (``canonical``: aliases
+    resolved, so two spellings of one label are one entry)."""
     file = source_map.file
     found: list[Diagnostic] = []
     scoped: dict[tuple[str | None, str], LabelDefinition] = {}
     for definition in labels:
-        key = (definition.source, name_key(definition.name))
+        key = (definition.source, canonical(definition.name))
         first = scoped.setdefault(key, definition)
         if first is not definition:
+            same = ""
+            if name_key(first.name) != name_key(definition.name):
+                same = f" as {first.name!r}, another spelling of the same label"
             found.append(
                 error(
                     "duplicate-label",
-                    f"label {definition.name!r} is placed already (line {first.position.line})",
+                    f"label {definition.name!r} is placed already{same} "
+                    f"(line {first.position.line})",
                     file,
                     definition.position,
                 )
@@ -395,7 +412,7 @@ def _check_label_definitions(
                 placed = parent_of.get(current)
                 if placed is None or not placed.parent:
                     break
-                current = name_key(placed.parent)
+                current = canonical(placed.parent)
                 if current in chain:
                     cycle = chain[chain.index(current) :]
                     members = frozenset(cycle)
