@@ -205,6 +205,9 @@ class Policy:
     file: str = "<string>"
     base_dir: str = "."
     aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    names_checked: bool = False
+    """Whether the loader checked the rules' names against installed taxonomies
+    (it was given a registry): an engine checks them itself otherwise."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rules", tuple(self.rules))

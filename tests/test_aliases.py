@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from policy_engine import Label, PolicyLoadError, parse_policy
 from policy_engine.compiler import compile_policy
+from policy_engine.engine import Engine, PolicyDetectorsError
 from policy_engine.loader import check_policy_text
 from policy_engine.model import Policy
 from policy_engine.names import alias_keys
@@ -141,6 +142,19 @@ def test_either_spelling_decides_alike_whatever_the_detector(
             ]
         )
     assert decisions[0] == decisions[1] == ["block", "block"]
+
+
+def test_an_engine_checks_the_names_of_a_policy_loaded_without_taxonomies(
+    registry: DetectorRegistry,
+) -> None:
+    text = (
+        "version: 1\nname: p\ndetectors: {rekognition-moderation: {}}\nrules:\n"
+        "  - id: e\n    match: {parent: Explicitt}\n    block_at: 80\n"
+    )
+    policy = parse_policy(text, "p.yaml")  # no registry: the name cannot be checked here
+    with pytest.raises(PolicyDetectorsError, match=r"p.yaml:5:5: error\[unknown-parent\]"):
+        Engine(policy, registry)
+    Engine(load(text.replace("Explicitt", "Explicit"), registry), registry)
 
 
 # -- the property ----------------------------------------------------------------------
