@@ -114,10 +114,31 @@ class _TaxonomyView:
                 self.display.setdefault(parent_key, definition.parent)
 
 
+def name_comparer(policy: Policy, taxonomy: Taxonomy | None) -> Callable[[str], str]:
+    """How names compare for labels under ``taxonomy`` (None: a detector without
+    one): the name key, with the taxonomy's aliases and the policy's own
+    (:attr:`Policy.aliases`) resolved. Everything that keys rules, ``labels:``
+    entries or labels goes through it, so that one spelling never decides
+    differently from another."""
+    aliases = policy.aliases
+    if taxonomy is None:
+        if not aliases:
+            return name_key
+        return lambda name: aliases.get(name_key(name), name_key(name))
+    if not aliases:
+        return taxonomy.canonical_key
+
+    def canonical(name: str) -> str:
+        key = taxonomy.canonical_key(name)
+        return aliases.get(key, key)
+
+    return canonical
+
+
 def matcher_conflicts(policy: Policy, taxonomy: Taxonomy) -> list[tuple[Rule, Rule]]:
     """Pairs of rules whose matches are the same once ``taxonomy``'s aliases are
     applied (two spellings of one label): a load error, as no tie may be left."""
-    view = _TaxonomyView(policy, taxonomy.canonical_key)
+    view = _TaxonomyView(policy, name_comparer(policy, taxonomy))
     conflicts: list[tuple[Rule, Rule]] = []
     buckets = [*view.by_name_parent.values(), *view.by_name.values(), *view.by_parent.values()]
     for bucket in buckets:
@@ -165,13 +186,17 @@ class CompiledPolicy:
         slot = id(taxonomy)
         found = self._views.get(slot)
         if found is None or found[0] is not taxonomy:
-            canonical = taxonomy.canonical_key if taxonomy is not None else name_key
+            canonical = name_comparer(self.policy, taxonomy)
             with self._lock:
                 if len(self._views) >= MAX_CACHED_VIEWS:  # a plugin making new taxonomies
                     self._views.clear()
                 found = (taxonomy, _TaxonomyView(self.policy, canonical))
                 self._views[slot] = found
         return found[1]
+
+    def canonical_key(self, taxonomy: Taxonomy | None) -> Callable[[str], str]:
+        """How names compare under ``taxonomy`` in this policy (:func:`name_comparer`)."""
+        return self._view(taxonomy).canonical
 
     def lineage(self, label: Label) -> Lineage:
         """Where ``label`` sits: reported parent first, then the policy's ``labels:``

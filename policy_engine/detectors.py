@@ -6,7 +6,7 @@ register an instance through the ``policy_engine_register_detectors`` hook.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -57,6 +57,18 @@ class DetectContext:
     concurrency: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class SettingsFinding:
+    """A likely mistake in a detector's settings that the settings schema cannot
+    see (a region its service does not have, say): reported by the linter as a
+    warning with ``code`` at the setting, ``path`` being relative to the
+    detector's entry under ``detectors:`` (e.g. ``("region",)``)."""
+
+    path: tuple[str | int, ...]
+    code: str
+    message: str
+
+
 class Detector:
     """Base class of detectors. Override what your detector supports.
 
@@ -85,6 +97,15 @@ class Detector:
     settings_schema: ClassVar[Mapping[str, Any]] = MappingProxyType(
         {"type": "object", "additionalProperties": False}
     )
+
+    def lint_settings(self, settings: Mapping[str, Any]) -> Sequence[SettingsFinding]:
+        """Warnings about this detector's ``settings`` (an entry under a policy's
+        ``detectors:``, as written) beyond what :attr:`settings_schema` checks.
+        Called when a policy loads, so it must be quick and must not call out;
+        an exception is ignored. Register each code in the core's table of
+        codes (:data:`policy_engine.lint.DIAGNOSTIC_CODES`) so that reports
+        describe it, or pick a code it already has."""
+        return ()
 
     def taxonomies(self) -> tuple[Taxonomy, ...]:
         """Every taxonomy this detector may use (for linting and name checks)."""

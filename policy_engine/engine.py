@@ -118,6 +118,14 @@ def _verify(
                     f"{taxonomy.id}'s aliases ({first.match.describe()} and "
                     f"{second.match.describe()}); merge them"
                 )
+    if not policy.names_checked:  # loaded without a registry: an unknown name is unseen
+        from policy_engine.lint import unknown_name_errors
+
+        problems.extend(
+            f"{d.render()} (load the policy with the registry to acknowledge a name with "
+            "an ignore comment)"
+            for d in unknown_name_errors(policy, registry)
+        )
     if problems:
         raise PolicyDetectorsError(
             f"policy {policy.name!r} does not fit the installed detectors: " + "; ".join(problems)

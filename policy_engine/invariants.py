@@ -314,7 +314,7 @@ class InvariantChecker:
             if invariant.source is not None and row.source != invariant.source:
                 continue
             taxonomy = domains.get((row.source, row.taxonomy))
-            key = taxonomy.canonical_key(wanted) if taxonomy is not None else name_key(wanted)
+            key = self.compiled.canonical_key(taxonomy)(wanted)
             if invariant.category is not None:
                 hit = key in row.ancestors
             else:

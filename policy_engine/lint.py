@@ -1,8 +1,12 @@
-"""The policy linter: warnings about a policy that loads (POLICY_SPEC section 7).
+"""The policy linter (POLICY_SPEC section 7): warnings about a policy, and one
+kind of error, a rule's name that no taxonomy of the detectors it can see
+knows (it would switch the rule off in silence).
 
-Warnings never stop a policy from loading. Each has a stable code (listed,
-with every error code, in :data:`DIAGNOSTIC_CODES`), a message that says what
-to do, and the position of the offending node.
+Warnings never stop a policy from loading. Each finding has a stable code
+(listed, with every error code, in :data:`DIAGNOSTIC_CODES`), a message that
+says what to do, and the position of the offending node. An unknown rule name
+is an error unless its line says ``# policy-engine: ignore[unknown-name]``;
+then, and where a detector the rule can see has no taxonomy, a warning.
 
 Checks that need the installed detectors' taxonomies run only with a
 registry. Checks about what a rule decides work on the exact decision of
@@ -25,7 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from policy_engine.diagnostics import Diagnostic, Severity, warning
+from policy_engine.diagnostics import Diagnostic, Position, Severity, error, warning
 from policy_engine.labels import Label
 from policy_engine.model import Body, Policy, Rule, Verdict, plain_number
 from policy_engine.names import name_key, tidy_name
@@ -85,12 +89,18 @@ DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
     ),
     "unreadable-recording": CodeInfo(_E, "A tests file names a recording that cannot be read."),
     "invalid-recording": CodeInfo(_E, "A tests file names a recording that is not valid JSON."),
-    # -- warnings (the linter) ----------------------------------------------
+    # -- the linter ----------------------------------------------------------
     "unknown-name": CodeInfo(
-        _W, "A rule's match name that no installed taxonomy nor labels: knows."
+        _E,
+        "A rule's match name that no taxonomy of the detectors it can see nor labels: knows "
+        "(a warning where the line says # policy-engine: ignore[unknown-name], or where one "
+        "of those detectors has no taxonomy).",
     ),
     "unknown-parent": CodeInfo(
-        _W, "A rule's match parent, or a labels: parent, that no taxonomy nor labels: knows."
+        _E,
+        "A rule's match parent that no taxonomy of the detectors it can see nor labels: knows "
+        "(a warning as for unknown-name, and for a labels: parent no taxonomy, entry nor "
+        "rule knows).",
     ),
     "name-spelling": CodeInfo(
         _W, "A name that differs from the taxonomy's spelling only in case or spaces."
@@ -113,10 +123,27 @@ DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
     "unknown-source": CodeInfo(
         _W, "A rule's match source names no installed detector, so the rule never decides."
     ),
+    "on-error-allow": CodeInfo(
+        _W, "on_error: allow lets an image through unchecked whenever a detector fails."
+    ),
+    "threshold-scale": CodeInfo(
+        _W, "Every threshold is at most 1: confidences run from 0 to 100, not 0 to 1."
+    ),
+    "no-detectors": CodeInfo(
+        _W, "The policy names no detectors: check, the embedding API and the Lambda refuse it."
+    ),
+    "unknown-region": CodeInfo(
+        _W,
+        "A detector's region setting that its plugin does not know as a region of its "
+        "service (from the plugin's own settings check, Detector.lint_settings).",
+    ),
 }
 """Every diagnostic code, with its severity and what it means (SARIF rules, README)."""
 
 _BANDS = (("block_at", Verdict.BLOCK), ("review_at", Verdict.REVIEW))
+
+UNKNOWN_NAME = "unknown-name"
+"""The code whose ignore comment acknowledges an unknown rule name or parent (section 7)."""
 
 
 def lint_policy(
@@ -128,15 +155,21 @@ def lint_policy(
     rule_indexes: Sequence[int] | None = None,
     label_indexes: Sequence[int] | None = None,
     decisions: bool = True,
+    acknowledged: Mapping[int, frozenset[str]] | None = None,
 ) -> list[Diagnostic]:
-    """Every warning about ``policy``.
+    """Every finding of the linter about ``policy``: warnings, and the errors of
+    section 7 (a rule's name no taxonomy it can see knows).
 
     ``data`` is the document as parsed (to see names as written, before white
     space is tidied); ``rule_indexes`` / ``label_indexes`` give each rule's and
     ``labels:`` entry's index in the file (when some were dropped as invalid).
-    With ``decisions`` false, only the checks that hold whatever else is wrong
-    (thresholds, sources) run: the loader does so when the policy has errors,
-    so that a broken file reports its errors, not guesses about its names.
+    ``acknowledged`` gives, by line, the codes its ``# policy-engine:
+    ignore[...]`` comment names (:func:`~policy_engine.loader.acknowledged_codes`);
+    the linter applies them to unknown names itself, as an acknowledged
+    unknown name is still a warning. With ``decisions`` false, what each rule
+    decides and whether the policy names detectors are not checked: the loader
+    does so when the policy has errors, so that a broken file reports its
+    errors, not guesses about the whole.
     """
     linter = _Linter(
         policy,
@@ -145,14 +178,49 @@ def lint_policy(
         data,
         tuple(rule_indexes) if rule_indexes is not None else tuple(range(len(policy.rules))),
         tuple(label_indexes) if label_indexes is not None else tuple(range(len(policy.labels))),
+        acknowledged or {},
     )
     linter.floors()
+    linter.scale()
+    linter.on_error()
+    if decisions:
+        linter.no_detectors()
     if registry is not None:
         linter.sources()
-        if decisions:
-            linter.names()
+        linter.detector_settings()
+        linter.names()
+        if decisions and not any(d.severity is Severity.ERROR for d in linter.found):
             linter.decisions()
     return linter.found
+
+
+def taxonomies_of(detector: Detector) -> tuple[Taxonomy, ...]:
+    """``detector.taxonomies()``, or none where the plugin fails: a plugin's
+    optional extra never breaks loading (its names then cannot be checked)."""
+    try:
+        return tuple(detector.taxonomies())
+    except Exception:
+        return ()
+
+
+def current_taxonomy(detector: Detector) -> Taxonomy | None:
+    """``detector.taxonomy(None)``, or None where the plugin fails."""
+    try:
+        return detector.taxonomy(None)
+    except Exception:
+        return None
+
+
+def unknown_name_errors(policy: Policy, registry: DetectorRegistry) -> list[Diagnostic]:
+    """The unknown-name errors of ``policy`` against ``registry``'s taxonomies, for a
+    policy loaded without a registry (so not checked then): positioned at its
+    rules, and with no ignore comment seen (they are not in the loaded policy)."""
+    values: dict[JsonPath, Position] = {
+        ("rules", i): rule.position for i, rule in enumerate(policy.rules)
+    }
+    values.update({("labels", i): label.position for i, label in enumerate(policy.labels)})
+    found = lint_policy(policy, SourceMap(policy.file, values), registry=registry, decisions=False)
+    return [d for d in found if d.severity is Severity.ERROR]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +232,39 @@ class _Known:
     """Whether some detector's current taxonomy (or an alias of it) knows it."""
     older: tuple[tuple[Detector, Taxonomy], ...]
     """Older taxonomies that know it, with their detector."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Sight:
+    """The detectors whose labels a rule can see, and the names their taxonomies know."""
+
+    detectors: tuple[str, ...]
+    keys: frozenset[str]
+    """Name keys of every label their taxonomies (any model) know, aliases included."""
+    spellings: tuple[str, ...]
+    """Those labels as the taxonomies spell them (for suggestions)."""
+    without: tuple[str, ...]
+    """Those of the detectors that have no taxonomy: their labels may carry any name."""
+
+
+def _nearest_hint(
+    key: str,
+    spellings: Sequence[str],
+    *,
+    cutoff: float,
+    otherwise: str = "fix the spelling, or place it under labels:",
+) -> str:
+    """``did you mean 'X'?`` for the known spelling nearest to ``key``; with a cutoff
+    of 0, the nearest whatever its distance; else ``otherwise``."""
+    by_key = {name_key(s): s for s in spellings if name_key(s) != key}
+    nearest = difflib.get_close_matches(key, list(by_key), n=1, cutoff=max(cutoff, 0.6))
+    if nearest:
+        return f"did you mean '{by_key[nearest[0]]}'?"
+    if cutoff <= 0:
+        nearest = difflib.get_close_matches(key, list(by_key), n=1, cutoff=0.0)
+        if nearest:
+            return f"the nearest known name is '{by_key[nearest[0]]}'"
+    return otherwise
 
 
 def _quoted(names: Iterable[str]) -> str:
@@ -180,11 +281,11 @@ def _number(value: float) -> str:
 def _successors(detector: Detector) -> dict[str, tuple[str, ...]]:
     """What the detector's older taxonomies' names became in its current one,
     keyed by name key (:meth:`Detector.taxonomy_migration`)."""
-    current = detector.taxonomy(None)
+    current = current_taxonomy(detector)
     if current is None:
         return {}
     found: dict[str, tuple[str, ...]] = {}
-    for old in detector.taxonomies():
+    for old in taxonomies_of(detector):
         if old is current:
             continue
         try:
@@ -205,8 +306,10 @@ class _Linter:
         data: Any,
         rule_indexes: tuple[int, ...],
         label_indexes: tuple[int, ...],
+        acknowledged: Mapping[int, frozenset[str]],
     ) -> None:
         self.policy = policy
+        self.acknowledged = acknowledged
         self.source_map = source_map
         self.file = source_map.file
         self.registry = registry
@@ -214,9 +317,13 @@ class _Linter:
         self.rule_indexes = rule_indexes
         self.label_indexes = label_indexes
         self.found: list[Diagnostic] = []
+        self._sights: dict[str | None, _Sight | None] = {}
 
     def warn(self, code: str, message: str, path: JsonPath) -> None:
         self.found.append(warning(code, message, self.file, self.source_map.at(path)))
+
+    def fail(self, code: str, message: str, path: JsonPath) -> None:
+        self.found.append(error(code, message, self.file, self.source_map.at(path)))
 
     def rule_path(self, position: int) -> JsonPath:
         return ("rules", self.rule_indexes[position])
@@ -251,6 +358,77 @@ class _Linter:
                         (*path, key),
                     )
 
+    def scale(self) -> None:
+        """Thresholds that all lie at or below 1: a 0-1 scale written by mistake
+        (0.8 for 80%), which reviews or blocks nearly every label."""
+        written: list[tuple[float, JsonPath]] = []
+        bodies = [(rule.body, self.rule_path(i)) for i, rule in enumerate(self.policy.rules)]
+        bodies.append((self.policy.default, ("default",)))
+        for body, path in bodies:
+            for key in ("review_at", "block_at"):
+                value = getattr(body, key)
+                if value is not None:
+                    written.append((value, (*path, key)))
+        if not written:
+            return
+        numbers = [value for value, _ in written]
+        if isinstance(self.data, dict) and "min_confidence" in self.data:
+            numbers.append(self.policy.min_confidence)
+        if max(numbers) > 1 or max(numbers) <= 0:
+            return
+        examples = ", ".join(_number(v) for v in sorted(set(numbers))[:3])
+        self.warn(
+            "threshold-scale",
+            f"every threshold in this policy is at most 1 ({examples}"
+            f"{', ...' if len(set(numbers)) > 3 else ''}), but confidences run from 0 to "
+            "100, not 0 to 1: these bands fire at almost any confidence; write e.g. 80 "
+            "for 80%",
+            min(written, key=lambda item: self.source_map.at(item[1]))[1],
+        )
+
+    def on_error(self) -> None:
+        if self.policy.on_error is not Verdict.ALLOW:
+            return
+        self.warn(
+            "on-error-allow",
+            "on_error: allow lets an image through unchecked whenever a detector fails "
+            "(an outage, throttling, a malformed response, an unreadable image): a failure "
+            "then yields allow; use review (the default) or block, unless allowing "
+            "unchecked images is meant",
+            ("on_error",),
+        )
+
+    def no_detectors(self) -> None:
+        written = self.data.get("detectors", {}) if isinstance(self.data, dict) else None
+        if self.policy.detectors or written != {}:
+            return  # named, or not a map (the schema says so)
+        installed = ""
+        if self.registry is not None:
+            installed = f" (installed: {', '.join(self.registry.names()) or 'none'})"
+        self.warn(
+            "no-detectors",
+            "the policy names no detectors: check, the embedding API and the Lambda "
+            "function refuse to run it (only evaluate, test and check --replay bring "
+            "labels of their own), and its rule names are checked against every installed "
+            f"detector; name the detectors it runs under detectors:{installed}",
+            ("detectors",),
+        )
+
+    def detector_settings(self) -> None:
+        """Each detector's own checks of its settings
+        (:meth:`~policy_engine.detectors.Detector.lint_settings`)."""
+        registry = self.registry
+        assert registry is not None
+        for name, settings in self.policy.detectors.items():
+            if name not in registry or not isinstance(settings, Mapping):
+                continue  # unknown-detector / the schema say it
+            try:
+                findings = tuple(registry.get(name).lint_settings(settings))
+            except Exception:  # a plugin's optional check must never break loading
+                continue
+            for finding in findings:
+                self.warn(finding.code, finding.message, ("detectors", name, *finding.path))
+
     # -- sources ---------------------------------------------------------
 
     def sources(self) -> None:
@@ -276,8 +454,8 @@ class _Linter:
         current: set[str] = set()
         older: dict[str, list[tuple[Detector, Taxonomy]]] = {}
         for detector in self.registry.detectors():
-            now = detector.taxonomy(None)
-            for taxonomy in detector.taxonomies():
+            now = current_taxonomy(detector)
+            for taxonomy in taxonomies_of(detector):
                 is_current = now is not None and taxonomy.id == now.id
                 names = [(k, taxonomy.display_name(k) or k) for k in list(taxonomy.keys())]
                 names += [(name_key(a), a) for a in taxonomy.aliases]
@@ -298,26 +476,65 @@ class _Linter:
             for key, names in spellings.items()
         }
 
-    def _any_name_source(self, source: str | None) -> bool:
-        """Whether labels from ``source`` (any, if None) may carry any name at all:
-        a detector without a taxonomy (custom labels) that the rule can see."""
-        assert self.registry is not None
+    def _sight(self, source: str | None) -> _Sight | None:
+        """The detectors whose labels a rule with ``source`` can see: its source,
+        or the policy's detectors (every installed one where the policy names
+        none: ``evaluate``, ``test`` and a replay bring labels of any). None
+        where they are not installed (``unknown-source``, ``unknown-detector``
+        say so)."""
+        if source not in self._sights:
+            self._sights[source] = self._see(source)
+        return self._sights[source]
+
+    def _see(self, source: str | None) -> _Sight | None:
+        registry = self.registry
+        assert registry is not None
         if source is not None:
-            return source in self.registry and not self.registry.get(source).taxonomies()
-        return any(
-            name in self.registry and not self.registry.get(name).taxonomies()
-            for name in self.policy.detectors
-        )
+            if source not in registry:
+                return None
+            names: Sequence[str] = (source,)
+        elif self.policy.detectors:
+            names = [n for n in self.policy.detectors if n in registry]
+            if not names:
+                return None
+        else:
+            names = registry.names()
+        keys: set[str] = set()
+        spellings: dict[str, str] = {}
+        without: list[str] = []
+        for name in names:
+            taxonomies = taxonomies_of(registry.get(name))
+            if not taxonomies:
+                without.append(name)
+            for taxonomy in taxonomies:
+                known = list(taxonomy.keys())
+                keys.update(known)
+                for key in known:
+                    spellings.setdefault(key, taxonomy.display_name(key) or key)
+                for alias in taxonomy.aliases:
+                    keys.add(name_key(alias))
+        return _Sight(tuple(names), frozenset(keys), tuple(spellings.values()), tuple(without))
+
+    def _acknowledged(self, path: JsonPath, code: str) -> bool:
+        """Whether the line of the node at ``path`` carries ``# policy-engine:
+        ignore[unknown-name]`` (or the code itself): a name the service has but
+        the taxonomy data lacks."""
+        codes = self.acknowledged.get(self.source_map.at(path).line, frozenset())
+        return UNKNOWN_NAME in codes or code in codes
 
     def names(self) -> None:
         known = self._known_names()
-        policy_names = {name_key(d.name) for d in self.policy.labels}
-        policy_parents = {name_key(d.parent) for d in self.policy.labels if d.parent.strip()}
+        canonical = self.policy.canonical_key
+        policy_names = {canonical(d.name) for d in self.policy.labels}
+        policy_parents = {canonical(d.parent) for d in self.policy.labels if d.parent.strip()}
         rule_names = {
-            name_key(n)
+            canonical(n)
             for r in self.policy.rules
             for n in (r.match.name, r.match.parent)
             if n is not None
+        }
+        policy_spellings = {d.name for d in self.policy.labels} | {
+            d.parent for d in self.policy.labels if d.parent.strip()
         }
         suggestions = sorted(
             {
@@ -325,46 +542,20 @@ class _Linter:
                 for k in (*known, *policy_names, *policy_parents)
                 for s in (known[k].spellings[:1] if k in known else ())
             }
-            | {d.name for d in self.policy.labels}
-            | {d.parent for d in self.policy.labels if d.parent.strip()}
+            | policy_spellings
         )
         successors: dict[str, tuple[str, ...]] = {}
         assert self.registry is not None
         for detector in self.registry.detectors():
             successors.update(_successors(detector))
 
-        def check(
-            path: JsonPath,
-            fallback: str,
-            what: str,
-            unknown_code: str | None,
-            defined: set[str],
-            extra: Sequence[str] = (),
-        ) -> None:
-            written = self.written(path, fallback)
+        def spelling(path: JsonPath, written: str, what: str, entry: _Known) -> None:
+            """The warnings about a name some taxonomy knows: an older model's name,
+            or a spelling that differs from the taxonomy's."""
             key = name_key(written)
-            entry = known.get(key)
-            if entry is None:
-                if key in defined or unknown_code is None:
-                    return
-                by_key = {name_key(s): s for s in (*suggestions, *extra) if name_key(s) != key}
-                nearest = difflib.get_close_matches(key, list(by_key), n=1, cutoff=0.6)
-                hint = (
-                    f"did you mean '{by_key[nearest[0]]}'?"
-                    if nearest
-                    else "fix the spelling, or place it under labels:"
-                )
-                self.warn(
-                    unknown_code,
-                    f"{what} '{tidy_name(written)}' is a label no installed taxonomy nor "
-                    f"labels: knows: it matches only a label a detector reports under "
-                    f"exactly that name, which none of the known labels is; {hint}",
-                    path,
-                )
-                return
             if not entry.current and entry.older and key not in policy_names:
                 detector, old = entry.older[0]
-                now = detector.taxonomy(None)
+                now = current_taxonomy(detector)
                 now_id = now.id if now is not None else "its current taxonomy"
                 new_names = successors.get(key, ())
                 if new_names:
@@ -397,41 +588,119 @@ class _Linter:
                     path,
                 )
 
+        def rule_name(
+            path: JsonPath, fallback: str, what: str, code: str, source: str | None
+        ) -> None:
+            sight = self._sight(source)
+            if sight is None:
+                return
+            written = self.written(path, fallback)
+            key = name_key(written)
+            entry = known.get(key)
+            defined = canonical(written) in policy_names | policy_parents
+            if not sight.without:
+                # every detector the rule can see has a taxonomy: the name is checkable
+                if key in sight.keys:
+                    assert entry is not None  # sight's taxonomies are installed ones
+                    spelling(path, written, what, entry)
+                elif not defined:
+                    self._unknown_name(path, written, what, code, sight, policy_spellings)
+                return
+            if entry is not None:
+                spelling(path, written, what, entry)
+            elif (
+                source is None
+                and len(sight.without) < len(sight.detectors)
+                and not defined
+                and not self._acknowledged(path, code)
+            ):
+                # a detector without a taxonomy may report any name: a warning only, and
+                # only where another detector the rule sees has a taxonomy (with none,
+                # such as custom labels alone, any name is as good as any other)
+                hint = _nearest_hint(key, [*suggestions], cutoff=0.6)
+                self.warn(
+                    code,
+                    f"{what} '{tidy_name(written)}' is a label no installed taxonomy nor "
+                    f"labels: knows, and it cannot be checked: {_quoted(sight.without)} "
+                    f"{'has' if len(sight.without) == 1 else 'have'} no taxonomy, so "
+                    f"{'its' if len(sight.without) == 1 else 'their'} labels may carry any "
+                    f"name ({hint}); adding source: to the rule makes the name checkable",
+                    path,
+                )
+
         for position, rule in enumerate(self.policy.rules):
             path = (*self.rule_path(position), "match")
             source = rule.match.source
-            if source is not None and source not in self.registry:
-                continue  # unknown-source says it
             if rule.match.name is not None:
-                check(
-                    (*path, "name"),
-                    rule.match.name,
-                    "match name",
-                    None if self._any_name_source(source) else "unknown-name",
-                    policy_names | policy_parents,
-                )
+                rule_name((*path, "name"), rule.match.name, "match name", "unknown-name", source)
             if rule.match.parent is not None:
-                check(
-                    (*path, "parent"),
-                    rule.match.parent,
-                    "match parent",
-                    None
-                    if source is not None and self._any_name_source(source)
-                    else ("unknown-parent"),
-                    policy_names | policy_parents,
+                rule_name(
+                    (*path, "parent"), rule.match.parent, "match parent", "unknown-parent", source
                 )
+        extra = [n for r in self.policy.rules for n in (r.match.parent,) if n is not None]
         for position, definition in enumerate(self.policy.labels):
             path = ("labels", self.label_indexes[position])
-            check((*path, "name"), definition.name, "label", None, policy_names)
-            if definition.parent.strip():
-                check(
-                    (*path, "parent"),
-                    definition.parent,
-                    "parent",
-                    "unknown-parent",
-                    policy_names | rule_names,
-                    [n for r in self.policy.rules for n in (r.match.parent,) if n is not None],
+            written = self.written((*path, "name"), definition.name)
+            entry = known.get(name_key(written))
+            if entry is not None:
+                spelling((*path, "name"), written, "label", entry)
+            if not definition.parent.strip():
+                continue
+            parent_path = (*path, "parent")
+            written = self.written(parent_path, definition.parent)
+            entry = known.get(name_key(written))
+            if entry is not None:
+                spelling(parent_path, written, "parent", entry)
+            elif canonical(written) not in policy_names | rule_names and not self._acknowledged(
+                parent_path, "unknown-parent"
+            ):
+                hint = _nearest_hint(
+                    name_key(written),
+                    [*suggestions, *extra],
+                    cutoff=0.6,
+                    otherwise="a rule on it would decide them as one category",
                 )
+                self.warn(
+                    "unknown-parent",
+                    f"parent '{tidy_name(written)}' is a label no installed taxonomy nor "
+                    f"labels: knows and no rule matches: it only groups the labels placed "
+                    f"under it here; {hint}",
+                    parent_path,
+                )
+
+    def _unknown_name(
+        self,
+        path: JsonPath,
+        written: str,
+        what: str,
+        code: str,
+        sight: _Sight,
+        policy_spellings: Iterable[str],
+    ) -> None:
+        """A rule's name that the taxonomies of every detector it can see, and
+        labels:, do not know: an error (the rule would never select the label
+        meant), a warning where the policy acknowledges it (section 7)."""
+        detectors = _quoted(sight.detectors)
+        if self._acknowledged(path, code):
+            self.warn(
+                code,
+                f"{what} '{tidy_name(written)}' is a label no taxonomy of {detectors} nor "
+                "labels: knows, acknowledged by the ignore comment: the rule selects only a "
+                "label reported under exactly that name; placing it under labels: makes "
+                "it known",
+                path,
+            )
+            return
+        hint = _nearest_hint(name_key(written), [*sight.spellings, *policy_spellings], cutoff=0.0)
+        self.fail(
+            code,
+            f"{what} '{tidy_name(written)}' is a label no taxonomy of {detectors} nor "
+            f"labels: knows, so the rule would never select the label meant and would "
+            f"decide nothing ({hint}); for a label the service reports that the taxonomy "
+            f"data lacks, place it under labels:, or acknowledge it with the comment "
+            f"'# policy-engine: ignore[{UNKNOWN_NAME}]' on this line",
+            path,
+        )
 
     # -- decisions -------------------------------------------------------
 
@@ -445,10 +714,10 @@ class _Linter:
         assert registry is not None
         for source in registry.names():
             detector = registry.get(source)
-            current = detector.taxonomy(None)
+            current = current_taxonomy(detector)
             taxonomies: tuple[Taxonomy | None, ...]
             if every:
-                taxonomies = tuple(detector.taxonomies()) or (None,)
+                taxonomies = taxonomies_of(detector) or (None,)
             else:
                 taxonomies = (current,) if current is not None else (None,)
             for taxonomy in taxonomies:
@@ -474,7 +743,7 @@ class _Linter:
                     if d.source in (None, source)
                     for n in (d.name, d.parent)
                 ]
-                if taxonomy is None and not detector.taxonomies():
+                if taxonomy is None and not taxonomies_of(detector):
                     names += [
                         n
                         for r in self.policy.rules
@@ -570,7 +839,7 @@ class _Linter:
         sources = (source,) if source is not None else registry.names()
         evidence: list[tuple[str, set[str]]] = []
         for src in sources:
-            taxonomies = registry.get(src).taxonomies()
+            taxonomies = taxonomies_of(registry.get(src))
             if not taxonomies:
                 continue  # reports no parents: only labels: could place it
             knows = False

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,9 +23,9 @@ from policy_engine.diagnostics import (
     sort_diagnostics,
 )
 from policy_engine.errors import PolicyLoadError
-from policy_engine.lint import lint_policy
+from policy_engine.lint import lint_policy, taxonomies_of
 from policy_engine.model import Body, LabelDefinition, Match, Policy, Rule, Verdict
-from policy_engine.names import name_key, tidy_name
+from policy_engine.names import alias_keys, name_key, tidy_name
 from policy_engine.source import SourceError, SourceMap, parse_document, read_policy_text
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ def check_policy_text(
         return LoadResult(None, sort_diagnostics(exc.diagnostics))
     source_map = document.source_map
     diagnostics = list(document.diagnostics)
+    acknowledged = acknowledged_codes(text)
     report = check_policy_data(document.data, source_map, document.refused)
     diagnostics.extend(report.diagnostics)
     if isinstance(document.data, dict):
@@ -88,10 +89,13 @@ def check_policy_text(
                     source_map.at(("version",)),
                 )
             )
-        built = _build(document.data, source_map, base_dir or ".", report)
-        diagnostics.extend(_check_meaning(built, source_map, registry))
-        # the warnings (POLICY_SPEC section 7); what each rule decides only when
-        # the policy is consistent, i.e. has no errors
+        built = _build(
+            document.data, source_map, base_dir or ".", report, _alias_map(registry), registry
+        )
+        diagnostics.extend(_check_meaning(built, source_map))
+        # the linter (POLICY_SPEC section 7): unknown names are errors too, so they
+        # are always checked; what each rule decides only when the policy is
+        # consistent, i.e. has no errors
         diagnostics.extend(
             lint_policy(
                 built.policy,
@@ -101,12 +105,13 @@ def check_policy_text(
                 rule_indexes=built.rule_indexes,
                 label_indexes=built.label_indexes,
                 decisions=not any(d.severity is Severity.ERROR for d in diagnostics),
+                acknowledged=acknowledged,
             )
         )
         policy: Policy | None = built.policy
     else:
         policy = None
-    diagnostics = _without_ignored_warnings(diagnostics, text)
+    diagnostics = _without_ignored_warnings(diagnostics, acknowledged)
     if any(d.severity is Severity.ERROR for d in diagnostics):
         policy = None
     return LoadResult(policy, sort_diagnostics(diagnostics))
@@ -115,24 +120,74 @@ def check_policy_text(
 _IGNORE_COMMENT = re.compile(r"#\s*policy-engine:\s*ignore\[([A-Za-z0-9_, -]+)\]")
 
 
-def _without_ignored_warnings(diagnostics: list[Diagnostic], text: str) -> list[Diagnostic]:
+def acknowledged_codes(text: str) -> dict[int, frozenset[str]]:
+    """The codes each line's ``# policy-engine: ignore[CODE, ...]`` comment names,
+    by line number: a comment at the end of a line covers that line, a comment
+    line of its own covers the line below it too. Only real YAML comments
+    count: a ``#`` inside a quoted or block string is text (:func:`yaml_comments`)."""
+    if "policy-engine:" not in text:
+        return {}
+    found: dict[int, set[str]] = {}
+    for number, (comment, alone) in yaml_comments(text).items():
+        match = _IGNORE_COMMENT.search(comment)
+        if match is None:
+            continue
+        codes = {code.strip() for code in match.group(1).split(",") if code.strip()}
+        found.setdefault(number, set()).update(codes)
+        if alone:
+            found.setdefault(number + 1, set()).update(codes)
+    return {number: frozenset(codes) for number, codes in found.items()}
+
+
+def yaml_comments(text: str) -> dict[int, tuple[str, bool]]:
+    """Every comment in the YAML ``text`` by 1-based line: its text (from the
+    ``#``) and whether it stands on a line of its own.
+
+    PyYAML drops comments before composing nodes, so they are found around
+    the scanner's tokens instead: a comment is what follows, after blanks, the
+    last token that ends on a line, when it starts with ``#``. A quoted or
+    block scalar is one token, so a ``#`` inside it is never taken for a
+    comment. Text that does not scan has no comments."""
+    import yaml
+
+    covered: dict[int, int] = {}  # 0-based line -> column the tokens reach on it
+    spanned: set[int] = set()  # lines a multi-line token runs to the end of
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            start, end = token.start_mark, token.end_mark
+            if (start.line, start.column) == (end.line, end.column):
+                continue  # a zero-width token (block start or end, key): no text
+            spanned.update(range(start.line, end.line))
+            covered[end.line] = max(covered.get(end.line, 0), end.column)
+    except yaml.YAMLError:
+        return {}
+    comments: dict[int, tuple[str, bool]] = {}
+    for index, line in enumerate(text.splitlines()):
+        if index in spanned:
+            continue
+        rest = line[covered.get(index, 0) :].lstrip(" \t")
+        if rest.startswith("#"):
+            comments[index + 1] = (rest, index not in covered)
+    return comments
+
+
+# Codes the linter acknowledges itself, as an acknowledged unknown name is
+# still a warning where it would be an error without the comment (section 7).
+_SELF_ACKNOWLEDGED = frozenset({"unknown-name", "unknown-parent"})
+
+
+def _without_ignored_warnings(
+    diagnostics: list[Diagnostic], acknowledged: Mapping[int, frozenset[str]]
+) -> list[Diagnostic]:
     """Drop warnings a comment acknowledges: ``# policy-engine: ignore[CODE, ...]`` at
     the end of the warned line, or on a comment line of its own just above it.
     Errors are never ignored. A comment, not a key: the policy language is unchanged."""
-    ignored: dict[int, set[str]] = {}
-    lines = text.splitlines()
-    for number, line in enumerate(lines, start=1):
-        found = _IGNORE_COMMENT.search(line)
-        if found is None:
-            continue
-        codes = {code.strip() for code in found.group(1).split(",") if code.strip()}
-        ignored.setdefault(number, set()).update(codes)
-        if line.lstrip().startswith("#"):  # a comment line covers the next line
-            ignored.setdefault(number + 1, set()).update(codes)
     return [
         d
         for d in diagnostics
-        if d.severity is Severity.ERROR or d.code not in ignored.get(d.line, ())
+        if d.severity is Severity.ERROR
+        or d.code in _SELF_ACKNOWLEDGED
+        or d.code not in acknowledged.get(d.line, ())
     ]
 
 
@@ -237,7 +292,12 @@ def _usable_items(data: Mapping[str, Any], key: str, report: SchemaReport) -> li
 
 
 def _build(
-    data: Mapping[str, Any], source_map: SourceMap, base_dir: str, report: SchemaReport
+    data: Mapping[str, Any],
+    source_map: SourceMap,
+    base_dir: str,
+    report: SchemaReport,
+    aliases: Mapping[str, str],
+    registry: DetectorRegistry | None,
 ) -> _Built:
     def field(key: str, fallback: Any) -> Any:
         return data.get(key, fallback) if report.usable((key,)) else fallback
@@ -284,33 +344,33 @@ def _build(
         rules=tuple(rule for _, rule in rules),
         file=source_map.file,
         base_dir=base_dir,
+        aliases=aliases,
+        names_checked=registry is not None,
     )
     return _Built(policy, tuple(i for i, _ in rules), tuple(i for i, _ in labels))
 
 
 def _alias_map(registry: DetectorRegistry | None) -> dict[str, str]:
-    aliases: dict[str, str] = {}
-    if registry is not None:
-        for detector in registry.detectors():
-            for taxonomy in detector.taxonomies():
-                for alias in taxonomy.aliases:
-                    aliases[name_key(alias)] = taxonomy.canonical_key(alias)
-    return aliases
+    """Every alias the installed detectors' taxonomies give (alias key -> canonical
+    key): two spellings of one label are one name in a policy, whichever
+    detector reports it (:attr:`Policy.aliases`)."""
+    if registry is None:
+        return {}
+    return alias_keys(
+        (alias, canonical)
+        for detector in registry.detectors()
+        for taxonomy in taxonomies_of(detector)
+        for alias, canonical in taxonomy.aliases.items()
+    )
 
 
-def _check_meaning(
-    built: _Built, source_map: SourceMap, registry: DetectorRegistry | None
-) -> list[Diagnostic]:
+def _check_meaning(built: _Built, source_map: SourceMap) -> list[Diagnostic]:
     policy = built.policy
     file = source_map.file
     found: list[Diagnostic] = []
-    aliases = _alias_map(registry)
 
     def canonical(name: str | None) -> str | None:
-        if name is None:
-            return None
-        key = name_key(name)
-        return aliases.get(key, key)
+        return None if name is None else policy.canonical_key(name)
 
     ids: dict[str, int] = {}
     matchers: dict[tuple[str | None, str | None, str | None], tuple[int, str]] = {}
@@ -330,19 +390,27 @@ def _check_meaning(
         matcher = (canonical(rule.match.name), canonical(rule.match.parent), rule.match.source)
         first_index, first_id = matchers.setdefault(matcher, (index, rule.id))
         if first_index != index:
+            earlier = policy.rules[built.rule_indexes.index(first_index)].match
+            respelt = any(
+                a is not None and b is not None and name_key(a) != name_key(b)
+                for a, b in ((earlier.name, rule.match.name), (earlier.parent, rule.match.parent))
+            )
+            why = "names compare case-insensitively"
+            if respelt:
+                why += ", and the alias spellings of one label as one name"
             found.append(
                 error(
                     "duplicate-match",
                     f"rule {rule.id!r} has the same match as rule {first_id!r} "
-                    f"(rules[{first_index}]): {rule.match.describe()}; names compare "
-                    "case-insensitively, so merge the two rules",
+                    f"(rules[{first_index}]): {rule.match.describe()}; {why}, so merge "
+                    "the two rules",
                     file,
                     source_map.at(("rules", index, "match")),
                 )
             )
         found.extend(_check_body(rule.body, ("rules", index), source_map))
     found.extend(_check_body(policy.default, ("default",), source_map))
-    found.extend(_check_label_definitions(policy.labels, source_map))
+    found.extend(_check_label_definitions(policy.labels, source_map, policy.canonical_key))
     return found
 
 
@@ -360,20 +428,26 @@ def _check_body(body: Body, path: tuple[str | int, ...], source_map: SourceMap) 
 
 
 def _check_label_definitions(
-    labels: Iterable[LabelDefinition], source_map: SourceMap
+    labels: Iterable[LabelDefinition], source_map: SourceMap, canonical: Callable[[str], str]
 ) -> list[Diagnostic]:
-    """Duplicates, and cycles the ``labels:`` section makes by itself (section 1)."""
+    """Duplicates, and cycles the ``labels:`` section makes by itself (section 1),
+    with names compared as the policy compares them (``canonical``: aliases
+    resolved, so two spellings of one label are one entry)."""
     file = source_map.file
     found: list[Diagnostic] = []
     scoped: dict[tuple[str | None, str], LabelDefinition] = {}
     for definition in labels:
-        key = (definition.source, name_key(definition.name))
+        key = (definition.source, canonical(definition.name))
         first = scoped.setdefault(key, definition)
         if first is not definition:
+            same = ""
+            if name_key(first.name) != name_key(definition.name):
+                same = f" as {first.name!r}, another spelling of the same label"
             found.append(
                 error(
                     "duplicate-label",
-                    f"label {definition.name!r} is placed already (line {first.position.line})",
+                    f"label {definition.name!r} is placed already{same} "
+                    f"(line {first.position.line})",
                     file,
                     definition.position,
                 )
@@ -395,7 +469,7 @@ def _check_label_definitions(
                 placed = parent_of.get(current)
                 if placed is None or not placed.parent:
                     break
-                current = name_key(placed.parent)
+                current = canonical(placed.parent)
                 if current in chain:
                     cycle = chain[chain.index(current) :]
                     members = frozenset(cycle)

@@ -184,6 +184,13 @@ class Policy:
     ``file`` and ``base_dir`` say where it came from (relative paths in
     detector settings resolve against ``base_dir``); they are not part of its
     meaning, so they take no part in :attr:`digest` or equality.
+
+    ``aliases`` maps the name key of an alias spelling to the name key of the
+    label it stands for (two spellings of one label, from the taxonomies of
+    the detectors the policy was loaded with; see
+    :func:`~policy_engine.names.alias_keys`). It is how this policy's names
+    compare, everywhere: the loader's duplicate and cycle checks, the digest,
+    and compiling (:meth:`canonical_key`).
     """
 
     name: str
@@ -197,11 +204,22 @@ class Policy:
     version: int = 1
     file: str = "<string>"
     base_dir: str = "."
+    aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    names_checked: bool = False
+    """Whether the loader checked the rules' names against installed taxonomies
+    (it was given a registry): an engine checks them itself otherwise."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rules", tuple(self.rules))
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "detectors", _freeze(dict(self.detectors)))
+        object.__setattr__(self, "aliases", MappingProxyType(dict(self.aliases)))
+
+    def canonical_key(self, name: str) -> str:
+        """How ``name`` compares in this policy: its name key, an alias spelling
+        replaced by the label's canonical one."""
+        key = name_key(name)
+        return self.aliases.get(key, key)
 
     def to_data(self) -> dict[str, Any]:
         """The canonical form: every default written out, numbers normalised,
@@ -220,15 +238,16 @@ class Policy:
 
     def canonical_data(self) -> dict[str, Any]:
         """:meth:`to_data` with label names as they compare (case-folded, white
-        space collapsed): what the policy means, for equality and the digest."""
+        space collapsed, an alias spelling as the label's canonical one): what
+        the policy means, for equality and the digest."""
         data = self.to_data()
         for rule in data["rules"]:
             for key in ("name", "parent"):
                 if key in rule["match"]:
-                    rule["match"][key] = name_key(rule["match"][key])
+                    rule["match"][key] = self.canonical_key(rule["match"][key])
         for label in data["labels"]:
-            label["name"] = name_key(label["name"])
-            label["parent"] = name_key(label["parent"])
+            label["name"] = self.canonical_key(label["name"])
+            label["parent"] = self.canonical_key(label["parent"]) if label["parent"] else ""
         # rules never combine and never tie, so their order means nothing
         data["rules"].sort(key=lambda rule: rule["id"])
         data["labels"].sort(key=lambda label: (label["name"], label.get("source") or ""))
@@ -238,8 +257,10 @@ class Policy:
     @property
     def digest(self) -> str:
         """``sha256:<hex>`` over the canonical JSON of :meth:`canonical_data`: equal
-        policies have equal digests whatever their YAML formatting or the case of
-        their label names (section 8)."""
+        policies have equal digests whatever their YAML formatting, the case of
+        their label names or the alias spelling they use (section 8); and as
+        names compare the same way when the policy is compiled, equal digests
+        mean equal decisions."""
         canonical = json.dumps(
             self.canonical_data(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         )

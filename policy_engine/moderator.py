@@ -167,6 +167,8 @@ def _load_engine(path: str, options: _Options) -> tuple[Engine, tuple[Diagnostic
     result = check_policy_file(path, registry=options.registry)
     if result.policy is None or result.errors:
         raise PolicyLoadError(result.errors or result.diagnostics)
+    for diagnostic in result.warnings:  # a warning may mean a rule does not do what was meant
+        logger.warning("%s", diagnostic.render())
     engine = Engine(
         result.policy,
         options.registry,

@@ -248,7 +248,7 @@ def trace_label(
     """How ``compiled`` decides ``label``: every selecting rule, the winner, the comparison."""
     explanation = compiled.explain(label)
     taxonomy = registry.taxonomy_for(label.source, label.model_version) if registry else None
-    canonical = taxonomy.canonical_key if taxonomy is not None else name_key
+    canonical = compiled.canonical_key(taxonomy)
     written = {canonical(d.name): d.name for d in compiled.policy.labels}
     written.update({canonical(d.parent): d.parent for d in compiled.policy.labels if d.parent})
 

@@ -205,7 +205,7 @@ def _labels_of(
             if parent_key:
                 categories.setdefault(parent_key, parent)
             yield taxonomy.display_name(key) or key, parent
-    canonical = taxonomy.canonical_key if taxonomy is not None else name_key
+    canonical = compiled.canonical_key(taxonomy)
     for definition in compiled.policy.labels:
         if definition.source not in (None, source):
             continue

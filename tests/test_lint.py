@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from policy_engine.diagnostics import Severity
+from policy_engine.errors import PolicyLoadError
 from policy_engine.lint import DIAGNOSTIC_CODES
-from policy_engine.loader import check_policy_file, check_policy_text
+from policy_engine.loader import check_policy_file, check_policy_text, parse_policy
 from policy_engine.plugins import DetectorRegistry
 
 MAIN = Path(__file__).resolve().parents[1]
@@ -29,10 +30,12 @@ def policy(rules: str, head: str = "") -> str:
 
 
 def warnings(text: str, registry: DetectorRegistry | None) -> list[tuple[str, int, int]]:
+    """The warnings, but no-detectors: most policies here name none, to see rules
+    against every installed detector (no-detectors has tests of its own)."""
     result = check_policy_text(text, FILE, registry=registry)
     assert result.errors == (), result.errors
     assert result.policy is not None  # warnings never stop a policy from loading
-    return [(d.code, d.line, d.column) for d in result.warnings]
+    return [(d.code, d.line, d.column) for d in result.warnings if d.code != "no-detectors"]
 
 
 def messages(text: str, registry: DetectorRegistry | None, code: str) -> list[str]:
@@ -45,6 +48,8 @@ def messages(text: str, registry: DetectorRegistry | None, code: str) -> list[st
 
 def test_there_is_a_golden_case_for_every_warning() -> None:
     codes = {c for c, info in DIAGNOSTIC_CODES.items() if info.severity is Severity.WARNING}
+    # unknown names are errors, and warnings where they cannot be checked or are acknowledged
+    codes |= {"unknown-name", "unknown-parent"}
     found = set()
     for case in CASES:
         text = case.with_suffix(".diagnostics.txt").read_text(encoding="utf-8")
@@ -111,6 +116,195 @@ def test_a_new_category_that_rules_use_is_known(registry: DetectorRegistry) -> N
     head = "labels:\n  - {name: Replica Watch, parent: Prohibited Items}\n"
     text = policy("  - id: p\n    match: {parent: Prohibited Items}\n    block_at: 90\n", head)
     assert warnings(text, registry) == []
+
+
+# -- unknown names are errors where they can be checked (section 7, rev 1.1) ----------
+
+MODERATION = "detectors: {rekognition-moderation: {}}\n"
+MIXED = (
+    "detectors:\n  rekognition-moderation: {}\n  rekognition-custom-labels:\n"
+    "    project_version_arn: arn:aws:rekognition:eu-west-1:123456789012:project/l/version/l.1/1\n"
+)
+
+
+def errors(text: str, registry: DetectorRegistry) -> list[tuple[str, int, int]]:
+    result = check_policy_text(text, FILE, registry=registry)
+    assert (result.policy is None) == bool(result.errors)
+    return [(d.code, d.line, d.column) for d in result.errors]
+
+
+def test_a_misspelt_category_stops_the_policy_from_loading(registry: DetectorRegistry) -> None:
+    # the issue's case: the rule switched off in silence, and an explicit image was allowed
+    text = policy("  - id: e\n    match: {parent: Explicitt}\n    block_at: 80\n", MODERATION)
+    assert errors(text, registry) == [("unknown-parent", 6, 21)]
+    message = messages(text, registry, "unknown-parent")[0]
+    assert "did you mean 'Explicit'?" in message
+    assert "# policy-engine: ignore[unknown-name]" in message
+    with pytest.raises(PolicyLoadError):
+        parse_policy(text, FILE, registry=registry)
+
+
+def test_a_misspelt_name_stops_the_policy_from_loading(registry: DetectorRegistry) -> None:
+    text = policy("  - id: w\n    match: {name: Weapon Violense}\n    block_at: 80\n", MODERATION)
+    assert errors(text, registry) == [("unknown-name", 6, 19)]
+    assert "did you mean 'Weapon Violence'?" in messages(text, registry, "unknown-name")[0]
+
+
+def test_the_nearest_known_spelling_is_given_however_far(registry: DetectorRegistry) -> None:
+    text = policy("  - id: w\n    match: {name: Qwxz}\n    block_at: 80\n", MODERATION)
+    assert "the nearest known name is '" in messages(text, registry, "unknown-name")[0]
+
+
+@pytest.mark.parametrize(
+    "comment",
+    [
+        "  # policy-engine: ignore[unknown-name]",
+        "  # policy-engine: ignore[unknown-parent]",
+        "  #policy-engine:ignore[threshold-below-floor, unknown-name]",
+    ],
+)
+def test_an_acknowledged_unknown_name_is_a_warning(
+    comment: str, registry: DetectorRegistry
+) -> None:
+    text = policy(
+        f"  - id: n\n    match: {{parent: Brand New Category}}{comment}\n    block_at: 80\n",
+        MODERATION,
+    )
+    assert warnings(text, registry) == [("unknown-parent", 6, 21)]
+    assert "acknowledged" in messages(text, registry, "unknown-parent")[0]
+
+
+def test_an_acknowledgement_on_the_line_above_covers_the_name(registry: DetectorRegistry) -> None:
+    text = policy(
+        "  - id: n\n    # policy-engine: ignore[unknown-name]\n"
+        "    match: {name: Brand New Label}\n    block_at: 80\n",
+        MODERATION,
+    )
+    assert warnings(text, registry) == [("unknown-name", 7, 19)]
+
+
+def test_an_acknowledgement_covers_its_line_only(registry: DetectorRegistry) -> None:
+    text = policy(
+        "  - id: n  # policy-engine: ignore[unknown-name]\n"
+        "    match: {name: Brand New Label}\n    block_at: 80\n",
+        MODERATION,
+    )
+    assert errors(text, registry) == [("unknown-name", 6, 19)]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        '"Brand New # policy-engine: ignore[unknown-name]"',
+        "'Brand New # policy-engine: ignore[unknown-name]'",
+    ],
+)
+def test_a_hash_inside_a_quoted_name_acknowledges_nothing(
+    name: str, registry: DetectorRegistry
+) -> None:
+    text = policy(f"  - id: n\n    match: {{name: {name}}}\n    block_at: 80\n", MODERATION)
+    assert errors(text, registry) == [("unknown-name", 6, 19)]
+
+
+def test_a_hash_inside_a_block_string_acknowledges_nothing(registry: DetectorRegistry) -> None:
+    text = policy(
+        "  - id: n\n    description: |\n      # policy-engine: ignore[unknown-name]\n"
+        "    match: {name: Brand New Label}\n    block_at: 80\n",
+        MODERATION,
+    )
+    assert errors(text, registry) == [("unknown-name", 8, 19)]
+
+
+def test_a_detector_without_a_taxonomy_keeps_an_unknown_name_a_warning(
+    registry: DetectorRegistry,
+) -> None:
+    text = policy("  - id: w\n    match: {name: Weapon Violense}\n    block_at: 80\n", MIXED)
+    assert warnings(text, registry) == [("unknown-name", 9, 19)]
+    message = messages(text, registry, "unknown-name")[0]
+    assert "'rekognition-custom-labels' has no taxonomy" in message
+    assert "adding source: to the rule makes the name checkable" in message
+
+
+def test_adding_source_makes_the_name_checkable(registry: DetectorRegistry) -> None:
+    text = policy(
+        "  - id: w\n    match: {name: Weapon Violense, source: rekognition-moderation}\n"
+        "    block_at: 80\n",
+        MIXED,
+    )
+    assert errors(text, registry) == [("unknown-name", 9, 19)]
+
+
+def test_a_rule_that_sees_only_detectors_without_a_taxonomy_is_not_checked(
+    registry: DetectorRegistry,
+) -> None:
+    text = policy("  - id: w\n    match: {name: Counterfeit Logo}\n    block_at: 80\n", MIXED)
+    text = text.replace("  rekognition-moderation: {}\n", "")
+    assert warnings(text, registry) == []
+
+
+def test_the_rule_sees_its_source_not_the_policy_detectors(registry: DetectorRegistry) -> None:
+    # a replaying stub has no taxonomy, but this rule decides rekognition-moderation labels
+    head = "detectors: {stub: {recordings: rec}}\n"
+    scoped = policy(
+        "  - id: w\n    match: {parent: Violnce, source: rekognition-moderation}\n"
+        "    block_at: 80\n",
+        head,
+    )
+    assert errors(scoped, registry) == [("unknown-parent", 6, 21)]
+
+
+def test_names_only_another_detectors_taxonomy_knows_are_unknown() -> None:
+    from policy_engine.detectors import Detector
+    from policy_engine.plugins import RegisteredDetector
+    from policy_engine.taxonomy import Taxonomy, TaxonomyEntry
+
+    class Animals(Detector):
+        name = "animals"
+
+        def taxonomies(self) -> tuple[Taxonomy, ...]:
+            return (Taxonomy("animals/v1", (TaxonomyEntry("Cat"), TaxonomyEntry("Dog"))),)
+
+    class Cars(Detector):
+        name = "cars"
+
+        def taxonomies(self) -> tuple[Taxonomy, ...]:
+            return (Taxonomy("cars/v1", (TaxonomyEntry("Sedan"),)),)
+
+    two = DetectorRegistry([RegisteredDetector(Animals(), "a"), RegisteredDetector(Cars(), "c")])
+    text = policy(
+        "  - id: s\n    match: {name: Sedan, source: animals}\n    block_at: 80\n"
+        "  - id: c\n    match: {name: Cat}\n    block_at: 80\n",
+        "detectors: {animals: {}, cars: {}}\n",
+    )
+    # Sedan is known, but not to the only detector the first rule can see; Cat is known
+    # to one of the detectors the unscoped rule can see
+    assert errors(text, two) == [("unknown-name", 6, 19)]
+    # unscoped, a rule sees the policy's detectors, not every installed one
+    only_animals = text.replace("{animals: {}, cars: {}}", "{animals: {}}").replace(
+        "{name: Sedan, source: animals}", "{name: Sedan}"
+    )
+    assert errors(only_animals, two) == [("unknown-name", 6, 19)]
+
+
+def test_a_broken_taxonomy_plugin_never_breaks_loading() -> None:
+    from policy_engine.detectors import Detector
+    from policy_engine.plugins import RegisteredDetector
+    from policy_engine.taxonomy import Taxonomy
+
+    class Broken(Detector):
+        name = "broken"
+
+        def taxonomies(self) -> tuple[Taxonomy, ...]:
+            raise RuntimeError("no data")
+
+        def taxonomy(self, model_version: str | None) -> Taxonomy | None:
+            raise KeyError(model_version)
+
+    broken = DetectorRegistry([RegisteredDetector(Broken(), "b")])
+    text = policy(
+        "  - id: w\n    match: {name: Anything}\n    block_at: 80\n", "detectors: {broken: {}}\n"
+    )
+    assert warnings(text, broken) == []
 
 
 # -- name-spelling ----------------------------------------------------------------
@@ -305,13 +499,19 @@ def test_a_name_both_models_have_is_not_a_model_6_name(registry: DetectorRegistr
 # -- the loader ------------------------------------------------------------------
 
 
-def test_errors_suppress_the_name_and_decision_checks(registry: DetectorRegistry) -> None:
+def test_errors_suppress_the_decision_checks_but_not_the_names(
+    registry: DetectorRegistry,
+) -> None:
+    # unknown names are errors themselves (section 7): a file gets all its errors at once
     text = policy(
-        "  - id: a\n    match: {name: Nonsense}\n    action: block\n"
-        "  - id: a\n    match: {name: Other}\n    action: block\n"
+        "  - id: a\n    match: {name: Weapons}\n    action: block\n"
+        "  - id: a\n    match: {name: Weapon Violense}\n    action: block\n"
+        "  - id: b\n    match: {name: Weapons, parent: Explicit}\n    action: block\n",
+        "detectors: {rekognition-moderation: {}}\n",
     )
     result = check_policy_text(text, FILE, registry=registry)
-    assert [d.code for d in result.diagnostics] == ["duplicate-rule-id"]
+    # rule b never decides a label, but with errors that is not looked at
+    assert [d.code for d in result.diagnostics] == ["duplicate-rule-id", "unknown-name"]
 
 
 def test_diagnostics_are_sorted_by_position(registry: DetectorRegistry) -> None:
@@ -322,7 +522,7 @@ def test_diagnostics_are_sorted_by_position(registry: DetectorRegistry) -> None:
     )
     result = check_policy_text(text, FILE, registry=registry)
     keys = [(d.line, d.column) for d in result.diagnostics]
-    assert keys == sorted(keys) and len(keys) == 3
+    assert keys == sorted(keys) and len(keys) == 4  # no-detectors at 1:1 first
 
 
 def test_every_emitted_code_is_documented() -> None:
@@ -336,6 +536,136 @@ def test_every_emitted_code_is_documented() -> None:
     for code, info in DIAGNOSTIC_CODES.items():
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", code)
         assert info.description.endswith(".") and "\n" not in info.description
+
+
+# -- on-error-allow, threshold-scale, no-detectors ---------------------------------
+
+
+def test_on_error_allow_is_a_warning() -> None:
+    text = policy(
+        "  - id: v\n    match: {parent: Violence}\n    block_at: 80\n", "on_error: allow\n"
+    )
+    assert warnings(text, None) == [("on-error-allow", 3, 11)]
+    for verdict in ("review", "block"):
+        assert warnings(text.replace("allow", verdict), None) == []
+
+
+@pytest.mark.parametrize(
+    ("bodies", "head", "expected"),
+    [
+        (("    review_at: 0.5\n    block_at: 0.9\n",), "", [("threshold-scale", 7, 16)]),
+        (("    block_at: 1\n", "    review_at: 0.7\n"), "", [("threshold-scale", 7, 15)]),
+        (("    block_at: 0.8\n",), "default: {review_at: 0.6}\n", [("threshold-scale", 3, 22)]),
+        (("    review_at: 0.5\n    block_at: 0.9\n",), "min_confidence: 0.3\n", "scale"),
+        (("    review_at: 0.5\n    block_at: 0.9\n",), "min_confidence: 30\n", []),
+        (("    block_at: 0.9\n", "    review_at: 60\n"), "", []),
+        (("    block_at: 0\n",), "", []),
+        (("    action: block\n",), "", []),
+    ],
+)
+def test_thresholds_all_at_or_below_1_are_a_0_to_1_scale(
+    bodies: tuple[str, ...], head: str, expected: object
+) -> None:
+    rules = "".join(
+        f"  - id: r{i}\n    match: {{parent: P{i}}}\n{body}" for i, body in enumerate(bodies)
+    )
+    text = policy(rules, head + "min_confidence: 0\n" if "min_confidence" not in head else head)
+    found = [w for w in warnings(text, None) if w[0] == "threshold-scale"]
+    if expected == "scale":
+        assert [w[0] for w in found] == ["threshold-scale"]
+    else:
+        assert found == expected
+
+
+def test_threshold_scale_message_names_the_thresholds() -> None:
+    text = policy(
+        "  - id: v\n    match: {parent: Violence}\n    review_at: 0.5\n    block_at: 0.9\n"
+    )
+    (message,) = messages(text, None, "threshold-scale")
+    assert "(0.5, 0.9)" in message and "0 to 100" in message
+
+
+@pytest.mark.parametrize("head", ["", "detectors: {}\n"])
+def test_a_policy_without_detectors_is_warned_about(head: str, registry: DetectorRegistry) -> None:
+    text = policy("  - id: v\n    match: {parent: Violence}\n    block_at: 80\n", head)
+    result = check_policy_text(text, FILE, registry=registry)
+    assert [(d.code, d.line) for d in result.warnings] == [("no-detectors", 3 if head else 1)]
+    assert "installed: rekognition-custom-labels, rekognition-moderation, stub" in (
+        result.warnings[0].message
+    )
+    named = policy("  - id: v\n    match: {parent: Violence}\n    block_at: 80\n", MODERATION)
+    assert check_policy_text(named, FILE, registry=registry).diagnostics == ()
+
+
+def test_no_detectors_is_not_said_of_a_policy_with_errors() -> None:
+    text = policy("  - id: v\n    match: {parent: Violence}\n    review_at: 90\n    block_at: 80\n")
+    assert [d.code for d in check_policy_text(text, FILE).diagnostics] == ["threshold-order"]
+
+
+# -- a detector's own settings checks -----------------------------------------------
+
+
+def settings_registry(findings: object) -> DetectorRegistry:
+    from collections.abc import Mapping, Sequence
+    from typing import Any, ClassVar
+
+    from policy_engine.detectors import Detector, SettingsFinding
+    from policy_engine.plugins import RegisteredDetector
+
+    class Configurable(Detector):
+        name = "configurable"
+        settings_schema: ClassVar[Mapping[str, Any]] = {"type": "object"}
+
+        def lint_settings(self, settings: Mapping[str, Any]) -> Sequence[SettingsFinding]:
+            if isinstance(findings, Exception):
+                raise findings
+            return [
+                SettingsFinding(("zone",), "unknown-region", f"zone {settings['zone']!r} is odd")
+            ]
+
+    return DetectorRegistry([RegisteredDetector(Configurable(), "c")])
+
+
+def test_a_detector_lints_its_own_settings_at_their_position() -> None:
+    text = policy(
+        "  - id: v\n    match: {name: V}\n    block_at: 80\n",
+        "detectors:\n  configurable:\n    zone: moon-1\n",
+    )
+    result = check_policy_text(text, FILE, registry=settings_registry(None))
+    assert [(d.code, d.line, d.column, d.message) for d in result.warnings] == [
+        ("unknown-region", 5, 11, "zone 'moon-1' is odd")
+    ]
+
+
+def test_a_failing_settings_check_never_breaks_loading() -> None:
+    text = policy(
+        "  - id: v\n    match: {name: V}\n    block_at: 80\n",
+        "detectors:\n  configurable:\n    zone: moon-1\n",
+    )
+    result = check_policy_text(text, FILE, registry=settings_registry(RuntimeError("boom")))
+    assert result.policy is not None and result.diagnostics == ()
+
+
+# -- comments ------------------------------------------------------------------------
+
+
+def test_yaml_comments_are_found_around_the_tokens() -> None:
+    from policy_engine.loader import yaml_comments
+
+    text = (
+        "a: 'x # no'  # one\n"
+        "# two\n"
+        "b: |\n"
+        "  # no: text of b\n"
+        'c: {d: "e#f", g: h}   # three\n'
+        "i: j#k\n"
+        "l: >-\n"
+        "  m # no\n"
+        "\n"
+        "  # no\n"
+        "n: o\n"
+    )
+    assert yaml_comments(text) == {1: ("# one", False), 2: ("# two", True), 5: ("# three", False)}
 
 
 IGNORABLE = (

@@ -553,7 +553,7 @@ def test_rendered_diagnostic_format() -> None:
 
 
 def test_threshold_below_min_confidence_is_a_warning_and_loads() -> None:
-    text = HEAD + "rules:\n" + rule("    review_at: 30\n")
+    text = HEAD + "rules:\n" + rule("    review_at: 30\n") + "detectors: {stub: {labels: []}}\n"
     result = check_policy_text(text, FILE)
     assert result.policy is not None
     assert [(d.code, d.severity, d.line) for d in result.warnings] == [

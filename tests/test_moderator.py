@@ -24,6 +24,8 @@ from policy_engine import (
     Moderator,
     PolicyLoadError,
     ShadowPolicyError,
+    Taxonomy,
+    TaxonomyEntry,
     hookimpl,
 )
 from policy_engine.errors import DetectorUnavailableError
@@ -598,3 +600,59 @@ def test_readme_moderator_example_runs(tmp_path: Path, monkeypatch: pytest.Monke
     assert asyncio.run(namespace["handle"](namespace["upload_bytes"])) == "block"
     handled.close()
     assert log.read_text(encoding="utf-8").count("\n") >= 1
+
+
+# -- the policy's linter findings (POLICY_SPEC 7) ------------------------------------
+
+
+class TaxonomyDetector(CountingDetector):
+    """A counting detector whose labels have a taxonomy: their names can be checked."""
+
+    TAXONOMY = Taxonomy("counting/v1", (TaxonomyEntry("Violence"), TaxonomyEntry("Explicit")))
+
+    def taxonomies(self) -> tuple[Taxonomy, ...]:
+        return (self.TAXONOMY,)
+
+    def taxonomy(self, model_version: str | None) -> Taxonomy | None:
+        return self.TAXONOMY
+
+
+def test_the_moderator_refuses_a_policy_with_an_unknown_name(tmp_path: Path) -> None:
+    # the rule would be switched off in silence: an explicit image allowed
+    text = LENIENT.replace("{name: Violence}", "{name: Violense}")
+    with pytest.raises(PolicyLoadError) as raised:
+        moderator_for(tmp_path, text, detector=TaxonomyDetector())
+    assert [(d.code, d.line) for d in raised.value.diagnostics] == [("unknown-name", 7)]
+    assert "did you mean 'Violence'?" in raised.value.diagnostics[0].message
+
+
+def test_reload_of_a_policy_with_an_unknown_name_keeps_the_old(tmp_path: Path) -> None:
+    moderator = moderator_for(tmp_path, detector=TaxonomyDetector())
+    old = moderator.policy_digest
+    write(tmp_path / "policy.yaml", STRICT.replace("{name: Violence}", "{name: Violense}"))
+
+    result = moderator.reload()
+
+    assert not result.ok and result.digest == old == moderator.policy_digest
+    assert [d.code for d in result.diagnostics] == ["unknown-name"]
+
+
+def test_the_moderator_logs_every_warning_of_its_policy(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = LENIENT.replace("on_error: review", "on_error: allow")
+    with caplog.at_level(logging.WARNING, logger="policy_engine.moderator"):
+        moderator = moderator_for(tmp_path, text, detector=TaxonomyDetector())
+        logged = [r.getMessage() for r in caplog.records if r.name == "policy_engine.moderator"]
+        assert logged == [d.render() for d in moderator.serving.warnings]
+        assert len(logged) == 1 and "warning[on-error-allow]" in logged[0]
+        caplog.clear()
+        write(tmp_path / "policy.yaml", text.replace("review_at: 50", "review_at: 40"))
+        result = moderator.reload()
+    assert result.ok
+    logged = [r.getMessage() for r in caplog.records if r.name == "policy_engine.moderator"]
+    warned = [m for m in logged if "warning[" in m]
+    assert [re.search(r"warning\[([a-z-]+)\]", m).group(1) for m in warned] == [  # type: ignore[union-attr]
+        "on-error-allow",
+        "threshold-below-floor",
+    ]

@@ -144,7 +144,7 @@ def _specs(paths: Iterable[str], stdin: BinaryIO) -> Iterator[str]:
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     manager, registry = installed_plugins()
-    policy = load_policy_or_fail(args.policy, registry, stderr)
+    policy = load_policy_or_fail(args.policy, registry, stderr, show_warnings=True)
     stop = threading.Event()  # set by the first Ctrl-C
     overrides = None
     if args.replay is not None:

@@ -6,8 +6,8 @@ from typing import TextIO
 
 import pluggy
 
-from policy_engine.errors import PluginError, PolicyLoadError
-from policy_engine.loader import load_policy
+from policy_engine.errors import PluginError
+from policy_engine.loader import check_policy_file
 from policy_engine.model import Policy
 from policy_engine.plugins import DetectorRegistry, make_plugin_manager
 
@@ -33,10 +33,17 @@ def installed_plugins() -> tuple[pluggy.PluginManager, DetectorRegistry]:
         raise CommandError(f"policy-engine: {exc}") from exc
 
 
-def load_policy_or_fail(path: str, registry: DetectorRegistry, stderr: TextIO) -> Policy:
-    try:
-        return load_policy(path, registry=registry)
-    except PolicyLoadError as exc:
-        for diagnostic in exc.diagnostics:
+def load_policy_or_fail(
+    path: str, registry: DetectorRegistry, stderr: TextIO, *, show_warnings: bool = False
+) -> Policy:
+    """The policy at ``path``, or a CommandError after its errors on ``stderr``;
+    with ``show_warnings``, the linter's warnings about it go to ``stderr`` too."""
+    result = check_policy_file(path, registry=registry)
+    if result.policy is None:
+        for diagnostic in result.errors or result.diagnostics:
             print(diagnostic.render(), file=stderr)
-        raise CommandError(f"policy-engine: {path}: the policy does not load") from exc
+        raise CommandError(f"policy-engine: {path}: the policy does not load")
+    if show_warnings:
+        for diagnostic in result.warnings:
+            print(diagnostic.render(), file=stderr)
+    return result.policy

@@ -29,7 +29,7 @@ rules:
     review_at: 95
     block_at: 90
   - id: violence
-    match: {name: Knife}
+    match: {name: Weapons}
     action: block
 """
 
@@ -42,6 +42,7 @@ rules:
   - id: violence
     match: {parent: Violence}
     review_at: 40
+detectors: {rekognition-moderation: {}}
 """
 
 

@@ -25,6 +25,9 @@ rules:
   - id: typo
     match: {name: Weapon Violense}
     action: block
+detectors:  # the stub has no taxonomy: the typo above can only be warned about
+  rekognition-moderation: {}
+  stub: {recordings: rec}
 """
 
 BROKEN = """\
@@ -45,6 +48,7 @@ rules:
     match: {parent: Violence}
     review_at: 50
     block_at: 80
+detectors: {rekognition-moderation: {}}
 """
 
 GITHUB_LINE = re.compile(

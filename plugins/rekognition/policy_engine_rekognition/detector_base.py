@@ -6,10 +6,10 @@ image limits, how its settings read, and how to read an answer
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
-from policy_engine.detectors import DetectContext, Detector, DetectorResult
+from policy_engine.detectors import DetectContext, Detector, DetectorResult, SettingsFinding
 from policy_engine.errors import DetectorError
 from policy_engine.image import Image
 from policy_engine_rekognition.client import (
@@ -22,6 +22,7 @@ from policy_engine_rekognition.client import (
     call_rekognition,
     check_can_call,
 )
+from policy_engine_rekognition.errors import region_doubt
 from policy_engine_rekognition.images import ImageLimits, prepare_image
 from policy_engine_rekognition.s3_inputs import build_s3_client, identify_s3_image
 
@@ -77,6 +78,27 @@ class RekognitionDetector(Detector):
             return image
         s3 = self._s3_clients.get(self.call_settings(context).client)
         return identify_s3_image(image, s3)
+
+    def lint_settings(self, settings: Mapping[str, Any]) -> Sequence[SettingsFinding]:
+        """A ``region`` botocore does not know (a typo's endpoint does not exist, so
+        every image would get the policy's ``on_error``). Not with an
+        ``endpoint_url``, where the region only signs the calls."""
+        region = settings.get("region")
+        if not isinstance(region, str) or not region.strip() or settings.get("endpoint_url"):
+            return ()
+        doubt = region_doubt(region.strip())
+        if doubt is None:
+            return ()
+        return (
+            SettingsFinding(
+                ("region",),
+                "unknown-region",
+                f"region {region!r} is {doubt}: its endpoint would not exist, so every "
+                "call would fail and every image get the policy's on_error verdict; fix "
+                "the region, or upgrade botocore if AWS opened the region after this "
+                "botocore was released",
+            ),
+        )
 
     def prepare(self, context: DetectContext) -> None:
         # botocore loads its models: about a second

@@ -1,7 +1,8 @@
 """Turning boto3/botocore failures into :class:`~policy_engine.DetectorError`.
 
 botocore is imported inside the functions that map its errors, which run
-only once boto3 is in use, so importing this module stays free of it.
+only once boto3 is in use, so importing this module stays free of it;
+:func:`region_doubt` reads botocore's endpoint data without importing it.
 """
 
 from __future__ import annotations
@@ -161,15 +162,51 @@ def _names_region(endpoint_url: str | None, region: str) -> bool:
 @functools.cache
 def _known_rekognition_regions() -> frozenset[str]:
     """Every region botocore's endpoint data lists for Rekognition, in any
-    partition (aws, aws-cn, aws-us-gov...)."""
-    import botocore.session
+    partition (aws, aws-cn, aws-us-gov...): what ``get_available_regions``
+    answers, read from botocore's data file without importing botocore, as a
+    policy's ``region`` is checked when the policy loads (``validate`` never
+    imports botocore); through a botocore session where that file is not
+    found."""
+    data = _botocore_endpoint_data()
+    if data is None:
+        import botocore.session
 
-    session = botocore.session.Session()
+        session = botocore.session.Session()
+        return frozenset(
+            region
+            for partition in session.get_available_partitions()
+            for region in session.get_available_regions("rekognition", partition_name=partition)
+        )
     return frozenset(
         region
-        for partition in session.get_available_partitions()
-        for region in session.get_available_regions("rekognition", partition_name=partition)
+        for partition in data["partitions"]
+        for region in partition["services"].get("rekognition", {}).get("endpoints", {})
+        if region in partition["regions"]
     )
+
+
+def _botocore_endpoint_data() -> Any:
+    """botocore's ``data/endpoints.json`` (or ``.json.gz``), found without importing
+    botocore; None where it is not there."""
+    import gzip
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("botocore")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent / "data"
+    try:
+        plain = folder / "endpoints.json"
+        if plain.is_file():
+            return json.loads(plain.read_text(encoding="utf-8"))
+        packed = folder / "endpoints.json.gz"
+        if packed.is_file():
+            return json.loads(gzip.decompress(packed.read_bytes()).decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _typo_distance(typed: str, meant: str) -> int:
@@ -205,25 +242,32 @@ def _nearest(region: str, known: frozenset[str]) -> list[str]:
     return sorted(candidate for candidate, distance in distances.items() if distance == best)[:3]
 
 
+def region_doubt(region: str) -> str | None:
+    """Why ``region`` looks mistyped (``not a Rekognition region botocore knows (did
+    you mean us-east-1?)``), or None where botocore knows it or its data cannot
+    be read. Only a doubt, never a refusal: botocore learns of new regions
+    only when upgraded."""
+    try:
+        known = _known_rekognition_regions()
+    except Exception:  # botocore's data is only a hint here: never hide an error for it
+        return None
+    if not known or region.lower() in known:
+        return None
+    doubt = "not a Rekognition region botocore knows"
+    guesses = _nearest(region.lower(), known)
+    if guesses:
+        doubt += f" (did you mean {' or '.join(guesses)}?)"
+    return doubt
+
+
 def _regional_endpoint_advice(region: str) -> str:
     """Advice when AWS's endpoint for ``region`` cannot be reached: a mistyped
     region gives a host name that does not exist. An unknown region is not
     refused outright: botocore learns of new regions only when upgraded."""
-    from botocore.exceptions import BotoCoreError
-
-    try:
-        known = _known_rekognition_regions()
-    except BotoCoreError:  # botocore's data is only a hint here: never hide the error
-        known = frozenset()
-    doubt = ""
-    if known and region.lower() not in known:
-        doubt = ", not a Rekognition region botocore knows"
-        guesses = _nearest(region.lower(), known)
-        if guesses:
-            doubt += f" (did you mean {' or '.join(guesses)}?)"
+    doubt = region_doubt(region)
     return (
-        f"could not reach Rekognition in region {region}{doubt}; check the region "
-        f"({_REGION_SOURCES}), the network, proxy and endpoint_url"
+        f"could not reach Rekognition in region {region}{', ' + doubt if doubt else ''}; "
+        f"check the region ({_REGION_SOURCES}), the network, proxy and endpoint_url"
     )
 
 

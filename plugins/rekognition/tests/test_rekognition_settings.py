@@ -136,3 +136,82 @@ def test_valid_custom_labels_settings_pass(settings: dict[str, Any]) -> None:
 @pytest.mark.parametrize("settings", INVALID_CUSTOM_LABELS)
 def test_invalid_custom_labels_settings_fail(settings: dict[str, Any]) -> None:
     assert not _validator(CustomLabelsDetector.settings_schema).is_valid(settings)
+
+
+# -- the settings check when a policy loads (Detector.lint_settings) ------------------
+
+DETECTORS = [ModerationDetector(), CustomLabelsDetector()]
+
+
+@pytest.mark.parametrize("detector", DETECTORS, ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    ("region", "guess"),
+    [
+        ("us-esat-1", "(did you mean us-east-1?)"),
+        ("eu-west-9", "eu-west-1 or eu-west-2"),
+        ("mars-north-1", ""),
+    ],
+)
+def test_a_region_botocore_does_not_know_is_warned_about(
+    detector: ModerationDetector | CustomLabelsDetector, region: str, guess: str
+) -> None:
+    (finding,) = detector.lint_settings({"region": region, "project_version_arn": ARN})
+    assert (finding.path, finding.code) == (("region",), "unknown-region")
+    assert f"region '{region}' is not a Rekognition region botocore knows" in finding.message
+    assert guess in finding.message
+    assert ("did you mean" in finding.message) == bool(guess)
+
+
+@pytest.mark.parametrize("detector", DETECTORS, ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"region": "eu-west-1"},
+        {"region": "US-GOV-WEST-1"},  # another partition, another case
+        {},
+        {"region": "us-esat-1", "endpoint_url": "http://127.0.0.1:9"},  # the region only signs
+    ],
+)
+def test_known_regions_and_endpoint_urls_are_not_warned_about(
+    detector: ModerationDetector | CustomLabelsDetector, settings: dict[str, Any]
+) -> None:
+    assert detector.lint_settings(settings) == ()
+
+
+def test_the_known_regions_are_botocores() -> None:
+    import botocore.session
+
+    from policy_engine_rekognition.errors import _known_rekognition_regions
+
+    session = botocore.session.Session()
+    assert _known_rekognition_regions() == {
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("rekognition", partition_name=partition)
+    }
+
+
+def test_checking_a_region_imports_no_botocore() -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import sys
+        from policy_engine.loader import check_policy_text
+        from policy_engine.plugins import DetectorRegistry
+        registry = DetectorRegistry.installed(environ={"POLICY_ENGINE_PLUGINS": "rekognition"})
+        text = (
+            "version: 1\\nname: p\\ndetectors: {rekognition-moderation: {region: us-esat-1}}\\n"
+            "rules: []\\n"
+        )
+        codes = [d.code for d in check_policy_text(text, registry=registry).diagnostics]
+        loaded = [m for m in sys.modules if m.split(".")[0] in ("boto3", "botocore")]
+        print(codes, loaded)
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert completed.stdout.strip() == "['unknown-region'] []", completed
