@@ -30,7 +30,6 @@ import json
 import logging
 import math
 import os
-import re
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import IO, Any, cast
@@ -38,6 +37,7 @@ from typing import IO, Any, cast
 from policy_engine.decision import Decision
 from policy_engine.events import DecisionEvent
 from policy_engine.hookspecs import hookimpl
+from policy_engine.redaction import REDACTED, is_secret_key, key_text, redact_text
 from policy_engine.text import json_dumps, name_fields
 
 AUDIT_FORMAT = "policy-engine-audit/1"
@@ -45,124 +45,9 @@ AUDIT_FORMAT = "policy-engine-audit/1"
 MODEL_KEYS = ("model_version", "adapter", "project_version_arn")
 """What a detector's metadata says about the model that answered."""
 
-REDACTED = "<redacted>"
 MAX_DEPTH = 8
 
 logger = logging.getLogger(__name__)
-
-# -- redaction by name --------------------------------------------------------------
-
-SECRET_FRAGMENTS = (
-    "passw",
-    "passphrase",
-    "passcode",
-    "pwd",
-    "secret",
-    "token",
-    "credential",
-    "authoriz",
-    "authenticat",
-    "apikey",
-    "accesskey",
-    "privatekey",
-    "signingkey",
-    "encryptionkey",
-    "masterkey",
-    "cookie",
-    "session",
-    "bearer",
-    "jwt",
-    "signature",
-    "hmac",
-    "csrf",
-    "xsrf",
-)
-"""Parts of a key, lower-cased with separators removed, that name a secret."""
-
-SECRET_WORDS = frozenset({"auth", "authn", "authz", "oauth", "pass", "pw", "sig", "sid", "otp"})
-"""Words of a key (split at separators and camelCase) that name a secret; kept as
-whole words so that ``author`` or ``signal`` stay readable."""
-
-_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
-
-
-def is_secret_key(key: object) -> bool:
-    """Whether a context key (or the name half of a pair) names a secret."""
-    text = _key_text(key)
-    squashed = re.sub(r"[^a-z0-9]", "", text.lower())
-    if any(fragment in squashed for fragment in SECRET_FRAGMENTS):
-        return True
-    return any(word.lower() in SECRET_WORDS for word in _WORD.findall(text))
-
-
-def _key_text(key: object) -> str:
-    if isinstance(key, bytes | bytearray):
-        return bytes(key).decode("latin-1")
-    if isinstance(key, str):
-        return key
-    try:
-        return str(key)
-    except Exception:
-        return f"<{type(key).__name__}>"
-
-
-# -- redaction by shape -------------------------------------------------------------
-
-_URL_USERINFO = re.compile(r"(?i)(?<![a-z0-9+.\-])([a-z][a-z0-9+.\-]*://)[^\s/?#@]+@")
-_HEADER_LINE = re.compile(
-    r"(?im)\b((?:set-)?cookie|(?:proxy-)?authorization|x-api-key|x-auth-token)(\s*[:=]\s*)[^\r\n]+"
-)
-_AUTH_SCHEME = re.compile(
-    r"(?i)\b(bearer|basic|digest|negotiate|ntlm|token|jwt|aws4-hmac-sha256)(\s+)[^\s,;\"'<>]+"
-)
-_NAME_SEPARATOR = re.compile(
-    r"(?<![\w.\-\[\]])(?P<name>[\w.\-\[\]]+)(?P<sep>[\"']?\s*(?:=|:|%3[dD])\s*)"
-)
-_VALUE = re.compile(r"\"[^\"]*\"|'[^']*'|(?:(?!%26)[^\s&;,\"'<>])+")
-_TOKEN_SHAPES = re.compile(
-    "|".join(
-        (
-            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
-            r"(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA|APKA)[A-Z0-9]{12,}",
-            r"eyJ[A-Za-z0-9_\-=]{6,}(?:\.[A-Za-z0-9_\-=]*)*",  # a JWT: base64 of '{"'
-            r"\bgh[pousr]_[A-Za-z0-9]{20,}|\bgithub_pat_[A-Za-z0-9_]{20,}",
-            r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",
-            r"\bAIza[0-9A-Za-z_\-]{20,}",
-            r"\b(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{10,}|\bsk-[A-Za-z0-9_\-]{20,}",
-        )
-    ),
-    re.DOTALL,
-)
-
-
-def _redact_named_values(text: str) -> str:
-    """``name=value``, ``name: value`` and ``"name": "value"`` with a secret name,
-    anywhere in ``text`` (a query string, a header, a config line, JSON)."""
-    parts: list[str] = []
-    position = 0
-    for match in _NAME_SEPARATOR.finditer(text):
-        if match.start() < position or not is_secret_key(match["name"]):
-            continue  # the scan goes on right after the separator, so no pair hides in a value
-        value = _VALUE.match(text, match.end())
-        if value is None:
-            continue
-        quote = value[0][0] if value[0][0] in "\"'" else ""
-        parts += [text[position : match.end()], f"{quote}{REDACTED}{quote}"]
-        position = value.end()
-    return "".join(parts) + text[position:] if parts else text
-
-
-def redact_text(text: str) -> str:
-    """``text`` with every secret that has a recognisable shape replaced."""
-    if len(text) < 4:
-        return text
-    # the widest first: a header line, a credential after its scheme, a named value
-    text = _HEADER_LINE.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
-    text = _AUTH_SCHEME.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
-    text = _redact_named_values(text)
-    text = _URL_USERINFO.sub(lambda m: f"{m[1]}{REDACTED}@", text)
-    return _TOKEN_SHAPES.sub(REDACTED, text)
-
 
 def model_versions(decision: Decision) -> dict[str, dict[str, Any]]:
     """Each detector that answered, with what its metadata says about the model.
@@ -202,7 +87,7 @@ def _safe(value: Any, depth: int = 0, *, by_name: bool = True) -> Any:
     try:
         if isinstance(value, Mapping):
             return {
-                redact_text(_key_text(k)): (
+                redact_text(key_text(k)): (
                     REDACTED
                     if by_name and is_secret_key(k)
                     else _safe(v, depth + 1, by_name=by_name)

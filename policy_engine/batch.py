@@ -9,20 +9,21 @@ decided images (about 1 KB each), which sends each distinct image once.
 
 from __future__ import annotations
 
+import os
 import queue
+import stat
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from policy_engine.decision import Decision
 from policy_engine.engine import Engine
 from policy_engine.errors import RunStopped
 from policy_engine.image import DEFAULT_MAX_IMAGE_BYTES, Image
-from policy_engine.local_files import read_bounded, walk_folder
+from policy_engine.local_files import describe_stat_error, read_bounded, walk_folder
 from policy_engine.text import name_fields
 
 ExpandUri = Callable[[str], "Iterable[Image] | None"]
@@ -82,21 +83,26 @@ def expand_inputs(
     nothing is read here, and a file is read no further than
     ``max_image_bytes`` (plus one byte), regular files only."""
     for spec in specs:
-        path = Path(spec)
-        if "://" in spec and not path.exists():
+        if not spec:
+            yield InputItem(spec, problem="an empty name names no file")
+            continue
+        try:
+            info: os.stat_result | None = os.stat(spec)
+        except OSError as exc:  # any reason, one input's problem: never the run's
+            info = None
+            problem = describe_stat_error(spec, exc)
+        if info is None and "://" in spec:
             yield from _expand_uri(spec, expand_uri)
-        elif path.is_dir():
+        elif info is None:
+            yield InputItem(spec, problem=problem)
+        elif stat.S_ISDIR(info.st_mode):
             for entry in walk_folder(spec):
                 if entry.problem is None:
                     yield _file_item(entry.path, max_image_bytes)
                 else:
                     yield InputItem(entry.path, problem=entry.problem)
-        elif path.exists():
-            yield _file_item(spec, max_image_bytes)
-        elif path.is_symlink():
-            yield InputItem(spec, problem="cannot read: a symbolic link that leads nowhere")
         else:
-            yield InputItem(spec, problem="no such file or folder")
+            yield _file_item(spec, max_image_bytes)  # read_bounded refuses what is not regular
 
 
 def _given(image: Image) -> Callable[[], Image]:

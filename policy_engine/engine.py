@@ -28,6 +28,7 @@ from policy_engine.model import Policy
 from policy_engine.plugins import DetectorRegistry
 from policy_engine.ratelimit import RateLimiter
 from policy_engine.recordings import ResponseStore, settings_digest
+from policy_engine.redaction import loggable
 
 logger = logging.getLogger(__name__)
 
@@ -56,17 +57,21 @@ class _Configured:
 
 
 class CallCounter:
-    """How many detector calls a run made, and how many the cache saved (thread-safe)."""
+    """How many detector calls a run made, how many the cache saved, and how many
+    answers could not be recorded (thread-safe)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.calls = 0
         self.cached = 0
+        self.unrecorded = 0
+        """Answers that a ``record`` store failed to keep."""
 
-    def add(self, *, calls: int = 0, cached: int = 0) -> None:
+    def add(self, *, calls: int = 0, cached: int = 0, unrecorded: int = 0) -> None:
         with self._lock:
             self.calls += calls
             self.cached += cached
+            self.unrecorded += unrecorded
 
 
 class PolicyDetectorsError(PolicyEngineError):
@@ -176,8 +181,11 @@ class Engine:
         recordings); its relative paths resolve against ``base_dir``.
         ``detector_timeout`` is how many seconds one detector call may take
         before it fails with code ``timeout`` (None: no limit)."""
-        if detector_timeout is not None and not detector_timeout > 0:
-            raise ValueError(f"detector_timeout must be positive, got {detector_timeout!r}")
+        if detector_timeout is not None and not 0 < detector_timeout <= threading.TIMEOUT_MAX:
+            raise ValueError(
+                f"detector_timeout must be a positive number of seconds (at most "
+                f"{threading.TIMEOUT_MAX:g}), or None for no limit; got {detector_timeout!r}"
+            )
         self.detector_timeout = detector_timeout
         self.policy = policy
         self.registry = registry
@@ -273,8 +281,12 @@ class Engine:
             try:
                 self.record.record(image.key, detector.name, configured.settings_digest, raw)
             except Exception as exc:  # a store that fails to write never undoes a good answer
+                self.counter.add(unrecorded=1)
                 logger.warning(
-                    "could not record %s's response for %s: %s", detector.name, image.name, exc
+                    "could not record %s's response for %s: %s",
+                    detector.name,
+                    loggable(image.name),
+                    loggable(exc),
                 )
         return result
 
@@ -299,7 +311,7 @@ class Engine:
                 "%s could not identify %s, so it is neither answered from the cache nor "
                 "recorded: %s",
                 detector.name,
-                image.name,
+                loggable(image.name),
                 exc,
             )
             return image, False
@@ -308,7 +320,7 @@ class Engine:
                 "%s has no version for %s (known by URI only), so it is neither answered "
                 "from the cache nor recorded",
                 detector.name,
-                image.name,
+                loggable(image.name),
             )
         return found, found.identified
 
@@ -323,7 +335,9 @@ class Engine:
             result = detector.from_stored(raw, configured.context) if raw is not None else None
         except Exception:
             logger.warning(
-                "ignoring an unusable cached %s response for %s", detector.name, image.name
+                "ignoring an unusable cached %s response for %s",
+                detector.name,
+                loggable(image.name),
             )
             return None
         if result is None:

@@ -9,6 +9,7 @@ the open file: no race with a rename) before a byte is read; then at most
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -44,13 +45,12 @@ def read_bounded(path: str | os.PathLike[str], max_bytes: int, *, what: str = "f
     """The bytes of the regular file at ``path``; raises :class:`InputFileError`
     for anything else or for more than ``max_bytes`` bytes, and ``OSError`` as
     ``open`` does (missing, no permission)."""
+    # Refused before it is opened: opening some devices does something by itself.
+    _refuse_special(os.stat(path).st_mode)
     fd = os.open(path, _OPEN_FLAGS)
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise InputFileError(
-                f"{_kind(info.st_mode)}, not a regular file: refused", code="not-a-regular-file"
-            )
+        info = os.fstat(fd)  # again, on what was opened: it may have been swapped
+        _refuse_special(info.st_mode)
         if info.st_size > max_bytes:
             raise _too_large(what, info.st_size, max_bytes)
         with os.fdopen(fd, "rb") as stream:
@@ -62,6 +62,27 @@ def read_bounded(path: str | os.PathLike[str], max_bytes: int, *, what: str = "f
     if len(data) > max_bytes:  # it grew since fstat
         raise _too_large(what, len(data), max_bytes, at_least=True)
     return data
+
+
+def _refuse_special(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise InputFileError(
+            f"{_kind(mode)}, not a regular file: refused", code="not-a-regular-file"
+        )
+
+
+def describe_stat_error(path: str, exc: OSError) -> str:
+    """Why ``path`` cannot be looked at, in words: a missing file, a link that
+    leads nowhere or round in a loop, a name too long, no permission."""
+    if exc.errno == errno.ENOENT:
+        return (
+            "cannot read: a symbolic link that leads nowhere"
+            if os.path.islink(path)
+            else ("no such file or folder")
+        )
+    if exc.errno == errno.ELOOP:
+        return "cannot read: symbolic links that lead round in a loop"
+    return f"cannot read: {exc.strerror or exc}"
 
 
 def _too_large(what: str, size: int, max_bytes: int, *, at_least: bool = False) -> InputFileError:
@@ -90,7 +111,10 @@ def walk_folder(folder: str) -> Iterator[FolderEntry]:
     yield from _walk(folder, {(start.st_dev, start.st_ino): folder})
 
 
-def _walk(folder: str, ancestors: dict[tuple[int, int], str]) -> Iterator[FolderEntry]:
+def _walk(folder: str, walked: dict[tuple[int, int], str]) -> Iterator[FolderEntry]:
+    """``walked``: every folder walked so far, by device and inode, and the path
+    it was first walked as: a folder reached again (links that fan out, or a
+    cycle) is walked once, or a few links could make the walk exponential."""
     try:
         names = sorted(os.listdir(folder))
     except OSError as exc:
@@ -101,20 +125,19 @@ def _walk(folder: str, ancestors: dict[tuple[int, int], str]) -> Iterator[Folder
         try:
             info = os.stat(path)  # follows links
         except OSError as exc:
-            broken = os.path.islink(path)
-            reason = "a symbolic link that leads nowhere" if broken else exc.strerror or str(exc)
-            yield FolderEntry(path, f"cannot read: {reason}")
+            yield FolderEntry(path, describe_stat_error(path, exc))
             continue
         if stat.S_ISDIR(info.st_mode):
             identity = (info.st_dev, info.st_ino)
-            if identity in ancestors:
+            if identity in walked:
                 yield FolderEntry(
                     path,
-                    f"not followed: a symbolic link back to {ancestors[identity]}, "
-                    "which is being walked (a cycle)",
+                    f"not followed: a symbolic link to {walked[identity]}, which is walked "
+                    "already (its files are checked there; links that lead back make a cycle)",
                 )
                 continue
-            yield from _walk(path, {**ancestors, identity: path})
+            walked[identity] = path
+            yield from _walk(path, walked)
         elif stat.S_ISREG(info.st_mode):
             yield FolderEntry(path)
         else:

@@ -56,6 +56,7 @@ from policy_engine.local_files import read_bounded
 from policy_engine.plugins import DetectorRegistry, make_plugin_manager
 from policy_engine.ratelimit import RateLimiter
 from policy_engine.recordings import RecordingStore, ResponseStore
+from policy_engine.redaction import loggable
 from policy_engine.shadow import ShadowDisagreementLog, evaluate_on, load_candidate
 from policy_engine.text import printable
 
@@ -413,7 +414,7 @@ class Moderator:
                 logger.exception(
                     "shadow policy %s failed on %s; decided without it",
                     serving.shadow_path,
-                    image.name,
+                    loggable(image.name),
                 )
         event = DecisionEvent(
             time=_now(),
@@ -435,7 +436,9 @@ class Moderator:
             try:  # wrappers need pluggy's own call loop
                 hook(event=event)
             except Exception:
-                logger.exception("a policy_engine_decision_made hook failed for %s", event.input)
+                logger.exception(
+                    "a policy_engine_decision_made hook failed for %s", loggable(event.input)
+                )
             return
         for impl in reversed(impls):
             try:
@@ -444,7 +447,7 @@ class Moderator:
                 logger.exception(
                     "policy_engine_decision_made hook of plugin %r failed for %s",
                     impl.plugin_name,
-                    event.input,
+                    loggable(event.input),
                 )
 
     # -- hot reload ------------------------------------------------------

@@ -199,6 +199,13 @@ class RecordingStore:
         self.folder = Path(folder)
         self._lock = threading.Lock()
 
+    def check_writable(self) -> None:
+        """Make the folder (and its lock file) now, so that a folder that cannot
+        be written is said once, before anything is paid for; raises ``OSError``."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with (self.folder / LOCK_FILE).open("a"):
+            pass
+
     def path_for(self, key: str) -> Path:
         """``<folder>/<key>.json``; ``key`` (an image key) must be a plain file name."""
         if not _FILE_KEY.fullmatch(key) or ".." in key:

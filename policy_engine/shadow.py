@@ -22,6 +22,7 @@ from policy_engine.events import DecisionEvent
 from policy_engine.hookspecs import hookimpl
 from policy_engine.loader import check_policy_file
 from policy_engine.plugins import DetectorRegistry
+from policy_engine.redaction import loggable
 
 logger = logging.getLogger("policy_engine.shadow")
 
@@ -68,7 +69,7 @@ class ShadowDisagreementLog:
         logger.warning(
             "shadow disagreement for %s (key %s): active policy %s (%s) decided %s, "
             "candidate %s (%s) decided %s",
-            event.input,
+            loggable(event.input),
             event.key,
             decision.policy_name,
             decision.policy_digest,

@@ -117,7 +117,7 @@ def test_an_exception_in_a_timed_call_is_still_that_detectors_failure() -> None:
     assert [(f.source, f.code) for f in decision.failures] == [("broken", "access-denied")]
 
 
-@pytest.mark.parametrize("timeout", [0, -1.0])
+@pytest.mark.parametrize("timeout", [0, -1.0, float("nan"), float("inf"), 1e300])
 def test_the_time_limit_must_be_positive(timeout: float) -> None:
     with pytest.raises(ValueError, match="detector_timeout"):
         _engine("{hanging: {}}", Hanging(), detector_timeout=timeout)
@@ -142,3 +142,24 @@ def test_a_replay_keeps_the_policys_own_detectors_checks_and_limits() -> None:
 
 def test_without_a_limit_of_their_own_files_are_read_up_to_the_default_cap() -> None:
     assert _engine("{replayer: {}}", Replayer()).max_image_bytes == DEFAULT_MAX_IMAGE_BYTES
+
+
+def test_an_answer_the_record_store_cannot_keep_is_counted_and_the_decision_stands() -> None:
+    class Remote(Replayer):
+        name: ClassVar[str] = "remote"
+        remote: ClassVar[bool] = True
+
+        def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+            label = Label("Violence", 99.0, self.name)
+            return DetectorResult(self.name, (label,), raw={"Violence": 99.0})
+
+    class FullStore:
+        def lookup(self, key: str, detector: str, settings: str) -> None:
+            return None
+
+        def record(self, key: str, detector: str, settings: str, response: Any) -> None:
+            raise OSError(28, "No space left on device")
+
+    engine = _engine("{remote: {}}", Remote(), record=FullStore())
+    assert engine.check(Image("a", b"x")).decision.value == "block"
+    assert engine.counter.unrecorded == 1 and engine.counter.calls == 1

@@ -124,3 +124,34 @@ def test_walk_reports_a_folder_it_cannot_list(
     assert list(walk_folder(str(tmp_path))) == [
         FolderEntry(str(locked), "cannot list the folder: Permission denied")
     ]
+
+
+def test_links_that_fan_out_are_walked_once_each_not_exponentially(tmp_path: Path) -> None:
+    # level i holds two links to level i+1: 2**depth paths lead to the last file
+    depth = 30
+    for level in range(depth + 1):
+        (tmp_path / f"l{level}").mkdir()
+    (tmp_path / f"l{depth}" / "x.png").write_bytes(b"1")
+    for level in range(depth):
+        for link in ("a", "b"):
+            (tmp_path / f"l{level}" / link).symlink_to(tmp_path / f"l{level + 1}")
+    entries = list(walk_folder(str(tmp_path / "l0")))
+    files = [e for e in entries if e.problem is None]
+    assert [os.path.basename(e.path) for e in files] == ["x.png"]
+    assert len(entries) == depth + 1  # one 'walked already' record per second link
+    assert all("walked already" in (e.problem or "") for e in entries if e.problem)
+
+
+def test_a_link_loop_is_named_as_such(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    assert "loop" in (dict(_walked(tmp_path))["a"] or "")
+
+
+def test_a_device_is_refused_before_it_is_opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_open(*args: object) -> int:
+        raise AssertionError("opened a device")
+
+    monkeypatch.setattr(os, "open", no_open)
+    with pytest.raises(InputFileError, match="character device"):
+        read_bounded("/dev/zero", 5)

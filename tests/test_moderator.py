@@ -656,3 +656,23 @@ def test_the_moderator_logs_every_warning_of_its_policy(
         "on-error-allow",
         "threshold-below-floor",
     ]
+
+
+def test_an_image_name_holding_a_secret_is_redacted_in_every_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Failing:
+        @hookimpl
+        def policy_engine_decision_made(self, event: DecisionEvent) -> None:
+            raise RuntimeError("boom")
+
+    candidate = write(tmp_path / "strict.yaml", STRICT)
+    moderator = moderator_for(tmp_path, LENIENT, shadow=candidate, plugins=[Failing()])
+    name = (
+        "https://b.s3.amazonaws.com/k.png?X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F1"
+        "&X-Amz-Signature=SECRETsig"
+    )
+    with caplog.at_level(logging.WARNING):
+        moderator.check(b"60", name=name)  # lenient reviews, strict blocks: they disagree
+    assert "shadow disagreement" in caplog.text and "hook" in caplog.text
+    assert "SECRETsig" not in caplog.text and "AKIAIOSFODNN7EXAMPLE" not in caplog.text

@@ -53,6 +53,10 @@ def main(
 ) -> int:
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
+    if out is None or err is None:  # started with the stream closed (`>&-`)
+        if err is not None:
+            print("policy-engine: standard output is closed; nothing can be written", file=err)
+        return exit_codes.USAGE
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -67,6 +71,10 @@ def main(
         return exit_codes.INTERRUPTED
     except BrokenPipeError:  # e.g. piped into head: what was not written is lost
         return exit_codes.OUTPUT_CLOSED
+    except OSError as exc:  # e.g. a full disk under the output: said, never a traceback
+        with contextlib.suppress(OSError):
+            print(f"policy-engine: {exc.strerror or exc}", file=err)
+        return exit_codes.USAGE
     return code
 
 
@@ -81,7 +89,10 @@ def console_main() -> NoReturn:
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
     code = main()
-    if code == exit_codes.OUTPUT_CLOSED:
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except (OSError, ValueError):  # the output closed or filled: already said
         _discard_stdout()
     if code == exit_codes.INTERRUPTED and _checks_in_flight():
         for stream in (sys.stdout, sys.stderr):
@@ -92,8 +103,9 @@ def console_main() -> NoReturn:
 
 
 def _discard_stdout() -> None:
-    """After the reader closed the pipe, the interpreter's final flush of stdout
-    would fail again and print a traceback-like warning: send it nowhere."""
+    """After the output failed (a closed pipe, a full disk), the interpreter's
+    final flush of stdout would fail again and print a traceback-like
+    warning: send what is left nowhere."""
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

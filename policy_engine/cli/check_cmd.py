@@ -41,6 +41,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= threading.TIMEOUT_MAX:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number of seconds, at most {threading.TIMEOUT_MAX:g}; got {text}"
+        )
+    return value
+
+
 def _non_negative_float(text: str) -> float:
     value = float(text)
     if not value >= 0:
@@ -59,6 +68,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--policy", required=True, metavar="FILE", help="the policy file")
     parser.add_argument("paths", nargs="+", metavar="INPUT")
+    parser.add_argument(
+        "-0",
+        "--null",
+        action="store_true",
+        help="with '-': names on stdin are separated by NUL bytes (find -print0), not lines",
+    )
     parser.add_argument(
         "--replay",
         metavar="DIR",
@@ -101,7 +116,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--detector-timeout",
-        type=_positive_float,
+        type=_seconds,
         default=DEFAULT_DETECTOR_TIMEOUT,
         metavar="SECONDS",
         help="how long one detector call may take before it fails with code 'timeout' "
@@ -128,18 +143,32 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(run=run)
 
 
-def _specs(paths: Iterable[str], stdin: BinaryIO) -> Iterator[str]:
-    """The inputs, with ``-`` replaced by stdin's lines. Lines are read as bytes
-    and decoded as the file system does (a byte that is not UTF-8 is kept, by
-    ``surrogateescape``), so any file name can be given."""
+def _specs(paths: Iterable[str], stdin: BinaryIO, *, null: bool = False) -> Iterator[str]:
+    """The inputs, with ``-`` replaced by stdin's names: one a line (its line
+    ending removed, nothing else: a name may start or end with spaces), or
+    with ``null`` separated by NUL bytes (``find -print0``), for names that
+    hold a newline. Read as bytes and decoded as the file system does (a
+    byte that is not UTF-8 is kept, by ``surrogateescape``), so any file name
+    can be given, exactly."""
     for path in paths:
-        if path == "-":
-            for line in stdin:
-                name = os.fsdecode(line.rstrip(b"\r\n")).strip()
-                if name:
-                    yield name
-        else:
+        if path != "-":
             yield path
+        elif null:
+            yield from _nul_separated(stdin)
+        else:
+            for line in stdin:
+                name = line.removesuffix(b"\n").removesuffix(b"\r")
+                if name:
+                    yield os.fsdecode(name)
+
+
+def _nul_separated(stream: BinaryIO) -> Iterator[str]:
+    pending = b""
+    while chunk := stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536):
+        *names, pending = (pending + chunk).split(b"\0")
+        yield from (os.fsdecode(name) for name in names if name)
+    if pending:
+        yield os.fsdecode(pending)
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
@@ -151,13 +180,15 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         if not os.path.isdir(args.replay):
             raise CommandError(f"policy-engine: --replay {args.replay}: no such folder")
         overrides = {"stub": {"recordings": os.path.abspath(args.replay)}}
+    cache = RecordingStore(args.cache) if args.cache else None
+    record = RecordingStore(args.record) if args.record else None
     try:
         engine = Engine(
             policy,
             registry,
             detectors=overrides,
-            cache=RecordingStore(args.cache) if args.cache else None,
-            record=RecordingStore(args.record) if args.record else None,
+            cache=cache,
+            record=record,
             rate_limit=RateLimiter(args.rate, stop=stop) if args.rate else None,
             concurrency=args.concurrency,
             detector_timeout=args.detector_timeout,
@@ -167,27 +198,39 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         raise CommandError(f"policy-engine: {exc}; no image was checked") from exc
     except PolicyEngineError as exc:
         raise CommandError(f"policy-engine: {exc}") from exc
+    # the stores, checked before any image: a paid answer must have where to go
+    if record is not None:
+        try:
+            record.check_writable()
+        except OSError as exc:
+            raise CommandError(
+                f"policy-engine: --record {args.record}: cannot write there: {exc.strerror or exc}"
+            ) from exc
+    if cache is not None and not os.path.isdir(args.cache):
+        raise CommandError(f"policy-engine: --cache {args.cache}: no such folder")
 
     def expand_uri(spec: str) -> Iterable[Image] | None:
         found: Iterable[Image] | None = manager.hook.policy_engine_expand_input(spec=spec)
         return found
 
     items = expand_inputs(
-        _specs(args.paths, sys.stdin.buffer), expand_uri, max_image_bytes=engine.max_image_bytes
+        _specs(args.paths, sys.stdin.buffer, null=args.null),
+        expand_uri,
+        max_image_bytes=engine.max_image_bytes,
     )
     stats = BatchStats()
     progress = stderr.isatty()
     ordered = args.ordered if args.ordered is not None else args.format == "text"
     results = check_many(engine, items, concurrency=args.concurrency, ordered=ordered, stop=stop)
-    output_closed = False
+    output_failed: OSError | None = None
     try:
         with _CtrlC(stop, stderr) as ctrl_c:
             for result in results:
                 with ctrl_c.held():  # a record is written and counted, or neither
                     try:
                         _write(result, args.format, stdout)
-                    except BrokenPipeError:  # the reader went away: send nothing more
-                        output_closed = True
+                    except OSError as exc:  # the reader went away, the disk filled:
+                        output_failed = exc  # send nothing more
                         break
                     stats.add(result)
                 if progress:
@@ -196,24 +239,26 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     except KeyboardInterrupt:  # the second Ctrl-C, or the first when run off the main thread
         results.close()
         stop.set()
-    if output_closed:
+    if output_failed is not None:
         stop.set()
         results.close()
-    with contextlib.suppress(BrokenPipeError):  # stderr may be the closed pipe too
+    with contextlib.suppress(OSError):  # stderr may be the closed pipe too
         _summary(
             stats,
             engine,
             stderr,
             progress,
-            interrupted=stop.is_set() and not output_closed,
-            output_closed=output_closed,
+            interrupted=stop.is_set() and output_failed is None,
+            output_failed=output_failed,
             cost_per_call=args.cost_per_call,
         )
-    if output_closed:
+    if isinstance(output_failed, BrokenPipeError):
         return exit_codes.OUTPUT_CLOSED
+    if output_failed is not None:
+        return exit_codes.INCOMPLETE
     if stop.is_set():
         return exit_codes.INTERRUPTED
-    if stats.unreadable or stats.with_detector_errors:
+    if stats.unreadable or stats.with_detector_errors or engine.counter.unrecorded:
         return exit_codes.INCOMPLETE
     counts = stats.decisions
     worst = "block" if counts["block"] else "review" if counts["review"] else "allow"
@@ -303,7 +348,7 @@ def _summary(
     progress: bool,
     *,
     interrupted: bool,
-    output_closed: bool = False,
+    output_failed: OSError | None = None,
     cost_per_call: float | None,
 ) -> None:
     if progress:
@@ -314,8 +359,11 @@ def _summary(
     if stats.with_detector_errors:
         parts.append(f"{stats.with_detector_errors} with detector errors")
     state = "interrupted after" if interrupted else "checked"
-    if output_closed:
+    if isinstance(output_failed, BrokenPipeError):
         state = "the output closed: stopped after writing"
+    elif output_failed is not None:
+        reason = output_failed.strerror or output_failed
+        state = f"the output could not be written ({reason}): stopped after writing"
     elapsed = stats.elapsed()
     print(
         f"{state} {stats.images} image(s) in {elapsed:.1f}s: " + ", ".join(parts),
@@ -327,6 +375,12 @@ def _summary(
         f"({engine.counter.cached} from the cache, {stats.duplicates} duplicate image(s))",
         file=stderr,
     )
+    if engine.counter.unrecorded:
+        print(
+            f"not recorded: {engine.counter.unrecorded} answer(s) the --record store could not "
+            "keep (see the warnings above); their decisions stand",
+            file=stderr,
+        )
     if cost_per_call is not None:
         calls = engine.counter.calls
         print(

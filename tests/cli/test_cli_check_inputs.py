@@ -228,8 +228,127 @@ def test_a_model_version_of_thousands_of_digits_is_an_unknown_version(h, tmp_pat
     )
 
 
-def test_detector_timeout_must_be_positive(h, tmp_path, setup):
+@pytest.mark.parametrize("seconds", ["0", "-1", "nan", "inf", "1e300"])
+def test_detector_timeout_must_be_a_positive_finite_number(h, tmp_path, setup, seconds):
     policy, _ = setup
-    result = h.run("check", "--policy", policy, "--detector-timeout", "0", tmp_path)
+    result = h.run("check", "--policy", policy, "--detector-timeout", seconds, tmp_path)
     assert result.code == 2
-    assert "--detector-timeout" in result.err
+    assert "--detector-timeout" in result.err and "Traceback" not in result.err
+
+
+def test_names_on_stdin_are_taken_exactly_spaces_included(h, tmp_path, setup):
+    policy, recordings = setup
+    folder = tmp_path / "imgs"
+    violent = h.write_image(folder / "upload.png ", h.png(b"violent"))  # a trailing space
+    calm = h.write_image(folder / "upload.png", h.png(b"calm"))
+    h.record(recordings, violent, h.moderation(("Weapon Violence", "Violence", 97.0)))
+    h.record(recordings, calm, h.moderation())
+    command = ["policy-engine", "check", "--policy", str(policy), "--replay", str(recordings)]
+
+    by_lines = subprocess.run(
+        [*command, "-"],
+        input=f"{violent}\n{calm}\r\n".encode(),
+        capture_output=True,
+        env=h.cli_env(),
+        timeout=60,
+    )
+    by_nul = subprocess.run(
+        [*command, "-0", "-"],
+        input=f"{violent}\0{calm}".encode(),
+        capture_output=True,
+        env=h.cli_env(),
+        timeout=60,
+    )
+
+    for run in (by_lines, by_nul):
+        records = {json.loads(line)["input"]: json.loads(line) for line in run.stdout.splitlines()}
+        assert records[str(violent)]["decision"] == "block", run.stderr
+        assert records[str(calm)]["decision"] == "allow"
+
+
+def test_an_input_that_cannot_be_looked_at_costs_one_record_not_the_run(h, tmp_path, setup):
+    policy, recordings = setup
+    image = h.write_image(tmp_path / "ok.png", h.png(b"ok"))
+    h.record(recordings, image, h.moderation())
+
+    result = h.run(
+        "check", "--policy", policy, "--replay", recordings, "", "x" * 5000, image, "--ordered"
+    )
+
+    empty, too_long, fine = result.jsonl()
+    assert "empty name" in empty["error"]
+    assert "too long" in too_long["error"]
+    assert fine["decision"] == "allow"
+    assert result.code == 3, result
+    assert "Traceback" not in result.err
+
+
+def test_stores_that_cannot_serve_are_refused_before_any_image(h, tmp_path, setup):
+    policy, recordings = setup
+    image = h.write_image(tmp_path / "ok.png", h.png(b"ok"))
+    h.record(recordings, image, h.moderation())
+    not_a_folder = h.write_text(tmp_path / "file", "x")
+
+    no_cache = h.run("check", "--policy", policy, "--cache", tmp_path / "missing", image)
+    no_record = h.run("check", "--policy", policy, "--record", not_a_folder / "sub", image)
+
+    assert no_cache.code == 2 and "--cache" in no_cache.err and no_cache.out == ""
+    assert no_record.code == 2 and "--record" in no_record.err and no_record.out == ""
+    # the same new folder as cache and record is fine: the first run fills it
+    both = tmp_path / "rec-new"
+    first = h.run(
+        "check",
+        "--policy",
+        policy,
+        "--replay",
+        recordings,
+        "--cache",
+        both,
+        "--record",
+        both,
+        image,
+    )
+    assert first.code == 0, first
+
+
+def test_a_full_disk_under_the_output_is_exit_3_with_a_summary(h, tmp_path, setup):
+    policy, recordings = setup
+    image = h.write_image(tmp_path / "ok.png", h.png(b"ok"))
+    h.record(recordings, image, h.moderation())
+    with open("/dev/full", "w") as full:
+        completed = subprocess.run(
+            [
+                "policy-engine",
+                "check",
+                "--policy",
+                str(policy),
+                "--replay",
+                str(recordings),
+                str(image),
+            ],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env=h.cli_env(),
+            timeout=60,
+            text=True,
+        )
+    assert completed.returncode == 3, completed.stderr
+    assert "could not be written" in completed.stderr
+    assert "Traceback" not in completed.stderr and "Exception ignored" not in completed.stderr
+
+
+def test_a_closed_stdout_is_said_not_a_traceback(h, tmp_path, setup):
+    policy, _ = setup
+    completed = subprocess.run(
+        ["policy-engine", "validate", str(policy)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=h.cli_env(),
+        timeout=60,
+        text=True,
+        close_fds=True,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "standard output is closed" in completed.stderr
+    assert "Traceback" not in completed.stderr

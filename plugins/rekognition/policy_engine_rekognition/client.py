@@ -24,6 +24,7 @@ from policy_engine_rekognition.errors import (
     NO_CREDENTIALS_ADVICE,
     NO_REGION_ADVICE,
     redact,
+    region_doubt,
     sdk_failure,
     to_detector_error,
 )
@@ -187,6 +188,16 @@ def check_can_call(settings: ClientSettings) -> None:
         session, _ = aws_sessions(settings)
         if not session.region_name:
             raise DetectorError(NO_REGION_ADVICE, code="no-region", sent=False)
+        if not _endpoint_given(settings):  # a mistyped region's endpoint does not exist
+            doubt = region_doubt(session.region_name)
+            if doubt is not None:
+                raise DetectorError(
+                    f"region {session.region_name!r} is {doubt}; every call would fail. Fix "
+                    "the region, or, if AWS opened it after this botocore was released, "
+                    "upgrade botocore (or give endpoint_url)",
+                    code="unknown-region",
+                    sent=False,
+                )
         if session.get_credentials() is None:
             raise DetectorError(NO_CREDENTIALS_ADVICE, code="no-credentials", sent=False)
     except BotoCoreError as exc:
@@ -194,6 +205,15 @@ def check_can_call(settings: ClientSettings) -> None:
         code, advice = (failure.code, failure.advice) if failure else ("aws-sdk-error", "")
         message = f"{exc}; {advice}" if advice else str(exc)
         raise DetectorError(redact(message), code=code, sent=False) from exc
+
+
+def _endpoint_given(settings: ClientSettings) -> bool:
+    """Whether the endpoint is set outright (then the region only signs calls)."""
+    return bool(
+        settings.endpoint_url
+        or os.environ.get("AWS_ENDPOINT_URL_REKOGNITION")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
 
 
 def build_client(settings: ClientSettings) -> RekognitionClient:

@@ -13,6 +13,7 @@ boto3 is imported only when a listing starts.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -236,21 +237,26 @@ def identify_s3_image(image: Image, s3: Any) -> Image:
     Its ``name`` is kept. Raises :class:`S3InputError` when the object cannot
     be read, or the URI is not an S3 object's.
 
-    On a bucket without versioning, an object overwritten between this
-    HeadObject and Rekognition's read is decided on its new bytes under its
-    old ETag: only a versioned bucket closes that window."""
+    On a bucket without versioning nothing pins the bytes Rekognition will
+    read: the object may be swapped between this HeadObject and that read,
+    and swapped back, so that an answer for other bytes would be kept under
+    this ETag. Such an image comes back without ``version`` (unidentified):
+    it is checked every time, never answered from a cache nor recorded."""
     if image.uri is None:
         raise S3InputError(f"image {image.name!r} has no s3:// URI")
     location = parse_s3_uri(image.uri)
     if location.version is not None and image.version is not None:
         return image
     try:
-        return _head(s3, location, image.name)
+        found = _head(s3, location, image.name)
     except Exception as exc:
         mapped = _s3_error(exc, location, image.uri, listing=False)
         if mapped is None:
             raise
         raise mapped from exc
+    if found.uri is None or parse_s3_uri(found.uri).version is None:
+        return dataclasses.replace(found, version=None)  # no version: nothing pins the bytes
+    return found
 
 
 def build_s3_client(settings: ClientSettings | None = None) -> Any:

@@ -395,7 +395,8 @@ def test_stdin_lists_inputs_one_per_line(fake: FakeRekognition, tmp_path: Path) 
     more = write_images(tmp_path / "more", "a.png", "b.jpg")
     # a blank line read as a path would be "": the working folder, and this image
     write_images(tmp_path / "cwd", "not-listed.jpg")
-    listing = f"{fight}\n\n   \n{scuffle}  \n\n{tmp_path / 'more'}\n"
+    # (names are taken exactly, spaces included: only the line ending goes)
+    listing = f"{fight}\n\n{scuffle}\r\n\n{tmp_path / 'more'}\n"
 
     run = run_piped(cli_command("--policy", policy, cat, "-"), listing, cwd=tmp_path / "cwd")
 

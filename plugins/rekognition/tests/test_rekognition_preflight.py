@@ -222,3 +222,29 @@ def test_an_image_refused_by_detect_itself_is_not_counted(fake: FakeRekognition)
 
     assert [f.code for f in decision.failures] == ["image-too-large"]
     assert (engine.counter.calls, fake.call_count()) == (1, 1)
+
+
+def test_a_mistyped_region_stops_check_before_the_first_image(
+    tmp_path: Path, images: Path
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text("{region: us-eastt-1, max_attempts: 1}"), encoding="utf-8")
+
+    exit_code, out, err = check("--policy", policy, images)
+
+    assert exit_code == 2, err
+    assert out == ""
+    assert "us-eastt-1" in err and "did you mean us-east-1" in err, err
+
+
+def test_a_region_is_not_doubted_where_the_endpoint_is_given(
+    fake: FakeRekognition, tmp_path: Path, images: Path
+) -> None:
+    fake.set_default({"ModerationLabels": []})
+    policy = tmp_path / "policy.yaml"
+    settings = f"{{region: somewhere-new-1, endpoint_url: '{fake.endpoint_url}', max_attempts: 1}}"
+    policy.write_text(policy_text(settings), encoding="utf-8")
+
+    exit_code, _, err = check("--policy", policy, images)
+
+    assert exit_code == 0, err

@@ -99,11 +99,31 @@ def test_an_overwritten_object_is_asked_again_not_answered_from_the_stale_cache(
 
     assert checker.check(URI).decision == "block"
     assert fake.call_count() == 2
-    # the same bytes again: the cache answers, keyed by the new ETag
+    # Without versioning nothing pins the bytes Rekognition reads (they could be
+    # swapped and swapped back under one ETag): asked every time, never cached.
     again = checker.check(URI)
-    assert again.decision == "block" and fake.call_count() == 2
-    assert again.to_dict()["detectors"]["rekognition-moderation"]["from_cache"] is True
-    assert sent_objects(fake) == [{"Bucket": BUCKET, "Name": KEY}] * 2
+    assert again.decision == "block" and fake.call_count() == 3
+    assert "from_cache" not in again.to_dict()["detectors"]["rekognition-moderation"]
+    assert sent_objects(fake) == [{"Bucket": BUCKET, "Name": KEY}] * 3
+    assert not list((tmp_path / "rec").glob("*.json"))  # nothing recorded either
+
+
+def test_bytes_swapped_back_under_one_etag_never_poison_the_cache(
+    s3: Any, fake: FakeRekognition, tmp_path: Path
+) -> None:
+    # The attack: HeadObject sees the violent object; harmless bytes are swapped
+    # in before Rekognition reads, so it answers allow; the violent bytes are
+    # put back (same ETag). Were that allow cached under the ETag, it would stand.
+    violent = b"\xff\xd8\xff a knife"
+    put(s3, violent)
+    checker = moderator(tmp_path, fake, tmp_path / "rec")
+    fake.respond(URI, {"ModerationLabels": []})  # what the swapped-in bytes got
+    assert checker.check(URI).decision == "allow"
+    put(s3, violent)  # swapped back: the same ETag as when it was identified
+    fake.respond(URI, VIOLENT)
+
+    assert checker.check(URI).decision == "block"  # asked again, not the poisoned allow
+    assert fake.call_count() == 2
 
 
 def test_on_a_versioned_bucket_rekognition_reads_the_version_that_was_identified(
@@ -216,7 +236,8 @@ class NullVersion:
 
 def test_an_object_stored_before_versioning_is_not_pinned_to_null() -> None:
     found = identify_s3_image(Image(URI, uri=URI), NullVersion())
-    assert (found.uri, found.version, found.size) == (URI, '"e1"', 9)
+    # nothing pins its bytes: left unidentified, so never cached
+    assert (found.uri, found.version, found.size, found.identified) == (URI, None, 9, False)
 
 
 def test_identify_says_why_an_object_cannot_be_read(s3: Any) -> None:
