@@ -21,7 +21,9 @@ as they fit, and the ones that do not are named in the message and listed,
 with their values, in the decision record (``tags_dropped``). The quarantined
 copy carries the same tags as the original; a copy whose tags S3 refuses is
 made without them (and that is said), so tags never keep an image out of
-quarantine.
+quarantine. Tags that cannot be read are none: the object is decided afresh
+and enforced, and its tags are left alone (ours would replace tags never
+seen), which is reported as a failed step.
 
 **Retries.** The tags are written last, so they mark an object whose steps all
 ran: an object that carries ``moderation-policy-digest`` equal to the current
@@ -226,10 +228,14 @@ class _Found:
     """The ETag as S3's API returns it (quoted), as ``policy-engine check`` keys images."""
     size: int | None
     tags: dict[str, str]
+    """Its tags; empty when they could not be read (``tags_error``)."""
     data: bytes | None = field(default=None, repr=False)
     """The bytes read, in an unversioned bucket (None when over READ_LIMIT)."""
     sha256: str | None = None
     content_type: str | None = None
+    tags_error: Exception | None = None
+    """Why its tags could not be read: no decision is reused, and its tags are
+    not rewritten (that would replace tags the function never saw)."""
 
 
 @dataclass(slots=True)
@@ -336,6 +342,20 @@ class ObjectModerator:
             raise
         return {tag["Key"]: tag["Value"] for tag in answer.get("TagSet", ())}
 
+    def _tags_if_readable(
+        self, bucket: str, key: str, version_id: str | None
+    ) -> tuple[dict[str, str], Exception | None]:
+        """The object's tags, or none and why they could not be read. Tags are
+        bookkeeping: an object whose tags cannot be read (no
+        s3:GetObjectTagging, throttling) is still decided and enforced."""
+        try:
+            return self._tags_of(bucket, key, version_id), None
+        except ObjectGone:
+            raise
+        except Exception as exc:
+            LOG.warning("cannot read the tags of s3://%s/%s: %s", bucket, key, describe(exc))
+            return {}, exc
+
     def _find(self, ref: ObjectRef) -> _Found:
         requested = None if ref.version_id == "null" else ref.version_id
         try:
@@ -352,12 +372,14 @@ class ObjectModerator:
             return self._read(ref)
         size = head.get("ContentLength")
         etag = head.get("ETag")
+        tags, tags_error = self._tags_if_readable(ref.bucket, ref.key, version)
         return _Found(
             version,
             strip_etag(etag),
             etag if isinstance(etag, str) and etag else None,
             size if isinstance(size, int) else None,
-            self._tags_of(ref.bucket, ref.key, version),
+            tags,
+            tags_error=tags_error,
         )
 
     def _read(self, ref: ObjectRef) -> _Found:
@@ -382,15 +404,17 @@ class ObjectModerator:
             size = len(data) if data is not None else size
         etag = answer.get("ETag")
         content_type = answer.get("ContentType")
+        tags, tags_error = self._tags_if_readable(ref.bucket, ref.key, None)
         return _Found(
             None,
             strip_etag(etag),
             etag if isinstance(etag, str) and etag else None,
             size if isinstance(size, int) else None,
-            self._tags_of(ref.bucket, ref.key, None),
+            tags,
             data,
             hashlib.sha256(data).hexdigest() if data is not None else None,
             content_type if isinstance(content_type, str) else None,
+            tags_error,
         )
 
     def _exists_with_etag(self, bucket: str, key: str, etag: str | None) -> bool:
@@ -501,7 +525,8 @@ class ObjectModerator:
 
     def _moderate(self, ref: ObjectRef) -> Outcome:
         if self.in_quarantine(ref):
-            tags = self._tags_of(ref.bucket, ref.key, ref.version_id)
+            # tags that cannot be read prove nothing: the object is then moderated
+            tags, _ = self._tags_if_readable(ref.bucket, ref.key, ref.version_id)
             if DECISION_TAG in tags and DIGEST_TAG in tags:
                 return Outcome(ref, Status.SUCCEEDED, "skipped: a quarantined copy")
         found = self._find(ref)
@@ -552,6 +577,8 @@ class ObjectModerator:
 
     def _reusable(self, found: _Found) -> Verdict | None:
         tags = found.tags
+        if found.tags_error is not None:
+            return None  # unknown tags: decided afresh
         if tags.get(DIGEST_TAG) != self.digest:
             return None
         if found.version_id is None and (
@@ -577,6 +604,8 @@ class ObjectModerator:
         copying = quarantine and not self.in_quarantine(ref)
         if not (self.config.tag or copying):
             dropped = {}  # no tags are written anywhere
+        if found.tags_error is not None and copying:
+            steps.done.append("its own tags could not be read: the copy carries none of them")
         if dropped:
             steps.done.append(
                 f"own tags dropped to make room for the moderation tags (S3 allows "
@@ -615,7 +644,10 @@ class ObjectModerator:
                     steps.done.append(f"record s3://{where[0]}/{where[1]}")
             except Exception as exc:
                 steps.fail("record not written", exc)
-        if self.config.tag and not gone and tags != found.tags:
+        if self.config.tag and not gone and found.tags_error is not None:
+            # writing the tags would replace the object's own, unseen, for good
+            steps.fail("not tagged: its tags could not be read", found.tags_error)
+        elif self.config.tag and not gone and tags != found.tags:
             try:
                 self._tag(ref, found, tags, steps)
             except Exception as exc:

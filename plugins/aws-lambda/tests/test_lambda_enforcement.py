@@ -235,6 +235,63 @@ def test_a_throttled_bookkeeping_step_is_retried_after_the_enforcement(
     assert len(versions_of(s3, QUARANTINE, COPY)) == 1
 
 
+@pytest.mark.parametrize("delete", [False, True])
+def test_unreadable_tags_never_stop_the_decision_and_the_quarantine(
+    s3: Any,
+    fake: FakeRekognition,
+    put: Callable[..., str],
+    scripted: ScriptedS3,
+    monkeypatch: pytest.MonkeyPatch,
+    quarantine_bucket: None,
+    delete: bool,
+) -> None:
+    """GetObjectTagging refused: the tags are bookkeeping, so the object is
+    decided afresh and quarantined, and its tags, which the function never saw,
+    are left as they are (rewriting them would replace them for good)."""
+    monkeypatch.setenv("DELETE_ORIGINAL", str(delete).lower())
+    version = put(KEY, tags=f"owner=alice&{DECISION_TAG}=allow&{DIGEST_TAG}={DIGEST}")
+    fake.respond(uri(KEY, version), VIOLENT)
+    denied = client_error("AccessDenied", "GetObjectTagging", 403)
+    scripted.faults["get_object_tagging"] = [denied] * 10
+
+    event = s3_event(KEY, version)
+    if delete:  # nothing left to tag: done
+        (result,) = handler(event, None)["results"]
+        assert result["status"] == "Succeeded", result
+        assert versions_of(s3, BUCKET, KEY) == []
+    else:
+        result = unfinished(event)
+        assert result["status"] == "PermanentFailure", result
+        assert "FAILED: not tagged: its tags could not be read" in result["message"]
+        assert "AccessDenied" in result["message"]
+        assert tags_of(s3, KEY, version)["owner"] == "alice"
+    assert (result["decision"], result["reused"]) == ("block", False)
+    assert fake.call_count() == 1  # the tags' "allow" was not seen, let alone reused
+    assert tags_of(s3, COPY, bucket=QUARANTINE) == BLOCKED  # own tags unknown: none copied
+    assert read_json(s3, BUCKET, RECORD)["decision"] == "block"
+
+
+def test_unreadable_tags_of_an_object_kept_in_place_are_left_alone(
+    s3: Any,
+    fake: FakeRekognition,
+    put: Callable[..., str],
+    scripted: ScriptedS3,
+) -> None:
+    """With the copies in the same bucket, the quarantine-prefix check reads
+    tags too: tags it cannot read prove nothing, and the object is moderated."""
+    version = put(COPY, tags="owner=alice")
+    fake.respond(uri(COPY, version), VIOLENT)
+    throttled = client_error("SlowDown", "GetObjectTagging", 503)
+    scripted.faults["get_object_tagging"] = [throttled] * 10
+
+    result = unfinished(s3_event(COPY, version))
+
+    assert (result["status"], result["decision"]) == ("TemporaryFailure", "block"), result
+    assert "SlowDown" in result["message"]
+    assert tags_of(s3, COPY, version) == {"owner": "alice"}
+    assert read_json(s3, BUCKET, COPY + ".moderation.json")["decision"] == "block"
+
+
 # --- a crash at any step ---------------------------------------------------------------------
 
 WRITES = ("copy_object", "delete_object", "put_object", "put_object_tagging")
