@@ -13,7 +13,8 @@
     (default ``block``; empty: none).
 ``QUARANTINE_BUCKET``, ``QUARANTINE_PREFIX``
     Where quarantined copies go: ``<prefix><key>`` (default: the object's own
-    bucket, ``quarantine/``).
+    bucket, ``quarantine/``). A key too long for that (S3 takes 1,024 UTF-8
+    bytes) goes to ``<prefix><sha256 of key><extension>`` (:func:`fitted_key`).
 ``DELETE_ORIGINAL``
     Delete a quarantined original, only once its copy exists, and in an
     unversioned bucket only while it still holds the bytes decided
@@ -38,8 +39,10 @@ same names (``{"QUARANTINE_ON": "block,review"}``).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,10 +109,40 @@ def _verdicts(name: str, value: str) -> frozenset[Verdict]:
     return frozenset(found)
 
 
+MAX_KEY_BYTES = 1024
+"""S3's limit on a key, in UTF-8 bytes."""
+MAX_PREFIX_BYTES = 512
+"""The longest prefix the function takes: room is left for a hashed name
+(:func:`fitted_key`) and the record suffix."""
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,16}\Z")
+
+
+def _utf8_length(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def fitted_key(prefix: str, key: str, suffix: str = "") -> str:
+    """``prefix + key + suffix``, the key of something the function writes
+    about the object ``key``; when that is longer than S3's 1,024 UTF-8 bytes,
+    ``prefix + sha256(key) + the key's extension + suffix`` instead (the copy's
+    metadata and the record keep the original key)."""
+    whole = prefix + key + suffix
+    if _utf8_length(whole) <= MAX_KEY_BYTES:
+        return whole
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    extension = _EXTENSION.search(key.rpartition("/")[2])
+    return prefix + digest + (extension.group() if extension else "") + suffix
+
+
 def _prefix(name: str, value: str) -> str:
     value = value.lstrip("/")
     if value and not value.endswith("/"):
         raise ConfigError(f"{name}={value!r}: a prefix must end with '/'")
+    if _utf8_length(value) > MAX_PREFIX_BYTES:
+        raise ConfigError(
+            f"{name}: a prefix of {_utf8_length(value)} bytes is too long "
+            f"(at most {MAX_PREFIX_BYTES}, so that the keys under it fit S3's {MAX_KEY_BYTES})"
+        )
     return value
 
 

@@ -58,6 +58,7 @@ run: a failed detector never yields ``allow`` unless the policy says so.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import enum
 import hashlib
@@ -66,13 +67,18 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from policy_engine.decision import Decision
 from policy_engine.image import Image
 from policy_engine.model import Verdict
 from policy_engine.moderator import Moderator
-from policy_engine_lambda.config import RECORD_SUFFIX, ActionConfig, RecordingsLocation
+from policy_engine_lambda.config import (
+    RECORD_SUFFIX,
+    ActionConfig,
+    RecordingsLocation,
+    fitted_key,
+)
 from policy_engine_lambda.events import ObjectRef, strip_etag
 from policy_engine_rekognition.images import S3_MAX_BYTES
 
@@ -89,6 +95,12 @@ READ_LIMIT = S3_MAX_BYTES
 """The most the function reads of an object of an unversioned bucket: more is
 too large for Rekognition anyway."""
 RECORD_FORMAT = "policy-engine-lambda-record/1"
+ORIGINAL_KEY_METADATA = "original-key"
+"""The metadata (``x-amz-meta-original-key``) of a quarantined copy whose key
+is a hash of the original's (too long for the quarantine prefix): the original
+key, URL-encoded; ``original-key-base64`` when that would be too long."""
+MAX_METADATA_VALUE = 1536
+"""S3 takes 2 KB of user metadata per object; room is left for the original's."""
 
 _MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
 _PRECONDITION = frozenset({"PreconditionFailed", "412"})
@@ -236,6 +248,10 @@ class _Found:
     tags_error: Exception | None = None
     """Why its tags could not be read: no decision is reused, and its tags are
     not rewritten (that would replace tags the function never saw)."""
+    metadata: dict[str, str] = field(default_factory=dict)
+    """Its user metadata and content headers, kept by a copy that needs
+    metadata of its own (see :meth:`ObjectModerator._copy_metadata`)."""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -312,17 +328,17 @@ class ObjectModerator:
     def quarantine_location(self, ref: ObjectRef) -> tuple[str, str]:
         return (
             self.config.quarantine_bucket or ref.bucket,
-            self.config.quarantine_prefix + ref.key,
+            fitted_key(self.config.quarantine_prefix, ref.key),
         )
 
     def record_location(self, ref: ObjectRef) -> tuple[str, str] | None:
         config = self.config
         if config.records == "beside":
-            return ref.bucket, ref.key + RECORD_SUFFIX
+            return ref.bucket, fitted_key("", ref.key, RECORD_SUFFIX)
         if config.records == "prefix":
             return (
                 config.results_bucket or ref.bucket,
-                config.results_prefix + ref.key + RECORD_SUFFIX,
+                fitted_key(config.results_prefix, ref.key, RECORD_SUFFIX),
             )
         return None
 
@@ -380,6 +396,8 @@ class ObjectModerator:
             size if isinstance(size, int) else None,
             tags,
             tags_error=tags_error,
+            metadata=_metadata(head),
+            headers=_content_headers(head),
         )
 
     def _read(self, ref: ObjectRef) -> _Found:
@@ -415,6 +433,8 @@ class ObjectModerator:
             hashlib.sha256(data).hexdigest() if data is not None else None,
             content_type if isinstance(content_type, str) else None,
             tags_error,
+            _metadata(answer),
+            _content_headers(answer),
         )
 
     def _exists_with_etag(self, bucket: str, key: str, etag: str | None) -> bool:
@@ -654,22 +674,39 @@ class ObjectModerator:
                 steps.fail("not tagged", exc)
         return steps
 
+    def _copy_metadata(self, ref: ObjectRef, key: str) -> dict[str, str]:
+        """Metadata a copy needs of its own: the original key, when the copy's
+        key is a hash of it (too long for the quarantine prefix). URL-encoded
+        as S3 events give keys, or, if that is too long for S3's 2 KB of
+        metadata, base64 (UTF-8)."""
+        if key == self.config.quarantine_prefix + ref.key:
+            return {}
+        encoded = quote(ref.key, safe="/")
+        if len(encoded) <= MAX_METADATA_VALUE:
+            return {ORIGINAL_KEY_METADATA: encoded}
+        raw = ref.key.encode("utf-8", "surrogatepass")
+        return {ORIGINAL_KEY_METADATA + "-base64": base64.b64encode(raw).decode("ascii")}
+
     def _quarantine(
         self, ref: ObjectRef, found: _Found, tags: Mapping[str, str], steps: _Steps
     ) -> None:
-        """Put the decided bytes in quarantine, with ``tags`` if S3 takes them."""
+        """Put the decided bytes in quarantine, with ``tags`` and the metadata
+        it needs if S3 takes them: bookkeeping never keeps an image out of
+        quarantine, so a copy S3 refuses with them is made without them."""
         bucket, key = self.quarantine_location(ref)
-        write: Callable[[dict[str, str]], object]
+        own = self._copy_metadata(ref, key)
+        write: Callable[[dict[str, str], dict[str, str]], object]
         expected: str | None
         if found.data is not None:
             data = found.data
             # the bytes decided, whatever the key holds by now
             expected = hashlib.md5(data, usedforsecurity=False).hexdigest()
-            content_type = found.content_type or "application/octet-stream"
+            headers = {"ContentType": "application/octet-stream", **found.headers}
 
-            def write(tagging: dict[str, str]) -> object:
+            def write(tagging: dict[str, str], metadata: dict[str, str]) -> object:
+                extra: dict[str, Any] = {"Metadata": {**found.metadata, **metadata}}
                 return self.s3.put_object(
-                    Bucket=bucket, Key=key, Body=data, ContentType=content_type, **tagging
+                    Bucket=bucket, Key=key, Body=data, **headers, **extra, **tagging
                 )
 
         else:
@@ -677,13 +714,21 @@ class ObjectModerator:
             source = {"Bucket": ref.bucket, "Key": ref.key, **self._version_args(ref.version_id)}
             condition = {"CopySourceIfMatch": found.etag_header} if found.etag_header else {}
 
-            def write(tagging: dict[str, str]) -> object:
+            def write(tagging: dict[str, str], metadata: dict[str, str]) -> object:
+                replaced: dict[str, Any] = {}
+                if metadata:  # REPLACE keeps nothing: the original's are given again
+                    replaced = {
+                        "MetadataDirective": "REPLACE",
+                        "Metadata": {**found.metadata, **metadata},
+                        **found.headers,
+                    }
                 return self.s3.copy_object(
                     CopySource=source,
                     Bucket=bucket,
                     Key=key,
                     TaggingDirective="REPLACE",
                     **condition,
+                    **replaced,
                     **tagging,
                 )
 
@@ -695,17 +740,27 @@ class ObjectModerator:
                 raise
             # cannot look (no s3:GetObject there?): copy anyway, at worst a second version
             LOG.warning("cannot look for s3://%s/%s: %s", bucket, key, describe(exc))
-        try:
-            write({"Tagging": urlencode(tags)})
-        except Exception as exc:
-            if classify(exc) is Status.TEMPORARY_FAILURE or is_missing(exc):
-                raise
-            # the tags must never keep an image out of quarantine
-            write({})
+        tagging = {"Tagging": urlencode(tags)}
+        # with everything, then without the metadata, then without the tags too
+        attempts = [(True, bool(own)), (True, False), (False, False)][0 if own else 1 :]
+        refused: BaseException | None = None
+        for with_tags, with_metadata in attempts:
+            try:
+                write(tagging if with_tags else {}, own if with_metadata else {})
+            except Exception as exc:
+                if classify(exc) is Status.TEMPORARY_FAILURE or is_missing(exc):
+                    raise
+                refused = refused or exc
+                continue
             steps.done.append(f"quarantined to s3://{bucket}/{key}")
-            steps.fail("the quarantined copy is untagged", exc)
+            if refused is not None:
+                lacking = ([] if with_tags else ["is untagged"]) + (
+                    ["lacks the original key in its metadata"] if own and not with_metadata else []
+                )
+                steps.fail(f"the quarantined copy {' and '.join(lacking)}", refused)
             return
-        steps.done.append(f"quarantined to s3://{bucket}/{key}")
+        assert refused is not None
+        raise refused
 
     def _delete(self, ref: ObjectRef, found: _Found, steps: _Steps) -> bool:
         """Delete the original; whether it is gone."""
@@ -800,6 +855,22 @@ class ObjectModerator:
             Body=json.dumps(record, indent=1, sort_keys=True).encode("utf-8"),
             ContentType="application/json",
         )
+
+
+CONTENT_HEADERS = ("ContentType", "CacheControl", "ContentDisposition", "ContentEncoding")
+"""What a copy that replaces the metadata must give again (CopyObject's
+``MetadataDirective=REPLACE`` keeps none of them)."""
+
+
+def _metadata(answer: Mapping[str, Any]) -> dict[str, str]:
+    found = answer.get("Metadata")
+    if not isinstance(found, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in found.items()}
+
+
+def _content_headers(answer: Mapping[str, Any]) -> dict[str, str]:
+    return {name: answer[name] for name in CONTENT_HEADERS if isinstance(answer.get(name), str)}
 
 
 def _verdict(value: str | None) -> Verdict | None:

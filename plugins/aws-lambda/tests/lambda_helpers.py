@@ -93,12 +93,18 @@ class Crash(BaseException):
     own handling runs after it."""
 
 
+MAX_KEY_BYTES = 1024
+"""S3's limit on a key (UTF-8 bytes), which moto does not enforce."""
+
+
 class ScriptedS3:
     """moto's client with scripted faults, for what moto cannot do on its own.
 
     ``before[method]`` runs (once) with the call's arguments before the call,
     ``after[method]`` (once) after it; ``faults[method]`` is a list of
-    exceptions raised, one per call, instead of the call."""
+    exceptions raised, one per call, instead of the call. A request naming a
+    ``Key`` longer than S3's 1,024 UTF-8 bytes fails with ``KeyTooLongError``,
+    as S3 answers it."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -120,6 +126,9 @@ class ScriptedS3:
             faults = self.faults.get(name)
             if faults:
                 raise faults.pop(0)
+            key = kwargs.get("Key")
+            if isinstance(key, str) and len(key.encode("utf-8")) > MAX_KEY_BYTES:
+                raise client_error("KeyTooLongError", name)
             answer = attribute(**kwargs)
             hook = self.after.pop(name, None)
             if hook is not None:
