@@ -70,9 +70,11 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from policy_engine.decision import Decision
+from policy_engine.errors import InvalidDetectorResult
 from policy_engine.image import Image
 from policy_engine.model import Verdict
 from policy_engine.moderator import Moderator
+from policy_engine.recordings import RECORDING_FORMAT, recorded_responses
 from policy_engine_lambda.config import (
     RECORD_SUFFIX,
     ActionConfig,
@@ -99,6 +101,9 @@ ORIGINAL_KEY_METADATA = "original-key"
 """The metadata (``x-amz-meta-original-key``) of a quarantined copy whose key
 is a hash of the original's (too long for the quarantine prefix): the original
 key, URL-encoded; ``original-key-base64`` when that would be too long."""
+OWN_OUTPUT_LIMIT = 2 * 1024 * 1024
+"""The most read of an object named like a record or a recording to tell
+whether it is one: the function's are a few KB."""
 MAX_METADATA_VALUE = 1536
 """S3 takes 2 KB of user metadata per object; room is left for the original's."""
 
@@ -304,14 +309,49 @@ class ObjectModerator:
     # --- where things go ---------------------------------------------------------------
 
     def skip_reason(self, ref: ObjectRef) -> str | None:
-        """Why ``ref`` is one of the function's own outputs and is not moderated,
-        as far as its name shows (a quarantined copy is known by its tags too:
-        see :meth:`in_quarantine`)."""
-        if ref.key.endswith(RECORD_SUFFIX):
+        """Why ``ref`` is one of the function's own outputs and is not moderated:
+        a decision record or a recording, known by its content (JSON in the
+        function's format, which no image can be), never by its name alone, since
+        anyone who may upload may use the name. A quarantined copy is known by
+        its tags (see :meth:`in_quarantine`). Reads the object only when its name
+        is one of those outputs'; raises :class:`ObjectGone` for a missing one."""
+        if ref.key.endswith(RECORD_SUFFIX) and self._holds_json(ref, _is_record):
             return "a decision record"
-        if self.recordings is not None and self.recordings.holds(ref.bucket, ref.key):
+        if (
+            self.recordings is not None
+            and self.recordings.holds(ref.bucket, ref.key)
+            and self._holds_json(ref, _is_recording)
+        ):
             return "a recording of detector responses"
         return None
+
+    def _holds_json(self, ref: ObjectRef, check: Callable[[Any], bool]) -> bool:
+        """Whether the object is a JSON document that passes ``check``. One that
+        cannot be read, is larger than OWN_OUTPUT_LIMIT or is not JSON is not,
+        and so is moderated: whatever cannot be proven the function's own is."""
+        version = {} if ref.version_id in (None, "null") else {"VersionId": ref.version_id}
+        try:
+            answer = self.s3.get_object(Bucket=ref.bucket, Key=ref.key, **version)
+            body = answer["Body"]
+            try:
+                data = body.read(OWN_OUTPUT_LIMIT + 1)
+            finally:
+                body.close()
+        except Exception as exc:
+            if is_missing(exc):
+                raise ObjectGone(f"no such object {ref.uri}") from exc
+            LOG.warning(
+                "cannot read %s to tell whether it is the function's own: %s",
+                ref.uri,
+                describe(exc),
+            )
+            return False
+        if len(data) > OWN_OUTPUT_LIMIT:
+            return False
+        try:
+            return check(json.loads(data))
+        except (ValueError, RecursionError):
+            return False
 
     def in_quarantine(self, ref: ObjectRef) -> bool:
         """Whether ``ref`` is where quarantined copies go. Only an object there
@@ -478,10 +518,10 @@ class ObjectModerator:
     def moderate(self, ref: ObjectRef) -> Outcome:
         """Decide ``ref`` (or reuse its decision) and apply the actions; never
         raises: every failure is an :class:`Outcome` with its status."""
-        skipped = self.skip_reason(ref)
-        if skipped is not None:
-            return Outcome(ref, Status.SUCCEEDED, f"skipped: {skipped}")
         try:
+            skipped = self.skip_reason(ref)
+            if skipped is not None:
+                return Outcome(ref, Status.SUCCEEDED, f"skipped: {skipped}")
             return self._moderate(ref)
         except ObjectGone as exc:
             return self._gone(ref, str(exc))
@@ -871,6 +911,22 @@ def _metadata(answer: Mapping[str, Any]) -> dict[str, str]:
 
 def _content_headers(answer: Mapping[str, Any]) -> dict[str, str]:
     return {name: answer[name] for name in CONTENT_HEADERS if isinstance(answer.get(name), str)}
+
+
+def _is_record(document: Any) -> bool:
+    """A decision record the function wrote (its ``format``)."""
+    return isinstance(document, dict) and document.get("format") == RECORD_FORMAT
+
+
+def _is_recording(document: Any) -> bool:
+    """A recording of detector responses, as the function writes them."""
+    if not isinstance(document, dict) or document.get("format") != RECORDING_FORMAT:
+        return False
+    try:
+        recorded_responses(document, "recording")
+    except InvalidDetectorResult:
+        return False
+    return True
 
 
 def _verdict(value: str | None) -> Verdict | None:
