@@ -5,8 +5,9 @@
     root). Unset: ``policy.yaml`` beside the handler.
 ``TAG_OBJECTS``
     Tag each object with ``moderation-decision`` and
-    ``moderation-policy-digest`` (and, in an unversioned bucket,
-    ``moderation-content-sha256``), which take precedence over the object's
+    ``moderation-policy-digest``, and ``moderation-version-id`` (in a
+    versioned bucket) or ``moderation-content-sha256`` (in an unversioned
+    one), which take precedence over the object's
     own tags when S3's 10 do not hold them all (default ``true``).
 ``QUARANTINE_ON``
     Decisions whose objects are copied to quarantine, comma-separated

@@ -39,7 +39,10 @@ written then if the crash lost it.
 
 * In a versioned bucket the object version is pinned (the event's
   ``versionId``, or the one HeadObject names). Rekognition reads that version
-  in place; the tags, the copy and the deletion name it.
+  in place; the tags, the copy and the deletion name it. The tags carry its
+  version id (``moderation-version-id``), and a decision is reused only for
+  the version they name: a copy into the bucket brings the tags of an object
+  elsewhere, but gets a new version id.
 * In an unversioned bucket (or for a ``null`` version) the content of a key
   can change at any moment, and S3 sets tags without a condition. The function
   reads the bytes itself (at most Rekognition's 15 MB for S3 objects) and
@@ -64,6 +67,7 @@ import enum
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,7 +94,17 @@ DECISION_TAG = "moderation-decision"
 DIGEST_TAG = "moderation-policy-digest"
 CONTENT_TAG = "moderation-content-sha256"
 """The SHA-256 of the bytes decided, on objects of unversioned buckets."""
-MODERATION_TAGS = frozenset({DECISION_TAG, DIGEST_TAG, CONTENT_TAG})
+VERSION_TAG = "moderation-version-id"
+"""The version id of the object version decided, on objects of versioned
+buckets. A copy into the bucket (CopyObject, ``TaggingDirective=COPY``)
+brings the tags of an object elsewhere, forged ones included, but gets a
+version id nobody knows before it exists: tags are reused only when they
+name the version they sit on."""
+MODERATION_TAGS = frozenset({DECISION_TAG, DIGEST_TAG, CONTENT_TAG, VERSION_TAG})
+_TAG_VALUE = re.compile(r"[\w .:/=+\-@]{1,256}\Z")
+"""What S3 takes as a tag value."""
+QUARANTINED = frozenset({Verdict.REVIEW, Verdict.BLOCK})
+"""The decisions a quarantined copy can carry (an allowed image is never quarantined)."""
 MAX_TAGS = 10
 """S3's limit on tags per object."""
 READ_LIMIT = S3_MAX_BYTES
@@ -587,7 +601,8 @@ class ObjectModerator:
         if self.in_quarantine(ref):
             # tags that cannot be read prove nothing: the object is then moderated
             tags, _ = self._tags_if_readable(ref.bucket, ref.key, ref.version_id)
-            if DECISION_TAG in tags and DIGEST_TAG in tags:
+            # and tags that say "allow" are no copy's: never skip an upload as allowed
+            if DIGEST_TAG in tags and _verdict(tags.get(DECISION_TAG)) in QUARANTINED:
                 return Outcome(ref, Status.SUCCEEDED, "skipped: a quarantined copy")
         found = self._find(ref)
         pinned = ObjectRef(ref.bucket, ref.key, found.version_id, found.size, found.etag)
@@ -645,6 +660,8 @@ class ObjectModerator:
             found.sha256 is None or tags.get(CONTENT_TAG) != found.sha256
         ):
             return None  # the tags of other bytes (or of none the function could read)
+        if found.version_id is not None and tags.get(VERSION_TAG) != found.version_id:
+            return None  # the tags of another version, copied here with it (or forged)
         return _verdict(tags.get(DECISION_TAG))
 
     # --- the actions: enforcement first, then bookkeeping ------------------------------
@@ -653,6 +670,8 @@ class ObjectModerator:
         tags = {DECISION_TAG: verdict.value, DIGEST_TAG: self.digest}
         if found.version_id is None and found.sha256 is not None:
             tags[CONTENT_TAG] = found.sha256
+        if found.version_id is not None and _TAG_VALUE.match(found.version_id):
+            tags[VERSION_TAG] = found.version_id  # else never reused: decided again
         return tags
 
     def _act(

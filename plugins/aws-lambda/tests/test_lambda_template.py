@@ -122,7 +122,10 @@ def test_the_function_and_its_trigger(template: dict[str, Any]) -> None:
     # (IMG_0001.JPG) and misses .webp, .gif and keys without an extension
     (event,) = props["Events"].values()
     assert event["Type"] == "S3"
-    assert event["Properties"] == {"Bucket": {"Ref": "SourceBucket"}, "Events": "s3:ObjectCreated:*"}
+    assert event["Properties"] == {
+        "Bucket": {"Ref": "SourceBucket"},
+        "Events": "s3:ObjectCreated:*",
+    }
 
 
 def _role_statement(template: dict[str, Any], sid: str) -> dict[str, Any]:
@@ -221,3 +224,20 @@ def test_only_the_function_writes_decision_records_in_the_source_bucket(
         "Fn::Sub": "arn:${AWS::Partition}:s3:::${SourceBucketName}/*.moderation.json"
     }
     assert deny["Condition"] == ONLY_THE_FUNCTION
+
+
+def test_only_the_function_copies_into_the_source_bucket(template: dict[str, Any]) -> None:
+    """A CopyObject with TaggingDirective=COPY brings the source object's tags,
+    forged moderation-* ones included, without naming a tag key in the request,
+    so the deny on moderation-* tag keys cannot see them."""
+    deny = _bucket_policy_statement(template, "OnlyTheModeratorCopiesIntoTheBucket")
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == (
+        "Deny",
+        {"AWS": "*"},
+        "s3:PutObject",
+    )
+    assert deny["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${SourceBucketName}/*"}
+    assert deny["Condition"] == {
+        "Null": {"s3:x-amz-copy-source": "false"},  # the request names a copy source
+        **ONLY_THE_FUNCTION,
+    }
