@@ -75,6 +75,7 @@ FUNCTION_VARIABLES = (
     "AUDIT_LOG",
     "SHADOW_POLICY_FILE",
     "DETECTOR_TIMEOUT",
+    "FINAL_ATTEMPT_AFTER",
 )
 """Every environment variable the function reads (besides AWS's own and ``LOG_LEVEL``)."""
 
@@ -258,6 +259,32 @@ def detector_timeout(environ: Mapping[str, str] | None = None) -> float:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"DETECTOR_TIMEOUT must be a positive number of seconds, got {text!r}")
+    return value
+
+
+DEFAULT_FINAL_ATTEMPT_AFTER = 900.0
+"""Lambda retries a failed S3 notification about 1 and 3 minutes after the
+first attempt: an event 15 minutes old has waited (throttled) or been
+retried, and its attempt is the final one."""
+
+
+def final_attempt_after(environ: Mapping[str, str] | None = None) -> float:
+    """``FINAL_ATTEMPT_AFTER``: the age in seconds (from the S3 event's
+    ``eventTime``) from which an attempt is the final one, where a detector
+    failure that a retry might fix is decided by the policy's ``on_error``
+    instead of waiting for a retry (see :data:`DEFAULT_FINAL_ATTEMPT_AFTER`;
+    0: every attempt). Events re-driven from the failed-events queue are
+    final whatever their age."""
+    env = os.environ if environ is None else environ
+    text = env.get("FINAL_ATTEMPT_AFTER", "").strip()
+    if not text:
+        return DEFAULT_FINAL_ATTEMPT_AFTER
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"FINAL_ATTEMPT_AFTER must be a number of seconds >= 0, got {text!r}")
     return value
 
 

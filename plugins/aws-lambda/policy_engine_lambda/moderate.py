@@ -54,9 +54,12 @@ written then if the crash lost it.
   fails as temporary, so that a retry decides what the key holds now.
 
 A detector failure that may succeed later (throttling, a timeout) takes no
-action at all, so that the retry decides afresh; one that will not (a bad
-image) is decided by the policy's ``on_error``, as always, and its actions
-run: a failed detector never yields ``allow`` unless the policy says so.
+action at all, so that the retry decides afresh, until the final attempt
+(``final_attempt``: the event is older than ``FINAL_ATTEMPT_AFTER``, or was
+re-driven from the failed-events queue), where it is decided like one that
+will not (a bad image): by the policy's ``on_error``, and its actions run. Such
+a decision is tagged ``moderation-provisional`` and never reused. A failed
+detector never yields ``allow`` unless the policy says so.
 """
 
 from __future__ import annotations
@@ -100,8 +103,14 @@ buckets. A copy into the bucket (CopyObject, ``TaggingDirective=COPY``)
 brings the tags of an object elsewhere, forged ones included, but gets a
 version id nobody knows before it exists: tags are reused only when they
 name the version they sit on."""
-MODERATION_TAGS = frozenset({DECISION_TAG, DIGEST_TAG, CONTENT_TAG, VERSION_TAG})
+PROVISIONAL_TAG = "moderation-provisional"
+"""On an object decided by the policy's ``on_error`` on its final attempt,
+because a detector kept failing in a way a retry may fix (the codes, e.g.
+``timeout``): such a decision is enforced but never reused, so the next event
+or backfill asks the detectors again."""
+MODERATION_TAGS = frozenset({DECISION_TAG, DIGEST_TAG, CONTENT_TAG, VERSION_TAG, PROVISIONAL_TAG})
 _TAG_VALUE = re.compile(r"[\w .:/=+\-@]{1,256}\Z")
+_TAG_UNSAFE = re.compile(r"[^\w .:/=+\-@]")
 """What S3 takes as a tag value."""
 QUARANTINED = frozenset({Verdict.REVIEW, Verdict.BLOCK})
 """The decisions a quarantined copy can carry (an allowed image is never quarantined)."""
@@ -529,14 +538,19 @@ class ObjectModerator:
 
     # --- the decision -----------------------------------------------------------------
 
-    def moderate(self, ref: ObjectRef) -> Outcome:
+    def moderate(self, ref: ObjectRef, *, final_attempt: bool = False) -> Outcome:
         """Decide ``ref`` (or reuse its decision) and apply the actions; never
-        raises: every failure is an :class:`Outcome` with its status."""
+        raises: every failure is an :class:`Outcome` with its status.
+
+        ``final_attempt``: no retry will follow (the event is old enough, or
+        re-driven from the failed-events queue), so a detector failure that a
+        retry might fix is decided by the policy's ``on_error`` and enforced,
+        like one that will not, instead of taking no action."""
         try:
             skipped = self.skip_reason(ref)
             if skipped is not None:
                 return Outcome(ref, Status.SUCCEEDED, f"skipped: {skipped}")
-            return self._moderate(ref)
+            return self._moderate(ref, final_attempt)
         except ObjectGone as exc:
             return self._gone(ref, str(exc))
         except Exception as exc:
@@ -597,7 +611,7 @@ class ObjectModerator:
         except Exception as exc:
             steps.fail("record not written", exc)
 
-    def _moderate(self, ref: ObjectRef) -> Outcome:
+    def _moderate(self, ref: ObjectRef, final_attempt: bool) -> Outcome:
         if self.in_quarantine(ref):
             # tags that cannot be read prove nothing: the object is then moderated
             tags, _ = self._tags_if_readable(ref.bucket, ref.key, ref.version_id)
@@ -609,20 +623,25 @@ class ObjectModerator:
         verdict = self._reusable(found)
         decision: Decision | None = None
         failure: str | None = None
+        provisional: str | None = None
         if verdict is None:
             decision = self.moderator.check(
                 self._image(pinned, found), context=_context(pinned, found)
             )
-            retryable = [f for f in decision.failures if f.retryable]
-            if retryable:
-                codes = ", ".join(sorted({f.code for f in retryable}))
-                message = f"retryable detector failure ({codes}): {retryable[0].error}"
+            retryable = sorted({f.code for f in decision.failures if f.retryable})
+            if retryable and not final_attempt:
+                # no action: the retry decides afresh
+                first = next(f for f in decision.failures if f.retryable)
+                message = f"retryable detector failure ({', '.join(retryable)}): {first.error}"
                 return Outcome(pinned, Status.TEMPORARY_FAILURE, message)
+            if retryable:
+                provisional = "+".join(retryable)
             if decision.failures:
                 codes = ", ".join(sorted({f.code for f in decision.failures}))
-                failure = f"detector failure ({codes}): {decision.failures[0].error}"
+                final = " on the final attempt, decided by on_error" if retryable else ""
+                failure = f"detector failure ({codes}){final}: {decision.failures[0].error}"
             verdict = decision.decision
-        steps = self._act(pinned, found, verdict, decision)
+        steps = self._act(pinned, found, verdict, decision, provisional)
         reused = decision is None
         head = f"{verdict.value} ({'reused, ' if reused else ''}policy {self.digest[:19]})"
         status = steps.status
@@ -654,6 +673,8 @@ class ObjectModerator:
         tags = found.tags
         if found.tags_error is not None:
             return None  # unknown tags: decided afresh
+        if PROVISIONAL_TAG in tags:
+            return None  # on_error's, for want of an answer: ask the detectors again
         if tags.get(DIGEST_TAG) != self.digest:
             return None
         if found.version_id is None and (
@@ -666,8 +687,12 @@ class ObjectModerator:
 
     # --- the actions: enforcement first, then bookkeeping ------------------------------
 
-    def _moderation_tags(self, found: _Found, verdict: Verdict) -> dict[str, str]:
+    def _moderation_tags(
+        self, found: _Found, verdict: Verdict, provisional: str | None
+    ) -> dict[str, str]:
         tags = {DECISION_TAG: verdict.value, DIGEST_TAG: self.digest}
+        if provisional is not None:
+            tags[PROVISIONAL_TAG] = _TAG_UNSAFE.sub("-", provisional)[:256]
         if found.version_id is None and found.sha256 is not None:
             tags[CONTENT_TAG] = found.sha256
         if found.version_id is not None and _TAG_VALUE.match(found.version_id):
@@ -675,10 +700,16 @@ class ObjectModerator:
         return tags
 
     def _act(
-        self, ref: ObjectRef, found: _Found, verdict: Verdict, decision: Decision | None
+        self,
+        ref: ObjectRef,
+        found: _Found,
+        verdict: Verdict,
+        decision: Decision | None,
+        provisional: str | None = None,
     ) -> _Steps:
         steps = _Steps(ref)
-        tags, dropped = fit_tags(found.tags, self._moderation_tags(found, verdict))
+        ours = self._moderation_tags(found, verdict, provisional)
+        tags, dropped = fit_tags(found.tags, ours)
         quarantine = verdict in self.config.quarantine_on
         copying = quarantine and not self.in_quarantine(ref)
         if not (self.config.tag or copying):
@@ -719,6 +750,7 @@ class ObjectModerator:
                         decision,
                         steps.done,
                         dropped,
+                        provisional=provisional,
                     )
                     steps.done.append(f"record s3://{where[0]}/{where[1]}")
             except Exception as exc:
@@ -881,6 +913,7 @@ class ObjectModerator:
         *,
         note: str | None = None,
         digest: str | None = None,
+        provisional: str | None = None,
     ) -> None:
         record: dict[str, Any] = {
             "format": RECORD_FORMAT,
@@ -897,6 +930,11 @@ class ObjectModerator:
             record["sha256"] = found.sha256
         if dropped:
             record["tags_dropped"] = dict(dropped)
+        if provisional is not None:
+            record["provisional"] = (
+                f"decided by the policy's on_error on the final attempt ({provisional}): "
+                "the next event or backfill asks the detectors again"
+            )
         if decision is not None:
             record.update(decision.to_dict())
         else:  # decided earlier (the tags say so), and that record was lost

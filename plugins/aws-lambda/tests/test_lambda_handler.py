@@ -13,6 +13,7 @@ from lambda_helpers import (
     QUARANTINE,
     VIOLENT,
     batch_event,
+    destination_record,
     read_json,
     s3_event,
     tags_of,
@@ -326,31 +327,6 @@ def test_policy_file_and_a_timeout(
 
 
 # --- failed events: the on-failure destination, and events the function cannot read -------
-
-
-def destination_record(event: dict[str, Any]) -> dict[str, Any]:
-    """What Lambda sends to the on-failure destination once an asynchronous
-    invocation has exhausted its retries (the documented record)."""
-    return {
-        "version": "1.0",
-        "timestamp": "2024-05-02T10:18:42.123Z",
-        "requestContext": {
-            "requestId": "e4b46cbf-b738-xmpl-8880-a18cdf61200e",
-            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:stack-moderator:$LATEST",
-            "condition": "RetriesExhausted",
-            "approximateInvokeCount": 3,
-        },
-        "requestPayload": event,
-        "responseContext": {
-            "statusCode": 200,
-            "executedVersion": "$LATEST",
-            "functionError": "Unhandled",
-        },
-        "responsePayload": {
-            "errorMessage": "1 object(s) to retry",
-            "errorType": "RetryableFailure",
-        },
-    }
 
 
 def test_a_failed_event_from_the_queue_is_fed_back_as_it_is(

@@ -118,6 +118,9 @@ def test_the_function_and_its_trigger(template: dict[str, Any]) -> None:
     assert variables["RECORDINGS_PREFIX"] == {"Ref": "RecordingsPrefix"}
     assert variables["AUDIT_LOG"] == {"Ref": "AuditLog"}
     assert variables["SHADOW_POLICY_FILE"] == {"Ref": "ShadowPolicyFile"}
+    assert variables["FINAL_ATTEMPT_AFTER"] == {"Ref": "FinalAttemptAfter"}
+    final = template["Parameters"]["FinalAttemptAfter"]
+    assert (final["Type"], final["Default"], final["MinValue"]) == ("Number", 900, 0)
     # every object created, whatever its name: a suffix filter is case-sensitive
     # (IMG_0001.JPG) and misses .webp, .gif and keys without an extension
     (event,) = props["Events"].values()
