@@ -795,7 +795,9 @@ class ObjectModerator:
             headers = {"ContentType": "application/octet-stream", **found.headers}
 
             def write(tagging: dict[str, str], metadata: dict[str, str]) -> object:
-                extra: dict[str, Any] = {"Metadata": {**found.metadata, **metadata}}
+                extra: dict[str, Any] = {}
+                if metadata:  # the original's metadata too, as a copy keeps it
+                    extra = {"Metadata": {**found.metadata, **metadata}}
                 return self.s3.put_object(
                     Bucket=bucket, Key=key, Body=data, **headers, **extra, **tagging
                 )
