@@ -110,8 +110,8 @@ because a detector kept failing in a way a retry may fix (the codes, e.g.
 or backfill asks the detectors again."""
 MODERATION_TAGS = frozenset({DECISION_TAG, DIGEST_TAG, CONTENT_TAG, VERSION_TAG, PROVISIONAL_TAG})
 _TAG_VALUE = re.compile(r"[\w .:/=+\-@]{1,256}\Z")
-_TAG_UNSAFE = re.compile(r"[^\w .:/=+\-@]")
 """What S3 takes as a tag value."""
+_TAG_UNSAFE = re.compile(r"[^\w .:/=+\-@]")
 QUARANTINED = frozenset({Verdict.REVIEW, Verdict.BLOCK})
 """The decisions a quarantined copy can carry (an allowed image is never quarantined)."""
 MAX_TAGS = 10
@@ -277,9 +277,10 @@ class _Found:
     """Why its tags could not be read: no decision is reused, and its tags are
     not rewritten (that would replace tags the function never saw)."""
     metadata: dict[str, str] = field(default_factory=dict)
-    """Its user metadata and content headers, kept by a copy that needs
-    metadata of its own (see :meth:`ObjectModerator._copy_metadata`)."""
+    """Its user metadata, kept by a copy that needs metadata of its own (see
+    :meth:`ObjectModerator._copy_metadata`), which must give it again."""
     headers: dict[str, str] = field(default_factory=dict)
+    """Its content headers (:data:`CONTENT_HEADERS`), given again likewise."""
 
 
 @dataclass(slots=True)
