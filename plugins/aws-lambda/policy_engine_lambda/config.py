@@ -5,15 +5,17 @@
     root). Unset: ``policy.yaml`` beside the handler.
 ``TAG_OBJECTS``
     Tag each object with ``moderation-decision`` and
-    ``moderation-policy-digest`` (and, in an unversioned bucket,
-    ``moderation-content-sha256``), which take precedence over the object's
+    ``moderation-policy-digest``, and ``moderation-version-id`` (in a
+    versioned bucket) or ``moderation-content-sha256`` (in an unversioned
+    one), which take precedence over the object's
     own tags when S3's 10 do not hold them all (default ``true``).
 ``QUARANTINE_ON``
     Decisions whose objects are copied to quarantine, comma-separated
     (default ``block``; empty: none).
 ``QUARANTINE_BUCKET``, ``QUARANTINE_PREFIX``
     Where quarantined copies go: ``<prefix><key>`` (default: the object's own
-    bucket, ``quarantine/``).
+    bucket, ``quarantine/``). A key too long for that (S3 takes 1,024 UTF-8
+    bytes) goes to ``<prefix><sha256 of key><extension>`` (:func:`fitted_key`).
 ``DELETE_ORIGINAL``
     Delete a quarantined original, only once its copy exists, and in an
     unversioned bucket only while it still holds the bytes decided
@@ -38,8 +40,10 @@ same names (``{"QUARANTINE_ON": "block,review"}``).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +75,7 @@ FUNCTION_VARIABLES = (
     "AUDIT_LOG",
     "SHADOW_POLICY_FILE",
     "DETECTOR_TIMEOUT",
+    "FINAL_ATTEMPT_AFTER",
 )
 """Every environment variable the function reads (besides AWS's own and ``LOG_LEVEL``)."""
 
@@ -106,10 +111,40 @@ def _verdicts(name: str, value: str) -> frozenset[Verdict]:
     return frozenset(found)
 
 
+MAX_KEY_BYTES = 1024
+"""S3's limit on a key, in UTF-8 bytes."""
+MAX_PREFIX_BYTES = 512
+"""The longest prefix the function takes: room is left for a hashed name
+(:func:`fitted_key`) and the record suffix."""
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,16}\Z")
+
+
+def _utf8_length(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def fitted_key(prefix: str, key: str, suffix: str = "") -> str:
+    """``prefix + key + suffix``, the key of something the function writes
+    about the object ``key``; when that is longer than S3's 1,024 UTF-8 bytes,
+    ``prefix + sha256(key) + the key's extension + suffix`` instead (the copy's
+    metadata and the record keep the original key)."""
+    whole = prefix + key + suffix
+    if _utf8_length(whole) <= MAX_KEY_BYTES:
+        return whole
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    extension = _EXTENSION.search(key.rpartition("/")[2])
+    return prefix + digest + (extension.group() if extension else "") + suffix
+
+
 def _prefix(name: str, value: str) -> str:
     value = value.lstrip("/")
     if value and not value.endswith("/"):
         raise ConfigError(f"{name}={value!r}: a prefix must end with '/'")
+    if _utf8_length(value) > MAX_PREFIX_BYTES:
+        raise ConfigError(
+            f"{name}: a prefix of {_utf8_length(value)} bytes is too long "
+            f"(at most {MAX_PREFIX_BYTES}, so that the keys under it fit S3's {MAX_KEY_BYTES})"
+        )
     return value
 
 
@@ -224,6 +259,32 @@ def detector_timeout(environ: Mapping[str, str] | None = None) -> float:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"DETECTOR_TIMEOUT must be a positive number of seconds, got {text!r}")
+    return value
+
+
+DEFAULT_FINAL_ATTEMPT_AFTER = 900.0
+"""Lambda retries a failed S3 notification about 1 and 3 minutes after the
+first attempt: an event 15 minutes old has waited (throttled) or been
+retried, and its attempt is the final one."""
+
+
+def final_attempt_after(environ: Mapping[str, str] | None = None) -> float:
+    """``FINAL_ATTEMPT_AFTER``: the age in seconds (from the S3 event's
+    ``eventTime``) from which an attempt is the final one, where a detector
+    failure that a retry might fix is decided by the policy's ``on_error``
+    instead of waiting for a retry (see :data:`DEFAULT_FINAL_ATTEMPT_AFTER`;
+    0: every attempt). Events re-driven from the failed-events queue are
+    final whatever their age."""
+    env = os.environ if environ is None else environ
+    text = env.get("FINAL_ATTEMPT_AFTER", "").strip()
+    if not text:
+        return DEFAULT_FINAL_ATTEMPT_AFTER
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"FINAL_ATTEMPT_AFTER must be a number of seconds >= 0, got {text!r}")
     return value
 
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,14 @@ class EventRecord:
     ref: ObjectRef | None
     event_name: str
     skipped: str | None = None
+    event_time: datetime.datetime | None = None
+    """When S3 made the event (``eventTime``); None if it has none we can read."""
+
+    def age(self, now: datetime.datetime) -> float | None:
+        """Seconds since the event was made, or None if its time is unknown."""
+        if self.event_time is None:
+            return None
+        return (now - self.event_time).total_seconds()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +145,19 @@ def parse_s3_notification(event: Mapping[str, Any]) -> list[EventRecord]:
             size=size if isinstance(size, int) and not isinstance(size, bool) else None,
             etag=strip_etag(obj.get("eTag")),
         )
-        records.append(EventRecord(ref, name))
+        records.append(EventRecord(ref, name, event_time=_event_time(record.get("eventTime"))))
     return records
+
+
+def _event_time(value: object) -> datetime.datetime | None:
+    """``eventTime`` (ISO 8601, UTC: ``2024-05-02T10:15:42.123Z``), made aware."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=datetime.UTC)
 
 
 def _bucket_from_arn(arn: object) -> str | None:

@@ -14,10 +14,13 @@ container, on the first invocation, and reused by every later one.
   function's on-failure destination, the failed-events queue: an upload is
   never left unmoderated with a log line only. A bad image decided by the
   policy's ``on_error`` and a missing object are logged and the invocation
-  goes on.
+  goes on. Once retrying is over (the event is ``FINAL_ATTEMPT_AFTER``
+  seconds old), a detector failure a retry might fix is decided by
+  ``on_error`` too, and enforced, instead of being retried.
 * A failed-event record from the function's on-failure destination (the
   body of a message of the failed-events queue): the S3 notification it
-  carries is decided as above. This is how failed events are re-driven.
+  carries is decided as above, as a final attempt. This is how failed events
+  are re-driven.
 * An S3 Batch Operations invocation (schema 1.0 or 2.0): the documented
   response, one result per task, ``Succeeded``, ``TemporaryFailure`` (Batch
   Operations retries it) or ``PermanentFailure``.
@@ -25,6 +28,7 @@ container, on the first invocation, and reused by every later one.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
@@ -41,6 +45,7 @@ from policy_engine_lambda.config import (
     ConfigError,
     audit_enabled,
     detector_timeout,
+    final_attempt_after,
     policy_path,
     recordings_location,
     shadow_policy_path,
@@ -76,6 +81,7 @@ class RetryableFailure(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class _State:
     moderator: ObjectModerator
+    final_attempt_after: float
 
 
 _state: _State | None = None
@@ -99,6 +105,11 @@ def build_s3_client() -> Any:
 
 def moderator() -> ObjectModerator:
     """The container's moderator, built on first use (the cold start)."""
+    return _started().moderator
+
+
+def _started() -> _State:
+    """The container's state, built on first use (the cold start)."""
     global _state
     with _lock:
         if _state is None:
@@ -106,6 +117,7 @@ def moderator() -> ObjectModerator:
             registry = DetectorRegistry.installed()
             path = policy_path()
             config = ActionConfig.from_environ()
+            final_after = final_attempt_after()
             location = recordings_location()
             s3 = build_s3_client()
             store = (
@@ -125,7 +137,9 @@ def moderator() -> ObjectModerator:
                 concurrency=1,
                 detector_timeout=detector_timeout(),
             )
-            _state = _State(ObjectModerator(moderating, s3, config, recordings=location))
+            _state = _State(
+                ObjectModerator(moderating, s3, config, recordings=location), final_after
+            )
             LOG.info(
                 json.dumps(
                     {
@@ -135,10 +149,11 @@ def moderator() -> ObjectModerator:
                         "digest": moderating.policy_digest,
                         "shadow": moderating.serving.shadow_digest,
                         "recordings": store.uri("") if store is not None else None,
+                        "final_attempt_after": final_after,
                     }
                 )
             )
-        return _state.moderator
+        return _state
 
 
 def reset() -> None:
@@ -153,13 +168,26 @@ def _log(outcome: Outcome) -> None:
     LOG.log(level, json.dumps(outcome.to_log(), sort_keys=True))
 
 
-def handle_s3_notification(event: Mapping[str, Any], mod: ObjectModerator) -> dict[str, Any]:
+def handle_s3_notification(
+    event: Mapping[str, Any],
+    mod: ObjectModerator,
+    *,
+    final_after: float | None = None,
+    redriven: bool = False,
+) -> dict[str, Any]:
+    """Decide the objects of an S3 notification. An attempt is the final one
+    (see :meth:`ObjectModerator.moderate`) for an event ``redriven`` from the
+    failed-events queue, or one at least ``final_after`` seconds old (None:
+    never by age)."""
+    now = datetime.datetime.now(datetime.UTC)
     outcomes: list[Outcome] = []
     for record in parse_s3_notification(event):
         if record.ref is None:
             LOG.info(json.dumps({"skipped": record.event_name, "reason": record.skipped}))
             continue
-        outcome = mod.moderate(record.ref)
+        age = record.age(now)
+        final = redriven or (final_after is not None and age is not None and age >= final_after)
+        outcome = mod.moderate(record.ref, final_attempt=final)
         _log(outcome)
         outcomes.append(outcome)
     retry = [o for o in outcomes if o.must_fail_invocation]
@@ -213,7 +241,8 @@ def handler(event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
     if is_batch_invocation(event):
         return handle_batch(event, moderator())
     if is_s3_notification(event):
-        return handle_s3_notification(event, moderator())
+        state = _started()
+        return handle_s3_notification(event, state.moderator, final_after=state.final_attempt_after)
     if is_failure_record(event):
         # a failed event fed back from the failed-events queue: decided as it was sent
         notification = failed_notification(event)
@@ -227,7 +256,8 @@ def handler(event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
                 }
             )
         )
-        return handle_s3_notification(notification, moderator())
+        # retried already, and exhausted or expired: its attempt is the final one
+        return handle_s3_notification(notification, moderator(), redriven=True)
     raise InvocationError(
         "the event is neither an S3 notification (Records), nor an S3 Batch Operations "
         "invocation (invocationSchemaVersion, tasks), nor a failed event from the "

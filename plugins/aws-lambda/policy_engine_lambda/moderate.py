@@ -21,7 +21,9 @@ as they fit, and the ones that do not are named in the message and listed,
 with their values, in the decision record (``tags_dropped``). The quarantined
 copy carries the same tags as the original; a copy whose tags S3 refuses is
 made without them (and that is said), so tags never keep an image out of
-quarantine.
+quarantine. Tags that cannot be read are none: the object is decided afresh
+and enforced, and its tags are left alone (ours would replace tags never
+seen), which is reported as a failed step.
 
 **Retries.** The tags are written last, so they mark an object whose steps all
 ran: an object that carries ``moderation-policy-digest`` equal to the current
@@ -37,7 +39,10 @@ written then if the crash lost it.
 
 * In a versioned bucket the object version is pinned (the event's
   ``versionId``, or the one HeadObject names). Rekognition reads that version
-  in place; the tags, the copy and the deletion name it.
+  in place; the tags, the copy and the deletion name it. The tags carry its
+  version id (``moderation-version-id``), and a decision is reused only for
+  the version they name: a copy into the bucket brings the tags of an object
+  elsewhere, but gets a new version id.
 * In an unversioned bucket (or for a ``null`` version) the content of a key
   can change at any moment, and S3 sets tags without a condition. The function
   reads the bytes itself (at most Rekognition's 15 MB for S3 objects) and
@@ -49,28 +54,40 @@ written then if the crash lost it.
   fails as temporary, so that a retry decides what the key holds now.
 
 A detector failure that may succeed later (throttling, a timeout) takes no
-action at all, so that the retry decides afresh; one that will not (a bad
-image) is decided by the policy's ``on_error``, as always, and its actions
-run: a failed detector never yields ``allow`` unless the policy says so.
+action at all, so that the retry decides afresh, until the final attempt
+(``final_attempt``: the event is older than ``FINAL_ATTEMPT_AFTER``, or was
+re-driven from the failed-events queue), where it is decided like one that
+will not (a bad image): by the policy's ``on_error``, and its actions run. Such
+a decision is tagged ``moderation-provisional`` and never reused. A failed
+detector never yields ``allow`` unless the policy says so.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
 import enum
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from policy_engine.decision import Decision
+from policy_engine.errors import InvalidDetectorResult
 from policy_engine.image import Image
 from policy_engine.model import Verdict
 from policy_engine.moderator import Moderator
-from policy_engine_lambda.config import RECORD_SUFFIX, ActionConfig, RecordingsLocation
+from policy_engine.recordings import RECORDING_FORMAT, recorded_responses
+from policy_engine_lambda.config import (
+    RECORD_SUFFIX,
+    ActionConfig,
+    RecordingsLocation,
+    fitted_key,
+)
 from policy_engine_lambda.events import ObjectRef, strip_etag
 from policy_engine_rekognition.images import S3_MAX_BYTES
 
@@ -80,13 +97,38 @@ DECISION_TAG = "moderation-decision"
 DIGEST_TAG = "moderation-policy-digest"
 CONTENT_TAG = "moderation-content-sha256"
 """The SHA-256 of the bytes decided, on objects of unversioned buckets."""
-MODERATION_TAGS = frozenset({DECISION_TAG, DIGEST_TAG, CONTENT_TAG})
+VERSION_TAG = "moderation-version-id"
+"""The version id of the object version decided, on objects of versioned
+buckets. A copy into the bucket (CopyObject, ``TaggingDirective=COPY``)
+brings the tags of an object elsewhere, forged ones included, but gets a
+version id nobody knows before it exists: tags are reused only when they
+name the version they sit on."""
+PROVISIONAL_TAG = "moderation-provisional"
+"""On an object decided by the policy's ``on_error`` on its final attempt,
+because a detector kept failing in a way a retry may fix (the codes, e.g.
+``timeout``): such a decision is enforced but never reused, so the next event
+or backfill asks the detectors again."""
+MODERATION_TAGS = frozenset({DECISION_TAG, DIGEST_TAG, CONTENT_TAG, VERSION_TAG, PROVISIONAL_TAG})
+_TAG_VALUE = re.compile(r"[\w .:/=+\-@]{1,256}\Z")
+"""What S3 takes as a tag value."""
+_TAG_UNSAFE = re.compile(r"[^\w .:/=+\-@]")
+QUARANTINED = frozenset({Verdict.REVIEW, Verdict.BLOCK})
+"""The decisions a quarantined copy can carry (an allowed image is never quarantined)."""
 MAX_TAGS = 10
 """S3's limit on tags per object."""
 READ_LIMIT = S3_MAX_BYTES
 """The most the function reads of an object of an unversioned bucket: more is
 too large for Rekognition anyway."""
 RECORD_FORMAT = "policy-engine-lambda-record/1"
+ORIGINAL_KEY_METADATA = "original-key"
+"""The metadata (``x-amz-meta-original-key``) of a quarantined copy whose key
+is a hash of the original's (too long for the quarantine prefix): the original
+key, URL-encoded; ``original-key-base64`` when that would be too long."""
+OWN_OUTPUT_LIMIT = 2 * 1024 * 1024
+"""The most read of an object named like a record or a recording to tell
+whether it is one: the function's are a few KB."""
+MAX_METADATA_VALUE = 1536
+"""S3 takes 2 KB of user metadata per object; room is left for the original's."""
 
 _MISSING = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
 _PRECONDITION = frozenset({"PreconditionFailed", "412"})
@@ -226,10 +268,19 @@ class _Found:
     """The ETag as S3's API returns it (quoted), as ``policy-engine check`` keys images."""
     size: int | None
     tags: dict[str, str]
+    """Its tags; empty when they could not be read (``tags_error``)."""
     data: bytes | None = field(default=None, repr=False)
     """The bytes read, in an unversioned bucket (None when over READ_LIMIT)."""
     sha256: str | None = None
     content_type: str | None = None
+    tags_error: Exception | None = None
+    """Why its tags could not be read: no decision is reused, and its tags are
+    not rewritten (that would replace tags the function never saw)."""
+    metadata: dict[str, str] = field(default_factory=dict)
+    """Its user metadata, kept by a copy that needs metadata of its own (see
+    :meth:`ObjectModerator._copy_metadata`), which must give it again."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Its content headers (:data:`CONTENT_HEADERS`), given again likewise."""
 
 
 @dataclass(slots=True)
@@ -282,14 +333,49 @@ class ObjectModerator:
     # --- where things go ---------------------------------------------------------------
 
     def skip_reason(self, ref: ObjectRef) -> str | None:
-        """Why ``ref`` is one of the function's own outputs and is not moderated,
-        as far as its name shows (a quarantined copy is known by its tags too:
-        see :meth:`in_quarantine`)."""
-        if ref.key.endswith(RECORD_SUFFIX):
+        """Why ``ref`` is one of the function's own outputs and is not moderated:
+        a decision record or a recording, known by its content (JSON in the
+        function's format, which no image can be), never by its name alone, since
+        anyone who may upload may use the name. A quarantined copy is known by
+        its tags (see :meth:`in_quarantine`). Reads the object only when its name
+        is one of those outputs'; raises :class:`ObjectGone` for a missing one."""
+        if ref.key.endswith(RECORD_SUFFIX) and self._holds_json(ref, _is_record):
             return "a decision record"
-        if self.recordings is not None and self.recordings.holds(ref.bucket, ref.key):
+        if (
+            self.recordings is not None
+            and self.recordings.holds(ref.bucket, ref.key)
+            and self._holds_json(ref, _is_recording)
+        ):
             return "a recording of detector responses"
         return None
+
+    def _holds_json(self, ref: ObjectRef, check: Callable[[Any], bool]) -> bool:
+        """Whether the object is a JSON document that passes ``check``. One that
+        cannot be read, is larger than OWN_OUTPUT_LIMIT or is not JSON is not,
+        and so is moderated: whatever cannot be proven the function's own is."""
+        version = {} if ref.version_id in (None, "null") else {"VersionId": ref.version_id}
+        try:
+            answer = self.s3.get_object(Bucket=ref.bucket, Key=ref.key, **version)
+            body = answer["Body"]
+            try:
+                data = body.read(OWN_OUTPUT_LIMIT + 1)
+            finally:
+                body.close()
+        except Exception as exc:
+            if is_missing(exc):
+                raise ObjectGone(f"no such object {ref.uri}") from exc
+            LOG.warning(
+                "cannot read %s to tell whether it is the function's own: %s",
+                ref.uri,
+                describe(exc),
+            )
+            return False
+        if len(data) > OWN_OUTPUT_LIMIT:
+            return False
+        try:
+            return check(json.loads(data))
+        except (ValueError, RecursionError):
+            return False
 
     def in_quarantine(self, ref: ObjectRef) -> bool:
         """Whether ``ref`` is where quarantined copies go. Only an object there
@@ -306,17 +392,17 @@ class ObjectModerator:
     def quarantine_location(self, ref: ObjectRef) -> tuple[str, str]:
         return (
             self.config.quarantine_bucket or ref.bucket,
-            self.config.quarantine_prefix + ref.key,
+            fitted_key(self.config.quarantine_prefix, ref.key),
         )
 
     def record_location(self, ref: ObjectRef) -> tuple[str, str] | None:
         config = self.config
         if config.records == "beside":
-            return ref.bucket, ref.key + RECORD_SUFFIX
+            return ref.bucket, fitted_key("", ref.key, RECORD_SUFFIX)
         if config.records == "prefix":
             return (
                 config.results_bucket or ref.bucket,
-                config.results_prefix + ref.key + RECORD_SUFFIX,
+                fitted_key(config.results_prefix, ref.key, RECORD_SUFFIX),
             )
         return None
 
@@ -336,6 +422,20 @@ class ObjectModerator:
             raise
         return {tag["Key"]: tag["Value"] for tag in answer.get("TagSet", ())}
 
+    def _tags_if_readable(
+        self, bucket: str, key: str, version_id: str | None
+    ) -> tuple[dict[str, str], Exception | None]:
+        """The object's tags, or none and why they could not be read. Tags are
+        bookkeeping: an object whose tags cannot be read (no
+        s3:GetObjectTagging, throttling) is still decided and enforced."""
+        try:
+            return self._tags_of(bucket, key, version_id), None
+        except ObjectGone:
+            raise
+        except Exception as exc:
+            LOG.warning("cannot read the tags of s3://%s/%s: %s", bucket, key, describe(exc))
+            return {}, exc
+
     def _find(self, ref: ObjectRef) -> _Found:
         requested = None if ref.version_id == "null" else ref.version_id
         try:
@@ -352,12 +452,16 @@ class ObjectModerator:
             return self._read(ref)
         size = head.get("ContentLength")
         etag = head.get("ETag")
+        tags, tags_error = self._tags_if_readable(ref.bucket, ref.key, version)
         return _Found(
             version,
             strip_etag(etag),
             etag if isinstance(etag, str) and etag else None,
             size if isinstance(size, int) else None,
-            self._tags_of(ref.bucket, ref.key, version),
+            tags,
+            tags_error=tags_error,
+            metadata=_metadata(head),
+            headers=_content_headers(head),
         )
 
     def _read(self, ref: ObjectRef) -> _Found:
@@ -382,15 +486,19 @@ class ObjectModerator:
             size = len(data) if data is not None else size
         etag = answer.get("ETag")
         content_type = answer.get("ContentType")
+        tags, tags_error = self._tags_if_readable(ref.bucket, ref.key, None)
         return _Found(
             None,
             strip_etag(etag),
             etag if isinstance(etag, str) and etag else None,
             size if isinstance(size, int) else None,
-            self._tags_of(ref.bucket, ref.key, None),
+            tags,
             data,
             hashlib.sha256(data).hexdigest() if data is not None else None,
             content_type if isinstance(content_type, str) else None,
+            tags_error,
+            _metadata(answer),
+            _content_headers(answer),
         )
 
     def _exists_with_etag(self, bucket: str, key: str, etag: str | None) -> bool:
@@ -431,14 +539,19 @@ class ObjectModerator:
 
     # --- the decision -----------------------------------------------------------------
 
-    def moderate(self, ref: ObjectRef) -> Outcome:
+    def moderate(self, ref: ObjectRef, *, final_attempt: bool = False) -> Outcome:
         """Decide ``ref`` (or reuse its decision) and apply the actions; never
-        raises: every failure is an :class:`Outcome` with its status."""
-        skipped = self.skip_reason(ref)
-        if skipped is not None:
-            return Outcome(ref, Status.SUCCEEDED, f"skipped: {skipped}")
+        raises: every failure is an :class:`Outcome` with its status.
+
+        ``final_attempt``: no retry will follow (the event is old enough, or
+        re-driven from the failed-events queue), so a detector failure that a
+        retry might fix is decided by the policy's ``on_error`` and enforced,
+        like one that will not, instead of taking no action."""
         try:
-            return self._moderate(ref)
+            skipped = self.skip_reason(ref)
+            if skipped is not None:
+                return Outcome(ref, Status.SUCCEEDED, f"skipped: {skipped}")
+            return self._moderate(ref, final_attempt)
         except ObjectGone as exc:
             return self._gone(ref, str(exc))
         except Exception as exc:
@@ -499,30 +612,37 @@ class ObjectModerator:
         except Exception as exc:
             steps.fail("record not written", exc)
 
-    def _moderate(self, ref: ObjectRef) -> Outcome:
+    def _moderate(self, ref: ObjectRef, final_attempt: bool) -> Outcome:
         if self.in_quarantine(ref):
-            tags = self._tags_of(ref.bucket, ref.key, ref.version_id)
-            if DECISION_TAG in tags and DIGEST_TAG in tags:
+            # tags that cannot be read prove nothing: the object is then moderated
+            tags, _ = self._tags_if_readable(ref.bucket, ref.key, ref.version_id)
+            # and tags that say "allow" are no copy's: never skip an upload as allowed
+            if DIGEST_TAG in tags and _verdict(tags.get(DECISION_TAG)) in QUARANTINED:
                 return Outcome(ref, Status.SUCCEEDED, "skipped: a quarantined copy")
         found = self._find(ref)
         pinned = ObjectRef(ref.bucket, ref.key, found.version_id, found.size, found.etag)
         verdict = self._reusable(found)
         decision: Decision | None = None
         failure: str | None = None
+        provisional: str | None = None
         if verdict is None:
             decision = self.moderator.check(
                 self._image(pinned, found), context=_context(pinned, found)
             )
-            retryable = [f for f in decision.failures if f.retryable]
-            if retryable:
-                codes = ", ".join(sorted({f.code for f in retryable}))
-                message = f"retryable detector failure ({codes}): {retryable[0].error}"
+            retryable = sorted({f.code for f in decision.failures if f.retryable})
+            if retryable and not final_attempt:
+                # no action: the retry decides afresh
+                first = next(f for f in decision.failures if f.retryable)
+                message = f"retryable detector failure ({', '.join(retryable)}): {first.error}"
                 return Outcome(pinned, Status.TEMPORARY_FAILURE, message)
+            if retryable:
+                provisional = "+".join(retryable)
             if decision.failures:
                 codes = ", ".join(sorted({f.code for f in decision.failures}))
-                failure = f"detector failure ({codes}): {decision.failures[0].error}"
+                final = " on the final attempt, decided by on_error" if retryable else ""
+                failure = f"detector failure ({codes}){final}: {decision.failures[0].error}"
             verdict = decision.decision
-        steps = self._act(pinned, found, verdict, decision)
+        steps = self._act(pinned, found, verdict, decision, provisional)
         reused = decision is None
         head = f"{verdict.value} ({'reused, ' if reused else ''}policy {self.digest[:19]})"
         status = steps.status
@@ -552,31 +672,51 @@ class ObjectModerator:
 
     def _reusable(self, found: _Found) -> Verdict | None:
         tags = found.tags
+        if found.tags_error is not None:
+            return None  # unknown tags: decided afresh
+        if PROVISIONAL_TAG in tags:
+            return None  # on_error's, for want of an answer: ask the detectors again
         if tags.get(DIGEST_TAG) != self.digest:
             return None
         if found.version_id is None and (
             found.sha256 is None or tags.get(CONTENT_TAG) != found.sha256
         ):
             return None  # the tags of other bytes (or of none the function could read)
+        if found.version_id is not None and tags.get(VERSION_TAG) != found.version_id:
+            return None  # the tags of another version, copied here with it (or forged)
         return _verdict(tags.get(DECISION_TAG))
 
     # --- the actions: enforcement first, then bookkeeping ------------------------------
 
-    def _moderation_tags(self, found: _Found, verdict: Verdict) -> dict[str, str]:
+    def _moderation_tags(
+        self, found: _Found, verdict: Verdict, provisional: str | None
+    ) -> dict[str, str]:
         tags = {DECISION_TAG: verdict.value, DIGEST_TAG: self.digest}
+        if provisional is not None:
+            tags[PROVISIONAL_TAG] = _TAG_UNSAFE.sub("-", provisional)[:256]
         if found.version_id is None and found.sha256 is not None:
             tags[CONTENT_TAG] = found.sha256
+        if found.version_id is not None and _TAG_VALUE.match(found.version_id):
+            tags[VERSION_TAG] = found.version_id  # else never reused: decided again
         return tags
 
     def _act(
-        self, ref: ObjectRef, found: _Found, verdict: Verdict, decision: Decision | None
+        self,
+        ref: ObjectRef,
+        found: _Found,
+        verdict: Verdict,
+        decision: Decision | None,
+        provisional: str | None = None,
     ) -> _Steps:
         steps = _Steps(ref)
-        tags, dropped = fit_tags(found.tags, self._moderation_tags(found, verdict))
+        ours = self._moderation_tags(found, verdict, provisional)
+        tags, dropped = fit_tags(found.tags, ours)
         quarantine = verdict in self.config.quarantine_on
         copying = quarantine and not self.in_quarantine(ref)
         if not (self.config.tag or copying):
             dropped = {}  # no tags are written anywhere
+        if found.tags_error is not None and copying:
+            steps.done.append("its own tags could not be read: the copy carries none of them")
         if dropped:
             steps.done.append(
                 f"own tags dropped to make room for the moderation tags (S3 allows "
@@ -611,33 +751,56 @@ class ObjectModerator:
                         decision,
                         steps.done,
                         dropped,
+                        provisional=provisional,
                     )
                     steps.done.append(f"record s3://{where[0]}/{where[1]}")
             except Exception as exc:
                 steps.fail("record not written", exc)
-        if self.config.tag and not gone and tags != found.tags:
+        if self.config.tag and not gone and found.tags_error is not None:
+            # writing the tags would replace the object's own, unseen, for good
+            steps.fail("not tagged: its tags could not be read", found.tags_error)
+        elif self.config.tag and not gone and tags != found.tags:
             try:
                 self._tag(ref, found, tags, steps)
             except Exception as exc:
                 steps.fail("not tagged", exc)
         return steps
 
+    def _copy_metadata(self, ref: ObjectRef, key: str) -> dict[str, str]:
+        """Metadata a copy needs of its own: the original key, when the copy's
+        key is a hash of it (too long for the quarantine prefix). URL-encoded
+        as S3 events give keys, or, if that is too long for S3's 2 KB of
+        metadata, base64 (UTF-8)."""
+        if key == self.config.quarantine_prefix + ref.key:
+            return {}
+        encoded = quote(ref.key, safe="/")
+        if len(encoded) <= MAX_METADATA_VALUE:
+            return {ORIGINAL_KEY_METADATA: encoded}
+        raw = ref.key.encode("utf-8", "surrogatepass")
+        return {ORIGINAL_KEY_METADATA + "-base64": base64.b64encode(raw).decode("ascii")}
+
     def _quarantine(
         self, ref: ObjectRef, found: _Found, tags: Mapping[str, str], steps: _Steps
     ) -> None:
-        """Put the decided bytes in quarantine, with ``tags`` if S3 takes them."""
+        """Put the decided bytes in quarantine, with ``tags`` and the metadata
+        it needs if S3 takes them: bookkeeping never keeps an image out of
+        quarantine, so a copy S3 refuses with them is made without them."""
         bucket, key = self.quarantine_location(ref)
-        write: Callable[[dict[str, str]], object]
+        own = self._copy_metadata(ref, key)
+        write: Callable[[dict[str, str], dict[str, str]], object]
         expected: str | None
         if found.data is not None:
             data = found.data
             # the bytes decided, whatever the key holds by now
             expected = hashlib.md5(data, usedforsecurity=False).hexdigest()
-            content_type = found.content_type or "application/octet-stream"
+            headers = {"ContentType": "application/octet-stream", **found.headers}
 
-            def write(tagging: dict[str, str]) -> object:
+            def write(tagging: dict[str, str], metadata: dict[str, str]) -> object:
+                extra: dict[str, Any] = {}
+                if metadata:  # the original's metadata too, as a copy keeps it
+                    extra = {"Metadata": {**found.metadata, **metadata}}
                 return self.s3.put_object(
-                    Bucket=bucket, Key=key, Body=data, ContentType=content_type, **tagging
+                    Bucket=bucket, Key=key, Body=data, **headers, **extra, **tagging
                 )
 
         else:
@@ -645,13 +808,21 @@ class ObjectModerator:
             source = {"Bucket": ref.bucket, "Key": ref.key, **self._version_args(ref.version_id)}
             condition = {"CopySourceIfMatch": found.etag_header} if found.etag_header else {}
 
-            def write(tagging: dict[str, str]) -> object:
+            def write(tagging: dict[str, str], metadata: dict[str, str]) -> object:
+                replaced: dict[str, Any] = {}
+                if metadata:  # REPLACE keeps nothing: the original's are given again
+                    replaced = {
+                        "MetadataDirective": "REPLACE",
+                        "Metadata": {**found.metadata, **metadata},
+                        **found.headers,
+                    }
                 return self.s3.copy_object(
                     CopySource=source,
                     Bucket=bucket,
                     Key=key,
                     TaggingDirective="REPLACE",
                     **condition,
+                    **replaced,
                     **tagging,
                 )
 
@@ -663,17 +834,27 @@ class ObjectModerator:
                 raise
             # cannot look (no s3:GetObject there?): copy anyway, at worst a second version
             LOG.warning("cannot look for s3://%s/%s: %s", bucket, key, describe(exc))
-        try:
-            write({"Tagging": urlencode(tags)})
-        except Exception as exc:
-            if classify(exc) is Status.TEMPORARY_FAILURE or is_missing(exc):
-                raise
-            # the tags must never keep an image out of quarantine
-            write({})
+        tagging = {"Tagging": urlencode(tags)}
+        # with everything, then without the metadata, then without the tags too
+        attempts = [(True, bool(own)), (True, False), (False, False)][0 if own else 1 :]
+        refused: BaseException | None = None
+        for with_tags, with_metadata in attempts:
+            try:
+                write(tagging if with_tags else {}, own if with_metadata else {})
+            except Exception as exc:
+                if classify(exc) is Status.TEMPORARY_FAILURE or is_missing(exc):
+                    raise
+                refused = refused or exc
+                continue
             steps.done.append(f"quarantined to s3://{bucket}/{key}")
-            steps.fail("the quarantined copy is untagged", exc)
+            if refused is not None:
+                lacking = ([] if with_tags else ["is untagged"]) + (
+                    ["lacks the original key in its metadata"] if own and not with_metadata else []
+                )
+                steps.fail(f"the quarantined copy {' and '.join(lacking)}", refused)
             return
-        steps.done.append(f"quarantined to s3://{bucket}/{key}")
+        assert refused is not None
+        raise refused
 
     def _delete(self, ref: ObjectRef, found: _Found, steps: _Steps) -> bool:
         """Delete the original; whether it is gone."""
@@ -735,6 +916,7 @@ class ObjectModerator:
         *,
         note: str | None = None,
         digest: str | None = None,
+        provisional: str | None = None,
     ) -> None:
         record: dict[str, Any] = {
             "format": RECORD_FORMAT,
@@ -751,6 +933,11 @@ class ObjectModerator:
             record["sha256"] = found.sha256
         if dropped:
             record["tags_dropped"] = dict(dropped)
+        if provisional is not None:
+            record["provisional"] = (
+                f"decided by the policy's on_error on the final attempt ({provisional}): "
+                "the next event or backfill asks the detectors again"
+            )
         if decision is not None:
             record.update(decision.to_dict())
         else:  # decided earlier (the tags say so), and that record was lost
@@ -768,6 +955,38 @@ class ObjectModerator:
             Body=json.dumps(record, indent=1, sort_keys=True).encode("utf-8"),
             ContentType="application/json",
         )
+
+
+CONTENT_HEADERS = ("ContentType", "CacheControl", "ContentDisposition", "ContentEncoding")
+"""What a copy that replaces the metadata must give again (CopyObject's
+``MetadataDirective=REPLACE`` keeps none of them)."""
+
+
+def _metadata(answer: Mapping[str, Any]) -> dict[str, str]:
+    found = answer.get("Metadata")
+    if not isinstance(found, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in found.items()}
+
+
+def _content_headers(answer: Mapping[str, Any]) -> dict[str, str]:
+    return {name: answer[name] for name in CONTENT_HEADERS if isinstance(answer.get(name), str)}
+
+
+def _is_record(document: Any) -> bool:
+    """A decision record the function wrote (its ``format``)."""
+    return isinstance(document, dict) and document.get("format") == RECORD_FORMAT
+
+
+def _is_recording(document: Any) -> bool:
+    """A recording of detector responses, as the function writes them."""
+    if not isinstance(document, dict) or document.get("format") != RECORDING_FORMAT:
+        return False
+    try:
+        recorded_responses(document, "recording")
+    except InvalidDetectorResult:
+        return False
+    return True
 
 
 def _verdict(value: str | None) -> Verdict | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,14 @@ def load_event(name: str) -> dict[str, Any]:
     return copy.deepcopy(event)
 
 
-def s3_event(key_encoded: str, version: str | None, size: int = len(JPEG)) -> dict[str, Any]:
-    """The S3 notification fixture, for this (URL-encoded) key and version."""
+def s3_event(
+    key_encoded: str, version: str | None, size: int = len(JPEG), *, age: float = 0.0
+) -> dict[str, Any]:
+    """The S3 notification fixture, for this (URL-encoded) key and version,
+    made ``age`` seconds ago."""
     event = load_event("s3-object-created.json")
+    made = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=age)
+    event["Records"][0]["eventTime"] = made.isoformat(timespec="milliseconds")
     obj = event["Records"][0]["s3"]["object"]
     obj["key"] = key_encoded
     obj["size"] = size
@@ -45,6 +51,31 @@ def s3_event(key_encoded: str, version: str | None, size: int = len(JPEG)) -> di
     else:
         obj["versionId"] = version
     return event
+
+
+def destination_record(event: dict[str, Any]) -> dict[str, Any]:
+    """What Lambda sends to the on-failure destination once an asynchronous
+    invocation has exhausted its retries (the documented record)."""
+    return {
+        "version": "1.0",
+        "timestamp": "2024-05-02T10:18:42.123Z",
+        "requestContext": {
+            "requestId": "e4b46cbf-b738-xmpl-8880-a18cdf61200e",
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:stack-moderator:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3,
+        },
+        "requestPayload": event,
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "responsePayload": {
+            "errorMessage": "1 object(s) to retry",
+            "errorType": "RetryableFailure",
+        },
+    }
 
 
 def batch_event(schema: str, *tasks: tuple[str, str | None]) -> dict[str, Any]:
@@ -93,12 +124,18 @@ class Crash(BaseException):
     own handling runs after it."""
 
 
+MAX_KEY_BYTES = 1024
+"""S3's limit on a key (UTF-8 bytes), which moto does not enforce."""
+
+
 class ScriptedS3:
     """moto's client with scripted faults, for what moto cannot do on its own.
 
     ``before[method]`` runs (once) with the call's arguments before the call,
     ``after[method]`` (once) after it; ``faults[method]`` is a list of
-    exceptions raised, one per call, instead of the call."""
+    exceptions raised, one per call, instead of the call. A request naming a
+    ``Key`` longer than S3's 1,024 UTF-8 bytes fails with ``KeyTooLongError``,
+    as S3 answers it."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -120,6 +157,9 @@ class ScriptedS3:
             faults = self.faults.get(name)
             if faults:
                 raise faults.pop(0)
+            key = kwargs.get("Key")
+            if isinstance(key, str) and len(key.encode("utf-8")) > MAX_KEY_BYTES:
+                raise client_error("KeyTooLongError", name)
             answer = attribute(**kwargs)
             hook = self.after.pop(name, None)
             if hook is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,13 @@ def test_s3_notification_keys_are_url_decoded() -> None:
     assert record.ref.size == 104
     assert record.ref.etag == "0123456789abcdef0123456789abcdef"
     assert record.event_name == "ObjectCreated:Put"
+    # eventTime, which tells a final attempt (FINAL_ATTEMPT_AFTER); unreadable: unknown
+    assert record.event_time == datetime.datetime(2024, 5, 2, 10, 15, 42, 123000, datetime.UTC)
+    assert record.age(datetime.datetime(2024, 5, 2, 10, 30, 42, 123000, datetime.UTC)) == 900
+    event = load_event("s3-object-created.json")
+    event["Records"][0]["eventTime"] = "yesterday"
+    (unknown,) = parse_s3_notification(event)
+    assert unknown.event_time is None and unknown.age(datetime.datetime.now(datetime.UTC)) is None
 
 
 def test_other_events_are_refused() -> None:

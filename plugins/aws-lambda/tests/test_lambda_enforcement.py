@@ -24,7 +24,7 @@ from lambda_helpers import (
 from policy_engine_lambda import handler as lambda_handler
 from policy_engine_lambda.config import DEFAULT_POLICY
 from policy_engine_lambda.handler import RetryableFailure, handler
-from policy_engine_lambda.moderate import DECISION_TAG, DIGEST_TAG, MAX_TAGS, fit_tags
+from policy_engine_lambda.moderate import DECISION_TAG, DIGEST_TAG, MAX_TAGS, VERSION_TAG, fit_tags
 
 from policy_engine.loader import load_policy
 from policy_engine.plugins import DetectorRegistry
@@ -34,7 +34,11 @@ DIGEST = load_policy(DEFAULT_POLICY, registry=DetectorRegistry.installed()).dige
 KEY = "uploads/fight.jpg"
 COPY = "quarantine/" + KEY
 RECORD = KEY + ".moderation.json"
-BLOCKED = {DECISION_TAG: "block", DIGEST_TAG: DIGEST}
+
+
+def blocked(version: str) -> dict[str, str]:
+    """The moderation tags of the object version ``version``, blocked."""
+    return {DECISION_TAG: "block", DIGEST_TAG: DIGEST, VERSION_TAG: version}
 
 
 def uri(key: str, version: str) -> str:
@@ -72,7 +76,7 @@ def unfinished(event: dict[str, Any]) -> dict[str, Any]:
 
 def test_fit_tags_gives_the_moderation_tags_precedence() -> None:
     ours = {DECISION_TAG: "block", DIGEST_TAG: DIGEST}
-    own = {**own_tags(9), DECISION_TAG: "allow"}  # a stale decision is replaced, not kept
+    own = {**own_tags(9), DECISION_TAG: "allow", VERSION_TAG: "v0"}  # stale: replaced or gone
 
     tags, dropped = fit_tags(own, ours)
 
@@ -100,11 +104,11 @@ def test_a_blocked_object_with_nine_tags_is_quarantined_and_deleted(
     assert (result["status"], result["decision"]) == ("Succeeded", "block"), result
     assert versions_of(s3, BUCKET, KEY) == []  # the violent original is gone
     # the copy carries the moderation tags and the object's own tags as far as they fit
-    assert tags_of(s3, COPY, bucket=QUARANTINE) == {**own_tags(8), **BLOCKED}
+    assert tags_of(s3, COPY, bucket=QUARANTINE) == {**own_tags(7), **blocked(version)}
     record = read_json(s3, BUCKET, RECORD)
     assert record["decision"] == "block"
-    assert record["tags_dropped"] == {"tag8": "value 8"}
-    assert "tag8" in result["message"]
+    assert record["tags_dropped"] == {"tag7": "value 7", "tag8": "value 8"}
+    assert "tag7, tag8" in result["message"]
 
 
 def test_a_blocked_object_kept_in_place_is_tagged_block_before_its_own_tags(
@@ -116,9 +120,10 @@ def test_a_blocked_object_kept_in_place_is_tagged_block_before_its_own_tags(
     (result,) = handler(s3_event(KEY, version), None)["results"]
 
     assert result["status"] == "Succeeded", result
-    assert tags_of(s3, KEY, version) == {**own_tags(8), **BLOCKED}
-    assert tags_of(s3, COPY, bucket=QUARANTINE) == {**own_tags(8), **BLOCKED}
+    assert tags_of(s3, KEY, version) == {**own_tags(7), **blocked(version)}
+    assert tags_of(s3, COPY, bucket=QUARANTINE) == {**own_tags(7), **blocked(version)}
     assert read_json(s3, BUCKET, RECORD)["tags_dropped"] == {
+        "tag7": "value 7",
         "tag8": "value 8",
         "tag9": "value 9",
     }
@@ -165,7 +170,7 @@ def test_a_failed_record_never_stops_the_quarantine(
     assert (result["status"], result["decision"]) == ("PermanentFailure", "block")
     assert "record not written" in result["message"] and "NoSuchBucket" in result["message"]
     assert versions_of(s3, BUCKET, KEY) == []
-    assert tags_of(s3, COPY, bucket=QUARANTINE) == BLOCKED
+    assert tags_of(s3, COPY, bucket=QUARANTINE) == blocked(version)
 
 
 def test_a_failed_copy_keeps_the_original_and_still_marks_it_blocked(
@@ -188,7 +193,7 @@ def test_a_failed_copy_keeps_the_original_and_still_marks_it_blocked(
     assert "NOT quarantined" in result["message"]
     assert "original kept" in result["message"]
     assert len(versions_of(s3, BUCKET, KEY)) == 1  # never deleted without its copy
-    assert tags_of(s3, KEY, version) == BLOCKED  # fail closed: the object says block
+    assert tags_of(s3, KEY, version) == blocked(version)  # fail closed: the object says block
     assert read_json(s3, BUCKET, RECORD)["decision"] == "block"
 
 
@@ -231,8 +236,65 @@ def test_a_throttled_bookkeeping_step_is_retried_after_the_enforcement(
 
     (result,) = handler(s3_event(KEY, version), None)["results"]  # Lambda's retry
     assert result["status"] == "Succeeded"
-    assert tags_of(s3, KEY, version) == BLOCKED
+    assert tags_of(s3, KEY, version) == blocked(version)
     assert len(versions_of(s3, QUARANTINE, COPY)) == 1
+
+
+@pytest.mark.parametrize("delete", [False, True])
+def test_unreadable_tags_never_stop_the_decision_and_the_quarantine(
+    s3: Any,
+    fake: FakeRekognition,
+    put: Callable[..., str],
+    scripted: ScriptedS3,
+    monkeypatch: pytest.MonkeyPatch,
+    quarantine_bucket: None,
+    delete: bool,
+) -> None:
+    """GetObjectTagging refused: the tags are bookkeeping, so the object is
+    decided afresh and quarantined, and its tags, which the function never saw,
+    are left as they are (rewriting them would replace them for good)."""
+    monkeypatch.setenv("DELETE_ORIGINAL", str(delete).lower())
+    version = put(KEY, tags=f"owner=alice&{DECISION_TAG}=allow&{DIGEST_TAG}={DIGEST}")
+    fake.respond(uri(KEY, version), VIOLENT)
+    denied = client_error("AccessDenied", "GetObjectTagging", 403)
+    scripted.faults["get_object_tagging"] = [denied] * 10
+
+    event = s3_event(KEY, version)
+    if delete:  # nothing left to tag: done
+        (result,) = handler(event, None)["results"]
+        assert result["status"] == "Succeeded", result
+        assert versions_of(s3, BUCKET, KEY) == []
+    else:
+        result = unfinished(event)
+        assert result["status"] == "PermanentFailure", result
+        assert "FAILED: not tagged: its tags could not be read" in result["message"]
+        assert "AccessDenied" in result["message"]
+        assert tags_of(s3, KEY, version)["owner"] == "alice"
+    assert (result["decision"], result["reused"]) == ("block", False)
+    assert fake.call_count() == 1  # the tags' "allow" was not seen, let alone reused
+    assert tags_of(s3, COPY, bucket=QUARANTINE) == blocked(version)  # own tags unknown: none copied
+    assert read_json(s3, BUCKET, RECORD)["decision"] == "block"
+
+
+def test_unreadable_tags_of_an_object_kept_in_place_are_left_alone(
+    s3: Any,
+    fake: FakeRekognition,
+    put: Callable[..., str],
+    scripted: ScriptedS3,
+) -> None:
+    """With the copies in the same bucket, the quarantine-prefix check reads
+    tags too: tags it cannot read prove nothing, and the object is moderated."""
+    version = put(COPY, tags="owner=alice")
+    fake.respond(uri(COPY, version), VIOLENT)
+    throttled = client_error("SlowDown", "GetObjectTagging", 503)
+    scripted.faults["get_object_tagging"] = [throttled] * 10
+
+    result = unfinished(s3_event(COPY, version))
+
+    assert (result["status"], result["decision"]) == ("TemporaryFailure", "block"), result
+    assert "SlowDown" in result["message"]
+    assert tags_of(s3, COPY, version) == {"owner": "alice"}
+    assert read_json(s3, BUCKET, COPY + ".moderation.json")["decision"] == "block"
 
 
 # --- a crash at any step ---------------------------------------------------------------------
@@ -275,12 +337,12 @@ def test_a_retry_after_a_crash_at_any_step_ends_enforced(
 
     assert result["status"] == "Succeeded", result
     assert len(versions_of(s3, QUARANTINE, COPY)) == 1
-    assert tags_of(s3, COPY, bucket=QUARANTINE) == {"owner": "alice", **BLOCKED}
+    assert tags_of(s3, COPY, bucket=QUARANTINE) == {"owner": "alice", **blocked(version)}
     assert read_json(s3, BUCKET, RECORD)["decision"] == "block"
     if delete:
         assert versions_of(s3, BUCKET, KEY) == []
     else:
-        assert tags_of(s3, KEY, version) == {"owner": "alice", **BLOCKED}
+        assert tags_of(s3, KEY, version) == {"owner": "alice", **blocked(version)}
     assert fake.call_count() <= 2
 
 
@@ -299,7 +361,7 @@ def test_an_upload_under_the_quarantine_prefix_is_moderated(
     (result,) = handler(s3_event(COPY, version), None)["results"]
 
     assert (result["status"], result["decision"]) == ("Succeeded", "block"), result
-    assert tags_of(s3, COPY, version) == BLOCKED
+    assert tags_of(s3, COPY, version) == blocked(version)
     assert versions_of(s3, BUCKET, "quarantine/" + COPY) == []  # not copied again
     # and the function's own copies are still skipped
     other = "uploads/other.jpg"
@@ -310,6 +372,20 @@ def test_an_upload_under_the_quarantine_prefix_is_moderated(
     (skipped,) = handler(s3_event("quarantine/" + other, copy["VersionId"]), None)["results"]
     assert skipped["message"] == "skipped: a quarantined copy"
     assert fake.call_count() == 2
+
+
+def test_an_upload_under_the_quarantine_prefix_tagged_allow_is_moderated(
+    s3: Any, fake: FakeRekognition, put: Callable[..., str]
+) -> None:
+    """A quarantined copy is never "allow": tags that say so (forged, or copied
+    in from elsewhere) are no copy's, and never let an upload skip moderation."""
+    version = put(COPY, tags=f"{DECISION_TAG}=allow&{DIGEST_TAG}={DIGEST}")
+    fake.respond(uri(COPY, version), VIOLENT)
+
+    (result,) = handler(s3_event(COPY, version), None)["results"]
+
+    assert (result["decision"], result["reused"]) == ("block", False), result
+    assert tags_of(s3, COPY, version) == blocked(version)
 
 
 def test_an_upload_under_the_results_prefix_is_moderated(

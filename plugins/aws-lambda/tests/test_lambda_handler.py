@@ -13,6 +13,7 @@ from lambda_helpers import (
     QUARANTINE,
     VIOLENT,
     batch_event,
+    destination_record,
     read_json,
     s3_event,
     tags_of,
@@ -22,7 +23,7 @@ from policy_engine_lambda import handler as lambda_handler
 from policy_engine_lambda.config import DEFAULT_POLICY
 from policy_engine_lambda.events import InvocationError
 from policy_engine_lambda.handler import RetryableFailure, handler
-from policy_engine_lambda.moderate import DECISION_TAG, DIGEST_TAG
+from policy_engine_lambda.moderate import DECISION_TAG, DIGEST_TAG, VERSION_TAG
 
 from policy_engine.loader import load_policy
 from policy_engine.plugins import DetectorRegistry
@@ -71,6 +72,7 @@ def test_s3_event_decides_in_place_tags_and_writes_the_record(
         "team": "photos",
         DECISION_TAG: "allow",
         DIGEST_TAG: DIGEST,
+        VERSION_TAG: version,
     }
     record = read_json(s3, BUCKET, KEY + ".moderation.json")
     assert record["decision"] == "allow"
@@ -94,7 +96,11 @@ def test_block_is_quarantined_and_the_original_deleted_when_enabled(
     (result,) = answer["results"]
     assert result["decision"] == "block" and result["status"] == "Succeeded"
     copy_key = "quarantine/" + KEY
-    assert tags_of(s3, copy_key, bucket=QUARANTINE) == {DECISION_TAG: "block", DIGEST_TAG: DIGEST}
+    assert tags_of(s3, copy_key, bucket=QUARANTINE) == {
+        DECISION_TAG: "block",
+        DIGEST_TAG: DIGEST,
+        VERSION_TAG: version,
+    }
     original = s3.head_object(Bucket=BUCKET, Key=KEY + ".moderation.json")
     assert original["ContentType"] == "application/json"
     # the blocked version itself is gone for good, not hidden behind a delete marker
@@ -145,7 +151,14 @@ def test_a_retry_after_a_crash_reapplies_only_the_missing_actions(
     """The first attempt wrote the record and the tags, then died before the copy."""
     monkeypatch.setenv("QUARANTINE_BUCKET", QUARANTINE)
     monkeypatch.setenv("DELETE_ORIGINAL", "true")
-    version = put(KEY, tags=f"{DECISION_TAG}=block&{DIGEST_TAG}={DIGEST}")
+    version = put(KEY)
+    tags = {DECISION_TAG: "block", DIGEST_TAG: DIGEST, VERSION_TAG: version}
+    s3.put_object_tagging(
+        Bucket=BUCKET,
+        Key=KEY,
+        VersionId=version,
+        Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+    )
     s3.put_object(Bucket=BUCKET, Key=KEY + ".moderation.json", Body=b"{}")
 
     (result,) = handler(s3_event(KEY_IN_EVENT, version), None)["results"]
@@ -164,6 +177,39 @@ def test_a_retry_after_a_crash_reapplies_only_the_missing_actions(
     assert len(versions_of(s3, QUARANTINE, "quarantine/" + KEY)) == 1
 
 
+def test_tags_copied_in_from_another_bucket_are_never_reused(
+    s3: Any, fake: FakeRekognition, put: Callable[..., str]
+) -> None:
+    """A CopyObject (TaggingDirective=COPY) from a bucket of the copier's brings
+    forged moderation tags, the current digest included, and sends no tag keys
+    a bucket policy could see; the copy's version id is one nobody knew."""
+    elsewhere = "amzn-s3-demo-elsewhere"
+    s3.create_bucket(Bucket=elsewhere)
+    s3.put_bucket_versioning(Bucket=elsewhere, VersioningConfiguration={"Status": "Enabled"})
+    forged = put(KEY, bucket=elsewhere)
+    tags = {DECISION_TAG: "allow", DIGEST_TAG: DIGEST, VERSION_TAG: forged}
+    s3.put_object_tagging(
+        Bucket=elsewhere,
+        Key=KEY,
+        VersionId=forged,
+        Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+    )
+    copied = s3.copy_object(
+        CopySource={"Bucket": elsewhere, "Key": KEY, "VersionId": forged},
+        Bucket=BUCKET,
+        Key=KEY,
+        TaggingDirective="COPY",
+    )["VersionId"]
+    assert tags_of(s3, KEY, copied)[DECISION_TAG] == "allow"
+    fake.respond(uri(KEY, copied), VIOLENT)
+
+    (result,) = handler(s3_event(KEY_IN_EVENT, copied), None)["results"]
+
+    assert (result["decision"], result["reused"]) == ("block", False)
+    assert fake.call_count() == 1
+    assert tags_of(s3, KEY, copied)[VERSION_TAG] == copied
+
+
 def test_a_new_policy_decides_again(
     s3: Any, fake: FakeRekognition, put: Callable[..., str]
 ) -> None:
@@ -173,7 +219,11 @@ def test_a_new_policy_decides_again(
     (result,) = handler(s3_event(KEY_IN_EVENT, version), None)["results"]
 
     assert fake.call_count() == 1 and result["reused"] is False
-    assert tags_of(s3, KEY, version) == {DECISION_TAG: "block", DIGEST_TAG: DIGEST}
+    assert tags_of(s3, KEY, version) == {
+        DECISION_TAG: "block",
+        DIGEST_TAG: DIGEST,
+        VERSION_TAG: version,
+    }
 
 
 def test_throttling_raises_so_lambda_retries_and_takes_no_action(
@@ -277,31 +327,6 @@ def test_policy_file_and_a_timeout(
 
 
 # --- failed events: the on-failure destination, and events the function cannot read -------
-
-
-def destination_record(event: dict[str, Any]) -> dict[str, Any]:
-    """What Lambda sends to the on-failure destination once an asynchronous
-    invocation has exhausted its retries (the documented record)."""
-    return {
-        "version": "1.0",
-        "timestamp": "2024-05-02T10:18:42.123Z",
-        "requestContext": {
-            "requestId": "e4b46cbf-b738-xmpl-8880-a18cdf61200e",
-            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:stack-moderator:$LATEST",
-            "condition": "RetriesExhausted",
-            "approximateInvokeCount": 3,
-        },
-        "requestPayload": event,
-        "responseContext": {
-            "statusCode": 200,
-            "executedVersion": "$LATEST",
-            "functionError": "Unhandled",
-        },
-        "responsePayload": {
-            "errorMessage": "1 object(s) to retry",
-            "errorType": "RetryableFailure",
-        },
-    }
 
 
 def test_a_failed_event_from_the_queue_is_fed_back_as_it_is(

@@ -15,7 +15,7 @@ from lambda_helpers import BUCKET, VIOLENCE_ONLY, VIOLENT, batch_event, s3_event
 from policy_engine_lambda import handler as lambda_handler
 from policy_engine_lambda.config import DEFAULT_POLICY, RecordingsLocation, recordings_location
 from policy_engine_lambda.handler import handler
-from policy_engine_lambda.moderate import DECISION_TAG, DIGEST_TAG
+from policy_engine_lambda.moderate import DECISION_TAG, DIGEST_TAG, VERSION_TAG
 from policy_engine_lambda.store import S3RecordingStore
 
 from policy_engine.cli import main as cli
@@ -192,7 +192,11 @@ def test_a_policy_change_is_re_moderated_from_the_recording(
     assert result["resultCode"] == "Succeeded", result
     assert result["resultString"].startswith(f"review (policy {digest[:19]})")
     assert fake.call_count() == 1  # no Rekognition call
-    assert tags_of(s3, KEY, version) == {DECISION_TAG: "review", DIGEST_TAG: digest}
+    assert tags_of(s3, KEY, version) == {
+        DECISION_TAG: "review",
+        DIGEST_TAG: digest,
+        VERSION_TAG: version,
+    }
     record = json.loads(s3.get_object(Bucket=BUCKET, Key=KEY + ".moderation.json")["Body"].read())
     assert (record["decision"], record["policy"]["digest"]) == ("review", digest)
 

@@ -118,15 +118,17 @@ def test_the_function_and_its_trigger(template: dict[str, Any]) -> None:
     assert variables["RECORDINGS_PREFIX"] == {"Ref": "RecordingsPrefix"}
     assert variables["AUDIT_LOG"] == {"Ref": "AuditLog"}
     assert variables["SHADOW_POLICY_FILE"] == {"Ref": "ShadowPolicyFile"}
-    suffixes = set()
-    for event in props["Events"].values():
-        assert event["Type"] == "S3"
-        assert event["Properties"]["Bucket"] == {"Ref": "SourceBucket"}
-        assert event["Properties"]["Events"] == "s3:ObjectCreated:*"
-        (rule,) = event["Properties"]["Filter"]["S3Key"]["Rules"]
-        assert rule["Name"] == "suffix"
-        suffixes.add(rule["Value"])
-    assert suffixes == {".jpg", ".jpeg", ".png"}
+    assert variables["FINAL_ATTEMPT_AFTER"] == {"Ref": "FinalAttemptAfter"}
+    final = template["Parameters"]["FinalAttemptAfter"]
+    assert (final["Type"], final["Default"], final["MinValue"]) == ("Number", 900, 0)
+    # every object created, whatever its name: a suffix filter is case-sensitive
+    # (IMG_0001.JPG) and misses .webp, .gif and keys without an extension
+    (event,) = props["Events"].values()
+    assert event["Type"] == "S3"
+    assert event["Properties"] == {
+        "Bucket": {"Ref": "SourceBucket"},
+        "Events": "s3:ObjectCreated:*",
+    }
 
 
 def _role_statement(template: dict[str, Any], sid: str) -> dict[str, Any]:
@@ -197,3 +199,48 @@ def test_only_the_function_writes_recordings_in_the_source_bucket(
     assert rule["RuleCondition"] == template["Conditions"]["RecordingsInSourceBucket"]
     (assertion,) = rule["Assertions"]
     assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "RecordingsPrefix"}, ""]}]}
+
+
+def _bucket_policy_statement(template: dict[str, Any], sid: str) -> dict[str, Any]:
+    statements = template["Resources"]["SourceBucketPolicy"]["Properties"]["PolicyDocument"][
+        "Statement"
+    ]
+    (found,) = [s for s in statements if s.get("Sid") == sid]
+    return found
+
+
+ONLY_THE_FUNCTION = {"ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["ModeratorRole", "Arn"]}}}
+
+
+def test_only_the_function_writes_decision_records_in_the_source_bucket(
+    template: dict[str, Any],
+) -> None:
+    """A record marks an object decided: an uploader must not write one (the
+    function moderates anything under such a name that is not one all the same)."""
+    deny = _bucket_policy_statement(template, "OnlyTheModeratorWritesDecisionRecords")
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == (
+        "Deny",
+        {"AWS": "*"},
+        "s3:PutObject",
+    )
+    assert deny["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:s3:::${SourceBucketName}/*.moderation.json"
+    }
+    assert deny["Condition"] == ONLY_THE_FUNCTION
+
+
+def test_only_the_function_copies_into_the_source_bucket(template: dict[str, Any]) -> None:
+    """A CopyObject with TaggingDirective=COPY brings the source object's tags,
+    forged moderation-* ones included, without naming a tag key in the request,
+    so the deny on moderation-* tag keys cannot see them."""
+    deny = _bucket_policy_statement(template, "OnlyTheModeratorCopiesIntoTheBucket")
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == (
+        "Deny",
+        {"AWS": "*"},
+        "s3:PutObject",
+    )
+    assert deny["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${SourceBucketName}/*"}
+    assert deny["Condition"] == {
+        "Null": {"s3:x-amz-copy-source": "false"},  # the request names a copy source
+        **ONLY_THE_FUNCTION,
+    }

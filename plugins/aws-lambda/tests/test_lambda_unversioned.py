@@ -10,7 +10,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from lambda_helpers import JPEG, VIOLENT, ScriptedS3, read_json, s3_event, tags_of
+from lambda_helpers import (
+    JPEG,
+    VIOLENT,
+    ScriptedS3,
+    client_error,
+    read_json,
+    s3_event,
+    tags_of,
+)
 from policy_engine_lambda.handler import RetryableFailure, handler
 from policy_engine_lambda.moderate import CONTENT_TAG, DECISION_TAG
 from policy_engine_lambda.store import S3RecordingStore
@@ -164,3 +172,21 @@ def test_recordings_of_unversioned_objects_are_keyed_by_their_bytes(
     store = S3RecordingStore("amzn-s3-demo-recordings", client=plain)
     settings = settings_digest("rekognition-moderation", {}, 50)
     assert store.lookup(sha256(VIOLENT_BYTES), "rekognition-moderation", settings) == VIOLENT
+
+
+def test_unreadable_tags_never_stop_the_quarantine(
+    plain: Any, fake: FakeRekognition, scripted: ScriptedS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QUARANTINE_BUCKET", QUARANTINE_PLAIN)
+    upload(plain, VIOLENT_BYTES)
+    denied = client_error("AccessDenied", "GetObjectTagging", 403)
+    scripted.faults["get_object_tagging"] = [denied] * 10
+
+    with pytest.raises(RetryableFailure) as raised:
+        handler(event(), None)
+
+    (outcome,) = raised.value.outcomes
+    assert (outcome.status.value, outcome.decision) == ("PermanentFailure", "block")
+    assert "not tagged: its tags could not be read" in outcome.message
+    assert body_of(plain, QUARANTINE_PLAIN, "quarantine/" + KEY) == VIOLENT_BYTES
+    assert read_json(plain, PLAIN, KEY + ".moderation.json")["decision"] == "block"
