@@ -10,19 +10,51 @@ import argparse
 import contextlib
 import io
 import os
-import pkgutil
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import import_module
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from policy_engine import __version__
 from policy_engine.cli import exit_codes
-from policy_engine.cli.common import CommandError
 
-# Commands in the order --help lists them; any other module named *_cmd follows.
-_FIRST = ("check", "evaluate", "validate", "test", "explain", "table", "diff", "migrate")
+COMMANDS = {
+    "check": "run the policy's detectors over images (files, folders, s3://, stdin)",
+    "evaluate": "decide from recorded detector responses (JSON files)",
+    "validate": "check policy files (schema, meaning, detector settings) and lint them",
+    "test": "run policy test files: example cases and invariants",
+    "explain": "explain how the policy decides each label of recorded responses",
+    "table": "print the exact decision table: each label's rule and confidence bands",
+    "diff": "what changes between two policies: exact confidence ranges, and on a corpus",
+    "migrate": "rewrite a policy's model 6 label names to model 7",
+    "schema": "print the JSON Schema of policy files (or of decision records)",
+    "plugins": "list installed plugins, their versions, detectors and hooks (JSON)",
+}
+"""Each command, in the order ``--help`` lists them, with its line there. The
+command ``NAME`` is the module ``policy_engine.cli.NAME_cmd``; it is imported
+only when NAME runs (or prints its own help), so that ``--help``,
+``--version`` and a usage error cost about what ``import policy_engine``
+does. A module declares ``configure(parser)``: its description, its
+arguments, and ``run`` as the ``run`` default."""
+
+
+class _LazyCommands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Subcommands whose arguments are declared when the command is chosen."""
+
+    configure: dict[str, Callable[[], None]]
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        configure = self.configure.pop(values[0], None)
+        if configure is not None:
+            configure()
+        super().__call__(parser, namespace, values, option_string)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,20 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
         "detectors as plugins, decisions with reasons.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in _command_names():
-        import_module(f"policy_engine.cli.{name}_cmd").add_parser(commands)
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", action=_LazyCommands
+    )
+    assert isinstance(commands, _LazyCommands)
+    commands.configure = {}
+    for name, summary in COMMANDS.items():
+        subparser = commands.add_parser(name, help=summary)
+        commands.configure[name] = _configurer(name, subparser)
     return parser
 
 
-def _command_names() -> list[str]:
-    """Each module ``policy_engine/cli/<name>_cmd.py`` is the command ``<name>``."""
-    found = [
-        info.name.removesuffix("_cmd")
-        for info in pkgutil.iter_modules(__path__)
-        if info.name.endswith("_cmd")
-    ]
-    return sorted(found, key=lambda n: (_FIRST.index(n) if n in _FIRST else len(_FIRST), n))
+def _configurer(name: str, parser: argparse.ArgumentParser) -> Callable[[], None]:
+    def configure() -> None:
+        import_module(f"policy_engine.cli.{name}_cmd").configure(parser)
+
+    return configure
 
 
 def main(
@@ -62,6 +96,9 @@ def main(
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    # imported now, not at the top, so that --help and --version stay cheap
+    from policy_engine.cli.common import CommandError
+
     try:
         code: int = args.run(args, out, err)
     except CommandError as exc:

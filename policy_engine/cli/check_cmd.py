@@ -9,14 +9,13 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import FrameType
 from typing import Any, BinaryIO, TextIO
 
 from policy_engine.batch import BatchStats, CheckResult, check_many, expand_inputs
 from policy_engine.cli import exit_codes
-from policy_engine.cli.common import CommandError, installed_plugins, load_policy_or_fail
-from policy_engine.cli.evaluate_cmd import reaches
+from policy_engine.cli.common import CommandError, installed_plugins, load_policy_or_fail, reaches
 from policy_engine.cli.render import decision_text
 from policy_engine.engine import DEFAULT_DETECTOR_TIMEOUT, Engine
 from policy_engine.errors import DetectorUnavailableError, PolicyEngineError
@@ -57,14 +56,12 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
-        "check",
-        help="run the policy's detectors over images (files, folders, s3://, stdin)",
-        description="Decide each input: image files; folders recursively (.jpg/.jpeg/.png); "
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Decide each input: image files; folders recursively (.jpg/.jpeg/.png); "
         "URIs a plugin lists (s3://bucket/prefix/ with the Rekognition plugin); '-' reads "
         "one input per line from stdin. Writes one JSON Lines record per image the moment "
-        "it is decided (completion order); progress and a summary go to stderr.",
+        "it is decided (completion order); progress and a summary go to stderr."
     )
     parser.add_argument("--policy", required=True, metavar="FILE", help="the policy file")
     parser.add_argument("paths", nargs="+", metavar="INPUT")
@@ -124,7 +121,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--format",
-        choices=("jsonl", "text"),
+        choices=tuple(RENDERERS),
         default="jsonl",
         help="jsonl: one decision record per line (default); text: a summary per image",
     )
@@ -324,14 +321,21 @@ class _CtrlC:
             raise KeyboardInterrupt
 
 
+def _text(result: CheckResult) -> str:
+    if result.decision is not None:
+        return decision_text(result.decision, printable(result.input)) + "\n"
+    return f"{printable(result.input)}: ERROR  {result.error}\n"
+
+
+RENDERERS: Mapping[str, Callable[[CheckResult], str]] = {
+    "jsonl": lambda result: json_dumps(result.to_dict()) + "\n",
+    "text": _text,
+}
+"""One image's output, written the moment it is decided."""
+
+
 def _write(result: CheckResult, output_format: str, stdout: TextIO) -> None:
-    if output_format == "text":
-        if result.decision is not None:
-            print(decision_text(result.decision, printable(result.input)), file=stdout)
-        else:
-            print(f"{printable(result.input)}: ERROR  {result.error}", file=stdout)
-    else:
-        stdout.write(json_dumps(result.to_dict()) + "\n")
+    stdout.write(RENDERERS[output_format](result))
     stdout.flush()
 
 

@@ -1,15 +1,24 @@
-"""What several commands share: loading the registry and a policy, reporting errors."""
+"""What several commands share: loading the registry, a policy and recorded
+responses, the ``--fail-on`` test, reporting errors. Commands import from here
+(and from :mod:`policy_engine.cli.render`), never from each other."""
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
+import os
+from pathlib import Path
 from typing import TextIO
 
 import pluggy
 
-from policy_engine.errors import PluginError
+from policy_engine.detectors import DetectorResult
+from policy_engine.errors import InvalidDetectorResult, PluginError, UnrecognisedResponseError
 from policy_engine.loader import check_policy_file
-from policy_engine.model import Policy
+from policy_engine.model import Policy, Verdict
 from policy_engine.plugins import DetectorRegistry, make_plugin_manager
+from policy_engine.recordings import RecordedResponse, RecordingStore, recorded_responses
 
 
 class CommandError(Exception):
@@ -47,3 +56,149 @@ def load_policy_or_fail(
         for diagnostic in result.warnings:
             print(diagnostic.render(), file=stderr)
     return result.policy
+
+
+def reaches(decision: Verdict, fail_on: str | None) -> bool:
+    """Whether ``decision`` is the ``--fail-on`` verdict or more severe."""
+    return fail_on is not None and decision.severity >= Verdict(fail_on).severity
+
+
+# -- recorded responses -----------------------------------------------------------------
+
+
+def add_labels_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """``--labels FILE...`` and ``--replay DIR``, as evaluate and explain take them."""
+    parser.add_argument(
+        "--labels",
+        required=required,
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="raw detector responses (each file a JSON object, a list of them, or what "
+        "'check --record' writes); several files, or --labels again, pool their labels. "
+        "With --replay, a FILE may be an image: its recording is used",
+    )
+    parser.add_argument(
+        "--replay",
+        metavar="DIR",
+        help="a recordings folder (what 'check --record DIR' writes): an image given to "
+        "--labels is decided from DIR/<sha256-of-image>.json, as 'check --replay DIR' would",
+    )
+
+
+def labels_results(args: argparse.Namespace, registry: DetectorRegistry) -> list[DetectorResult]:
+    """Every detector result of ``--labels`` (see :func:`add_labels_arguments`)."""
+    if args.replay is not None and not os.path.isdir(args.replay):
+        raise CommandError(f"policy-engine: --replay {args.replay}: no such folder")
+    return [r for path in args.labels for r in read_responses(path, registry, replay=args.replay)]
+
+
+_IMAGE_SIGNATURES = (
+    ("PNG", b"\x89PNG\r\n\x1a\n"),
+    ("JPEG", b"\xff\xd8\xff"),
+    ("GIF", b"GIF87a"),
+    ("GIF", b"GIF89a"),
+    ("BMP", b"BM"),
+    ("TIFF", b"II*\x00"),
+    ("TIFF", b"MM\x00*"),
+)
+
+
+def binary_kind(data: bytes) -> str | None:
+    """What ``data`` is when it cannot be a JSON response: an image format named
+    by its magic bytes, ``"binary"`` for other bytes that are not text, or None
+    for text (which the JSON reader then judges)."""
+    for name, signature in _IMAGE_SIGNATURES:
+        if data.startswith(signature):
+            return f"{name} image"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP image"
+    if data[4:8] == b"ftyp":
+        return "HEIF/AVIF image"
+    if b"\0" in data[:4096]:
+        return "binary"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary"
+    return None
+
+
+def read_responses(
+    path: str, registry: DetectorRegistry, *, replay: str | None = None
+) -> list[DetectorResult]:
+    """The detector results in a labels file (one raw response, a list of them,
+    or what ``--record`` writes), or a CommandError naming file and field.
+
+    Given an image instead, its recording in ``replay`` (``<sha256>.json``, as
+    ``check --replay`` finds it); without ``replay``, a CommandError that says
+    how to explain an image."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CommandError(f"policy-engine: {path}: cannot read: {exc.strerror or exc}") from exc
+    kind = binary_kind(data)
+    if kind is not None:
+        return _parse(_replayed(path, data, kind, replay), registry)
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CommandError(
+            f"policy-engine: {path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}"
+        ) from exc
+    try:
+        recorded = recorded_responses(parsed, path)
+    except InvalidDetectorResult as exc:
+        raise CommandError(f"policy-engine: {exc}") from exc
+    single = isinstance(parsed, dict) and len(recorded) == 1
+    return _parse(
+        [(path if single else f"{path}: [{i}]", r) for i, r in enumerate(recorded)], registry
+    )
+
+
+def _replayed(
+    path: str, data: bytes, kind: str, replay: str | None
+) -> list[tuple[str, RecordedResponse]]:
+    """The recorded responses of the image ``data``, each with where it came from."""
+    key = hashlib.sha256(data).hexdigest()
+    if replay is None:
+        if not kind.endswith("image"):
+            raise CommandError(
+                f"policy-engine: {path}: {kind} data, not a detector response "
+                "(a JSON object, or a list of them)"
+            )
+        raise CommandError(
+            f"policy-engine: {path}: a {kind}, not a detector response. To decide from what "
+            "a detector answered for it, add --replay DIR, the recordings folder of "
+            f"'check --record DIR' (it looks for DIR/{key}.json); to run the policy's "
+            f"detectors on it, use 'policy-engine check --policy FILE {path}'"
+        )
+    store = RecordingStore(replay)
+    try:
+        found = store.responses(key)
+    except InvalidDetectorResult as exc:
+        raise CommandError(f"policy-engine: {exc}") from exc
+    if found is None:
+        raise CommandError(
+            f"policy-engine: {path}: no recording for this {kind} in {replay} "
+            f"(looked for {store.path_for(key)}); record one with "
+            f"'policy-engine check --policy FILE --record {replay} {path}'"
+        )
+    where = str(store.path_for(key))
+    single = len(found) == 1
+    return [(where if single else f"{where}: [{i}]", entry) for i, entry in enumerate(found)]
+
+
+def _parse(
+    recorded: list[tuple[str, RecordedResponse]], registry: DetectorRegistry
+) -> list[DetectorResult]:
+    results = []
+    for where, entry in recorded:
+        try:
+            results.append(registry.parse_response(entry.response))
+        except InvalidDetectorResult as exc:
+            raise CommandError(f"policy-engine: {where}: invalid response: {exc}") from exc
+        except UnrecognisedResponseError as exc:
+            raise CommandError(f"policy-engine: {where}: {exc}") from exc
+    return results

@@ -8,14 +8,14 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from policy_engine.cli import exit_codes
-from policy_engine.cli.common import CommandError, installed_registry
-from policy_engine.cli.evaluate_cmd import read_responses
-from policy_engine.cli.table_cmd import group_title, md_cell
+from policy_engine.cli.common import CommandError, installed_registry, read_responses
+from policy_engine.cli.render import group_title, json_record, md_cell
 from policy_engine.compiler import compile_policy
 from policy_engine.decision import DetectorFailure
 from policy_engine.diff import (
@@ -33,26 +33,22 @@ from policy_engine.labels import Label
 from policy_engine.loader import LoadResult, check_policy_file, check_policy_text
 from policy_engine.model import Policy, plain_number
 from policy_engine.plugins import DetectorRegistry
-from policy_engine.text import json_dumps
 
-FORMATS = ("text", "markdown", "json")
 GIT_TIMEOUT = 60
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
-        "diff",
-        help="what changes between two policies: exact confidence ranges, and on a corpus",
-        description="Compare two policies exactly: for every label whose verdict differs, the "
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Compare two policies exactly: for every label whose verdict differs, the "
         "confidence ranges where it changes (e.g. '[80, 90) review -> block'), labels added "
         "or removed, the default and on_error. With --corpus, also decide recorded detector "
         "output under both and count the decisions that change. OLD and NEW are files, or "
         "REV:path to read a file from git in the current repository (e.g. HEAD:policy.yaml). "
-        "Exit 0 when both load (it is a report; see --fail-on-change), 2 when one does not.",
+        "Exit 0 when both load (it is a report; see --fail-on-change), 2 when one does not."
     )
     parser.add_argument("old", metavar="OLD", help="the old policy: FILE or REV:path")
     parser.add_argument("new", metavar="NEW", help="the new policy: FILE or REV:path")
-    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("--format", choices=tuple(RENDERERS), default="text")
     parser.add_argument(
         "--corpus",
         metavar="DIR|FILE.jsonl",
@@ -255,20 +251,27 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     corpus = None
     if args.corpus is not None:
         corpus = corpus_diff(old, new, read_corpus(args.corpus, registry))
-    if args.format == "json":
-        data = report.to_dict()
-        data["corpus"] = None if corpus is None else corpus.to_dict()
-        stdout.write(json_dumps(data, indent=2))
-        stdout.write("\n")
-    elif args.format == "markdown":
-        stdout.write(diff_markdown(report, corpus, args.old, args.new))
-    else:
-        stdout.write(diff_text(report, corpus, args.old, args.new))
+    stdout.write(RENDERERS[args.format](DiffResult(report, corpus, args.old, args.new)))
     changed = report.decisions_change or (corpus is not None and corpus.changed > 0)
     return exit_codes.FAIL_ON if args.fail_on_change and changed else exit_codes.OK
 
 
 # -- rendering --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DiffResult:
+    """What ``diff`` prints: the exact diff, the corpus diff if asked, and the two specs."""
+
+    report: PolicyDiff
+    corpus: CorpusDiff | None
+    old: str
+    new: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.report.to_dict()
+        data["corpus"] = None if self.corpus is None else self.corpus.to_dict()
+        return data
 
 
 def _grouped(rows: tuple[RowChange, ...]) -> dict[tuple[str, str], list[RowChange]]:
@@ -310,7 +313,8 @@ def _floor_line(report: PolicyDiff) -> str | None:
     )
 
 
-def diff_text(report: PolicyDiff, corpus: CorpusDiff | None, old: str, new: str) -> str:
+def diff_text(result: DiffResult) -> str:
+    report, corpus, old, new = result.report, result.corpus, result.old, result.new
     lines = [f"diff {old} ({report.old.policy_name}) -> {new} ({report.new.policy_name})"]
     lines.append(summary_line(report))
     floor = _floor_line(report)
@@ -356,7 +360,8 @@ def _corpus_text(corpus: CorpusDiff) -> list[str]:
     return lines
 
 
-def diff_markdown(report: PolicyDiff, corpus: CorpusDiff | None, old: str, new: str) -> str:
+def diff_markdown(result: DiffResult) -> str:
+    report, corpus, old, new = result.report, result.corpus, result.old, result.new
     lines = [
         f"### Policy diff: `{md_cell(old)}` -> `{md_cell(new)}`",
         "",
@@ -414,3 +419,10 @@ def diff_markdown(report: PolicyDiff, corpus: CorpusDiff | None, old: str, new: 
                 cells = [item.item, reasons_text(item.old), reasons_text(item.new)]
                 lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+RENDERERS: Mapping[str, Callable[[DiffResult], str]] = {
+    "text": diff_text,
+    "markdown": diff_markdown,
+    "json": json_record,
+}

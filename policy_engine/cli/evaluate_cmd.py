@@ -3,39 +3,35 @@
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from policy_engine.cli import exit_codes
-from policy_engine.cli.common import CommandError, installed_registry, load_policy_or_fail
-from policy_engine.cli.render import decision_text
+from policy_engine.cli.common import (
+    add_labels_arguments,
+    installed_registry,
+    labels_results,
+    load_policy_or_fail,
+    reaches,
+)
+from policy_engine.cli.render import decision_text, json_record
 from policy_engine.compiler import compile_policy
-from policy_engine.detectors import DetectorResult
-from policy_engine.errors import InvalidDetectorResult, UnrecognisedResponseError
-from policy_engine.model import Verdict
-from policy_engine.plugins import DetectorRegistry
-from policy_engine.recordings import recorded_responses
-from policy_engine.text import json_dumps
+from policy_engine.decision import Decision
+
+RENDERERS: Mapping[str, Callable[[Decision], str]] = {
+    "json": json_record,
+    "text": lambda decision: decision_text(decision) + "\n",
+}
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
-        "evaluate",
-        help="decide from recorded detector responses (JSON files)",
-        description="Evaluate a policy against raw detector responses, e.g. saved "
-        "DetectModerationLabels or DetectCustomLabels output. Prints the decision record.",
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Evaluate a policy against raw detector responses, e.g. saved "
+        "DetectModerationLabels or DetectCustomLabels output. Prints the decision record."
     )
     parser.add_argument("--policy", required=True, metavar="FILE", help="the policy file")
-    parser.add_argument(
-        "--labels",
-        required=True,
-        action="append",
-        metavar="FILE",
-        help="a raw detector response (a JSON object, or a list of them); repeat for several",
-    )
-    parser.add_argument("--format", choices=("json", "text"), default="json")
+    add_labels_arguments(parser, required=True)
+    parser.add_argument("--format", choices=tuple(RENDERERS), default="json")
     parser.add_argument(
         "--fail-on",
         choices=("review", "block"),
@@ -44,48 +40,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(run=run)
 
 
-def read_responses(path: str, registry: DetectorRegistry) -> list[DetectorResult]:
-    """Parse a labels file into detector results, or raise a CommandError naming file and field."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CommandError(f"policy-engine: {path}: cannot read: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise CommandError(
-            f"policy-engine: {path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}"
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise CommandError(f"policy-engine: {path}: not UTF-8 text") from exc
-    try:  # one response, a list, or what --record writes
-        recorded = recorded_responses(data, path)
-    except InvalidDetectorResult as exc:
-        raise CommandError(f"policy-engine: {exc}") from exc
-    results = []
-    for index, entry in enumerate(recorded):
-        where = f"{path}" if isinstance(data, dict) and len(recorded) == 1 else f"{path}: [{index}]"
-        try:
-            results.append(registry.parse_response(entry.response))
-        except InvalidDetectorResult as exc:
-            raise CommandError(f"policy-engine: {where}: invalid response: {exc}") from exc
-        except UnrecognisedResponseError as exc:
-            raise CommandError(f"policy-engine: {where}: {exc}") from exc
-    return results
-
-
-def reaches(decision: Verdict, fail_on: str | None) -> bool:
-    return fail_on is not None and decision.severity >= Verdict(fail_on).severity
-
-
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     registry = installed_registry()
     policy = load_policy_or_fail(args.policy, registry, stderr)
-    results = [result for path in args.labels for result in read_responses(path, registry)]
+    results = labels_results(args, registry)
     metadata: dict[str, Mapping[str, Any]] = {r.source: r.metadata for r in results if r.metadata}
     labels = [label for result in results for label in result.labels]
     decision = compile_policy(policy, registry).evaluate(labels, (), metadata)
-    if args.format == "text":
-        print(decision_text(decision), file=stdout)
-    else:
-        stdout.write(json_dumps(decision.to_dict(), indent=2))
-        stdout.write("\n")
+    stdout.write(RENDERERS[args.format](decision))
     return exit_codes.FAIL_ON if reaches(decision.decision, args.fail_on) else exit_codes.OK

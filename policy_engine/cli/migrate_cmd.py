@@ -7,25 +7,23 @@ from pathlib import Path
 from typing import TextIO
 
 from policy_engine.cli import exit_codes
-from policy_engine.cli.common import CommandError, installed_registry
+from policy_engine.cli.common import CommandError, installed_registry, load_policy_or_fail
 from policy_engine.detectors import Detector
-from policy_engine.loader import check_policy_file, check_policy_text
+from policy_engine.loader import check_policy_text
 from policy_engine.migrate import NameMapping, load_mapping, migrate_text
 from policy_engine.model import Policy
 from policy_engine.plugins import DetectorRegistry
 from policy_engine.taxonomy import Taxonomy
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
-        "migrate",
-        help="rewrite a policy's model 6 label names to model 7",
-        description="Rewrite the label names in rule matches and labels: from Rekognition's "
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Rewrite the label names in rule matches and labels: from Rekognition's "
         "moderation model 6 to model 7, editing the text in place (comments, layout and "
         "quoting are kept). Prints the new policy (or writes it with --write) and lists on "
         "stderr every rule whose meaning could not be carried over exactly: a name that maps "
         "to several model 7 labels (left as is, with the candidates), a name with no "
-        "equivalent, a category that covers other labels in model 7.",
+        "equivalent, a category that covers other labels in model 7."
     )
     parser.add_argument("--to", required=True, choices=("7",), help="the target model version")
     parser.add_argument("file", metavar="FILE", help="the policy file")
@@ -65,11 +63,7 @@ def detector_mapping(detector: Detector, old: Taxonomy, new: Taxonomy) -> NameMa
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     registry = installed_registry()
     path = Path(args.file)
-    loaded = check_policy_file(path, registry=registry)
-    if loaded.policy is None:
-        for diagnostic in loaded.errors:
-            print(diagnostic.render(), file=stderr)
-        raise CommandError(f"policy-engine: {args.file}: the policy does not load")
+    policy = load_policy_or_fail(args.file, registry, stderr)
     new_version = args.to
     old_version = str(int(new_version) - 1)
     detector, old, new = find_taxonomies(registry, old_version, new_version)
@@ -87,7 +81,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             "name mapping; pass one with --mapping (e.g. the plugin's v6-to-v7.json)"
         )
     text = path.read_text(encoding="utf-8")
-    if not _old_only_names(loaded.policy, old, new):
+    if not _old_only_names(policy, old, new):
         # e.g. 'Explicit Nudity' is a category in both models: rewriting it would
         # break a policy that already means model 7's
         if not args.write:

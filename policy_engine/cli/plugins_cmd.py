@@ -8,26 +8,17 @@ from importlib import metadata
 from typing import Any, TextIO
 
 from policy_engine.cli import exit_codes
-from policy_engine.cli.common import CommandError
-from policy_engine.errors import PluginError
-from policy_engine.plugins import ENTRY_POINT_GROUP, DetectorRegistry, make_plugin_manager
+from policy_engine.cli.common import installed_plugins
+from policy_engine.plugins import ENTRY_POINT_GROUP
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
-        "plugins",
-        help="list installed plugins, their versions, detectors and hooks (JSON)",
-        description="List the plugins that load (POLICY_ENGINE_PLUGINS restricts them).",
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = "List the plugins that load (POLICY_ENGINE_PLUGINS restricts them)."
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    try:
-        manager = make_plugin_manager()
-        registry = DetectorRegistry.from_plugin_manager(manager)
-    except PluginError as exc:
-        raise CommandError(f"policy-engine: {exc}") from exc
+    manager, registry = installed_plugins()
     entry_points = {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
     listing: list[dict[str, Any]] = []
     for name, plugin in sorted(manager.list_name_plugin(), key=lambda item: str(item[0])):

@@ -1,9 +1,29 @@
-"""Human-readable text for decisions and diagnostics."""
+"""What several commands print: decisions as text, any record as JSON, Markdown
+cells, the title of a detector's group of labels.
+
+A command with ``--format`` keeps one map from each format's name to a
+function of its result (``RENDERERS``), takes the choices of ``--format``
+from it and writes ``RENDERERS[args.format](result)``, as ``validate`` does
+with :data:`policy_engine.cli.report_formats.RENDERERS`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Protocol
+
 from policy_engine.decision import Decision
 from policy_engine.model import plain_number
+from policy_engine.table import POLICY_LABELS
+from policy_engine.text import json_dumps
+
+
+class Record(Protocol):
+    def to_dict(self) -> Mapping[str, Any]: ...
+
+
+def json_record(result: Record) -> str:
+    """``result.to_dict()`` as indented JSON, with a final newline."""
+    return json_dumps(result.to_dict(), indent=2) + "\n"
 
 
 def _number(value: float) -> str:
@@ -36,3 +56,15 @@ def decision_text(decision: Decision, title: str | None = None) -> str:
     if extras:
         lines.append("  (" + ", ".join(extras) + ")")
     return "\n".join(lines)
+
+
+def md_cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def group_title(source: str, taxonomy: str) -> str:
+    """The heading of one detector's labels under one taxonomy (or the policy's labels:)."""
+    if taxonomy == POLICY_LABELS:
+        return f"{source} (labels from the policy's labels: section)"
+    return f"{source}, taxonomy {taxonomy}"

@@ -17,8 +17,6 @@ from policy_engine.diagnostics import Diagnostic, Severity
 from policy_engine.lint import DIAGNOSTIC_CODES, CodeInfo
 from policy_engine.text import json_dumps
 
-FORMATS = ("text", "json", "sarif", "github")
-
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
 TOOL_NAME = "policy-engine"

@@ -9,12 +9,8 @@ from typing import TextIO
 from policy_engine.cli import exit_codes
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
-        "schema",
-        help="print the JSON Schema of policy files (or of decision records)",
-        description="Print the JSON Schema of policy files, for editors and CI.",
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Print the JSON Schema of policy files, for editors and CI."
     parser.add_argument(
         "--decision", action="store_true", help="the schema of decision records instead"
     )

@@ -3,32 +3,28 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from itertools import groupby
 from typing import TextIO
 
 from policy_engine.cli import exit_codes
 from policy_engine.cli.common import installed_registry, load_policy_or_fail
+from policy_engine.cli.render import group_title, json_record, md_cell
 from policy_engine.compiler import compile_policy
 from policy_engine.model import Verdict, plain_number
-from policy_engine.table import POLICY_LABELS, Band, DecisionTable, TableRow, decision_table
-from policy_engine.text import json_dumps
-
-FORMATS = ("text", "markdown", "json")
+from policy_engine.table import Band, DecisionTable, TableRow, decision_table
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
-        "table",
-        help="print the exact decision table: each label's rule and confidence bands",
-        description="For every label the policy's detectors can report (their current "
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "For every label the policy's detectors can report (their current "
         "taxonomy, or all with --all-taxonomies) and every label of the policy's labels: "
         "section, print the deciding rule and the confidence bands where it allows, reviews "
         "and blocks; then the default, for any other label. Exact: no sampling. Labels "
-        "below min_confidence are dropped and get no verdict.",
+        "below min_confidence are dropped and get no verdict."
     )
     parser.add_argument("--policy", required=True, metavar="FILE", help="the policy file")
-    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("--format", choices=tuple(RENDERERS), default="text")
     parser.add_argument(
         "--all-taxonomies",
         action="store_true",
@@ -44,13 +40,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     table = decision_table(
         compile_policy(policy, registry), registry, all_taxonomies=args.all_taxonomies
     )
-    if args.format == "json":
-        stdout.write(json_dumps(table.to_dict(), indent=2))
-        stdout.write("\n")
-    elif args.format == "markdown":
-        stdout.write(table_markdown(table))
-    else:
-        stdout.write(table_text(table))
+    stdout.write(RENDERERS[args.format](table))
     return exit_codes.OK
 
 
@@ -64,15 +54,10 @@ def dropped_note(min_confidence: float) -> str:
     )
 
 
-def group_title(source: str, taxonomy: str) -> str:
-    if taxonomy == POLICY_LABELS:
-        return f"{source} (labels from the policy's labels: section)"
-    return f"{source}, taxonomy {taxonomy}"
-
-
 def grouped(rows: Iterable[TableRow]) -> list[tuple[tuple[str, str], list[TableRow]]]:
     """Rows by (detector, taxonomy), each group in hierarchy order (a category, then
     what sits under it)."""
+
     def place(row: TableRow) -> tuple[str, str, tuple[tuple[bool, str], ...]]:
         # depth first by the chain from the top; a row for labels not known yet
         # comes after its category's known children
@@ -105,11 +90,6 @@ def table_text(table: DecisionTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-def md_cell(text: str) -> str:
-    """Text safe inside a Markdown table cell."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
 def band_cells(bands: Iterable[Band]) -> list[str]:
     """One cell per verdict (allow, review, block): its range, or empty."""
     by_verdict = {band.verdict: band.describe() for band in bands}
@@ -135,3 +115,10 @@ def table_markdown(table: DecisionTable) -> str:
     cells = ["*any other label*", "", *band_cells(default.bands), f"`{default.rule}`"]
     lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+RENDERERS: Mapping[str, Callable[[DecisionTable], str]] = {
+    "text": table_text,
+    "markdown": table_markdown,
+    "json": json_record,
+}

@@ -25,14 +25,12 @@ def _percent(text: str) -> float:
     return value
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
-        "test",
-        help="run policy test files: example cases and invariants",
-        description="Run policy test files (<policy>.tests.yaml beside each policy): every "
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Run policy test files (<policy>.tests.yaml beside each policy): every "
         "case must get its expected decision (and reasons), every invariant must hold over "
         "the policy's exact decision table. The last line of stdout is 'N passed, N failed'. "
-        "Exit 0 when all pass, 1 when some fail, 2 on usage or load errors.",
+        "Exit 0 when all pass, 1 when some fail, 2 on usage or load errors."
     )
     parser.add_argument(
         "paths",

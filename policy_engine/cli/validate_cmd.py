@@ -7,22 +7,20 @@ from typing import TextIO
 
 from policy_engine.cli import exit_codes
 from policy_engine.cli.common import installed_registry
-from policy_engine.cli.report_formats import FORMATS, RENDERERS, FileReport
+from policy_engine.cli.report_formats import RENDERERS, FileReport
 from policy_engine.loader import check_policy_file
 from policy_engine.policytests import TESTS_SUFFIX, check_tests_file
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
-        "validate",
-        help="check policy files (schema, meaning, detector settings) and lint them",
-        description="Check policy files: errors (the policy does not load) and the linter's "
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Check policy files: errors (the policy does not load) and the linter's "
         "warnings. Text prints each finding as file:line:col: severity[code]: message; json, "
         "sarif (SARIF 2.1.0) and github (GitHub Actions workflow commands) suit tools and CI. "
-        "Exit 2 if any file has errors (or, with --strict, warnings).",
+        "Exit 2 if any file has errors (or, with --strict, warnings)."
     )
     parser.add_argument("files", nargs="+", metavar="FILE")
-    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("--format", choices=tuple(RENDERERS), default="text")
     parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
     parser.set_defaults(run=run)
 

@@ -378,3 +378,88 @@ def test_evaluate_and_explain_read_what_record_writes(h, tmp_path):
     explained = h.run("explain", "--policy", policy, "--labels", recording)
     assert explained.code == 0, explained
     assert "Violence" in explained.out
+
+
+def test_one_labels_flag_takes_several_files_and_repeating_it_still_works(h, tmp_path):
+    policy = h.write_text(tmp_path / "policy.yaml", POOL_POLICY)
+    mod = h.write_json(tmp_path / "moderation.json", h.moderation(("Violence", "", 70.0)))
+    cus = h.write_json(tmp_path / "custom.json", h.custom(("Knife", 85.0)))
+
+    one_flag = h.run("evaluate", "--policy", policy, "--labels", mod, cus)
+    repeated = h.run("evaluate", "--policy", policy, "--labels", mod, "--labels", cus)
+    explained = h.run("explain", "--policy", policy, "--labels", mod, cus)
+
+    assert one_flag.code == 0, one_flag
+    assert one_flag.json() == repeated.json()
+    assert one_flag.json()["decision"] == "block"
+    assert {lb["name"] for lb in one_flag.json()["labels"]} == {"Violence", "Knife"}
+    assert explained.code == 0, explained
+    assert "Knife" in explained.out and "Violence" in explained.out
+
+
+@pytest.mark.parametrize("command", ["evaluate", "explain"])
+def test_an_image_instead_of_a_response_says_how_to_decide_it(h, tmp_path, command):
+    policy = h.write_text(tmp_path / "policy.yaml", h.VIOLENCE_POLICY)
+    image = h.write_image(tmp_path / "upload.png", h.png(b"an upload"))
+
+    result = h.run(command, "--policy", policy, "--labels", image)
+
+    assert result.code == 2, result
+    assert result.out == ""
+    assert f"{image}: a PNG image, not a detector response" in result.err
+    assert "--replay DIR" in result.err
+    assert f"{h.sha256_of(image)}.json" in result.err  # the recording it would look for
+    assert f"policy-engine check --policy FILE {image}" in result.err
+    assert "JSON" not in result.err.split("not a detector response")[0]
+    assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "a JPEG image"),
+        (b"GIF89a\x01\x00", "a GIF image"),
+        (b"RIFF\x10\x00\x00\x00WEBPVP8 ", "a WebP image"),
+        (b"\x00\x01binary\xfe", "binary data"),
+    ],
+)
+def test_binary_labels_files_are_named_for_what_they_are(h, tmp_path, data, kind):
+    policy = h.write_text(tmp_path / "policy.yaml", h.VIOLENCE_POLICY)
+    labels = h.write_image(tmp_path / "labels.json", data)
+
+    result = h.run("evaluate", "--policy", policy, "--labels", labels)
+
+    assert result.code == 2, result
+    assert f"{labels}: {kind}" in result.err, result
+
+
+@pytest.mark.parametrize("command", ["evaluate", "explain"])
+def test_an_image_with_replay_is_decided_from_its_recording(h, tmp_path, command):
+    policy = h.write_text(tmp_path / "policy.yaml", h.VIOLENCE_POLICY)
+    image = h.write_image(tmp_path / "upload.png", h.png(b"an upload"))
+    recordings = tmp_path / "recordings"
+    recording = h.record(recordings, image, h.AWS_MODERATION_EXAMPLE)
+
+    replayed = h.run(command, "--policy", policy, "--replay", recordings, "--labels", image)
+    from_file = h.run(command, "--policy", policy, "--labels", recording)
+
+    assert replayed.code == 0, replayed
+    assert replayed.out == from_file.out
+    assert "Weapon Violence" in replayed.out
+
+
+def test_an_image_with_replay_but_no_recording_says_where_it_looked(h, tmp_path):
+    policy = h.write_text(tmp_path / "policy.yaml", h.VIOLENCE_POLICY)
+    image = h.write_image(tmp_path / "upload.png", h.png(b"never recorded"))
+    recordings = (tmp_path / "recordings").resolve()
+    recordings.mkdir()
+
+    result = h.run("explain", "--policy", policy, "--replay", recordings, "--labels", image)
+    missing = h.run("explain", "--policy", policy, "--replay", tmp_path / "nope", "--labels", image)
+
+    assert result.code == 2, result
+    assert f"no recording for this PNG image in {recordings}" in result.err
+    assert str(recordings / f"{h.sha256_of(image)}.json") in result.err
+    assert f"--record {recordings} {image}" in result.err
+    assert missing.code == 2, missing
+    assert "--replay" in missing.err and "no such folder" in missing.err

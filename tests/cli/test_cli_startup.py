@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,18 +14,47 @@ import pytest
 HEAVY = {"boto3", "botocore", "jsonschema", "yaml"}
 
 
-def test_importing_the_core_imports_no_heavy_dependency(h):
-    result = h.python("import policy_engine", "-X", "importtime")
-
-    assert result.code == 0, result
+def imported_modules(importtime_output: str) -> set[str]:
+    """The modules ``python -X importtime`` reports having imported."""
     imported = set()
-    for line in result.err.splitlines():
+    for line in importtime_output.splitlines():
         if line.startswith("import time:") and "|" in line:
             name = line.rsplit("|", 1)[1].strip()
             if name != "imported package":
                 imported.add(name)
+    return imported
+
+
+def test_importing_the_core_imports_no_heavy_dependency(h):
+    result = h.python("import policy_engine", "-X", "importtime")
+
+    assert result.code == 0, result
+    imported = imported_modules(result.err)
     assert "policy_engine" in imported, result.err[-2000:]  # the parse did work
     assert sorted(m for m in imported if m.split(".")[0] in HEAVY) == []
+
+
+# What `--help`, `--version` and a usage error may import of ours: the command
+# modules (and the library under them) only when their command runs.
+STARTUP_MODULES = {
+    "policy_engine",
+    "policy_engine.__main__",
+    "policy_engine.cli",
+    "policy_engine.cli.exit_codes",
+}
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["frobnicate"], []])
+def test_help_version_and_usage_errors_import_no_command(h, args):
+    command = [sys.executable, "-X", "importtime", "-m", "policy_engine", *args]
+    completed = subprocess.run(command, env=h.cli_env(), capture_output=True, text=True, timeout=60)
+
+    assert completed.returncode == (0 if args in (["--version"], ["--help"]) else 2)
+    imported = imported_modules(completed.stderr)
+    assert "policy_engine.cli" in imported, completed.stderr[-2000:]
+    ours = {m for m in imported if m.split(".")[0] == "policy_engine"}
+    assert ours <= STARTUP_MODULES, sorted(ours - STARTUP_MODULES)
+    assert sorted(m for m in imported if m.split(".")[0] in HEAVY | {"pluggy"}) == []
 
 
 def test_validate_never_imports_boto3(h, tmp_path):
@@ -51,6 +83,47 @@ COMMANDS = sorted(
     path.stem.removesuffix("_cmd")
     for path in (Path(__file__).resolve().parents[2] / "policy_engine" / "cli").glob("*_cmd.py")
 )
+
+
+CLI = Path(__file__).resolve().parents[2] / "policy_engine" / "cli"
+
+
+def test_the_command_table_lists_every_command_module():
+    from policy_engine.cli import COMMANDS as TABLE
+
+    assert set(TABLE) == set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_commands_do_not_import_each_other(command):
+    """What two commands share lives in cli/common.py or cli/render.py."""
+    tree = ast.parse((CLI / f"{command}_cmd.py").read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+            imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    others = {m for m in imported if m.startswith("policy_engine.cli.") and m.endswith("_cmd")}
+    assert others == set()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_format_choices_are_the_keys_of_the_commands_renderer_map(command):
+    import argparse
+    from importlib import import_module
+
+    module = import_module(f"policy_engine.cli.{command}_cmd")
+    parser = argparse.ArgumentParser()
+    module.configure(parser)
+    formats = [a for a in parser._actions if a.dest == "format"]
+    if not formats:
+        assert not hasattr(module, "RENDERERS")
+        return
+    (option,) = formats
+    assert tuple(option.choices) == tuple(module.RENDERERS)
+    assert option.default in module.RENDERERS
 
 
 def test_the_readme_documents_exactly_the_commands_there_are():
