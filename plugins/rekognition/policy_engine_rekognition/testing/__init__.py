@@ -19,9 +19,14 @@ and non-JPEG/PNG images, a missing ``ProjectVersionArn``). Any credentials are
 accepted, but requests must be SigV4-signed. Standard library only; no thread
 outlives :meth:`FakeRekognition.stop`.
 
+From another language, run it as a server (see ``python -m
+policy_engine_rekognition.testing --help``): it prints its endpoint and serves,
+scripted by a JSON file (:mod:`.script_file`), until SIGINT or SIGTERM.
+
 The layers, one module each: :mod:`.scripting` (the API and the scripted
-outcomes), :mod:`.validation` (what a request must be), :mod:`.server` (HTTP)
-and :mod:`.environment` (keeping a test away from AWS).
+outcomes), :mod:`.validation` (what a request must be), :mod:`.server` (HTTP),
+:mod:`.script_file` (the API as JSON) and :mod:`.environment` (keeping a test
+away from AWS).
 
 A request is answered by the first of these that applies:
 
@@ -38,6 +43,12 @@ A request is answered by the first of these that applies:
 """
 
 from policy_engine_rekognition.testing.environment import AWS_ENVIRONMENT, fake_aws_environment
+from policy_engine_rekognition.testing.script_file import (
+    Script,
+    ScriptError,
+    parse_script,
+    read_script,
+)
 from policy_engine_rekognition.testing.scripting import (
     ANY,
     DEFAULT_RESPONSES,
@@ -60,6 +71,10 @@ __all__ = [
     "ImageKey",
     "Operation",
     "RecordedCall",
+    "Script",
+    "ScriptError",
     "fake_aws_environment",
     "image_key",
+    "parse_script",
+    "read_script",
 ]
