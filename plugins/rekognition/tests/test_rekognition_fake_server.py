@@ -696,9 +696,9 @@ def test_a_whole_connection_pool_is_queued_while_the_fake_is_busy() -> None:
     once. With socketserver's default backlog of 5 the kernel dropped the rest,
     and they started a second late (the SYN retransmit): 16 threads opening
     their pool together lost about 10% of a benchmark's throughput."""
-    from policy_engine_rekognition import testing
+    from policy_engine_rekognition.testing.server import FakeServer
 
-    server = testing._Server(FakeRekognition())  # listening, not yet accepting
+    server = FakeServer(FakeRekognition()._handle, threading.Event())  # listening, not accepting
     connected: list[socket.socket] = []
     try:
         port = server.server_address[1]
