@@ -277,7 +277,7 @@ class CompiledPolicy:
         explanation = self.explain(label)
         block_from, review_from = explanation.body.fires_at
         rule_id = explanation.winner.id if explanation.winner is not None else DEFAULT_RULE
-        found = (block_from, review_from, rule_id, explanation.lineage.parent_display)
+        found = Resolution(block_from, review_from, rule_id, explanation.lineage.parent_display)
         if len(self._cache) < MAX_CACHED_RESOLUTIONS:
             self._cache[label.key] = found
         return found
@@ -301,9 +301,9 @@ class CompiledPolicy:
                 resolution = cached(label.key)
                 if resolution is None:
                     resolution = self.resolve(label)
-                if confidence >= resolution[0]:
+                if confidence >= resolution.block_from:
                     worst = 2
-                elif worst == 0 and confidence >= resolution[1]:
+                elif worst == 0 and confidence >= resolution.review_from:
                     worst = 1
         failures = tuple(failures) if failures else ()
         if failures and self._on_error_severity > worst:

@@ -171,14 +171,14 @@ def table_sources(compiled: CompiledPolicy, registry: DetectorRegistry | None) -
 
 
 def _taxonomies(
-    source: str, registry: DetectorRegistry | None, every: bool
+    source: str, registry: DetectorRegistry | None, all_taxonomies: bool
 ) -> tuple[Taxonomy | None, ...]:
     """The detector's current taxonomy (the one for responses without a model
-    version), or with ``every`` all it knows (older models' too)."""
+    version), or with ``all_taxonomies`` all it knows (older models' too)."""
     if registry is not None and source in registry:
         detector = registry.get(source)
         current = detector.taxonomy(None)
-        found = detector.taxonomies() if every or current is None else (current,)
+        found = detector.taxonomies() if all_taxonomies or current is None else (current,)
         if found:
             return tuple(sorted(found, key=lambda t: t.id))
     return (None,)

@@ -48,7 +48,7 @@ def test_readme_plugin_example_registers_and_detects() -> None:
         registry=registry,
     )
     decision = Engine(policy, registry).check(Image("upload-1", b"\x89PNG"))
-    assert decision.decision == "review"
+    assert decision.verdict == "review"
     assert [(r.rule, r.label, r.threshold) for r in decision.reasons()] == [
         ("logos", "Acme Logo", 90.0)
     ]
@@ -67,7 +67,7 @@ def test_readme_plugin_example_turns_a_timeout_into_a_detector_error() -> None:
         registry=registry,
     )
     decision = Engine(policy, registry).check(Image("upload-1", b"x"))
-    assert decision.decision == "review"  # on_error defaults to review
+    assert decision.verdict == "review"  # on_error defaults to review
     assert decision.failures[0].code == "timeout"
     assert decision.failures[0].retryable is True
 
@@ -100,7 +100,7 @@ def test_readme_library_example_runs(tmp_path: Path) -> None:
     code = block.replace('"policies/general-ugc.yaml"', repr(str(policy_file)))
     namespace: dict[str, Any] = {"image_bytes": image}
     exec(compile(code, "README.md", "exec"), namespace)
-    assert namespace["decision"].decision == "block"
+    assert namespace["decision"].verdict == "block"
 
 
 def yaml_blocks() -> list[str]:

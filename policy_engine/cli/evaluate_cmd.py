@@ -88,4 +88,4 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     else:
         stdout.write(json_dumps(decision.to_dict(), indent=2))
         stdout.write("\n")
-    return exit_codes.FAIL_ON if reaches(decision.decision, args.fail_on) else exit_codes.OK
+    return exit_codes.FAIL_ON if reaches(decision.verdict, args.fail_on) else exit_codes.OK

@@ -521,7 +521,7 @@ class ObjectModerator:
             if decision.failures:
                 codes = ", ".join(sorted({f.code for f in decision.failures}))
                 failure = f"detector failure ({codes}): {decision.failures[0].error}"
-            verdict = decision.decision
+            verdict = decision.verdict
         steps = self._act(pinned, found, verdict, decision)
         reused = decision is None
         head = f"{verdict.value} ({'reused, ' if reused else ''}policy {self.digest[:19]})"
