@@ -131,12 +131,16 @@ class DetectorRegistry:
         return cls.from_plugin_manager(make_plugin_manager(environ=environ))
 
     def names(self) -> tuple[str, ...]:
+        """The registered detectors' names, sorted."""
         return tuple(sorted(self._by_name))
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
 
     def get(self, name: str) -> Detector:
+        """The detector registered as ``name``; raises
+        :class:`~policy_engine.errors.UnknownDetectorError` naming the installed
+        ones if none is."""
         try:
             return self._by_name[name].detector
         except KeyError:

@@ -126,6 +126,12 @@ class TableRow:
 
 @dataclass(frozen=True, slots=True)
 class DecisionTable:
+    """How a policy decides every label its detectors can report: one row per
+    (detector, taxonomy, label, reported parent), each with its deciding rule
+    and verdict bands over [``min_confidence``, 100], and the default rule's
+    bands for a label no row names. :func:`decision_table` builds it; ``table``
+    prints it, and ``diff`` compares two."""
+
     policy_name: str
     policy_digest: str
     min_confidence: float
