@@ -66,10 +66,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from policy_engine.decision import Decision
-from policy_engine.image import Image
-from policy_engine.model import Verdict
-from policy_engine.moderator import Moderator
+from policy_engine import Decision, Image, Moderator, Verdict
 from policy_engine_lambda.config import RECORD_SUFFIX, ActionConfig, RecordingsLocation
 from policy_engine_lambda.events import ObjectRef, strip_etag
 from policy_engine_rekognition.images import S3_MAX_BYTES
