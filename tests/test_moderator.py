@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import logging
 import re
 import threading
@@ -676,3 +677,12 @@ def test_an_image_name_holding_a_secret_is_redacted_in_every_log_line(
         moderator.check(b"60", name=name)  # lenient reviews, strict blocks: they disagree
     assert "shadow disagreement" in caplog.text and "hook" in caplog.text
     assert "SECRETsig" not in caplog.text and "AKIAIOSFODNN7EXAMPLE" not in caplog.text
+
+
+def test_from_policy_file_takes_exactly_the_constructors_parameters(tmp_path: Path) -> None:
+    """One list of options: the alternative name shows (and passes) the constructor's."""
+    constructor = inspect.signature(Moderator)
+    alias = inspect.signature(Moderator.from_policy_file)
+    assert list(alias.parameters.values()) == list(constructor.parameters.values())
+    moderator = moderator_for(tmp_path, concurrency=3, detector_timeout=5.0)
+    assert moderator._options.concurrency == 3 and moderator._options.detector_timeout == 5.0
