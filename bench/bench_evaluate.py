@@ -142,7 +142,7 @@ def main() -> int:
     table = {label.name: compiled[10].resolve(label)[:2] for label in labels}
     pairs = [(label.name, label.confidence) for label in labels]
     floor = floor_evaluator(table)
-    assert floor(pairs) == decisions[10].decision.severity
+    assert floor(pairs) == decisions[10].verdict.severity
 
     timings = best_us(
         {

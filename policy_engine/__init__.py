@@ -17,6 +17,7 @@ _EXPORTS = {
     "Detector": "policy_engine.detectors",
     "DetectorResult": "policy_engine.detectors",
     "DetectContext": "policy_engine.detectors",
+    "SettingsFinding": "policy_engine.detectors",
     "Image": "policy_engine.image",
     "Label": "policy_engine.labels",
     "check_confidence": "policy_engine.labels",
@@ -32,6 +33,7 @@ _EXPORTS = {
     "load_policy": "policy_engine.loader",
     "parse_policy": "policy_engine.loader",
     "Policy": "policy_engine.model",
+    "Verdict": "policy_engine.model",
     "compile_policy": "policy_engine.compiler",
     "CompiledPolicy": "policy_engine.compiler",
     "Decision": "policy_engine.decision",
@@ -64,9 +66,11 @@ __all__ = [
     "PolicyEngineError",
     "PolicyLoadError",
     "ReloadResult",
+    "SettingsFinding",
     "ShadowPolicyError",
     "Taxonomy",
     "TaxonomyEntry",
+    "Verdict",
     "__version__",
     "check_confidence",
     "compile_policy",
@@ -79,7 +83,7 @@ if TYPE_CHECKING:
     from policy_engine.audit import AuditLog
     from policy_engine.compiler import CompiledPolicy, compile_policy
     from policy_engine.decision import Decision, DetectorFailure
-    from policy_engine.detectors import DetectContext, Detector, DetectorResult
+    from policy_engine.detectors import DetectContext, Detector, DetectorResult, SettingsFinding
     from policy_engine.engine import Engine
     from policy_engine.errors import (
         DetectorError,
@@ -93,7 +97,7 @@ if TYPE_CHECKING:
     from policy_engine.image import Image
     from policy_engine.labels import Label, check_confidence
     from policy_engine.loader import load_policy, parse_policy
-    from policy_engine.model import Policy
+    from policy_engine.model import Policy, Verdict
     from policy_engine.moderator import Moderator, ReloadResult
     from policy_engine.plugins import DetectorRegistry
     from policy_engine.shadow import ShadowPolicyError

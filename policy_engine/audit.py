@@ -116,7 +116,7 @@ def _safe_sequence(items: list[Any], depth: int, by_name: bool) -> list[Any]:
 
 def _decision_part(decision: Decision) -> dict[str, Any]:
     return {
-        "decision": decision.decision.value,
+        "decision": decision.verdict.value,
         "policy": {"name": decision.policy_name, "digest": decision.policy_digest},
         "reasons": [reason.to_dict() for reason in decision.reasons()],
         "errors": [failure.to_dict() for failure in decision.failures],
@@ -171,7 +171,7 @@ def _minimal_record(event: DecisionEvent, problem: BaseException) -> dict[str, A
         "time": attempt(lambda: event.time),
         "input": attempt(lambda: event.input),
         "key": attempt(lambda: event.key),
-        "decision": attempt(lambda: event.decision.decision.value),
+        "decision": attempt(lambda: event.decision.verdict.value),
         "policy": {
             "name": attempt(lambda: event.decision.policy_name),
             "digest": attempt(lambda: event.decision.policy_digest),
@@ -315,6 +315,6 @@ class AuditLog:
 
 def _decision_of(event: DecisionEvent) -> str:
     try:
-        return str(event.decision.decision.value)
+        return str(event.decision.verdict.value)
     except Exception:
         return "<unknown>"

@@ -171,7 +171,7 @@ class BatchStats:
         if result.decision is None:
             self.unreadable += 1
             return
-        self.decisions[result.decision.decision.value] += 1
+        self.decisions[result.decision.verdict.value] += 1
         self.with_detector_errors += bool(result.decision.failures)
         self.duplicates += result.duplicate
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from policy_engine.labels import Label
-from policy_engine.model import VERDICT_BY_SEVERITY, Verdict, plain_number
+from policy_engine.model import Verdict, plain_number
 
 DEFAULT_RULE = "default"
 ON_ERROR_RULE = "on_error"
@@ -97,8 +98,18 @@ class Reason:
         return record
 
 
-# (block_from, review_from, deciding rule id, direct parent's display name)
-Resolution = tuple[float, float, str, str]
+class Resolution(NamedTuple):
+    """How a compiled policy decides every label with one key (source, model
+    version, name, reported parent): computed once, then looked up."""
+
+    block_from: float
+    """The lowest confidence that blocks (infinity: none does)."""
+    review_from: float
+    """The lowest confidence that reviews (infinity: none does)."""
+    rule: str
+    """The deciding rule's id (``default`` when no rule selects the label)."""
+    parent: str
+    """The label's direct parent, as the record shows it ("" when none)."""
 
 
 class DecidingPolicy(Protocol):
@@ -116,20 +127,81 @@ class DecidingPolicy(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class _DecidedBy:
+    """What a decision keeps of its policy when pickled: the policy's identity
+    and how it decided each kept label, not the compiled policy itself (which
+    holds the detector registry)."""
+
+    name: str
+    digest: str
+    on_error: Verdict
+    min_confidence: float
+    resolutions: Mapping[tuple[str, str | None, str, str], Resolution]
+
+    def resolve(self, label: Label) -> Resolution:
+        return self.resolutions[label.key]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Decision:
     """What a policy decided for one image.
 
-    ``decision`` is computed while evaluating. Which rule decided each label,
+    ``verdict`` is computed while evaluating. Which rule decided each label,
     and so the reasons, are derived when asked for from the compiled policy's
     cached resolutions: evaluation itself is a look-up and two comparisons per
     label, and the record costs only those who read it.
+
+    Two decisions are equal when they have the same verdict, labels, detector
+    failures and detector metadata and were made by the same policy (name and
+    digest). A decision pickles (for a process pool, a queue): it keeps the
+    deciding policy's name, digest and its resolution of each kept label.
     """
 
-    decision: Verdict
-    policy: DecidingPolicy = field(repr=False, compare=False)
+    verdict: Verdict
+    policy: DecidingPolicy = field(repr=False)
     labels: tuple[Label, ...] = ()
     failures: tuple[DetectorFailure, ...] = ()
     detectors: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def decision(self) -> Verdict:
+        """Deprecated: :attr:`verdict` (``decision.decision`` read badly)."""
+        warnings.warn(
+            "Decision.decision is deprecated; use Decision.verdict",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.verdict
+
+    def _identity(self) -> tuple[Any, ...]:
+        return (
+            self.verdict,
+            self.policy.name,
+            self.policy.digest,
+            self.labels,
+            self.failures,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Decision):
+            return NotImplemented
+        return self._identity() == other._identity() and dict(self.detectors) == dict(
+            other.detectors
+        )
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        policy = _DecidedBy(
+            self.policy.name,
+            self.policy.digest,
+            self.policy.on_error,
+            self.policy.min_confidence,
+            {label.key: self.policy.resolve(label) for label in self.kept},
+        )
+        detectors = {name: dict(meta) for name, meta in self.detectors.items()}
+        return (_decision, (self.verdict, policy, self.labels, self.failures, detectors))
 
     @property
     def policy_name(self) -> str:
@@ -156,6 +228,8 @@ class Decision:
         return tuple(label for label in self.labels if label.confidence < floor)
 
     def outcomes(self) -> tuple[Outcome, ...]:
+        """How each kept label was decided (its verdict, the deciding rule and the
+        threshold that fired), in the order the detectors reported the labels."""
         found = []
         for label in self.kept:
             block_from, review_from, rule, parent = self.policy.resolve(label)
@@ -198,7 +272,7 @@ class Decision:
         """The decision record as plain JSON-ready data."""
         outcomes = self.outcomes()
         return {
-            "decision": self.decision.value,
+            "decision": self.verdict.value,
             "reasons": [reason.to_dict() for reason in self._reasons(outcomes)],
             "labels": [outcome.to_dict() for outcome in outcomes],
             "dropped": [label.to_dict() for label in self.dropped],
@@ -208,5 +282,13 @@ class Decision:
         }
 
 
-def most_severe(severity: int) -> Verdict:
-    return VERDICT_BY_SEVERITY[severity]
+def _decision(
+    verdict: Verdict,
+    policy: DecidingPolicy,
+    labels: tuple[Label, ...],
+    failures: tuple[DetectorFailure, ...],
+    detectors: Mapping[str, Mapping[str, Any]],
+) -> Decision:
+    """Rebuild an unpickled :class:`Decision`, its metadata read-only again."""
+    frozen = MappingProxyType({name: MappingProxyType(meta) for name, meta in detectors.items()})
+    return Decision(verdict, policy, labels, failures, frozen)

@@ -36,6 +36,11 @@ class DetectorResult:
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
 
+    def __reduce__(self) -> tuple[type[DetectorResult], tuple[Any, ...]]:
+        # A mappingproxy does not pickle: rebuild from plain data, as Label does.
+        raw = dict(self.raw) if self.raw is not None else None
+        return (DetectorResult, (self.source, self.labels, dict(self.metadata), raw))
+
 
 @dataclass(frozen=True, slots=True)
 class DetectContext:

@@ -321,7 +321,7 @@ class ItemChange:
 def reasons_text(decision: Decision) -> str:
     """A decision in one line: ``block: Weapon Violence 97.3 >= 90 [rule weapons]; ...``."""
     parts = [_reason_text(reason) for reason in decision.reasons()]
-    return f"{decision.decision.value}" + (": " + "; ".join(parts) if parts else "")
+    return f"{decision.verdict.value}" + (": " + "; ".join(parts) if parts else "")
 
 
 def _reason_text(reason: Reason) -> str:
@@ -370,11 +370,11 @@ class CorpusDiff:
                 {
                     "item": change.item,
                     "old": {
-                        "decision": change.old.decision.value,
+                        "decision": change.old.verdict.value,
                         "reasons": [r.to_dict() for r in change.old.reasons()],
                     },
                     "new": {
-                        "decision": change.new.decision.value,
+                        "decision": change.new.verdict.value,
                         "reasons": [r.to_dict() for r in change.new.reasons()],
                     },
                 }
@@ -394,7 +394,7 @@ def corpus_diff(
         total += 1
         before = old.evaluate(item.labels, item.failures)
         after = new.evaluate(item.labels, item.failures)
-        matrix[before.decision.severity][after.decision.severity] += 1
-        if before.decision is not after.decision:
+        matrix[before.verdict.severity][after.verdict.severity] += 1
+        if before.verdict is not after.verdict:
             changes.append(ItemChange(item.name, before, after))
     return CorpusDiff(total, tuple((row[0], row[1], row[2]) for row in matrix), tuple(changes))

@@ -241,6 +241,12 @@ class Engine:
     def from_policy_file(
         cls, path: str | os.PathLike[str], registry: DetectorRegistry | None = None
     ) -> Engine:
+        """Load, check and compile the policy file at ``path`` for the detectors of
+        ``registry`` (default: every installed plugin's). Raises
+        :class:`~policy_engine.errors.PolicyLoadError` (with ``diagnostics``) for
+        a policy that does not load, and another
+        :class:`~policy_engine.errors.PolicyEngineError` for detectors that do
+        not fit the installed plugins."""
         registry = registry if registry is not None else DetectorRegistry.installed()
         return cls(load_policy(path, registry=registry), registry)
 
@@ -486,11 +492,18 @@ class Engine:
         return results, failures
 
     def decide(self, results: list[DetectorResult], failures: list[DetectorFailure]) -> Decision:
+        """What the policy decides for one image from what :meth:`detect` found:
+        every detector's labels pooled (their order never matters), the
+        failures under ``on_error``, and each detector's metadata for the
+        record. Calls no detector."""
         labels = [label for result in results for label in result.labels]
         metadata = {result.source: result.metadata for result in results if result.metadata}
         return self.compiled.evaluate(labels, failures, metadata)
 
     def check(self, image: Image) -> Decision:
+        """Decide ``image``: run every detector (:meth:`detect`), then
+        :meth:`decide`. Never raises for a detector's failure: it is part of the
+        decision, under the policy's ``on_error`` (POLICY_SPEC section 6)."""
         return self.decide(*self.detect(image))
 
     def check_file(self, path: str | os.PathLike[str]) -> Decision:

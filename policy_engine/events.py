@@ -32,4 +32,4 @@ class DecisionEvent:
     @property
     def disagrees(self) -> bool:
         """Whether a shadowed candidate decided otherwise."""
-        return self.shadow is not None and self.shadow.decision is not self.decision.decision
+        return self.shadow is not None and self.shadow.verdict is not self.decision.verdict

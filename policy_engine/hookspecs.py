@@ -5,6 +5,11 @@
 
     [project.entry-points.policy_engine]
     mydetector = "my_package.plugin"
+
+A new hook needs a ``test_hook_<name>`` test in ``tests/test_plugins.py`` and
+an entry with its exact signature in the README's "Hooks" section (meta-tests
+there check both). ``Detector`` methods are not hooks: see
+:mod:`policy_engine.detectors`.
 """
 
 from __future__ import annotations

@@ -382,7 +382,7 @@ class InvariantChecker:
         messages: list[str] = []
         for compiled, taxonomy_ids in self._compilations(invariant.labels, every):
             decision = compiled.evaluate(invariant.labels)
-            verdict = decision.decision
+            verdict = decision.verdict
             broken = []
             if invariant.min_decision is not None and (
                 verdict.severity < invariant.min_decision.severity

@@ -49,98 +49,102 @@ class CodeInfo:
     description: str
 
 
-_E, _W = Severity.ERROR, Severity.WARNING
+ERROR, WARNING = Severity.ERROR, Severity.WARNING
 
 DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
     # -- reading the file ----------------------------------------------------
-    "unreadable": CodeInfo(_E, "The policy file cannot be read."),
-    "file-too-large": CodeInfo(_E, "The policy file is over 1 MiB."),
-    "encoding": CodeInfo(_E, "The policy file is not UTF-8."),
-    "empty-policy": CodeInfo(_E, "The policy file holds no YAML document."),
-    "yaml-syntax": CodeInfo(_E, "The file is not valid YAML, or holds more than one document."),
-    "yaml-depth": CodeInfo(_E, "The document is nested too deeply."),
-    "document-too-large": CodeInfo(_E, "The document's aliases expand past 1 MiB."),
-    "recursive-alias": CodeInfo(_E, "A YAML alias refers to itself."),
-    "yaml-node": CodeInfo(_E, "An unsupported YAML node."),
-    "yaml-tag": CodeInfo(_E, "A YAML tag other than the plain ones (str, int, float, ...)."),
-    "yaml-value": CodeInfo(_E, "A scalar that is not a valid or finite value."),
-    "yaml-key": CodeInfo(_E, "A mapping key that is not a plain scalar."),
-    "yaml-merge-key": CodeInfo(_E, "A merge key (<<); write the keys out."),
-    "duplicate-key": CodeInfo(_E, "A key given twice in one mapping."),
+    "unreadable": CodeInfo(ERROR, "The policy file cannot be read."),
+    "file-too-large": CodeInfo(ERROR, "The policy file is over 1 MiB."),
+    "encoding": CodeInfo(ERROR, "The policy file is not UTF-8."),
+    "empty-policy": CodeInfo(ERROR, "The policy file holds no YAML document."),
+    "yaml-syntax": CodeInfo(ERROR, "The file is not valid YAML, or holds more than one document."),
+    "yaml-depth": CodeInfo(ERROR, "The document is nested too deeply."),
+    "document-too-large": CodeInfo(ERROR, "The document's aliases expand past 1 MiB."),
+    "recursive-alias": CodeInfo(ERROR, "A YAML alias refers to itself."),
+    "yaml-node": CodeInfo(ERROR, "An unsupported YAML node."),
+    "yaml-tag": CodeInfo(ERROR, "A YAML tag other than the plain ones (str, int, float, ...)."),
+    "yaml-value": CodeInfo(ERROR, "A scalar that is not a valid or finite value."),
+    "yaml-key": CodeInfo(ERROR, "A mapping key that is not a plain scalar."),
+    "yaml-merge-key": CodeInfo(ERROR, "A merge key (<<); write the keys out."),
+    "duplicate-key": CodeInfo(ERROR, "A key given twice in one mapping."),
     # -- the schema ----------------------------------------------------------
-    "unknown-key": CodeInfo(_E, "A key the policy language does not have (a typo?)."),
-    "missing-key": CodeInfo(_E, "A required key is missing."),
-    "wrong-type": CodeInfo(_E, "A value of the wrong type."),
-    "invalid-value": CodeInfo(_E, "A value that is not one of those allowed."),
-    "out-of-range": CodeInfo(_E, "A number outside its range (thresholds are 0 to 100)."),
-    "schema": CodeInfo(_E, "Any other schema violation."),
+    "unknown-key": CodeInfo(ERROR, "A key the policy language does not have (a typo?)."),
+    "missing-key": CodeInfo(ERROR, "A required key is missing."),
+    "wrong-type": CodeInfo(ERROR, "A value of the wrong type."),
+    "invalid-value": CodeInfo(ERROR, "A value that is not one of those allowed."),
+    "out-of-range": CodeInfo(ERROR, "A number outside its range (thresholds are 0 to 100)."),
+    "schema": CodeInfo(ERROR, "Any other schema violation."),
     # -- meaning -------------------------------------------------------------
-    "duplicate-rule-id": CodeInfo(_E, "Two rules have the same id."),
-    "duplicate-match": CodeInfo(_E, "Two rules have the same match (names compare as names do)."),
-    "threshold-order": CodeInfo(_E, "review_at is not below block_at."),
-    "duplicate-label": CodeInfo(_E, "A label is placed twice in labels:."),
-    "label-cycle": CodeInfo(_E, "labels: places labels in a cycle."),
-    "unknown-detector": CodeInfo(_E, "detectors: names a detector no installed plugin provides."),
-    "policy-does-not-load": CodeInfo(_E, "A policy tests file's policy has errors."),
-    "invalid-label": CodeInfo(_E, "A tests file's label is invalid (name, confidence, source)."),
-    "invalid-response": CodeInfo(_E, "A tests file's raw response is malformed."),
-    "unrecognised-response": CodeInfo(
-        _E, "A tests file's raw response is one no installed detector recognises."
+    "duplicate-rule-id": CodeInfo(ERROR, "Two rules have the same id."),
+    "duplicate-match": CodeInfo(
+        ERROR, "Two rules have the same match (names compare as names do)."
     ),
-    "unreadable-recording": CodeInfo(_E, "A tests file names a recording that cannot be read."),
-    "invalid-recording": CodeInfo(_E, "A tests file names a recording that is not valid JSON."),
+    "threshold-order": CodeInfo(ERROR, "review_at is not below block_at."),
+    "duplicate-label": CodeInfo(ERROR, "A label is placed twice in labels:."),
+    "label-cycle": CodeInfo(ERROR, "labels: places labels in a cycle."),
+    "unknown-detector": CodeInfo(
+        ERROR, "detectors: names a detector no installed plugin provides."
+    ),
+    "policy-does-not-load": CodeInfo(ERROR, "A policy tests file's policy has errors."),
+    "invalid-label": CodeInfo(ERROR, "A tests file's label is invalid (name, confidence, source)."),
+    "invalid-response": CodeInfo(ERROR, "A tests file's raw response is malformed."),
+    "unrecognised-response": CodeInfo(
+        ERROR, "A tests file's raw response is one no installed detector recognises."
+    ),
+    "unreadable-recording": CodeInfo(ERROR, "A tests file names a recording that cannot be read."),
+    "invalid-recording": CodeInfo(ERROR, "A tests file names a recording that is not valid JSON."),
     # -- the linter ----------------------------------------------------------
     "unknown-name": CodeInfo(
-        _E,
+        ERROR,
         "A rule's match name that no taxonomy of the detectors it can see nor labels: knows "
         "(a warning where the line says # policy-engine: ignore[unknown-name], or where one "
         "of those detectors has no taxonomy).",
     ),
     "unknown-parent": CodeInfo(
-        _E,
+        ERROR,
         "A rule's match parent that no taxonomy of the detectors it can see nor labels: knows "
         "(a warning as for unknown-name, and for a labels: parent no taxonomy, entry nor "
         "rule knows).",
     ),
     "name-spelling": CodeInfo(
-        _W, "A name that differs from the taxonomy's spelling only in case or spaces."
+        WARNING, "A name that differs from the taxonomy's spelling only in case or spaces."
     ),
     "model-6-name": CodeInfo(
-        _W, "A name only an older taxonomy (Rekognition model 6) has; the current model renamed it."
+        WARNING,
+        "A name only an older taxonomy (Rekognition model 6) has; the current model renamed it.",
     ),
     "threshold-below-floor": CodeInfo(
-        _W, "A threshold below min_confidence: that band starts at the floor instead."
+        WARNING, "A threshold below min_confidence: that band starts at the floor instead."
     ),
     "narrowing-rule": CodeInfo(
-        _W, "A rule narrows a category rule and leaves unset a band the category rule sets."
+        WARNING, "A rule narrows a category rule and leaves unset a band the category rule sets."
     ),
     "carve-out-parent": CodeInfo(
-        _W, "A child carve-out whose parent label is still decided by a stricter rule."
+        WARNING, "A child carve-out whose parent label is still decided by a stricter rule."
     ),
     "rule-never-decides": CodeInfo(
-        _W, "A rule that can never decide a label: every label it selects is decided by another."
+        WARNING,
+        "A rule that can never decide a label: every label it selects is decided by another.",
     ),
     "unknown-source": CodeInfo(
-        _W, "A rule's match source names no installed detector, so the rule never decides."
+        WARNING, "A rule's match source names no installed detector, so the rule never decides."
     ),
     "on-error-allow": CodeInfo(
-        _W, "on_error: allow lets an image through unchecked whenever a detector fails."
+        WARNING, "on_error: allow lets an image through unchecked whenever a detector fails."
     ),
     "threshold-scale": CodeInfo(
-        _W, "Every threshold is at most 1: confidences run from 0 to 100, not 0 to 1."
+        WARNING, "Every threshold is at most 1: confidences run from 0 to 100, not 0 to 1."
     ),
     "no-detectors": CodeInfo(
-        _W, "The policy names no detectors: check, the embedding API and the Lambda refuse it."
+        WARNING, "The policy names no detectors: check, the embedding API and the Lambda refuse it."
     ),
     "unknown-region": CodeInfo(
-        _W,
+        WARNING,
         "A detector's region setting that its plugin does not know as a region of its "
         "service (from the plugin's own settings check, Detector.lint_settings).",
     ),
 }
 """Every diagnostic code, with its severity and what it means (SARIF rules, README)."""
-
-_BANDS = (("block_at", Verdict.BLOCK), ("review_at", Verdict.REVIEW))
 
 UNKNOWN_NAME = "unknown-name"
 """The code whose ignore comment acknowledges an unknown rule name or parent (section 7)."""
@@ -705,7 +709,7 @@ class _Linter:
     # -- decisions -------------------------------------------------------
 
     def _universe(
-        self, compiled: CompiledPolicy, every: bool
+        self, compiled: CompiledPolicy, all_taxonomies: bool
     ) -> Iterator[tuple[Label, Taxonomy | None]]:
         """Every label a detector may report, as it would report it: each
         taxonomy's labels with their parents; the policy's ``labels:``; and for
@@ -716,7 +720,7 @@ class _Linter:
             detector = registry.get(source)
             current = current_taxonomy(detector)
             taxonomies: tuple[Taxonomy | None, ...]
-            if every:
+            if all_taxonomies:
                 taxonomies = taxonomies_of(detector) or (None,)
             else:
                 taxonomies = (current,) if current is not None else (None,)
@@ -777,7 +781,7 @@ class _Linter:
         selected: dict[int, list[str]] = {}
         winners: dict[int, set[str]] = {}
         decides: set[int] = set()
-        for label, taxonomy in self._universe(compiled, every=True):
+        for label, taxonomy in self._universe(compiled, all_taxonomies=True):
             explanation = compiled.explain_in(label, taxonomy)
             if explanation.winner is not None:
                 decides.add(id(explanation.winner))
@@ -866,7 +870,7 @@ class _Linter:
         narrowing: dict[tuple[int, int, str], list[str]] = {}
         narrowing_rules: dict[tuple[int, int, str], tuple[Rule, Rule, float]] = {}
         carve_outs: dict[tuple[int, str], tuple[Rule, str, str, str | None, Band]] = {}
-        for label, taxonomy in self._universe(compiled, every=False):
+        for label, taxonomy in self._universe(compiled, all_taxonomies=False):
             explanation = compiled.explain_in(label, taxonomy)
             winner = explanation.winner
             if winner is None:
@@ -879,8 +883,9 @@ class _Linter:
                     and winner.match.name is not None
                 )
                 if not self_label:
-                    for (key, _verdict), index in zip(_BANDS, (0, 1), strict=True):
-                        fires = category.rule.body.fires_at[index]
+                    fires_at = category.rule.body.fires_at
+                    bands = (("block_at", fires_at.block_from), ("review_at", fires_at.review_from))
+                    for key, fires in bands:
                         if getattr(winner.body, key) is None and fires <= 100:
                             slot = (id(winner), id(category.rule), key)
                             narrowing.setdefault(slot, []).append(label.name)

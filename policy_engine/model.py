@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from policy_engine.diagnostics import Position
 from policy_engine.names import name_key
@@ -33,6 +33,14 @@ _SEVERITY = {Verdict.ALLOW: 0, Verdict.REVIEW: 1, Verdict.BLOCK: 2}
 VERDICT_BY_SEVERITY = (Verdict.ALLOW, Verdict.REVIEW, Verdict.BLOCK)
 
 
+class FiresAt(NamedTuple):
+    """The lowest confidence from which a body blocks, and from which it reviews
+    (infinity where that band is off)."""
+
+    block_from: float
+    review_from: float
+
+
 @dataclass(frozen=True, slots=True)
 class Body:
     """A rule body: an action, or thresholds (section 3). The loader ensures exactly one kind."""
@@ -42,17 +50,17 @@ class Body:
     block_at: float | None = None
 
     @property
-    def fires_at(self) -> tuple[float, float]:
+    def fires_at(self) -> FiresAt:
         """``(block_from, review_from)``: the lowest confidence that blocks and that
         reviews (infinity where that band is off). ``action: review`` reviews from 0,
         ``action: block`` blocks from 0, ``action: allow`` does neither (section 3)."""
         if self.action is Verdict.ALLOW:
-            return (math.inf, math.inf)
+            return FiresAt(math.inf, math.inf)
         if self.action is Verdict.REVIEW:
-            return (math.inf, 0.0)
+            return FiresAt(math.inf, 0.0)
         if self.action is Verdict.BLOCK:
-            return (0.0, math.inf)
-        return (
+            return FiresAt(0.0, math.inf)
+        return FiresAt(
             math.inf if self.block_at is None else self.block_at,
             math.inf if self.review_at is None else self.review_at,
         )
@@ -115,6 +123,10 @@ class Match:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """One entry of a policy's ``rules:`` (section 3): ``match`` selects labels,
+    ``body`` says what they get (an action, or thresholds). ``id`` names it in
+    decision records and diagnostics; ``position`` is where it was written."""
+
     id: str
     match: Match
     body: Body

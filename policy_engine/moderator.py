@@ -18,17 +18,18 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, Any
+from typing import IO, Any, Concatenate, ParamSpec, TypeVar
 
 import pluggy
 
@@ -53,18 +54,26 @@ from policy_engine.events import DecisionEvent
 from policy_engine.image import DEFAULT_MAX_IMAGE_BYTES, Image
 from policy_engine.loader import check_policy_file
 from policy_engine.local_files import read_bounded
-from policy_engine.plugins import DetectorRegistry, make_plugin_manager
+from policy_engine.plugins import (
+    AUDIT_LOG_PLUGIN,
+    BLOCK_ENV,
+    WRAPPED,
+    DetectorRegistry,
+    call_each,
+    make_plugin_manager,
+    register_builtin_plugins,
+)
 from policy_engine.ratelimit import RateLimiter
 from policy_engine.recordings import RecordingStore, ResponseStore
 from policy_engine.redaction import loggable
-from policy_engine.shadow import ShadowDisagreementLog, evaluate_on, load_candidate
+from policy_engine.shadow import evaluate_on, load_candidate
 from policy_engine.text import printable
 
 logger = logging.getLogger("policy_engine.moderator")
 
 DEFAULT_CONCURRENCY = 8
-AUDIT_PLUGIN = "policy-engine-audit-log"
-SHADOW_PLUGIN = "policy-engine-shadow-log"
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 ImageSource = Image | bytes | bytearray | memoryview | str | os.PathLike[str]
 """What :meth:`Moderator.check` accepts: an :class:`Image`, the image's bytes,
@@ -200,6 +209,21 @@ def _diagnostics_of(exc: Exception, path: str) -> tuple[Diagnostic, ...]:
     return (error(code, printable(str(exc)), path, Position()),)
 
 
+def _parameters_of(
+    init: Callable[Concatenate[Any, _P], None],
+) -> Callable[[Callable[..., _R]], Callable[Concatenate[Any, _P], _R]]:
+    """Give a constructor's alternative name ``init``'s parameters, for type
+    checkers and ``help()``, without listing them a second time."""
+
+    def with_parameters(function: Callable[..., _R]) -> Callable[Concatenate[Any, _P], _R]:
+        returns = inspect.signature(function).return_annotation
+        signature = inspect.signature(init).replace(return_annotation=returns)
+        function.__signature__ = signature  # type: ignore[attr-defined]
+        return function
+
+    return with_parameters
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -281,36 +305,29 @@ class Moderator:
         self._executor_lock = threading.Lock()
         self._closed = False
         self._owned_logs: list[AuditLog] = []
-        if audit_log is not None:
-            if not isinstance(audit_log, AuditLog):
-                audit_log = AuditLog(audit_log)
-                self._owned_logs.append(audit_log)
-            manager.register(audit_log, name=AUDIT_PLUGIN)
+        if audit_log is not None and manager.is_blocked(AUDIT_LOG_PLUGIN):
+            # configuration turned it off: say so, rather than open a log never written
+            logger.warning(
+                "audit_log=%r is ignored: the built-in plugin %r is blocked (%s)",
+                audit_log,
+                AUDIT_LOG_PLUGIN,
+                BLOCK_ENV,
+            )
+            audit_log = None
+        if audit_log is not None and not isinstance(audit_log, AuditLog):
+            audit_log = AuditLog(audit_log)
+            self._owned_logs.append(audit_log)
         self.audit_log = audit_log
-        if not manager.has_plugin(SHADOW_PLUGIN):
-            manager.register(ShadowDisagreementLog(), name=SHADOW_PLUGIN)
+        register_builtin_plugins(manager, audit_log=audit_log)
         for plugin in plugins:
             manager.register(plugin)
         manager.check_pending()
 
     @classmethod
-    def from_policy_file(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        registry: DetectorRegistry | None = None,
-        plugin_manager: pluggy.PluginManager | None = None,
-        shadow: str | os.PathLike[str] | None = None,
-        audit_log: str | os.PathLike[str] | IO[str] | IO[bytes] | AuditLog | None = None,
-        plugins: Iterable[object] = (),
-        detectors: Mapping[str, Mapping[str, Any]] | None = None,
-        concurrency: int = DEFAULT_CONCURRENCY,
-        rate: float | None = None,
-        cache: PathOrStore | None = None,
-        record: PathOrStore | None = None,
-        detector_timeout: float | None = DEFAULT_DETECTOR_TIMEOUT,
-    ) -> Moderator:
-        """Load, verify and compile the policy at ``path`` (see the class for the options).
+    @_parameters_of(__init__)
+    def from_policy_file(cls, *args: Any, **kwargs: Any) -> Moderator:
+        """``Moderator(path, ...)``, by a name that says what it loads: the policy
+        at ``path``, loaded, verified and compiled (see the class for the options).
 
         Raises :class:`~policy_engine.PolicyLoadError` (with ``diagnostics``)
         for a policy that does not load,
@@ -320,20 +337,7 @@ class Moderator:
         credentials, no region), and another
         :class:`~policy_engine.PolicyEngineError` for detectors that do not fit
         the installed plugins."""
-        return cls(
-            path,
-            registry=registry,
-            plugin_manager=plugin_manager,
-            shadow=shadow,
-            audit_log=audit_log,
-            plugins=plugins,
-            detectors=detectors,
-            concurrency=concurrency,
-            rate=rate,
-            cache=cache,
-            record=record,
-            detector_timeout=detector_timeout,
-        )
+        return cls(*args, **kwargs)
 
     # -- what serves -----------------------------------------------------
 
@@ -428,27 +432,21 @@ class Moderator:
         return decision
 
     def _notify(self, event: DecisionEvent) -> None:
-        """Call every hook implementation on its own, in pluggy's order, so that
+        """Call every hook implementation on its own (:func:`call_each`), so that
         one that fails neither stops the others nor reaches the caller."""
-        hook = self.plugin_manager.hook.policy_engine_decision_made
-        impls = hook.get_hookimpls()
-        if any(impl.hookwrapper or impl.wrapper for impl in impls):
-            try:  # wrappers need pluggy's own call loop
-                hook(event=event)
-            except Exception:
-                logger.exception(
-                    "a policy_engine_decision_made hook failed for %s", loggable(event.input)
-                )
-            return
-        for impl in reversed(impls):
-            try:
-                impl.function(event=event)
-            except Exception:
-                logger.exception(
-                    "policy_engine_decision_made hook of plugin %r failed for %s",
-                    impl.plugin_name,
-                    loggable(event.input),
-                )
+
+        def on_error(plugin: str | None, exc: Exception) -> None:
+            logger.exception(
+                "policy_engine_decision_made hook of %s failed for %s",
+                f"plugin {plugin!r}" if plugin is not WRAPPED else "a hook wrapper",
+                loggable(event.input),
+            )
+
+        call_each(
+            self.plugin_manager.hook.policy_engine_decision_made,
+            lambda plugin: {"event": event},
+            on_error,
+        )
 
     # -- hot reload ------------------------------------------------------
 

@@ -208,7 +208,7 @@ class DecisionTrace:
     def lines(self) -> list[str]:
         decision = self.decision
         lines = [
-            f"decision: {decision.decision.value}  (policy {decision.policy_name}, "
+            f"decision: {decision.verdict.value}  (policy {decision.policy_name}, "
             f"{decision.policy_digest[:19]})"
         ]
         for trace in self.labels:
@@ -595,7 +595,7 @@ class CaseResult:
         """Expected vs actual, what is wrong, and the trace of the labels involved."""
         lines = [
             f"expected: {self.case.expect.value}",
-            f"actual:   {self.decision.decision.value}",
+            f"actual:   {self.decision.verdict.value}",
         ]
         lines.extend(self.problems)
         reasons = self.decision.reasons()
@@ -612,8 +612,8 @@ def run_case(
 ) -> CaseResult:
     decision = tests.compiled.evaluate(case.labels, case.failures)
     problems: list[str] = []
-    if decision.decision is not case.expect:
-        problems.append(f"the decision is {decision.decision.value}, expected {case.expect.value}")
+    if decision.verdict is not case.expect:
+        problems.append(f"the decision is {decision.verdict.value}, expected {case.expect.value}")
     reasons = decision.reasons()
     if case.rules is not None:
         actual = {r.rule for r in reasons}

@@ -73,8 +73,8 @@ class ShadowDisagreementLog:
             event.key,
             decision.policy_name,
             decision.policy_digest,
-            decision.decision.value,
+            decision.verdict.value,
             shadow.policy_name,
             shadow.policy_digest,
-            shadow.decision.value,
+            shadow.verdict.value,
         )

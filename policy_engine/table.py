@@ -126,6 +126,12 @@ class TableRow:
 
 @dataclass(frozen=True, slots=True)
 class DecisionTable:
+    """How a policy decides every label its detectors can report: one row per
+    (detector, taxonomy, label, reported parent), each with its deciding rule
+    and verdict bands over [``min_confidence``, 100], and the default rule's
+    bands for a label no row names. :func:`decision_table` builds it; ``table``
+    prints it, and ``diff`` compares two."""
+
     policy_name: str
     policy_digest: str
     min_confidence: float
@@ -171,14 +177,14 @@ def table_sources(compiled: CompiledPolicy, registry: DetectorRegistry | None) -
 
 
 def _taxonomies(
-    source: str, registry: DetectorRegistry | None, every: bool
+    source: str, registry: DetectorRegistry | None, all_taxonomies: bool
 ) -> tuple[Taxonomy | None, ...]:
     """The detector's current taxonomy (the one for responses without a model
-    version), or with ``every`` all it knows (older models' too)."""
+    version), or with ``all_taxonomies`` all it knows (older models' too)."""
     if registry is not None and source in registry:
         detector = registry.get(source)
         current = detector.taxonomy(None)
-        found = detector.taxonomies() if every or current is None else (current,)
+        found = detector.taxonomies() if all_taxonomies or current is None else (current,)
         if found:
             return tuple(sorted(found, key=lambda t: t.id))
     return (None,)

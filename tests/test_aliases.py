@@ -137,7 +137,7 @@ def test_either_spelling_decides_alike_whatever_the_detector(
         compiled = compile_policy(policy, registry)
         decisions.append(
             [
-                compiled.evaluate([Label(name, 90.0, source, model_version=model_version)]).decision
+                compiled.evaluate([Label(name, 90.0, source, model_version=model_version)]).verdict
                 for name in (ALIAS, CANONICAL)
             ]
         )
@@ -250,7 +250,7 @@ def test_equal_digests_mean_equal_decisions(data: st.DataObject) -> None:
     compiled_one, compiled_two = compile_policy(one, registry), compile_policy(two, registry)
     for labels in data.draw(st.lists(label_sets, min_size=1, max_size=3)):
         a, b = compiled_one.evaluate(labels), compiled_two.evaluate(labels)
-        assert a.decision == b.decision
+        assert a.verdict == b.verdict
         assert [(o.verdict, o.rule) for o in a.outcomes()] == [
             (o.verdict, o.rule) for o in b.outcomes()
         ]

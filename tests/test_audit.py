@@ -486,7 +486,7 @@ def test_a_failing_write_is_logged_and_counted_never_raised(
 
     # through a Moderator, the decision comes back all the same
     moderator = moderator_for(tmp_path, failing)
-    assert moderator.check(b"image").decision.value == "review"
+    assert moderator.check(b"image").verdict.value == "review"
     assert failing.failures == 2
 
 

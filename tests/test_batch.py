@@ -75,7 +75,7 @@ def _image(name: str, content: bytes) -> Any:
 
 def test_every_input_gets_its_decision() -> None:
     results = list(check_many(engine_for(RemoteDetector()), items(b"calm", b"fight", b"x")))
-    decided = {r.input: r.decision.decision.value for r in results if r.decision}
+    decided = {r.input: r.decision.verdict.value for r in results if r.decision}
     assert decided == {"img0": "allow", "img1": "block", "img2": "review"}
 
 
@@ -95,7 +95,7 @@ def test_identical_images_call_the_detector_once() -> None:
     assert engine.counter.calls == 2
     duplicates = [r for r in results if r.duplicate]
     assert len(duplicates) == 2
-    assert {r.decision.decision.value for r in duplicates if r.decision} == {"block"}
+    assert {r.decision.verdict.value for r in duplicates if r.decision} == {"block"}
 
 
 def test_results_stream_in_completion_order_unless_ordered() -> None:
@@ -122,10 +122,10 @@ def test_a_failing_input_or_detector_loses_nothing_else(tmp_path: Path) -> None:
     ]
     results = {r.input: r for r in check_many(engine_for(RemoteDetector()), inputs)}
     assert results[str(good)].decision is not None
-    assert results[str(good)].decision.decision.value == "block"
+    assert results[str(good)].decision.verdict.value == "block"
     assert results[str(tmp_path / "missing.png")].error == "no such file or folder"
     exploded = results["img0"].decision
-    assert exploded is not None and exploded.decision.value == "review"  # on_error
+    assert exploded is not None and exploded.verdict.value == "review"  # on_error
     assert exploded.failures[0].code == "plugin-exception"
 
 
@@ -223,7 +223,7 @@ def test_a_stop_between_two_detectors_keeps_the_image_whose_first_call_was_paid(
 
     assert first.calls == [b"fight"] and second.calls == []
     assert [(f.source, f.code) for f in decision.failures] == [("second", "stopped")]
-    assert decision.decision.value == "block"  # remote's labels still count
+    assert decision.verdict.value == "block"  # remote's labels still count
     with pytest.raises(RunStopped):
         engine.check(Image("b", b"calm"))  # nothing of it was asked: no decision at all
 
@@ -284,7 +284,7 @@ def test_cache_answers_what_record_stored_without_calling(tmp_path: Path) -> Non
     assert (engine.counter.calls, engine.counter.cached) == (1, 2)
 
     def decisions(results: list[CheckResult]) -> dict[str, str]:
-        return {r.input: r.decision.decision.value for r in results if r.decision}
+        return {r.input: r.decision.verdict.value for r in results if r.decision}
 
     assert {k: v for k, v in decisions(replayed).items() if k != "img2"} == decisions(recorded)
 
@@ -458,7 +458,7 @@ def test_an_image_refused_before_the_call_costs_no_call_and_no_rate_slot() -> No
     assert engine.counter.calls == 2
     refused = results["img0"].decision
     assert refused is not None and refused.failures[0].code == "unsupported-image-format"
-    assert refused.decision.value == "review"  # on_error, never allow
+    assert refused.verdict.value == "review"  # on_error, never allow
 
 
 def test_a_broken_cache_entry_is_a_miss_and_a_failing_store_never_fails_a_check() -> None:
@@ -473,7 +473,7 @@ def test_a_broken_cache_entry_is_a_miss_and_a_failing_store_never_fails_a_check(
     store = Corrupt()
     engine = engine_for(detector, cache=store, record=store)
     (result,) = check_many(engine, items(b"fight"))
-    assert result.decision is not None and result.decision.decision.value == "block"
+    assert result.decision is not None and result.decision.verdict.value == "block"
     assert result.decision.failures == ()
     assert detector.calls == [b"fight"]  # the miss made the real call
     assert (engine.counter.calls, engine.counter.cached) == (1, 0)

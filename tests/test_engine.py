@@ -87,12 +87,12 @@ def test_a_hanging_detector_fails_with_timeout_and_on_error_decides() -> None:
         assert time.monotonic() - started < 5
     finally:
         hanging.release.set()
-    assert decision.decision.value == "review"  # on_error's default, never allow
+    assert decision.verdict.value == "review"  # on_error's default, never allow
     (failure,) = decision.failures
     assert failure.code == "timeout" and failure.retryable
     assert "within 0.2 s" in failure.error
     # the engine goes on deciding other images
-    assert engine.check(Image("fine", b"x")).decision.value == "block"
+    assert engine.check(Image("fine", b"x")).verdict.value == "block"
 
 
 def test_a_timed_out_call_runs_on_a_daemon_thread() -> None:
@@ -125,7 +125,7 @@ def test_the_time_limit_must_be_positive(timeout: float) -> None:
 
 def test_an_empty_image_is_refused_before_any_detector() -> None:
     decision = _engine("{replayer: {}}", Replayer()).check(Image("empty.png", b""))
-    assert decision.decision.value == "review"
+    assert decision.verdict.value == "review"
     assert [(f.source, f.code) for f in decision.failures] == [("replayer", "empty-image")]
     assert decision.labels == ()
 
@@ -135,8 +135,8 @@ def test_a_replay_keeps_the_policys_own_detectors_checks_and_limits() -> None:
     engine = _engine("{picky: {max: 10}}", Picky(), Replayer(), detectors={"replayer": {}})
     refused = engine.check(Image("text.png", b"hello"))
     assert [(f.source, f.code) for f in refused.failures] == [("picky", "unsupported-image-format")]
-    assert refused.decision.value == "review"
-    assert engine.check(Image("ok.png", b"IMG...")).decision.value == "block"
+    assert refused.verdict.value == "review"
+    assert engine.check(Image("ok.png", b"IMG...")).verdict.value == "block"
     assert engine.max_image_bytes == 10  # what a live run would read
 
 
@@ -161,5 +161,5 @@ def test_an_answer_the_record_store_cannot_keep_is_counted_and_the_decision_stan
             raise OSError(28, "No space left on device")
 
     engine = _engine("{remote: {}}", Remote(), record=FullStore())
-    assert engine.check(Image("a", b"x")).decision.value == "block"
+    assert engine.check(Image("a", b"x")).verdict.value == "block"
     assert engine.counter.unrecorded == 1 and engine.counter.calls == 1

@@ -93,14 +93,14 @@ def test_an_overwritten_object_is_never_answered_from_the_stale_cache(tmp_path: 
     detector = RemoteDetector()
     engine = engine_for(detector, tmp_path / "rec")
     detector.objects[URI] = b"calm"
-    assert engine.check(Image(URI, uri=URI)).decision == "allow"
+    assert engine.check(Image(URI, uri=URI)).verdict == "allow"
 
     detector.objects[URI] = b"fight"  # overwritten: same URI, other bytes
 
-    assert engine.check(Image(URI, uri=URI)).decision == "block"
+    assert engine.check(Image(URI, uri=URI)).verdict == "block"
     assert len(detector.sent) == 2
     # the same bytes again: now the cache may answer
-    assert engine.check(Image(URI, uri=URI)).decision == "block"
+    assert engine.check(Image(URI, uri=URI)).verdict == "block"
     assert len(detector.sent) == 2 and engine.counter.cached == 1
 
 
@@ -124,7 +124,7 @@ def test_an_image_no_detector_can_identify_is_neither_cached_nor_recorded(
     engine.check(Image(URI, uri=URI))
     detector.objects[URI] = b"fight"
 
-    assert engine.check(Image(URI, uri=URI)).decision == "block"
+    assert engine.check(Image(URI, uri=URI)).verdict == "block"
 
     assert len(detector.sent) == 2 and engine.counter.cached == 0
     assert not (tmp_path / "rec").exists() or list((tmp_path / "rec").iterdir()) == []
@@ -161,7 +161,7 @@ def test_an_image_given_with_a_version_is_cached_by_it(tmp_path: Path) -> None:
     detector.objects[URI] = b"fight"
 
     for _ in range(2):
-        assert engine.check(Image(URI, uri=URI, version='"e1"')).decision == "block"
+        assert engine.check(Image(URI, uri=URI, version='"e1"')).verdict == "block"
 
     assert len(detector.sent) == 1 and engine.counter.cached == 1
 

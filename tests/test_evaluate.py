@@ -284,7 +284,7 @@ def test_cycle_made_by_taxonomy_and_labels_together_ends_where_it_repeats() -> N
         taxonomy=taxonomy,
     )
     decision = _evaluate_in_thread(policy, [label("A", 90)])
-    assert decision.decision == "block"
+    assert decision.verdict == "block"
     assert policy.lineage(label("A", 90)).chain == ("a", "b")
 
 
@@ -294,7 +294,7 @@ def test_cycle_in_taxonomy_alone_does_not_hang() -> None:
     )
     policy = compiled("rules:\n  - {id: c, match: {parent: C}, review_at: 50}\n", taxonomy=taxonomy)
     decision = _evaluate_in_thread(policy, [label("A", 90)])
-    assert decision.decision == "review"
+    assert decision.verdict == "review"
     assert policy.lineage(label("A", 90)).chain == ("a", "b", "c")
 
 
@@ -305,7 +305,7 @@ def test_label_reported_as_its_own_parent_does_not_loop() -> None:
         "  - {id: other, match: {parent: Violence}, action: block}\n"
     )
     decision = _evaluate_in_thread(policy, [label("Gambling", 90, "Gambling")])
-    assert decision.decision == "review"
+    assert decision.verdict == "review"
     assert policy.lineage(label("Gambling", 90, "Gambling")).chain == ("gambling",)
 
 
@@ -375,7 +375,7 @@ def test_label_below_min_confidence_is_dropped_without_verdict() -> None:
     )
     below = label("Knife", 70 - 1e-9)
     decision = policy.evaluate([below])
-    assert decision.decision == "allow"
+    assert decision.verdict == "allow"
     assert decision.outcomes() == ()
     assert decision.dropped == (below,)
     assert decision.to_dict()["labels"] == []
@@ -387,14 +387,14 @@ def test_label_at_min_confidence_is_kept() -> None:
         "min_confidence: 70\nrules:\n  - {id: k, match: {name: Knife}, action: block}\n"
     )
     decision = policy.evaluate([label("Knife", 70)])
-    assert decision.decision == "block"
+    assert decision.verdict == "block"
     assert decision.dropped == ()
 
 
 def test_default_min_confidence_is_50() -> None:
     policy = compiled("rules:\n  - {id: k, match: {name: Knife}, action: block}\n")
-    assert policy.evaluate([label("Knife", 49.99)]).decision == "allow"
-    assert policy.evaluate([label("Knife", 50)]).decision == "block"
+    assert policy.evaluate([label("Knife", 49.99)]).verdict == "allow"
+    assert policy.evaluate([label("Knife", 50)]).verdict == "block"
 
 
 @pytest.mark.parametrize("confidence", [0, 1e-9, 30, 50, 99.999, 100])
@@ -451,7 +451,7 @@ def test_default_is_allow() -> None:
 
 def test_no_labels_and_no_errors_is_allow() -> None:
     decision = compiled("default: block\nrules: []\n").evaluate([])
-    assert decision.decision == "allow"
+    assert decision.verdict == "allow"
     assert decision.reasons() == ()
     assert decision.to_dict()["reasons"] == []
 
@@ -463,9 +463,9 @@ def test_decision_is_the_most_severe_verdict() -> None:
         "  - {id: b, match: {name: B}, action: block}\n"
         "  - {id: a, match: {name: A}, action: allow}\n"
     )
-    assert policy.evaluate([label("A", 90), label("R", 90)]).decision == "review"
-    assert policy.evaluate([label("A", 90), label("R", 90), label("B", 60)]).decision == "block"
-    assert policy.evaluate([label("A", 90)]).decision == "allow"
+    assert policy.evaluate([label("A", 90), label("R", 90)]).verdict == "review"
+    assert policy.evaluate([label("A", 90), label("R", 90), label("B", 60)]).verdict == "block"
+    assert policy.evaluate([label("A", 90)]).verdict == "allow"
 
 
 def test_each_ancestor_label_is_decided_by_its_own_rule() -> None:
@@ -475,7 +475,7 @@ def test_each_ancestor_label_is_decided_by_its_own_rule() -> None:
         "  - {id: nudity-ok, match: {name: Nudity}, action: allow}\n"
     )
     decision = policy.evaluate([label("Nudity", 90, "Explicit"), label("Explicit", 90)])
-    assert decision.decision == "block"
+    assert decision.verdict == "block"
     assert [(o.label.name, o.verdict.value, o.rule) for o in decision.outcomes()] == [
         ("Nudity", "allow", "nudity-ok"),
         ("Explicit", "block", "explicit"),
@@ -493,17 +493,17 @@ FAILURE = DetectorFailure("broken", "boom", "plugin-exception")
 )
 def test_on_error_is_the_verdict_of_a_failure(on_error: str, expected: str) -> None:
     policy = compiled(f"on_error: {on_error}\nrules: []\n")
-    assert policy.evaluate([], [FAILURE]).decision == expected
+    assert policy.evaluate([], [FAILURE]).verdict == expected
 
 
 def test_failure_with_default_on_error_never_allows() -> None:
     policy = compiled("rules: []\n")
-    assert policy.evaluate([label("Harmless", 99)], [FAILURE]).decision == "review"
+    assert policy.evaluate([label("Harmless", 99)], [FAILURE]).verdict == "review"
 
 
 def test_failure_does_not_lower_a_block_from_labels() -> None:
     policy = compiled("rules:\n  - {id: k, match: {name: Knife}, action: block}\n")
-    assert policy.evaluate([label("Knife", 90)], [FAILURE]).decision == "block"
+    assert policy.evaluate([label("Knife", 90)], [FAILURE]).verdict == "block"
 
 
 def test_on_error_allow_lists_the_error_but_gives_no_reason() -> None:
@@ -737,7 +737,7 @@ def test_engine_failure_yields_at_least_on_error() -> None:
         FixedDetector("good", [("Harmless", 95)]),
     )
     decision = checker.check(IMAGE)
-    assert decision.decision == "review"
+    assert decision.verdict == "review"
     assert [r.rule for r in decision.reasons()] == ["on_error"]
 
 
@@ -759,7 +759,7 @@ class NaNDetector(Detector):
 def test_engine_nan_confidence_is_a_failure_not_a_low_confidence() -> None:
     checker = engine("on_error: block\nrules: []\n", NaNDetector())
     decision = checker.check(IMAGE)
-    assert decision.decision == "block"
+    assert decision.verdict == "block"
     assert [f.code for f in decision.failures] == ["invalid-result"]
 
 
@@ -776,7 +776,7 @@ def test_engine_detector_returning_garbage_is_a_failure(garbage: Any) -> None:
     )
     decision = checker.check(IMAGE)
     assert [f.source for f in decision.failures] == ["junk"]
-    assert decision.decision == "review"
+    assert decision.verdict == "review"
     assert [o.label.name for o in decision.outcomes()] == ["Knife"]
 
 
@@ -788,7 +788,7 @@ def test_engine_detector_result_with_garbage_labels_is_a_failure() -> None:
     )
     decision = checker.check(IMAGE)
     assert [f.source for f in decision.failures] == ["junk"]
-    assert decision.decision == "block"
+    assert decision.verdict == "block"
 
 
 def test_engine_passes_min_confidence_and_settings_to_detectors() -> None:
@@ -807,7 +807,7 @@ def test_engine_passes_min_confidence_and_settings_to_detectors() -> None:
 
     registry = DetectorRegistry([RegisteredDetector(Spy(), "spy-plugin")])
     policy = parse_policy(HEAD + "min_confidence: 65\ndetectors: {spy: {k: v}}\nrules: []\n")
-    assert Engine(policy, registry).check(IMAGE).decision == "allow"
+    assert Engine(policy, registry).check(IMAGE).verdict == "allow"
     assert seen == [(65.0, {"k": "v"})]
 
 
@@ -820,8 +820,8 @@ def test_compile_policy_with_registry_uses_detector_taxonomy() -> None:
 
     registry = DetectorRegistry([RegisteredDetector(Taxonomic(), "tx-plugin")])
     policy = parse_policy(HEAD + "rules:\n  - {id: v, match: {parent: Violence}, action: block}\n")
-    assert compile_policy(policy, registry).evaluate([Label("Knife", 90, "tx")]).decision == "block"
-    assert compile_policy(policy).evaluate([Label("Knife", 90, "tx")]).decision == "allow"
+    assert compile_policy(policy, registry).evaluate([Label("Knife", 90, "tx")]).verdict == "block"
+    assert compile_policy(policy).evaluate([Label("Knife", 90, "tx")]).verdict == "allow"
 
 
 # -- purity --------------------------------------------------------------------------
@@ -842,7 +842,7 @@ def test_evaluation_does_not_mutate_inputs() -> None:
 
 def test_evaluation_accepts_any_iterable() -> None:
     policy = compiled("rules:\n  - {id: k, match: {name: Knife}, block_at: 90}\n")
-    assert policy.evaluate(iter([label("Knife", 95)]), iter([])).decision == "block"
+    assert policy.evaluate(iter([label("Knife", 95)]), iter([])).verdict == "block"
 
 
 def test_verdict_is_a_string_enum() -> None:
@@ -925,7 +925,7 @@ def test_engine_turns_a_plugin_taxonomy_failure_into_that_detectors_error() -> N
     registry = DetectorRegistry([RegisteredDetector(Broken(), "p")])
     policy = parse_policy(HEAD + "detectors: {broken: {}}\nrules: []\n")
     decision = Engine(policy, registry).check(IMAGE)
-    assert decision.decision == "review"
+    assert decision.verdict == "review"
     assert decision.failures[0].source == "broken"
 
 
@@ -942,7 +942,7 @@ def test_engine_refuses_subclassed_results_and_labels() -> None:
     registry = DetectorRegistry([RegisteredDetector(Spoofing(), "p")])
     policy = parse_policy(HEAD + "detectors: {spoofing: {}}\nrules: []\n")
     decision = Engine(policy, registry).check(IMAGE)
-    assert decision.decision == "review"
+    assert decision.verdict == "review"
     assert decision.failures[0].code == "invalid-result"
 
 

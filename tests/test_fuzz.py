@@ -180,7 +180,7 @@ def test_a_response_is_parsed_or_refused_and_refused_never_allows(
     except (InvalidDetectorResult, UnrecognisedResponseError) as exc:
         failure = DetectorFailure("rekognition-moderation", str(exc), "invalid-result")
         decision = compiled.evaluate([], [failure], {})
-        assert decision.decision.value == on_error  # never allow unless the policy says so
+        assert decision.verdict.value == on_error  # never allow unless the policy says so
         json_dumps(decision.to_dict()).encode("utf-8")
         return
     decision = compiled.evaluate(list(result.labels), [], {result.source: result.metadata})

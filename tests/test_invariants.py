@@ -179,7 +179,7 @@ def assert_really_broken(
     assert result.counterexamples
     for counterexample in result.counterexamples:
         assert counterexample.confidence >= start
-        got = compiled.evaluate([counterexample.as_label()]).decision
+        got = compiled.evaluate([counterexample.as_label()]).verdict
         assert got is counterexample.verdict, counterexample
         assert not all(r.holds(got) for r in invariant.requirements), counterexample
 
@@ -251,7 +251,7 @@ def test_a_promise_the_checker_accepts_holds_at_every_band_edge(
     for label in labels:
         for confidence in confidences(data, start):
             at = Label(label.name, confidence, label.source, parent=label.parent)
-            got = compiled.evaluate([at]).decision
+            got = compiled.evaluate([at]).verdict
             assert requirement.holds(got), (at, got)
 
 
@@ -261,7 +261,7 @@ def test_label_set_invariants_bound_the_exact_decision(
     data: dict[str, Any], parents: dict[str, str], labels: list[Label]
 ) -> None:
     compiled, registry, _ = setup(data, parents)
-    decision = compiled.evaluate(labels).decision
+    decision = compiled.evaluate(labels).verdict
     checker = InvariantChecker(compiled, registry)
     labels_t = tuple(labels)
 
@@ -320,7 +320,7 @@ rules:
     assert counterexample.taxonomy == "rekognition-moderation/v7"
     assert "no taxonomy knows yet" in counterexample.describe()
     assert "under Explicit" in counterexample.describe()
-    assert compiled.evaluate([counterexample.as_label()]).decision is Verdict.ALLOW
+    assert compiled.evaluate([counterexample.as_label()]).verdict is Verdict.ALLOW
 
 
 def test_a_confidence_below_the_floor_is_dropped_and_counts_as_allow(

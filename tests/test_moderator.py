@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import logging
 import re
 import threading
@@ -127,12 +128,12 @@ def test_check_takes_bytes_paths_images_and_s3_uris(tmp_path: Path) -> None:
     upload = tmp_path / "upload.png"
     upload.write_bytes(b"fight")
 
-    assert moderator.check(b"calm").decision == "allow"
-    assert moderator.check(bytearray(b"x")).decision == "review"
-    assert moderator.check(upload).decision == "block"
-    assert moderator.check(str(upload)).decision == "block"
-    assert moderator.check(Image("given", b"calm")).decision == "allow"
-    assert moderator.check("s3://bucket/fight.jpg").decision == "block"
+    assert moderator.check(b"calm").verdict == "allow"
+    assert moderator.check(bytearray(b"x")).verdict == "review"
+    assert moderator.check(upload).verdict == "block"
+    assert moderator.check(str(upload)).verdict == "block"
+    assert moderator.check(Image("given", b"calm")).verdict == "allow"
+    assert moderator.check("s3://bucket/fight.jpg").verdict == "block"
     decision = moderator.check(b"fight")
     assert decision.policy_digest == moderator.policy_digest
     assert decision.policy_name == "lenient" == moderator.policy_name
@@ -159,7 +160,7 @@ def test_inputs_become_images_known_by_bytes_path_or_uri(tmp_path: Path) -> None
 
 def test_a_failing_detector_is_part_of_the_decision(tmp_path: Path) -> None:
     decision = moderator_for(tmp_path).check(b"explode")
-    assert decision.decision == "review"
+    assert decision.verdict == "review"
     assert [f.code for f in decision.failures] == ["unavailable"]
 
 
@@ -190,12 +191,12 @@ def test_an_s3_uri_without_a_version_is_never_answered_from_the_cache(tmp_path: 
     moderator = moderator_for(tmp_path, detector=detector, cache=store, record=store)
 
     for _ in range(2):
-        assert moderator.check("s3://bucket/fight.jpg").decision == "block"
+        assert moderator.check("s3://bucket/fight.jpg").verdict == "block"
 
     assert detector.calls == 2
     assert not store.exists() or list(store.iterdir()) == []
     for _ in range(2):  # bytes name themselves: the cache answers the second
-        assert moderator.check(b"fight").decision == "block"
+        assert moderator.check(b"fight").verdict == "block"
     assert detector.calls == 3
 
 
@@ -241,14 +242,14 @@ def test_a_reload_whose_detector_cannot_be_called_keeps_the_old_policy(tmp_path:
 def test_reload_swaps_the_policy_and_names_both_digests(tmp_path: Path) -> None:
     moderator = moderator_for(tmp_path)
     old = moderator.policy_digest
-    assert moderator.check(b"x").decision == "review"
+    assert moderator.check(b"x").verdict == "review"
 
     result = moderator.reload(write(tmp_path / "strict.yaml", STRICT))
 
     assert result.ok and result.changed
     assert (result.previous_digest, result.digest) == (old, moderator.policy_digest)
     assert result.name == "strict"
-    assert moderator.check(b"x").decision == "block"
+    assert moderator.check(b"x").verdict == "block"
     assert moderator.check(b"x").policy_digest == result.digest
     assert result.to_dict()["policy"] == {"name": "strict", "digest": result.digest}
 
@@ -291,7 +292,7 @@ def test_a_reload_that_fails_keeps_the_old_policy_serving(
     if code is not None:
         assert code in {d.code for d in result.diagnostics}
     assert "still serving" in caplog.text
-    assert moderator.check(b"x").decision == "review"  # the old policy decides
+    assert moderator.check(b"x").verdict == "review"  # the old policy decides
 
 
 def test_a_reload_that_fails_unexpectedly_still_never_raises(
@@ -354,7 +355,7 @@ def test_concurrent_checks_see_one_policy_or_the_other_never_a_mix(tmp_path: Pat
         try:
             while not stop.is_set():
                 decision = moderator.check(b"x")
-                seen.append((decision.policy_digest, decision.policy_name, decision.decision))
+                seen.append((decision.policy_digest, decision.policy_name, decision.verdict))
         except BaseException as exc:
             errors.append(exc)
 
@@ -394,17 +395,17 @@ def test_acheck_decides_many_at_once_within_the_concurrency(tmp_path: Path) -> N
     moderator.close()
 
     expected = {b"calm": "allow", b"fight": "block", b"x": "review"}
-    assert [d.decision for d in decisions] == [expected[data] for data in inputs]
+    assert [d.verdict for d in decisions] == [expected[data] for data in inputs]
     assert detector.calls == len(inputs)
     assert 1 <= detector.most_in_flight <= 4
 
 
 def test_acheck_after_close_is_an_error(tmp_path: Path) -> None:
     with moderator_for(tmp_path) as moderator:
-        assert asyncio.run(moderator.acheck(b"calm")).decision == "allow"
+        assert asyncio.run(moderator.acheck(b"calm")).verdict == "allow"
     with pytest.raises(RuntimeError, match="closed"):
         asyncio.run(moderator.acheck(b"calm"))
-    assert moderator.check(b"calm").decision == "allow"  # the blocking call still works
+    assert moderator.check(b"calm").verdict == "allow"  # the blocking call still works
 
 
 # -- hooks --------------------------------------------------------------------
@@ -451,7 +452,7 @@ def test_a_failing_hook_never_changes_the_decision_nor_stops_the_others(
     with caplog.at_level(logging.ERROR, logger="policy_engine.moderator"):
         decision = moderator.check(b"fight")
 
-    assert decision.decision == "block"
+    assert decision.verdict == "block"
     assert len(before.events) == len(after.events) == 1
     assert "the hook is broken" in caplog.text
     assert "policy_engine_decision_made hook of plugin" in caplog.text
@@ -469,7 +470,7 @@ def test_a_failing_hookwrapper_is_logged_too(
     recorder = Recorder()
     moderator = moderator_for(tmp_path, plugins=[recorder, Wrapper()])
     with caplog.at_level(logging.ERROR, logger="policy_engine.moderator"):
-        assert moderator.check(b"calm").decision == "allow"
+        assert moderator.check(b"calm").verdict == "allow"
     assert len(recorder.events) == 1
     assert "the wrapper is broken" in caplog.text
 
@@ -500,10 +501,10 @@ def test_shadow_decides_the_same_labels_with_one_detector_call(
         agreeing = moderator.check(b"fight", name="u-agree")
 
     assert detector.calls == 2  # one per image, not one per policy
-    assert (disagreeing.decision, agreeing.decision) == ("review", "block")
+    assert (disagreeing.verdict, agreeing.verdict) == ("review", "block")
     first, second = recorder.events
     assert first.shadow is not None and second.shadow is not None
-    assert first.shadow.decision == "block" and first.disagrees
+    assert first.shadow.verdict == "block" and first.disagrees
     assert first.shadow.labels == first.decision.labels  # the same labels
     assert first.shadow.policy_name == "strict"
     assert first.shadow.policy_digest == moderator.serving.shadow_digest
@@ -521,9 +522,9 @@ def test_shadow_sees_the_active_policys_detector_failures(tmp_path: Path) -> Non
         tmp_path / "candidate.yaml", policy_text("fails-closed", 90, on_error="block")
     )
     moderator = moderator_for(tmp_path, shadow=candidate, plugins=[recorder])
-    assert moderator.check(b"explode").decision == "review"
+    assert moderator.check(b"explode").verdict == "review"
     shadow = recorder.events[0].shadow
-    assert shadow is not None and shadow.decision == "block"
+    assert shadow is not None and shadow.verdict == "block"
     assert [f.code for f in shadow.failures] == ["unavailable"]
 
 
@@ -572,7 +573,7 @@ def test_a_shadow_that_fails_to_evaluate_never_costs_the_decision(
 
     shadow.evaluate = broken  # type: ignore[method-assign]
     with caplog.at_level(logging.ERROR, logger="policy_engine.moderator"):
-        assert moderator.check(b"fight").decision == "block"
+        assert moderator.check(b"fight").verdict == "block"
     assert recorder.events[0].shadow is None
     assert "candidate bug" in caplog.text
 
@@ -590,7 +591,7 @@ def test_readme_moderator_example_runs(tmp_path: Path, monkeypatch: pytest.Monke
         "upload_bytes": (ROOT / "examples/images/knife-fight.jpg").read_bytes()
     }
     exec(compile(code, "README.md", "exec"), namespace)
-    assert namespace["decision"].decision == "block"
+    assert namespace["decision"].verdict == "block"
     assert namespace["result"].ok
     handled = Moderator.from_policy_file(
         "policies/general-ugc.yaml",
@@ -676,3 +677,12 @@ def test_an_image_name_holding_a_secret_is_redacted_in_every_log_line(
         moderator.check(b"60", name=name)  # lenient reviews, strict blocks: they disagree
     assert "shadow disagreement" in caplog.text and "hook" in caplog.text
     assert "SECRETsig" not in caplog.text and "AKIAIOSFODNN7EXAMPLE" not in caplog.text
+
+
+def test_from_policy_file_takes_exactly_the_constructors_parameters(tmp_path: Path) -> None:
+    """One list of options: the alternative name shows (and passes) the constructor's."""
+    constructor = inspect.signature(Moderator)
+    alias = inspect.signature(Moderator.from_policy_file)
+    assert list(alias.parameters.values()) == list(constructor.parameters.values())
+    moderator = moderator_for(tmp_path, concurrency=3, detector_timeout=5.0)
+    assert moderator._options.concurrency == 3 and moderator._options.detector_timeout == 5.0

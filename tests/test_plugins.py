@@ -1,16 +1,46 @@
-"""Loading plugins from entry points: restriction, and broken plugins named."""
+"""The plugin boundary: loading plugins (restricted, blocked, broken ones named),
+calling their hooks one at a time, the built-in plugins, and every hook tested
+and documented with its exact signature."""
 
 from __future__ import annotations
 
+import inspect
+import logging
 import types
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
 
+import pluggy
 import pytest
 
-from policy_engine import hookimpl
-from policy_engine.errors import PluginError
-from policy_engine.plugins import DetectorRegistry, make_plugin_manager
+from policy_engine import (
+    DetectContext,
+    Detector,
+    DetectorRegistry,
+    DetectorResult,
+    Image,
+    Label,
+    Moderator,
+    PluginError,
+    Verdict,
+    hookimpl,
+    hookspecs,
+)
+from policy_engine.batch import expand_inputs
+from policy_engine.events import DecisionEvent
+from policy_engine.hookspecs import PROJECT_NAME
+from policy_engine.plugins import (
+    AUDIT_LOG_PLUGIN,
+    BLOCK_ENV,
+    BUILTIN_PLUGINS,
+    SHADOW_LOG_PLUGIN,
+    WRAPPED,
+    RegisteredDetector,
+    call_each,
+    make_plugin_manager,
+)
 
 
 class FakeEntryPoint:
@@ -91,3 +121,287 @@ def test_the_environment_restricts_which_plugins_load(monkeypatch: pytest.Monkey
     loaded.clear()
     DetectorRegistry.from_plugin_manager(make_plugin_manager(environ={"POLICY_ENGINE_PLUGINS": ""}))
     assert loaded == []
+
+
+# -- the plugin boundary: every hook tested and documented (datasette's meta-tests) --
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def hook_names() -> list[str]:
+    return sorted(name for name in vars(hookspecs) if name.startswith(PROJECT_NAME + "_"))
+
+
+def signature_text(name: str, function: Callable[..., Any]) -> str:
+    """``name(param: Type, ...) -> Return`` as written in the source (string annotations)."""
+    signature = inspect.signature(function)
+    params = [
+        f"{p.name}: {p.annotation}" for p in signature.parameters.values() if p.name != "self"
+    ]
+    return f"{name}({', '.join(params)}) -> {signature.return_annotation}"
+
+
+def test_every_hook_has_a_test() -> None:
+    tests = set(globals())
+    assert hook_names(), "no hooks found"
+    missing = [name for name in hook_names() if f"test_hook_{name}" not in tests]
+    assert not missing, f"hooks without a test_hook_<name> test here: {missing}"
+
+
+@pytest.mark.parametrize("name", hook_names())
+def test_every_hook_is_in_the_readme_with_its_exact_signature(name: str) -> None:
+    entry = signature_text(name, getattr(hookspecs, name))
+    assert f"`{entry}`" in README.read_text(encoding="utf-8"), entry
+
+
+DETECTOR_METHODS = sorted(
+    name
+    for name, value in vars(Detector).items()
+    if not name.startswith("_") and inspect.isfunction(value)
+)
+
+
+@pytest.mark.parametrize("name", DETECTOR_METHODS)
+def test_every_detector_method_is_in_the_readme_as_a_method(name: str) -> None:
+    """Documented with its signature under "Detector methods", not among the hooks."""
+    readme = README.read_text(encoding="utf-8")
+    hooks = readme[readme.index("### Hooks") : readme.index("### Detector methods")]
+    section = readme[readme.index("### Detector methods") :]
+    section = section[: section.index("\n### ")]
+    entry = signature_text(name, getattr(Detector, name))
+    assert f"`{entry}`" in section, entry
+    assert f"`{name}(" not in hooks
+
+
+# -- each hook, with a throwaway plugin on a fresh manager ------------------------
+
+
+class Knives(Detector):
+    name: ClassVar[str] = "knives"
+    remote: ClassVar[bool] = False
+
+    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+        return DetectorResult(self.name, (Label("Knife", 95, self.name),))
+
+
+@contextmanager
+def registered(manager: pluggy.PluginManager, plugin: object, name: str) -> Iterator[None]:
+    manager.register(plugin, name=name)
+    try:
+        yield
+    finally:
+        manager.unregister(name=name)
+
+
+def test_hook_policy_engine_register_detectors() -> None:
+    class Plugin:
+        @hookimpl
+        def policy_engine_register_detectors(self, register: Callable[[Detector], None]) -> None:
+            register(Knives())
+
+    class Broken:
+        @hookimpl
+        def policy_engine_register_detectors(self, register: Callable[[Detector], None]) -> None:
+            raise RuntimeError("no model file")
+
+    manager = make_plugin_manager(load_entry_points=False)
+    with registered(manager, Plugin(), "acme"):
+        registry = DetectorRegistry.from_plugin_manager(manager)
+        assert registry.names() == ("knives",) and registry.plugin_of("knives") == "acme"
+        with registered(manager, Broken(), "broken"), pytest.raises(PluginError) as info:
+            DetectorRegistry.from_plugin_manager(manager)
+        assert "'broken'" in str(info.value) and "no model file" in str(info.value)
+        with registered(manager, Plugin(), "copycat"), pytest.raises(PluginError) as dup:
+            DetectorRegistry.from_plugin_manager(manager)
+        assert "acme" in str(dup.value) and "copycat" in str(dup.value)
+    assert DetectorRegistry.from_plugin_manager(manager).names() == ()
+
+
+def test_hook_policy_engine_expand_input() -> None:
+    """The first plugin with an answer wins (firstresult), lazily; None passes."""
+    asked: list[str] = []
+
+    class Declines:
+        @hookimpl
+        def policy_engine_expand_input(self, spec: str) -> Iterable[Image] | None:
+            asked.append(spec)
+            return None
+
+    class Lists:
+        @hookimpl
+        def policy_engine_expand_input(self, spec: str) -> Iterable[Image] | None:
+            if not spec.startswith("acme://"):
+                return None
+            return (Image(f"{spec}{n}", uri=f"{spec}{n}") for n in range(2))
+
+    manager = make_plugin_manager(load_entry_points=False)
+    with registered(manager, Lists(), "lists"), registered(manager, Declines(), "declines"):
+        hook = manager.hook.policy_engine_expand_input
+        items = list(expand_inputs(["acme://bucket/", "other://x"], lambda s: hook(spec=s)))
+    assert [(item.name, item.problem is None) for item in items] == [
+        ("acme://bucket/0", True),
+        ("acme://bucket/1", True),
+        ("other://x", False),  # nobody knows the scheme: that input's problem, not the run's
+    ]
+    assert asked == ["acme://bucket/", "other://x"]  # last registered is asked first
+    assert items[0].load is not None and items[0].load().uri == "acme://bucket/0"
+
+
+def test_hook_policy_engine_decision_made(tmp_path: Path) -> None:
+    events: list[DecisionEvent] = []
+
+    class Listener:
+        @hookimpl
+        def policy_engine_decision_made(self, event: DecisionEvent) -> None:
+            events.append(event)
+
+    manager = make_plugin_manager(load_entry_points=False)
+    with registered(manager, Listener(), "listener"):
+        moderator = Moderator(
+            knives_policy(tmp_path), registry=knives_registry(), plugin_manager=manager
+        )
+        decision = moderator.check(b"x", context={"upload_id": "u-1"}, name="upload.jpg")
+    assert [(e.input, e.decision, dict(e.context)) for e in events] == [
+        ("upload.jpg", decision, {"upload_id": "u-1"})
+    ]
+    assert decision.verdict is Verdict.BLOCK
+
+
+# -- calling each implementation on its own ----------------------------------------
+
+
+def test_call_each_isolates_implementations_in_pluggys_order() -> None:
+    called: list[str] = []
+    failed: list[tuple[str | None, str]] = []
+
+    def plugin(name: str, fails: bool = False) -> object:
+        class Plugin:
+            @hookimpl
+            def policy_engine_decision_made(self, event: DecisionEvent) -> None:
+                called.append(f"{name}:{event}")
+                if fails:
+                    raise RuntimeError(f"{name} broke")
+
+        return Plugin()
+
+    manager = make_plugin_manager(load_entry_points=False)
+    for name, fails in (("first", False), ("second", True), ("third", False)):
+        manager.register(plugin(name, fails), name=name)
+    call_each(
+        manager.hook.policy_engine_decision_made,
+        lambda name: {"event": f"for-{name}"},
+        lambda name, exc: failed.append((name, str(exc))),
+    )
+    assert called == ["third:for-third", "second:for-second", "first:for-first"]
+    assert failed == [("second", "second broke")]
+
+
+def test_call_each_runs_wrappers_through_pluggy_once() -> None:
+    called: list[str] = []
+    failed: list[tuple[str | None, str]] = []
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def policy_engine_decision_made(self, event: DecisionEvent) -> Any:
+            called.append("wrapper")
+            yield
+            raise RuntimeError("the wrapper broke")
+
+    class Plain:
+        @hookimpl
+        def policy_engine_decision_made(self, event: DecisionEvent) -> None:
+            called.append(f"plain:{event}")
+
+    manager = make_plugin_manager(load_entry_points=False)
+    manager.register(Plain(), name="plain")
+    manager.register(Wrapper(), name="wrapper")
+    call_each(
+        manager.hook.policy_engine_decision_made,
+        lambda name: {"event": f"for-{name}"},
+        lambda name, exc: failed.append((name, str(exc))),
+    )
+    assert called == ["wrapper", "plain:for-None"]
+    assert failed == [(WRAPPED, "the wrapper broke")]
+
+
+# -- built-in plugins, and blocking by name ----------------------------------------
+
+
+def knives_registry() -> DetectorRegistry:
+    return DetectorRegistry([RegisteredDetector(Knives(), "acme")])
+
+
+def knives_policy(
+    tmp_path: Path, name: str = "knives", review_at: int = 50, block_at: int = 90
+) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        f"version: 1\nname: {name}\ndetectors: {{knives: {{}}}}\nrules:\n  - id: knives\n"
+        f"    match: {{name: Knife}}\n    review_at: {review_at}\n    block_at: {block_at}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_the_built_in_plugins_are_registered_by_name_like_any_other(tmp_path: Path) -> None:
+    manager = make_plugin_manager(load_entry_points=False)
+    audit = tmp_path / "audit.jsonl"
+    with Moderator(
+        knives_policy(tmp_path), registry=knives_registry(), plugin_manager=manager, audit_log=audit
+    ) as moderator:
+        assert set(BUILTIN_PLUGINS) == {AUDIT_LOG_PLUGIN, SHADOW_LOG_PLUGIN}
+        for name in BUILTIN_PLUGINS:
+            plugin = manager.get_plugin(name)
+            assert plugin is not None
+            callers = manager.get_hookcallers(plugin) or []
+            assert [c.name for c in callers] == ["policy_engine_decision_made"]
+        assert manager.get_plugin(AUDIT_LOG_PLUGIN) is moderator.audit_log
+        moderator.check(b"x")
+    assert len(audit.read_text(encoding="utf-8").splitlines()) == 1
+
+
+@pytest.mark.parametrize("how", ["environment", "parameter"])
+def test_a_built_in_plugin_can_be_blocked_by_name(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    blocked = f"{SHADOW_LOG_PLUGIN}, {AUDIT_LOG_PLUGIN}"
+    if how == "environment":
+        manager = make_plugin_manager(load_entry_points=False, environ={BLOCK_ENV: blocked})
+    else:
+        manager = make_plugin_manager(
+            load_entry_points=False, blocked=[SHADOW_LOG_PLUGIN, AUDIT_LOG_PLUGIN]
+        )
+    audit = tmp_path / "audit.jsonl"
+    with caplog.at_level(logging.WARNING):
+        moderator = Moderator(
+            knives_policy(tmp_path, review_at=90, block_at=99),
+            registry=knives_registry(),
+            plugin_manager=manager,
+            shadow=knives_policy(tmp_path, "strict", review_at=40, block_at=50),
+            audit_log=audit,
+        )
+        decision = moderator.check(b"x")  # the candidate disagrees: review against block
+    assert decision.verdict is Verdict.REVIEW  # deciding never depends on the built-ins
+    assert not manager.has_plugin(SHADOW_LOG_PLUGIN) and not manager.has_plugin(AUDIT_LOG_PLUGIN)
+    assert moderator.audit_log is None and not audit.exists()
+    assert "shadow disagreement" not in caplog.text
+    assert f"{AUDIT_LOG_PLUGIN!r} is blocked ({BLOCK_ENV})" in caplog.text
+
+
+def test_the_environment_blocks_an_installed_plugin_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loaded: list[str] = []
+
+    def module_for(name: str) -> types.SimpleNamespace:
+        def policy_engine_register_detectors(register: Any) -> None:
+            loaded.append(name)
+
+        return plugin_module(policy_engine_register_detectors=policy_engine_register_detectors)
+
+    installed(
+        monkeypatch, FakeEntryPoint("a", module_for("a")), FakeEntryPoint("b", module_for("b"))
+    )
+    manager = make_plugin_manager(environ={BLOCK_ENV: "a"})
+    DetectorRegistry.from_plugin_manager(manager)
+    assert loaded == ["b"] and manager.is_blocked("a") and not manager.has_plugin("a")

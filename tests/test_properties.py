@@ -303,7 +303,7 @@ def test_agrees_with_the_naive_reference_evaluator(
     got = [RefOutcome(o.verdict.value, o.rule) for o in decision.outcomes()]
     assert got == expected_outcomes
     assert list(decision.dropped) == expected_dropped
-    assert decision.decision == expected_decision
+    assert decision.verdict == expected_decision
 
 
 @SETTINGS
@@ -320,8 +320,8 @@ def test_raising_a_confidence_never_lowers_the_decision(
     )
     raised = [*labels]
     raised[index] = Label(old.name, higher, old.source, parent=old.parent)
-    before = compiled.evaluate(labels).decision
-    after = compiled.evaluate(raised).decision
+    before = compiled.evaluate(labels).verdict
+    after = compiled.evaluate(raised).verdict
     assert after.severity >= before.severity
 
 
@@ -335,8 +335,8 @@ def test_adding_a_label_never_lowers_the_decision(
     failures: list[DetectorFailure],
 ) -> None:
     compiled = compile_with(load(data), tax)
-    before = compiled.evaluate(labels, failures).decision
-    after = compiled.evaluate([*labels, extra], failures).decision
+    before = compiled.evaluate(labels, failures).verdict
+    after = compiled.evaluate([*labels, extra], failures).verdict
     assert after.severity >= before.severity
 
 

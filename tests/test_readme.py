@@ -53,7 +53,7 @@ def test_readme_plugin_example_registers_and_detects() -> None:
         registry=registry,
     )
     decision = Engine(policy, registry).check(Image("upload-1", b"\x89PNG"))
-    assert decision.decision == "review"
+    assert decision.verdict == "review"
     assert [(r.rule, r.label, r.threshold) for r in decision.reasons()] == [
         ("logos", "Acme Logo", 90.0)
     ]
@@ -72,7 +72,7 @@ def test_readme_plugin_example_turns_a_timeout_into_a_detector_error() -> None:
         registry=registry,
     )
     decision = Engine(policy, registry).check(Image("upload-1", b"x"))
-    assert decision.decision == "review"  # on_error defaults to review
+    assert decision.verdict == "review"  # on_error defaults to review
     assert decision.failures[0].code == "timeout"
     assert decision.failures[0].retryable is True
 

@@ -193,7 +193,7 @@ class UploadService:
         decision = self.moderator.check(data, context=context, name=upload_id or "upload")
         record = decision.to_dict()
         answer: dict[str, Any] = {"upload_id": upload_id, **record}
-        verdict = decision.decision.value
+        verdict = decision.verdict.value
         if verdict == "block":
             return 422, answer
         name = f"{hashlib.sha256(data).hexdigest()}{_extension(data)}"

@@ -48,4 +48,4 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     labels = [label for result in results for label in result.labels]
     decision = compile_policy(policy, registry).evaluate(labels, (), metadata)
     stdout.write(RENDERERS[args.format](decision))
-    return exit_codes.FAIL_ON if reaches(decision.decision, args.fail_on) else exit_codes.OK
+    return exit_codes.FAIL_ON if reaches(decision.verdict, args.fail_on) else exit_codes.OK

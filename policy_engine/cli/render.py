@@ -32,7 +32,7 @@ def _number(value: float) -> str:
 
 def decision_text(decision: Decision, title: str | None = None) -> str:
     """A short summary: the decision, then one line per reason."""
-    head = decision.decision.value.upper()
+    head = decision.verdict.value.upper()
     where = f"{title}: " if title else ""
     lines = [f"{where}{head}  (policy {decision.policy_name}, {decision.policy_digest[:19]})"]
     for reason in decision.reasons():

@@ -48,7 +48,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from policy_engine.model import Verdict
+from policy_engine import Verdict
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_POLICY = HERE / "policy.yaml"

@@ -38,8 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policy_engine.moderator import Moderator
-from policy_engine.plugins import DetectorRegistry
+from policy_engine import DetectorRegistry, Moderator
 from policy_engine_lambda.config import (
     ActionConfig,
     ConfigError,

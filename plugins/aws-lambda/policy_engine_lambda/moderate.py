@@ -76,11 +76,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from policy_engine.decision import Decision
+from policy_engine import Decision, Image, Moderator, Verdict
 from policy_engine.errors import InvalidDetectorResult
-from policy_engine.image import Image
-from policy_engine.model import Verdict
-from policy_engine.moderator import Moderator
 from policy_engine.recordings import RECORDING_FORMAT, recorded_responses
 from policy_engine_lambda.config import (
     RECORD_SUFFIX,
@@ -641,7 +638,7 @@ class ObjectModerator:
                 codes = ", ".join(sorted({f.code for f in decision.failures}))
                 final = " on the final attempt, decided by on_error" if retryable else ""
                 failure = f"detector failure ({codes}){final}: {decision.failures[0].error}"
-            verdict = decision.decision
+            verdict = decision.verdict
         steps = self._act(pinned, found, verdict, decision, provisional)
         reused = decision is None
         head = f"{verdict.value} ({'reused, ' if reused else ''}policy {self.digest[:19]})"

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from policy_engine.errors import InvalidDetectorResult
+from policy_engine import InvalidDetectorResult
 from policy_engine.recordings import (
     RecordedResponse,
     find_response,

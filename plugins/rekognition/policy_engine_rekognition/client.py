@@ -17,8 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Generic, Protocol, TypeVar
 
-from policy_engine.errors import DetectorError
-from policy_engine.image import Image
+from policy_engine import DetectorError, Image
 from policy_engine_rekognition import __version__
 from policy_engine_rekognition.errors import (
     NO_CREDENTIALS_ADVICE,

@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from policy_engine.errors import DetectorError
+from policy_engine import DetectorError
 from policy_engine_rekognition.images import (
     ImageLimits,
     PixelSize,

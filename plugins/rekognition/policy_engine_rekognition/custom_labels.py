@@ -7,10 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from policy_engine.detectors import DetectContext, DetectorResult
-from policy_engine.errors import DetectorError
-from policy_engine.labels import Label
-from policy_engine.taxonomy import Taxonomy
+from policy_engine import DetectContext, DetectorError, DetectorResult, Label, Taxonomy
 from policy_engine_rekognition.client import (
     ClientSettings,
     settings_schema,

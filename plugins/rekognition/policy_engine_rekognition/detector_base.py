@@ -9,9 +9,14 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
-from policy_engine.detectors import DetectContext, Detector, DetectorResult, SettingsFinding
-from policy_engine.errors import DetectorError
-from policy_engine.image import Image
+from policy_engine import (
+    DetectContext,
+    Detector,
+    DetectorError,
+    DetectorResult,
+    Image,
+    SettingsFinding,
+)
 from policy_engine_rekognition.client import (
     CLIENT_SETTINGS_PROPERTIES,
     ClientCache,

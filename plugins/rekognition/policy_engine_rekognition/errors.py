@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from policy_engine.errors import DetectorError
+from policy_engine import DetectorError
 
 # AWS access key ids never belong in a message; secrets never reach one, as we
 # only quote AWS's own error text and botocore's exception text.

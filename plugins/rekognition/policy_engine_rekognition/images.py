@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from policy_engine.errors import DetectorError
-from policy_engine.image import Image
+from policy_engine import DetectorError, Image
 from policy_engine_rekognition.s3_inputs import S3InputError, parse_s3_uri
 
 ACCEPTED_FORMATS = "JPEG or PNG"

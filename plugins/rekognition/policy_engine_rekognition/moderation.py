@@ -7,9 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from policy_engine.detectors import DetectContext, DetectorResult
-from policy_engine.labels import Label
-from policy_engine.taxonomy import Taxonomy
+from policy_engine import DetectContext, DetectorResult, Label, Taxonomy
 from policy_engine_rekognition.client import (
     ClientSettings,
     settings_schema,

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from policy_engine.detectors import Detector
-from policy_engine.hookspecs import hookimpl
-from policy_engine.image import Image
+from policy_engine import Detector, Image, hookimpl
 from policy_engine_rekognition.custom_labels import CustomLabelsDetector
 from policy_engine_rekognition.moderation import ModerationDetector
 from policy_engine_rekognition.s3_inputs import expand_s3_input

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from policy_engine.errors import InvalidDetectorResult
+from policy_engine import InvalidDetectorResult, check_confidence
 from policy_engine.json_types import json_type_name
-from policy_engine.labels import check_confidence
 
 
 def require_object(value: object, field: str) -> Mapping[str, Any]:

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from policy_engine.errors import DetectorError
-from policy_engine.image import Image
+from policy_engine import DetectorError, Image
 from policy_engine_rekognition import __version__
 
 if TYPE_CHECKING:

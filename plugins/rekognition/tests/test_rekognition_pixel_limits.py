@@ -355,12 +355,12 @@ def test_a_refused_image_costs_no_call_and_gets_on_error(
     decision = engine.check(Image("uploads/odd.jpg", jpeg_header(*size)))
 
     assert fake.call_count() == 0
-    assert decision.decision == decision.on_error == "block"
+    assert decision.verdict == decision.on_error == "block"
     (failure,) = decision.failures
     assert (failure.source, failure.code, failure.retryable) == (detector, code, False)
     assert f"{size[0]}x{size[1]} pixels" in failure.error
     # An unreadable header goes to Rekognition, which decides.
-    assert engine.check(jpeg).decision == "allow"
+    assert engine.check(jpeg).verdict == "allow"
     assert fake.call_count() == 1
 
 

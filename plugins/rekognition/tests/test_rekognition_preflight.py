@@ -207,7 +207,7 @@ def test_calls_that_never_left_the_machine_are_not_counted(
 
     decisions = [engine.check(Image(f"upload-{n}", JPEG + bytes([n]))) for n in range(3)]
 
-    assert {(d.decision.value, f.code) for d in decisions for f in d.failures} == {("review", code)}
+    assert {(d.verdict.value, f.code) for d in decisions for f in d.failures} == {("review", code)}
     assert engine.counter.calls == 0 and fake.call_count() == 0
 
 

@@ -92,17 +92,17 @@ def test_an_overwritten_object_is_asked_again_not_answered_from_the_stale_cache(
 ) -> None:
     put(s3, b"\xff\xd8\xff calm")
     checker = moderator(tmp_path, fake, tmp_path / "rec")
-    assert checker.check(URI).decision == "allow"
+    assert checker.check(URI).verdict == "allow"
 
     put(s3, b"\xff\xd8\xff a knife")  # same key, other bytes (no versioning)
     fake.respond(URI, VIOLENT)
 
-    assert checker.check(URI).decision == "block"
+    assert checker.check(URI).verdict == "block"
     assert fake.call_count() == 2
     # Without versioning nothing pins the bytes Rekognition reads (they could be
     # swapped and swapped back under one ETag): asked every time, never cached.
     again = checker.check(URI)
-    assert again.decision == "block" and fake.call_count() == 3
+    assert again.verdict == "block" and fake.call_count() == 3
     assert "from_cache" not in again.to_dict()["detectors"]["rekognition-moderation"]
     assert sent_objects(fake) == [{"Bucket": BUCKET, "Name": KEY}] * 3
     assert not list((tmp_path / "rec").glob("*.json"))  # nothing recorded either
@@ -118,11 +118,11 @@ def test_bytes_swapped_back_under_one_etag_never_poison_the_cache(
     put(s3, violent)
     checker = moderator(tmp_path, fake, tmp_path / "rec")
     fake.respond(URI, {"ModerationLabels": []})  # what the swapped-in bytes got
-    assert checker.check(URI).decision == "allow"
+    assert checker.check(URI).verdict == "allow"
     put(s3, violent)  # swapped back: the same ETag as when it was identified
     fake.respond(URI, VIOLENT)
 
-    assert checker.check(URI).decision == "block"  # asked again, not the poisoned allow
+    assert checker.check(URI).verdict == "block"  # asked again, not the poisoned allow
     assert fake.call_count() == 2
 
 
@@ -132,18 +132,18 @@ def test_on_a_versioned_bucket_rekognition_reads_the_version_that_was_identified
     versioned(s3)
     first = put(s3, b"\xff\xd8\xff calm")["VersionId"]
     checker = moderator(tmp_path, fake, tmp_path / "rec")
-    assert checker.check(URI).decision == "allow"
+    assert checker.check(URI).verdict == "allow"
 
     second = put(s3, b"\xff\xd8\xff a knife")["VersionId"]
     fake.respond(f"{URI}?versionId={second}", VIOLENT)
 
-    assert checker.check(URI).decision == "block"
+    assert checker.check(URI).verdict == "block"
     assert sent_objects(fake) == [
         {"Bucket": BUCKET, "Name": KEY, "Version": first},
         {"Bucket": BUCKET, "Name": KEY, "Version": second},
     ]
     # the version named in the URI is the same image: the cache answers it
-    assert checker.check(f"{URI}?versionId={first}").decision == "allow"
+    assert checker.check(f"{URI}?versionId={first}").verdict == "allow"
     assert fake.call_count() == 2
 
 

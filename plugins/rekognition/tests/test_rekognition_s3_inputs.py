@@ -319,7 +319,7 @@ def test_check_lists_s3_and_sends_each_object_as_s3_object(s3: Any, fake: FakeRe
     results = {result.input: result for result in check_many(engine, items, concurrency=4)}
 
     assert {
-        name: result.decision and result.decision.decision.value for name, result in results.items()
+        name: result.decision and result.decision.verdict.value for name, result in results.items()
     } == {
         f"s3://{BUCKET}/uploads/knife%201+1.png": "block",
         f"s3://{BUCKET}/uploads/ok.jpg": "allow",

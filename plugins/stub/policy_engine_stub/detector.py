@@ -6,12 +6,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-# Imported from the defining modules, not the package root: the root's
-# computed __all__ hides these names from mypy --strict (see the report).
-from policy_engine.detectors import DetectContext, Detector, DetectorResult
-from policy_engine.errors import DetectorError, InvalidDetectorResult, NoRecordingError
-from policy_engine.image import Image
-from policy_engine.labels import Label
+from policy_engine import (
+    DetectContext,
+    Detector,
+    DetectorError,
+    DetectorResult,
+    Image,
+    InvalidDetectorResult,
+    Label,
+    NoRecordingError,
+)
 from policy_engine.recordings import read_recording
 from policy_engine_stub.settings import MISSING_NO_LABELS, SETTINGS_SCHEMA, SOURCE, StubSettings
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from policy_engine.detectors import Detector
-from policy_engine.hookspecs import hookimpl
+from policy_engine import Detector, hookimpl
 from policy_engine_stub.detector import StubDetector
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from policy_engine.labels import Label
+from policy_engine import Label
 
 SOURCE = "stub"
 

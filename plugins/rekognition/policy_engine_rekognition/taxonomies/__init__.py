@@ -15,7 +15,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
-from policy_engine.taxonomy import Taxonomy
+from policy_engine import Taxonomy
 
 V6_ID = "rekognition-moderation/v6"
 V7_ID = "rekognition-moderation/v7"
