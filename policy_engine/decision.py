@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from policy_engine.labels import Label
-from policy_engine.model import VERDICT_BY_SEVERITY, Verdict, plain_number
+from policy_engine.model import Verdict, plain_number
 
 DEFAULT_RULE = "default"
 ON_ERROR_RULE = "on_error"
@@ -206,7 +206,3 @@ class Decision:
             "detectors": {name: dict(meta) for name, meta in self.detectors.items()},
             "policy": {"name": self.policy_name, "digest": self.policy_digest},
         }
-
-
-def most_severe(severity: int) -> Verdict:
-    return VERDICT_BY_SEVERITY[severity]

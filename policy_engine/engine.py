@@ -23,7 +23,6 @@ from policy_engine.errors import (
 from policy_engine.image import DEFAULT_MAX_IMAGE_BYTES, Image
 from policy_engine.labels import Label
 from policy_engine.loader import load_policy
-from policy_engine.local_files import read_bounded
 from policy_engine.model import Policy
 from policy_engine.plugins import DetectorRegistry
 from policy_engine.ratelimit import RateLimiter
@@ -492,7 +491,3 @@ class Engine:
 
     def check(self, image: Image) -> Decision:
         return self.decide(*self.detect(image))
-
-    def check_file(self, path: str | os.PathLike[str]) -> Decision:
-        data = read_bounded(path, self.max_image_bytes, what="image file")
-        return self.check(Image(os.fspath(path), data))

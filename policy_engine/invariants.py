@@ -470,15 +470,3 @@ def _row_counterexamples(
             synthetic=row.synthetic,
             dropped=dropped,
         )
-
-
-def check_invariants(
-    invariants: Iterable[Invariant],
-    compiled: CompiledPolicy,
-    registry: DetectorRegistry | None = None,
-    *,
-    all_taxonomies: bool = False,
-) -> tuple[InvariantResult, ...]:
-    """Check each invariant of ``compiled`` (one decision table per taxonomy choice)."""
-    checker = InvariantChecker(compiled, registry)
-    return tuple(checker.check(i, all_taxonomies=all_taxonomies) for i in invariants)

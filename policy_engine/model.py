@@ -66,13 +66,6 @@ class Body:
             return Verdict.REVIEW
         return Verdict.ALLOW
 
-    def threshold_for(self, verdict: Verdict) -> float:
-        """The threshold that gives ``verdict`` (0 for an action), for reasons."""
-        if self.action is not None:
-            return 0.0
-        value = self.block_at if verdict is Verdict.BLOCK else self.review_at
-        return 0.0 if value is None else value
-
     def to_data(self) -> dict[str, Any]:
         if self.action is not None:
             return {"action": self.action.value}

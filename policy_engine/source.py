@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -337,14 +336,3 @@ def read_policy_text(path: Path) -> str:
         raise SourceError(
             [error("encoding", "a policy file must be UTF-8", file, Position(line, 1))]
         ) from None
-
-
-def walk_paths(value: Any, path: JsonPath = ()) -> Iterator[JsonPath]:
-    """Every path in a plain value tree, parents first."""
-    yield path
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield from walk_paths(child, (*path, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            yield from walk_paths(child, (*path, index))

@@ -11,7 +11,7 @@ on it exactly, with no sampling.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -104,10 +104,6 @@ class TableRow:
             if band.contains(confidence):
                 return band.verdict
         return None
-
-    def under(self, category: str) -> bool:
-        """Whether the label is ``category`` or sits under it."""
-        return name_key(category) in self.ancestors
 
     def describe(self) -> str:
         bands = ", ".join(f"{b.describe()} {b.verdict.value}" for b in self.bands)
@@ -268,7 +264,3 @@ def decision_table(
         DEFAULT_RULE,
         bands_for(compiled.policy.default, floor),
     )
-
-
-def rows_by_key(rows: Iterable[TableRow]) -> dict[tuple[str, str, str], TableRow]:
-    return {row.key: row for row in rows}
