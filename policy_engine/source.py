@@ -20,6 +20,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from policy_engine.diagnostics import Diagnostic, Position, error
+from policy_engine.errors import SourceError
 from policy_engine.text import has_surrogates, join_surrogate_pairs, printable
 
 MAX_POLICY_BYTES = 1024 * 1024
@@ -74,14 +75,6 @@ class Document:
     diagnostics: tuple[Diagnostic, ...] = ()
     refused: frozenset[JsonPath] = frozenset()
     """Paths of values refused here (already reported; the schema need not repeat it)."""
-
-
-class SourceError(Exception):
-    """The text is not a policy document at all; carries its diagnostics."""
-
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
-        self.diagnostics = diagnostics
-        super().__init__("; ".join(d.render() for d in diagnostics))
 
 
 def _number(text: str) -> tuple[Any, tuple[str, str] | None]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from policy_engine.cli import exit_codes
 from policy_engine.cli.common import CommandError, installed_registry, load_policy_or_fail
@@ -80,9 +79,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     registry = installed_registry()
     policy = load_policy_or_fail(args.policy, registry, stderr)
     results = [result for path in args.labels for result in read_responses(path, registry)]
-    metadata: dict[str, Mapping[str, Any]] = {r.source: r.metadata for r in results if r.metadata}
-    labels = [label for result in results for label in result.labels]
-    decision = compile_policy(policy, registry).evaluate(labels, (), metadata)
+    decision = compile_policy(policy, registry).evaluate_results(results)
     if args.format == "text":
         print(decision_text(decision), file=stdout)
     else:

@@ -51,7 +51,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from policy_engine.compiler import compile_policy
     from policy_engine.decision import DetectorFailure
-    from policy_engine.policytests import explain_decision
+    from policy_engine.review.explain import explain_decision
 
     if not args.labels and not args.error:
         raise CommandError("policy-engine explain: give at least one --labels FILE (or --error)")

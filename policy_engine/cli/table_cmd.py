@@ -11,7 +11,7 @@ from policy_engine.cli import exit_codes
 from policy_engine.cli.common import installed_registry, load_policy_or_fail
 from policy_engine.compiler import compile_policy
 from policy_engine.model import Verdict, plain_number
-from policy_engine.table import POLICY_LABELS, Band, DecisionTable, TableRow, decision_table
+from policy_engine.review.table import POLICY_LABELS, Band, DecisionTable, TableRow, decision_table
 from policy_engine.text import json_dumps
 
 FORMATS = ("text", "markdown", "json")

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from policy_engine.detectors import DetectContext, DetectorResult
 from policy_engine.errors import DetectorError
+from policy_engine.json_types import plain
 from policy_engine.labels import Label
 from policy_engine.taxonomy import Taxonomy
 from policy_engine_rekognition.client import (
@@ -20,7 +21,6 @@ from policy_engine_rekognition.detector_base import RekognitionDetector
 from policy_engine_rekognition.images import CUSTOM_LABELS_LIMITS, ImageLimits
 from policy_engine_rekognition.response_fields import (
     optional_object,
-    plain_copy,
     require_confidence,
     require_list,
     require_name,
@@ -148,7 +148,7 @@ class CustomLabelsDetector(RekognitionDetector):
             name=name,
             confidence=confidence,
             source=self.name,
-            extra={} if geometry is None else {"geometry": plain_copy(geometry)},
+            extra={} if geometry is None else {"geometry": plain(geometry)},
         )
 
     def from_stored(self, raw: Mapping[str, Any], context: DetectContext) -> DetectorResult:

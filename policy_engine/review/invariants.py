@@ -12,7 +12,7 @@ on the verdict every such label gets at every such confidence:
 - ``max_verdict: V``: every confidence gets V or a less severe verdict.
 
 Several conditions in one invariant must all hold. The check walks the exact
-decision table (:mod:`policy_engine.table`), band by band, so nothing is
+decision table (:mod:`policy_engine.review.table`), band by band, so nothing is
 sampled: a band that reaches into the range and breaks a condition is a
 counterexample, reported at its lowest confidence in the range. A confidence
 below ``min_confidence`` (when ``at_least`` is lower) drops the label, which
@@ -42,11 +42,12 @@ from policy_engine.diagnostics import Position
 from policy_engine.labels import Label
 from policy_engine.model import Verdict, plain_number
 from policy_engine.names import name_key, tidy_name
-from policy_engine.table import (
+from policy_engine.review.table import (
     POLICY_LABELS,
     Band,
     DecisionTable,
     decision_table,
+    source_taxonomies,
     synthetic_name,
     table_row,
     table_sources,
@@ -55,9 +56,6 @@ from policy_engine.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     from policy_engine.plugins import DetectorRegistry
-
-DEFAULT_SOURCE = "rekognition-moderation"
-"""The source of a label written in compact form without one."""
 
 MAX_COUNTEREXAMPLES = 10
 """At most this many counterexamples are kept per invariant (the total is counted)."""
@@ -138,25 +136,17 @@ class Invariant:
         cls,
         data: dict[str, Any],
         position: Position | None = None,
-        default_source: str = DEFAULT_SOURCE,
+        labels: tuple[Label, ...] = (),
     ) -> Invariant:
-        """Build from a tests file's invariant (already valid against its schema)."""
+        """Build from a tests file's invariant (already valid against its schema);
+        ``labels`` are its ``labels:``, built by the tests file's loader (which
+        knows their default source)."""
         requirements = []
         for kind in REQUIREMENT_KINDS:
             if kind in data:
                 value = data[kind]
                 values = value if isinstance(value, list) else [value]
                 requirements.append(Requirement(kind, frozenset(Verdict(v) for v in values)))
-        labels = tuple(
-            Label(
-                name=raw["name"],
-                parent=raw.get("parent", ""),
-                confidence=raw["confidence"],
-                source=raw.get("source", default_source),
-                model_version=raw.get("model_version"),
-            )
-            for raw in data.get("labels", ())
-        )
         taxonomies = data.get("taxonomies")
         return cls(
             category=data.get("category"),
@@ -242,20 +232,6 @@ class InvariantResult:
 
 
 # -- the checker ------------------------------------------------------------------
-
-
-def source_taxonomies(
-    source: str, registry: DetectorRegistry | None, every: bool
-) -> tuple[Taxonomy | None, ...]:
-    """The taxonomies the decision table walks for ``source`` (its current one, or
-    with ``every`` all it has; ``None`` when it has none)."""
-    if registry is not None and source in registry:
-        detector = registry.get(source)
-        current = detector.taxonomy(None)
-        found = detector.taxonomies() if every or current is None else (current,)
-        if found:
-            return tuple(sorted(found, key=lambda t: t.id))
-    return (None,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,11 +371,7 @@ class InvariantChecker:
             if broken:
                 under = f" under {', '.join(taxonomy_ids)}" if taxonomy_ids else ""
                 reasons = (
-                    "; ".join(
-                        f"{r.verdict.value} {r.label} {plain_number(r.confidence or 0)} "
-                        f"by rule {r.rule}"
-                        for r in decision.reasons()
-                    )
+                    "; ".join(r.describe(compact=True) for r in decision.reasons())
                     or "no label reviews or blocks"
                 )
                 messages.append(
