@@ -46,6 +46,7 @@ from policy_engine.review.table import (
     POLICY_LABELS,
     Band,
     DecisionTable,
+    TableRow,
     decision_table,
     source_taxonomies,
     synthetic_name,
@@ -234,19 +235,6 @@ class InvariantResult:
 # -- the checker ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
-    """A label to check: as a detector reports it, where, and its verdict bands."""
-
-    label: str
-    parent: str
-    source: str
-    taxonomy: str
-    rule: str
-    bands: tuple[Band, ...]
-    synthetic: bool = False
-
-
 class InvariantChecker:
     """Checks invariants of one compiled policy; builds each decision table once."""
 
@@ -278,13 +266,13 @@ class InvariantChecker:
                 found[(source, taxonomy.id if taxonomy is not None else POLICY_LABELS)] = taxonomy
         return found
 
-    def selected_rows(self, invariant: Invariant, every: bool) -> list[_Row]:
+    def selected_rows(self, invariant: Invariant, every: bool) -> list[TableRow]:
         """Every label the invariant is about, as the table decides it; for a
         category, also a label nobody knows yet reported right under it."""
         wanted = invariant.category or invariant.label or ""
         table = self.table(every)
         domains = self._taxonomy_objects(every)
-        rows: list[_Row] = []
+        rows: list[TableRow] = []
         known_in: set[tuple[str, str]] = set()
         for row in table.rows:
             if invariant.source is not None and row.source != invariant.source:
@@ -297,17 +285,7 @@ class InvariantChecker:
                 hit = bool(row.ancestors) and row.ancestors[0] == key
             if hit:
                 known_in.add((row.source, row.taxonomy))
-                rows.append(
-                    _Row(
-                        row.label,
-                        row.parent,
-                        row.source,
-                        row.taxonomy,
-                        row.rule,
-                        row.bands,
-                        synthetic=row.synthetic,
-                    )
-                )
+                rows.append(row)
         if invariant.category is not None:
             name, parent = synthetic_name(invariant.category), tidy_name(invariant.category)
             listed = {
@@ -316,12 +294,8 @@ class InvariantChecker:
                 if r.synthetic and name_key(r.label) == name_key(name)
             }
             for source, taxonomy_id in sorted(known_in - listed):
-                row = table_row(
-                    self.compiled, source, domains.get((source, taxonomy_id)), name, parent
-                )
-                rows.append(
-                    _Row(name, parent, source, taxonomy_id, row.rule, row.bands, synthetic=True)
-                )
+                taxonomy = domains.get((source, taxonomy_id))
+                rows.append(table_row(self.compiled, source, taxonomy, name, parent))
         return rows
 
     def _check_selector(self, invariant: Invariant, every: bool) -> InvariantResult:
@@ -417,7 +391,7 @@ def _forcing(
 
 
 def _row_counterexamples(
-    row: _Row, requirements: tuple[Requirement, ...], start: float, floor: float
+    row: TableRow, requirements: tuple[Requirement, ...], start: float, floor: float
 ) -> Iterable[Counterexample]:
     """Each band of ``row`` from ``start`` up that breaks a requirement, at its lowest
     confidence in range; below the floor, the label is dropped (counts as allow)."""
