@@ -42,7 +42,7 @@ _EXPORTS = {
     "Moderator": "policy_engine.moderator",
     "ReloadResult": "policy_engine.moderator",
     "AuditLog": "policy_engine.audit",
-    "ShadowPolicyError": "policy_engine.shadow",
+    "ShadowPolicyError": "policy_engine.errors",
 }
 
 __all__ = [
@@ -92,6 +92,7 @@ if TYPE_CHECKING:
         PluginError,
         PolicyEngineError,
         PolicyLoadError,
+        ShadowPolicyError,
     )
     from policy_engine.hookspecs import hookimpl
     from policy_engine.image import Image
@@ -100,7 +101,6 @@ if TYPE_CHECKING:
     from policy_engine.model import Policy, Verdict
     from policy_engine.moderator import Moderator, ReloadResult
     from policy_engine.plugins import DetectorRegistry
-    from policy_engine.shadow import ShadowPolicyError
     from policy_engine.taxonomy import Taxonomy, TaxonomyEntry
 
 

@@ -306,10 +306,3 @@ class _InputsEnded:
     """The feeder read its last input (or failed with ``error``)."""
 
     error: BaseException | None = None
-
-
-def check_paths(
-    engine: Engine, paths: Iterable[str], *, concurrency: int = 1
-) -> Iterator[CheckResult]:
-    """Local files and folders only, for callers that need nothing more."""
-    return check_many(engine, expand_inputs(paths), concurrency=concurrency)

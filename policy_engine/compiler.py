@@ -9,7 +9,7 @@ the number of rules. Evaluation is pure: no I/O, inputs never mutated.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from policy_engine.names import name_key, tidy_name
 from policy_engine.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
+    from policy_engine.detectors import DetectorResult
     from policy_engine.plugins import DetectorRegistry
 
 TaxonomyLookup = Callable[[str, "str | None"], "Taxonomy | None"]
@@ -133,21 +134,6 @@ def name_comparer(policy: Policy, taxonomy: Taxonomy | None) -> Callable[[str], 
         return aliases.get(key, key)
 
     return canonical
-
-
-def matcher_conflicts(policy: Policy, taxonomy: Taxonomy) -> list[tuple[Rule, Rule]]:
-    """Pairs of rules whose matches are the same once ``taxonomy``'s aliases are
-    applied (two spellings of one label): a load error, as no tie may be left."""
-    view = _TaxonomyView(policy, name_comparer(policy, taxonomy))
-    conflicts: list[tuple[Rule, Rule]] = []
-    buckets = [*view.by_name_parent.values(), *view.by_name.values(), *view.by_parent.values()]
-    for bucket in buckets:
-        by_source: dict[str | None, Rule] = {}
-        for _, rule in bucket:
-            first = by_source.setdefault(rule.match.source, rule)
-            if first is not rule:
-                conflicts.append((first, rule))
-    return conflicts
 
 
 class CompiledPolicy:
@@ -319,6 +305,17 @@ class CompiledPolicy:
         return Decision(
             VERDICT_BY_SEVERITY[worst], self, labels, failures, detectors or _NO_METADATA
         )
+
+    def evaluate_results(
+        self, results: Sequence[DetectorResult], failures: Iterable[DetectorFailure] = ()
+    ) -> Decision:
+        """Decide one image from its detectors' results: their labels pooled into
+        one list, their metadata kept by detector for the record. The one place
+        results become labels: the engine, a shadow candidate and ``evaluate``
+        decide through it."""
+        labels = [label for result in results for label in result.labels]
+        metadata = {result.source: result.metadata for result in results if result.metadata}
+        return self.evaluate(labels, failures, metadata)
 
 
 def compile_policy(policy: Policy, registry: DetectorRegistry | None = None) -> CompiledPolicy:

@@ -82,6 +82,23 @@ class Reason:
             self.error or "",
         )
 
+    def describe(self, *, compact: bool = False) -> str:
+        """The reason in one line, the one way every report shows it:
+        ``block   Weapon Violence 97.3 >= 90  [rule weapons, rekognition-moderation]``
+        or ``review  detector stub failed: offline  [rule on_error]`` (the verdict
+        padded so that reasons line up); ``compact`` for a summary that holds
+        several: ``block Weapon Violence 97.3 >= 90 [rule weapons]``."""
+        if self.error is not None:
+            what, where = f"detector {self.source} failed: {self.error}", f"rule {self.rule}"
+        else:
+            confidence = plain_number(round(self.confidence or 0.0, 2))
+            threshold = plain_number(round(self.threshold or 0.0, 2))
+            what = f"{self.label} {confidence} >= {threshold}"
+            where = f"rule {self.rule}" if compact else f"rule {self.rule}, {self.source}"
+        if compact:
+            return f"{self.verdict.value} {what} [{where}]"
+        return f"{self.verdict.value:<6}  {what}  [{where}]"
+
     def to_dict(self) -> dict[str, Any]:
         record: dict[str, Any] = {"verdict": self.verdict.value, "rule": self.rule}
         if self.error is not None:

@@ -108,7 +108,7 @@ class Detector:
         ``detectors:``, as written) beyond what :attr:`settings_schema` checks.
         Called when a policy loads, so it must be quick and must not call out;
         an exception is ignored. Register each code in the core's table of
-        codes (:data:`policy_engine.lint.DIAGNOSTIC_CODES`) so that reports
+        codes (:data:`policy_engine.diagnostics.DIAGNOSTIC_CODES`) so that reports
         describe it, or pick a code it already has."""
         return ()
 
@@ -192,3 +192,20 @@ class Detector:
         for a failure the user should read; any other exception is caught by
         the engine and reported as this detector's error too."""
         raise NotImplementedError(f"detector {self.name!r} cannot detect")
+
+
+def taxonomies_of(detector: Detector) -> tuple[Taxonomy, ...]:
+    """``detector.taxonomies()``, or none where the plugin fails: a plugin's
+    optional extra never breaks loading (its names then cannot be checked)."""
+    try:
+        return tuple(detector.taxonomies())
+    except Exception:
+        return ()
+
+
+def current_taxonomy(detector: Detector) -> Taxonomy | None:
+    """``detector.taxonomy(None)``, or None where the plugin fails."""
+    try:
+        return detector.taxonomy(None)
+    except Exception:
+        return None

@@ -1,8 +1,15 @@
-"""Findings about a policy, each with a stable code and a position."""
+"""Findings about a policy, each with a stable code and a position; and the one
+table of every code the package emits (:data:`DIAGNOSTIC_CODES`): diagnostics
+of policies and tests files, and the codes of its errors and detector failures.
+
+OPA keeps its errors as data (a code, a message, a location); here each code
+is registered once, with its severity and meaning, and a test fails on any
+code the source emits that the table lacks. The README's table of codes is
+generated from it (:func:`codes_markdown`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -60,3 +67,240 @@ def warning(code: str, message: str, file: str, at: Position) -> Diagnostic:
 
 def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> tuple[Diagnostic, ...]:
     return tuple(sorted(set(diagnostics), key=Diagnostic.sort_key))
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    """A registered code: its severity (where it is a diagnostic: its level),
+    what it means, and the topic it is listed under."""
+
+    severity: Severity
+    description: str
+    topic: str = ""
+
+
+def _topic(name: str, severity: Severity, codes: Mapping[str, str]) -> dict[str, CodeInfo]:
+    return {code: CodeInfo(severity, text, name) for code, text in codes.items()}
+
+
+_READING = "reading a file"
+_SCHEMA = "the schema"
+_MEANING = "meaning"
+_TESTS = "tests files"
+_LINT = "the linter"
+_MIGRATE = "migrate"
+_RUNNING = "errors and detector failures"
+
+DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
+    **_topic(
+        _READING,
+        Severity.ERROR,
+        {
+            "unreadable": "The file cannot be read.",
+            "file-too-large": (
+                "A file larger than may be read: a policy over 1 MiB, an image over its "
+                "detectors' limit."
+            ),
+            "encoding": "The file is not UTF-8, or holds a lone surrogate.",
+            "empty-policy": "The policy file holds no YAML document.",
+            "yaml-syntax": "The file is not valid YAML, or holds more than one document.",
+            "yaml-depth": "The document is nested too deeply.",
+            "document-too-large": "The document's aliases expand past 1 MiB.",
+            "recursive-alias": "A YAML alias refers to itself.",
+            "yaml-node": "An unsupported YAML node.",
+            "yaml-tag": "A YAML tag other than the plain ones (str, int, float, ...).",
+            "yaml-value": "A scalar that is not a valid or finite value.",
+            "yaml-key": "A mapping key that is not a plain scalar.",
+            "yaml-merge-key": "A merge key (<<); write the keys out.",
+            "duplicate-key": "A key given twice in one mapping.",
+        },
+    ),
+    **_topic(
+        _SCHEMA,
+        Severity.ERROR,
+        {
+            "unknown-key": "A key the policy language does not have (a typo?).",
+            "missing-key": "A required key is missing.",
+            "wrong-type": "A value of the wrong type.",
+            "invalid-value": "A value that is not one of those allowed.",
+            "out-of-range": "A number outside its range (thresholds are 0 to 100).",
+            "schema": "Any other schema violation.",
+        },
+    ),
+    **_topic(
+        _MEANING,
+        Severity.ERROR,
+        {
+            "duplicate-rule-id": "Two rules have the same id.",
+            "duplicate-match": "Two rules have the same match (names compare as names do).",
+            "threshold-order": "review_at is not below block_at.",
+            "duplicate-label": "A label is placed twice in labels:.",
+            "label-cycle": "labels: places labels in a cycle.",
+            "unknown-detector": "detectors: names a detector no installed plugin provides.",
+        },
+    ),
+    **_topic(
+        _TESTS,
+        Severity.ERROR,
+        {
+            "policy-does-not-load": (
+                "A policy has errors (PolicyLoadError), or the policy a tests file names does."
+            ),
+            "invalid-label": "A tests file's label is invalid (name, confidence, source).",
+            "invalid-response": "A tests file's raw response is malformed.",
+            "unrecognised-response": (
+                "A raw response no installed detector recognises (or several do)."
+            ),
+            "unreadable-recording": "A tests file names a recording that cannot be read.",
+            "invalid-recording": "A tests file names a recording that is not valid JSON.",
+            "tests-do-not-load": "A tests file has errors (TestsLoadError).",
+        },
+    ),
+    **_topic(
+        _LINT,
+        Severity.ERROR,
+        {
+            "unknown-name": (
+                "A rule's match name that no taxonomy of the detectors it can see nor labels: "
+                "knows (a warning where the line says # policy-engine: ignore[unknown-name], or "
+                "where one of those detectors has no taxonomy)."
+            ),
+            "unknown-parent": (
+                "A rule's match parent that no taxonomy of the detectors it can see nor labels: "
+                "knows (a warning as for unknown-name, and for a labels: parent no taxonomy, "
+                "entry nor rule knows)."
+            ),
+        },
+    ),
+    **_topic(
+        _LINT,
+        Severity.WARNING,
+        {
+            "name-spelling": (
+                "A name that differs from the taxonomy's spelling only in case or spaces."
+            ),
+            "model-6-name": (
+                "A name only an older taxonomy (Rekognition model 6) has; the current model "
+                "renamed it."
+            ),
+            "threshold-below-floor": (
+                "A threshold below min_confidence: that band starts at the floor instead."
+            ),
+            "narrowing-rule": (
+                "A rule narrows a category rule and leaves unset a band the category rule sets."
+            ),
+            "carve-out-parent": (
+                "A child carve-out whose parent label is still decided by a stricter rule."
+            ),
+            "rule-never-decides": (
+                "A rule that can never decide a label: every label it selects is decided by "
+                "another."
+            ),
+            "unknown-source": (
+                "A rule's match source names no installed detector, so the rule never decides."
+            ),
+            "on-error-allow": (
+                "on_error: allow lets an image through unchecked whenever a detector fails."
+            ),
+            "threshold-scale": (
+                "Every threshold is at most 1: confidences run from 0 to 100, not 0 to 1."
+            ),
+            "no-detectors": (
+                "The policy names no detectors: check, the embedding API and the Lambda refuse "
+                "it (there an error, NoDetectorsError)."
+            ),
+            "unknown-region": (
+                "A detector's region setting that its plugin does not know as a region of its "
+                "service (from the plugin's own settings check, Detector.lint_settings)."
+            ),
+        },
+    ),
+    **_topic(
+        _MIGRATE,
+        Severity.WARNING,
+        {
+            "migrate-ambiguous": (
+                "An old name maps to several new ones: the rule is left as is, to split by hand."
+            ),
+            "migrate-unmapped": (
+                "The old taxonomy knows the name; the mapping and the new taxonomy do not."
+            ),
+            "migrate-category-changed": (
+                "A category rule whose new category covers other labels than the old one did."
+            ),
+            "migrate-parent-changed": (
+                "A {name, parent} rule whose label the new taxonomy reports under another parent."
+            ),
+            "migrate-collision": (
+                "Two rules would get the same match: the later one is left as is."
+            ),
+            "migrate-other-source": "A name scoped to another detector, left as is.",
+        },
+    ),
+    **_topic(
+        _RUNNING,
+        Severity.ERROR,
+        {
+            "policy-engine-error": (
+                "Any other error the package raises on purpose (PolicyEngineError)."
+            ),
+            "load-failed": (
+                "A policy (re)load failed for a reason that is no error of the policy: the old "
+                "policy keeps serving."
+            ),
+            "shadow-does-not-load": "The candidate (shadow) policy has errors (ShadowPolicyError).",
+            "not-a-document": "The text is not a YAML document at all (SourceError).",
+            "detector-settings": (
+                "The policy's detectors do not fit the installed plugins when an engine is built "
+                "(PolicyDetectorsError)."
+            ),
+            "plugin-error": (
+                "A plugin failed to load or to register, or clashes with another (PluginError)."
+            ),
+            "duplicate-detector": (
+                "Two plugins register a detector under the same name (DuplicateDetectorError)."
+            ),
+            "detector-unavailable": (
+                "A configured detector cannot be called at all, found before the first image "
+                "(DetectorUnavailableError, with the detector's own code)."
+            ),
+            "detector-error": (
+                "A detector failed for an image; the policy's on_error decides (DetectorError)."
+            ),
+            "invalid-result": "A detector's response is malformed (InvalidDetectorResult).",
+            "no-recording": "A replaying detector has nothing recorded for an image.",
+            "plugin-exception": (
+                "A detector raised something other than a DetectorError: its failure for the image."
+            ),
+            "timeout": "A detector call took longer than the engine's detector time limit.",
+            "empty-image": "An empty image, refused before any detector is called.",
+            "stopped": "A run was stopped before this image's call went out (RunStopped).",
+            "not-a-regular-file": (
+                "A local input that is not a regular file (a FIFO, a device), refused unread "
+                "(InputFileError)."
+            ),
+            "recording-write-failed": (
+                "A response could not be recorded; nothing recorded before changed "
+                "(RecordingWriteError)."
+            ),
+        },
+    ),
+}
+"""Every code the package emits, with its severity and what it means (SARIF
+rules, the README). A plugin registers the codes of its
+:meth:`~policy_engine.detectors.Detector.lint_settings` findings here, or picks
+one it already has; its detectors' failure codes are its own (its README)."""
+
+
+def codes_markdown() -> str:
+    """The README's table of codes, generated from :data:`DIAGNOSTIC_CODES`
+    (``python -m policy_engine.diagnostics`` prints it)."""
+    lines = ["| code | severity | topic | what it means |", "| --- | --- | --- | --- |"]
+    for code, info in DIAGNOSTIC_CODES.items():
+        description = info.description.replace("|", "\\|")
+        lines.append(f"| `{code}` | {info.severity.value} | {info.topic} | {description} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(codes_markdown(), end="")

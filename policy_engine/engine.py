@@ -10,20 +10,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from policy_engine.compiler import CompiledPolicy, matcher_conflicts
+from policy_engine.compiler import CompiledPolicy
 from policy_engine.decision import Decision, DetectorFailure
 from policy_engine.detectors import DetectContext, Detector, DetectorResult
 from policy_engine.errors import (
     DetectorError,
     DetectorUnavailableError,
     InvalidDetectorResult,
-    PolicyEngineError,
+    NoDetectorsError,
+    PolicyDetectorsError,
     RunStopped,
 )
 from policy_engine.image import DEFAULT_MAX_IMAGE_BYTES, Image
 from policy_engine.labels import Label
-from policy_engine.loader import load_policy
-from policy_engine.local_files import read_bounded
+from policy_engine.loader import UNKNOWN_NAME_CODES, load_policy, registry_errors
 from policy_engine.model import Policy
 from policy_engine.plugins import DetectorRegistry
 from policy_engine.ratelimit import RateLimiter
@@ -39,10 +39,6 @@ own retries at botocore's default settings in all but the worst case, far
 below forever."""
 
 DETECTOR_THREAD_PREFIX = "policy-engine-detector-"
-
-
-class NoDetectorsError(PolicyEngineError):
-    """The policy names no detectors, so there is nothing to run over an image."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +70,6 @@ class CallCounter:
             self.unrecorded += unrecorded
 
 
-class PolicyDetectorsError(PolicyEngineError):
-    """The policy's detectors do not fit the installed plugins: settings their
-    schemas refuse, or rules that are one match under a detector's aliases."""
-
-
 def _answer_digest(detector: Detector, settings: Mapping[str, Any], min_confidence: float) -> str:
     """What a detector's answers are recorded and cached under: its settings
     without those that only change how it reaches its service."""
@@ -104,45 +95,25 @@ def _check_result(result: object) -> None:
 def _verify(
     policy: Policy, registry: DetectorRegistry, chosen: Mapping[str, Mapping[str, Any]]
 ) -> None:
-    """What the loader checks when given a registry, checked again against this one:
+    """What the loader checks when given a registry, checked again against this
+    one by the loader's own checks (:func:`~policy_engine.loader.registry_errors`):
     a policy loaded without it must not run with settings a detector refuses
     (the stub with no recordings would allow everything)."""
-    from policy_engine.schema import settings_validator
-
-    problems: list[str] = []
-    for name, settings in sorted(chosen.items()):
-        detector = registry.get(name)
-        validator = settings_validator(detector.settings_schema)
-        for err in validator.iter_errors(_plain(settings)):
-            where = ".".join(str(p) for p in err.absolute_path)
-            problems.append(f"detectors.{name}{'.' + where if where else ''}: {err.message}")
-        for taxonomy in detector.taxonomies():
-            for first, second in matcher_conflicts(policy, taxonomy):
-                problems.append(
-                    f"rules {first.id!r} and {second.id!r} have the same match under "
-                    f"{taxonomy.id}'s aliases ({first.match.describe()} and "
-                    f"{second.match.describe()}); merge them"
-                )
-    if not policy.names_checked:  # loaded without a registry: an unknown name is unseen
-        from policy_engine.lint import unknown_name_errors
-
-        problems.extend(
-            f"{d.render()} (load the policy with the registry to acknowledge a name with "
-            "an ignore comment)"
-            for d in unknown_name_errors(policy, registry)
-        )
-    if problems:
+    for name in sorted(chosen):
+        registry.get(name)  # UnknownDetectorError first, as for a detector asked for by name
+    errors = registry_errors(policy, registry, chosen)
+    if errors:
+        hint = ""
+        if any(d.code in UNKNOWN_NAME_CODES for d in errors):
+            hint = (
+                "\n(load the policy with the registry to acknowledge a name with an ignore comment)"
+            )
         raise PolicyDetectorsError(
-            f"policy {policy.name!r} does not fit the installed detectors: " + "; ".join(problems)
+            f"policy {policy.name!r} does not fit the installed detectors:\n"
+            + "\n".join(d.render() for d in errors)
+            + hint,
+            errors,
         )
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    return value
 
 
 class Engine:
@@ -197,8 +168,9 @@ class Engine:
         chosen = policy.detectors if detectors is None else detectors
         if not chosen:
             raise NoDetectorsError(
-                f"policy {policy.name!r} names no detectors: add e.g. "
-                "'detectors: {rekognition-moderation: {}}', or replay recordings with --replay"
+                f"policy {policy.name!r} names no detectors: name those it runs under "
+                f"detectors: (installed: {', '.join(registry.names()) or 'none'}), or replay "
+                "recordings with --replay"
             )
         _verify(policy, registry, chosen)
         directory = base_dir if base_dir is not None else policy.base_dir
@@ -496,16 +468,10 @@ class Engine:
         every detector's labels pooled (their order never matters), the
         failures under ``on_error``, and each detector's metadata for the
         record. Calls no detector."""
-        labels = [label for result in results for label in result.labels]
-        metadata = {result.source: result.metadata for result in results if result.metadata}
-        return self.compiled.evaluate(labels, failures, metadata)
+        return self.compiled.evaluate_results(results, failures)
 
     def check(self, image: Image) -> Decision:
         """Decide ``image``: run every detector (:meth:`detect`), then
         :meth:`decide`. Never raises for a detector's failure: it is part of the
         decision, under the policy's ``on_error`` (POLICY_SPEC section 6)."""
         return self.decide(*self.detect(image))
-
-    def check_file(self, path: str | os.PathLike[str]) -> Decision:
-        data = read_bounded(path, self.max_image_bytes, what="image file")
-        return self.check(Image(os.fspath(path), data))

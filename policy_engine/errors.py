@@ -1,5 +1,11 @@
-"""Typed exceptions. Policy errors (the policy is wrong) are kept apart from
-run errors (running it failed), as users act on them differently."""
+"""Every exception this package raises on purpose, in one place.
+
+Each is a :class:`PolicyEngineError` with a stable ``code`` (a class
+attribute; a few take a more precise one per instance), registered with the
+diagnostic codes in :data:`policy_engine.diagnostics.DIAGNOSTIC_CODES`, so a
+caller reports ``exc.code`` whatever the type. Policy errors (the policy is
+wrong) are kept apart from run errors (running it failed), as users act on
+them differently (as Cloud Custodian does)."""
 
 from __future__ import annotations
 
@@ -13,21 +19,76 @@ if TYPE_CHECKING:
 class PolicyEngineError(Exception):
     """Base of every error this package raises on purpose."""
 
+    code: str = "policy-engine-error"
 
-class PolicyLoadError(PolicyEngineError):
-    """A policy did not load; ``diagnostics`` holds every error found, sorted by position."""
+
+class DiagnosedError(PolicyEngineError):
+    """An error that carries positioned diagnostics (``diagnostics``), every one found."""
 
     def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
         self.diagnostics = tuple(diagnostics)
         super().__init__("\n".join(d.render() for d in self.diagnostics))
 
 
+class PolicyLoadError(DiagnosedError):
+    """A policy did not load; ``diagnostics`` holds every error found, sorted by position."""
+
+    code = "policy-does-not-load"
+
+
+class ShadowPolicyError(PolicyLoadError):
+    """The candidate (shadow) policy does not load; ``diagnostics`` say why."""
+
+    code = "shadow-does-not-load"
+
+    def __init__(self, path: str, diagnostics: Sequence[Diagnostic]) -> None:
+        super().__init__(diagnostics)
+        self.path = path
+        details = "\n".join(d.render() for d in self.diagnostics)
+        self.args = (f"the shadow (candidate) policy {path} does not load:\n{details}",)
+
+
+class SourceError(DiagnosedError):
+    """The text is not a policy (or tests) document at all; carries its diagnostics."""
+
+    code = "not-a-document"
+
+
+class TestsLoadError(DiagnosedError):
+    """A tests file did not load; ``diagnostics`` holds every error found."""
+
+    __test__ = False  # not a pytest test class
+    code = "tests-do-not-load"
+
+
+class NoDetectorsError(PolicyEngineError):
+    """The policy names no detectors, so there is nothing to run over an image."""
+
+    code = "no-detectors"
+
+
+class PolicyDetectorsError(PolicyEngineError):
+    """The policy's detectors do not fit the installed plugins: settings their
+    schemas refuse, rules that are one match under a detector's aliases, names
+    no taxonomy knows. ``diagnostics`` holds the loader's positioned findings."""
+
+    code = "detector-settings"
+
+    def __init__(self, message: str, diagnostics: Sequence[Diagnostic] = ()) -> None:
+        self.diagnostics = tuple(diagnostics)
+        super().__init__(message)
+
+
 class PluginError(PolicyEngineError):
     """A plugin is broken: it failed to load or to register, or it clashes with another."""
+
+    code = "plugin-error"
 
 
 class DuplicateDetectorError(PluginError):
     """Two plugins register a detector under the same name."""
+
+    code = "duplicate-detector"
 
     def __init__(self, detector: str, first_plugin: str, second_plugin: str) -> None:
         self.detector = detector
@@ -41,6 +102,8 @@ class DuplicateDetectorError(PluginError):
 
 class UnknownDetectorError(PolicyEngineError):
     """No installed plugin provides the named detector."""
+
+    code = "unknown-detector"
 
 
 class DetectorError(PolicyEngineError):
@@ -79,6 +142,8 @@ class DetectorUnavailableError(PolicyEngineError):
     it; ``code`` is the detector's stable code for the cause (``no-credentials``,
     ``no-region``, ``profile-not-found``, ...)."""
 
+    code = "detector-unavailable"
+
     def __init__(self, detector: str, message: str, *, code: str) -> None:
         self.detector = detector
         self.code = code
@@ -106,10 +171,14 @@ class NoRecordingError(DetectorError):
 class UnrecognisedResponseError(PolicyEngineError):
     """A raw response that no installed detector recognises, or that several do."""
 
+    code = "unrecognised-response"
+
 
 class RunStopped(PolicyEngineError):
     """A batch run was stopped (its ``stop`` set) before this call went out:
     nothing was sent, and the image has no decision."""
+
+    code = "stopped"
 
 
 class InputFileError(PolicyEngineError, OSError):
@@ -118,6 +187,14 @@ class InputFileError(PolicyEngineError, OSError):
     :class:`OSError`, as any other file that cannot be read; ``code`` is
     ``not-a-regular-file`` or ``file-too-large``."""
 
+    code = "not-a-regular-file"
+
     def __init__(self, message: str, *, code: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class RecordingWriteError(PolicyEngineError):
+    """A response could not be recorded; nothing already recorded was changed."""
+
+    code = "recording-write-failed"

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from policy_engine.errors import InvalidDetectorResult
+from policy_engine.json_types import frozen, plain
 from policy_engine.text import has_surrogates
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -75,38 +76,20 @@ class Label:
                     f"a label's {name} is not valid Unicode (a lone surrogate): {value!r}",
                     field=name,
                 )
-        object.__setattr__(self, "extra", _frozen(self.extra))
+        object.__setattr__(self, "extra", frozen(self.extra))
         object.__setattr__(self, "key", (self.source, self.model_version, self.name, self.parent))
 
     def __reduce__(self) -> tuple[type[Label], tuple[Any, ...]]:
         # A mappingproxy does not pickle: rebuild from plain data (and check it again).
         fields = (self.name, self.confidence, self.source, self.parent, self.model_version)
-        return (Label, (*fields, _thawed(self.extra)))
+        return (Label, (*fields, plain(self.extra)))
 
     def to_dict(self) -> dict[str, Any]:
         # the detector's extras first: they can never overwrite what was evaluated
-        record: dict[str, Any] = _thawed(self.extra)
+        record: dict[str, Any] = plain(self.extra)
         record.update(
             name=self.name, parent=self.parent, source=self.source, confidence=self.confidence
         )
         if self.model_version is not None:
             record["model_version"] = self.model_version
         return record
-
-
-def _frozen(value: Any) -> Any:
-    """A read-only deep copy: records built from a label cannot change it."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({str(k): _frozen(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
-        return tuple(_frozen(v) for v in value)
-    return value
-
-
-def _thawed(value: Any) -> Any:
-    """Plain JSON-ready data from :func:`_frozen`'s output."""
-    if isinstance(value, Mapping):
-        return {k: _thawed(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_thawed(v) for v in value]
-    return value

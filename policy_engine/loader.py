@@ -8,6 +8,7 @@ sorted by position. The only I/O is reading the file.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from policy_engine.detectors import taxonomies_of
 from policy_engine.diagnostics import (
     Diagnostic,
     Position,
@@ -22,11 +24,12 @@ from policy_engine.diagnostics import (
     error,
     sort_diagnostics,
 )
-from policy_engine.errors import PolicyLoadError
-from policy_engine.lint import lint_policy, taxonomies_of
+from policy_engine.errors import PolicyLoadError, SourceError
+from policy_engine.json_types import plain
+from policy_engine.lint import lint_policy
 from policy_engine.model import Body, LabelDefinition, Match, Policy, Rule, Verdict
 from policy_engine.names import alias_keys, name_key, tidy_name
-from policy_engine.source import SourceError, SourceMap, parse_document, read_policy_text
+from policy_engine.source import JsonPath, SourceMap, parse_document, read_policy_text
 
 if TYPE_CHECKING:
     from policy_engine.plugins import DetectorRegistry
@@ -171,9 +174,9 @@ def yaml_comments(text: str) -> dict[int, tuple[str, bool]]:
     return comments
 
 
-# Codes the linter acknowledges itself, as an acknowledged unknown name is
-# still a warning where it would be an error without the comment (section 7).
-_SELF_ACKNOWLEDGED = frozenset({"unknown-name", "unknown-parent"})
+UNKNOWN_NAME_CODES = frozenset({"unknown-name", "unknown-parent"})
+"""Codes the linter acknowledges itself, as an acknowledged unknown name is
+still a warning where it would be an error without the comment (section 7)."""
 
 
 def _without_ignored_warnings(
@@ -186,7 +189,7 @@ def _without_ignored_warnings(
         d
         for d in diagnostics
         if d.severity is Severity.ERROR
-        or d.code in _SELF_ACKNOWLEDGED
+        or d.code in UNKNOWN_NAME_CODES
         or d.code not in acknowledged.get(d.line, ())
     ]
 
@@ -208,6 +211,35 @@ def check_policy_file(
     return check_policy_text(
         text, str(path), registry=registry, base_dir=str(file_path.resolve().parent)
     )
+
+
+def registry_errors(
+    policy: Policy,
+    registry: DetectorRegistry,
+    detectors: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Diagnostic]:
+    """The errors the loader finds with ``registry`` (detectors' settings, rules
+    that are one match under its taxonomies' aliases, and, for a policy loaded
+    without a registry, names no taxonomy knows), found again by the same checks
+    for a policy already built: an :class:`~policy_engine.engine.Engine` given a
+    policy loaded without this registry must not run what the loader would have
+    refused. ``detectors`` stands in for the policy's ``detectors:`` (a replay's
+    settings). Positioned where the policy kept positions (rules and ``labels:``
+    entries); detectors' settings at the file's start."""
+    values: dict[JsonPath, Position] = {
+        ("rules", i): rule.position for i, rule in enumerate(policy.rules)
+    }
+    values.update({("labels", i): label.position for i, label in enumerate(policy.labels)})
+    source_map = SourceMap(policy.file, values)
+    settings = plain(policy.detectors if detectors is None else detectors)
+    found = _check_detectors(settings, source_map, registry)
+    aliased = dataclasses.replace(policy, aliases=_alias_map(registry))
+    indexes = tuple(range(len(policy.rules)))
+    built = _Built(aliased, indexes, tuple(range(len(policy.labels))))
+    found.extend(_check_meaning(built, source_map))
+    if not policy.names_checked:  # loaded without a registry: an unknown name is unseen
+        found.extend(lint_policy(policy, source_map, registry=registry, decisions=False))
+    return [d for d in sort_diagnostics(found) if d.severity is Severity.ERROR]
 
 
 def parse_policy(

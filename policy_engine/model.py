@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from policy_engine.diagnostics import Position
+from policy_engine.json_types import frozen, plain
 from policy_engine.names import name_key
 
 DEFAULT_MIN_CONFIDENCE = 50.0
@@ -73,13 +74,6 @@ class Body:
         if confidence >= review_from:
             return Verdict.REVIEW
         return Verdict.ALLOW
-
-    def threshold_for(self, verdict: Verdict) -> float:
-        """The threshold that gives ``verdict`` (0 for an action), for reasons."""
-        if self.action is not None:
-            return 0.0
-        value = self.block_at if verdict is Verdict.BLOCK else self.review_at
-        return 0.0 if value is None else value
 
     def to_data(self) -> dict[str, Any]:
         if self.action is not None:
@@ -158,22 +152,6 @@ class LabelDefinition:
         return data
 
 
-def _freeze(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_thaw(v) for v in value]
-    return value
-
-
 def _numbers_normalised(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _numbers_normalised(v) for k, v in value.items()}
@@ -224,7 +202,7 @@ class Policy:
     def __post_init__(self) -> None:
         object.__setattr__(self, "rules", tuple(self.rules))
         object.__setattr__(self, "labels", tuple(self.labels))
-        object.__setattr__(self, "detectors", _freeze(dict(self.detectors)))
+        object.__setattr__(self, "detectors", frozen(self.detectors))
         object.__setattr__(self, "aliases", MappingProxyType(dict(self.aliases)))
 
     def canonical_key(self, name: str) -> str:
@@ -243,7 +221,7 @@ class Policy:
         default = self.default.to_data()
         data["default"] = default["action"] if set(default) == {"action"} else default
         data["on_error"] = self.on_error.value
-        data["detectors"] = _thaw(self.detectors)
+        data["detectors"] = plain(self.detectors)
         data["labels"] = [label.to_data() for label in self.labels]
         data["rules"] = [rule.to_data() for rule in self.rules]
         return data

@@ -37,19 +37,8 @@ from policy_engine.audit import AuditLog
 from policy_engine.compiler import CompiledPolicy
 from policy_engine.decision import Decision
 from policy_engine.diagnostics import Diagnostic, Position, error
-from policy_engine.engine import (
-    DEFAULT_DETECTOR_TIMEOUT,
-    Engine,
-    NoDetectorsError,
-    PolicyDetectorsError,
-)
-from policy_engine.errors import (
-    DetectorUnavailableError,
-    PluginError,
-    PolicyEngineError,
-    PolicyLoadError,
-    UnknownDetectorError,
-)
+from policy_engine.engine import DEFAULT_DETECTOR_TIMEOUT, Engine
+from policy_engine.errors import PolicyEngineError, PolicyLoadError
 from policy_engine.events import DecisionEvent
 from policy_engine.image import DEFAULT_MAX_IMAGE_BYTES, Image
 from policy_engine.loader import check_policy_file
@@ -66,7 +55,7 @@ from policy_engine.plugins import (
 from policy_engine.ratelimit import RateLimiter
 from policy_engine.recordings import RecordingStore, ResponseStore
 from policy_engine.redaction import loggable
-from policy_engine.shadow import evaluate_on, load_candidate
+from policy_engine.shadow import load_candidate
 from policy_engine.text import printable
 
 logger = logging.getLogger("policy_engine.moderator")
@@ -195,18 +184,13 @@ def _load_engine(path: str, options: _Options) -> tuple[Engine, tuple[Diagnostic
 
 
 def _diagnostics_of(exc: Exception, path: str) -> tuple[Diagnostic, ...]:
+    """What a failed reload reports: a policy's own diagnostics, else one
+    diagnostic with the error's stable code (``load-failed`` for a bug)."""
     if isinstance(exc, PolicyLoadError):
         return exc.diagnostics
-    if isinstance(exc, DetectorUnavailableError):
+    if isinstance(exc, PolicyEngineError):
         return (error(exc.code, printable(str(exc)), path, Position()),)
-    codes: dict[type[Exception], str] = {
-        NoDetectorsError: "no-detectors",
-        PolicyDetectorsError: "detector-settings",
-        UnknownDetectorError: "unknown-detector",
-        PluginError: "plugin-error",
-    }
-    code = codes.get(type(exc), "load-failed")
-    return (error(code, printable(str(exc)), path, Position()),)
+    return (error("load-failed", printable(str(exc)), path, Position()),)
 
 
 def _parameters_of(
@@ -331,7 +315,7 @@ class Moderator:
 
         Raises :class:`~policy_engine.PolicyLoadError` (with ``diagnostics``)
         for a policy that does not load,
-        :class:`~policy_engine.shadow.ShadowPolicyError` for a candidate that
+        :class:`~policy_engine.errors.ShadowPolicyError` for a candidate that
         does not, :class:`~policy_engine.errors.DetectorUnavailableError` (with
         a stable ``code``) for a detector that cannot be called at all (no
         credentials, no region), and another
@@ -413,7 +397,7 @@ class Moderator:
         shadow: Decision | None = None
         if serving.shadow is not None:
             try:
-                shadow = evaluate_on(serving.shadow, results, failures)
+                shadow = serving.shadow.evaluate_results(results, failures)
             except Exception:  # the candidate must never cost the active decision
                 logger.exception(
                     "shadow policy %s failed on %s; decided without it",

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from policy_engine.errors import InvalidDetectorResult, PolicyEngineError
-from policy_engine.json_types import json_type_name
+from policy_engine.errors import InvalidDetectorResult, RecordingWriteError
+from policy_engine.json_types import json_type_name, plain
 from policy_engine.model import plain_number
 
 RECORDING_FORMAT = "policy-engine-recording/1"
@@ -50,32 +50,18 @@ logger = logging.getLogger(__name__)
 _FILE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
-class RecordingWriteError(PolicyEngineError):
-    """A response could not be recorded; nothing already recorded was changed."""
-
-    code = "recording-write-failed"
-
-
 def settings_digest(detector: str, settings: Mapping[str, Any], min_confidence: float) -> str:
     """What a recorded response was asked with, as ``sha256:<hex>``."""
     canonical = json.dumps(
         {
             "detector": detector,
-            "settings": _plain(settings),
+            "settings": plain(settings),
             "min_confidence": plain_number(min_confidence),
         },
         sort_keys=True,
         separators=(",", ":"),
     )
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +152,7 @@ def recording_document(
     ``response`` that JSON cannot hold (NaN, infinity, bytes, an object): a
     recording is strict JSON, which any reader can read back."""
     kept = [
-        {"detector": old.detector, "settings": old.settings, "response": _plain(old.response)}
+        {"detector": old.detector, "settings": old.settings, "response": plain(old.response)}
         for old in existing
         if old.detector is not None and (old.detector, old.settings) != (detector, settings)
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from policy_engine.diagnostics import Diagnostic, error
-from policy_engine.json_types import json_type_name
+from policy_engine.json_types import json_type_name, plain
 from policy_engine.source import JsonPath, SourceMap
 
 
@@ -186,12 +186,4 @@ def _settings_validator(schema_json: str) -> Draft202012Validator:
 
 def settings_validator(schema: Mapping[str, Any]) -> Draft202012Validator:
     """A validator for a detector's settings schema (cached per schema)."""
-    return _settings_validator(json.dumps(_plain(schema), sort_keys=True))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, Iterable) and not isinstance(value, str | bytes):
-        return [_plain(v) for v in value]
-    return value
+    return _settings_validator(json.dumps(plain(schema), sort_keys=True))

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 
 from policy_engine.compiler import CompiledPolicy
-from policy_engine.decision import Decision, DetectorFailure
-from policy_engine.detectors import DetectorResult
-from policy_engine.diagnostics import Diagnostic
-from policy_engine.errors import PolicyLoadError
+from policy_engine.errors import ShadowPolicyError
 from policy_engine.events import DecisionEvent
 from policy_engine.hookspecs import hookimpl
 from policy_engine.loader import check_policy_file
@@ -27,34 +23,12 @@ from policy_engine.redaction import loggable
 logger = logging.getLogger("policy_engine.shadow")
 
 
-class ShadowPolicyError(PolicyLoadError):
-    """The candidate (shadow) policy does not load; ``diagnostics`` say why."""
-
-    def __init__(self, path: str, diagnostics: Sequence[Diagnostic]) -> None:
-        super().__init__(diagnostics)
-        self.path = path
-        details = "\n".join(d.render() for d in self.diagnostics)
-        self.args = (f"the shadow (candidate) policy {path} does not load:\n{details}",)
-
-
 def load_candidate(path: str | os.PathLike[str], registry: DetectorRegistry) -> CompiledPolicy:
     """Load and compile a candidate policy; raise :class:`ShadowPolicyError` with every error."""
     result = check_policy_file(path, registry=registry)
     if result.policy is None or result.errors:
         raise ShadowPolicyError(str(path), result.errors or result.diagnostics)
     return CompiledPolicy(result.policy, registry.taxonomy_for)
-
-
-def evaluate_on(
-    compiled: CompiledPolicy,
-    results: Sequence[DetectorResult],
-    failures: Sequence[DetectorFailure],
-) -> Decision:
-    """What ``compiled`` decides for labels and failures another policy's detectors found
-    (the same pooling as :meth:`policy_engine.Engine.decide`)."""
-    labels = [label for result in results for label in result.labels]
-    metadata = {result.source: result.metadata for result in results if result.metadata}
-    return compiled.evaluate(labels, failures, metadata)
 
 
 class ShadowDisagreementLog:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from policy_engine.diagnostics import Diagnostic, Position, error
+from policy_engine.errors import SourceError
 from policy_engine.text import has_surrogates, join_surrogate_pairs, printable
 
 MAX_POLICY_BYTES = 1024 * 1024
@@ -75,14 +75,6 @@ class Document:
     diagnostics: tuple[Diagnostic, ...] = ()
     refused: frozenset[JsonPath] = frozenset()
     """Paths of values refused here (already reported; the schema need not repeat it)."""
-
-
-class SourceError(Exception):
-    """The text is not a policy document at all; carries its diagnostics."""
-
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
-        self.diagnostics = diagnostics
-        super().__init__("; ".join(d.render() for d in diagnostics))
 
 
 def _number(text: str) -> tuple[Any, tuple[str, str] | None]:
@@ -337,14 +329,3 @@ def read_policy_text(path: Path) -> str:
         raise SourceError(
             [error("encoding", "a policy file must be UTF-8", file, Position(line, 1))]
         ) from None
-
-
-def walk_paths(value: Any, path: JsonPath = ()) -> Iterator[JsonPath]:
-    """Every path in a plain value tree, parents first."""
-    yield path
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield from walk_paths(child, (*path, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            yield from walk_paths(child, (*path, index))

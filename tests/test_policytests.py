@@ -1,5 +1,6 @@
-"""Policy test files (policy_engine.policytests): loading with positioned errors,
-running cases, reasons, explain traces, coverage and JUnit XML."""
+"""Policy test files (policy_engine.review: tests_file, runner, explain, junit):
+loading with positioned errors, running cases, reasons, explain traces, coverage
+and JUnit XML."""
 
 from __future__ import annotations
 
@@ -12,19 +13,17 @@ from jsonschema import Draft202012Validator
 
 from policy_engine import DetectorRegistry, Label
 from policy_engine.compiler import compile_policy
-from policy_engine.junit import junit_xml
+from policy_engine.errors import TestsLoadError
 from policy_engine.loader import parse_policy
 from policy_engine.model import Body, Verdict
-from policy_engine.policytests import (
-    TestsLoadError,
+from policy_engine.review.explain import comparison, explain_decision
+from policy_engine.review.junit import junit_xml
+from policy_engine.review.runner import coverage, run_tests_file
+from policy_engine.review.tests_file import (
     check_tests_file,
-    comparison,
-    coverage,
-    explain_decision,
     find_tests_files,
     load_tests_file,
     policy_tests_schema,
-    run_tests_file,
 )
 
 POLICY = """\
@@ -61,6 +60,10 @@ def registry() -> DetectorRegistry:
 def write(tmp_path: Path, tests: str, policy: str = POLICY) -> Path:
     (tmp_path / "p.yaml").write_text(policy, encoding="utf-8")
     path = tmp_path / "p.tests.yaml"
+    if "\nsource:" not in tests and not tests.startswith("source:"):
+        # POLICY names no detectors: the file says where compact labels come from
+        # (last, so that every line number the tests check stays the same)
+        tests = tests.rstrip("\n") + "\nsource: rekognition-moderation\n"
     path.write_text(tests, encoding="utf-8")
     return path
 

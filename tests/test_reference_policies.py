@@ -1,6 +1,6 @@
 """The reference policies in policies/ load clean, decide their example cases and keep
 their invariants. The cases and invariants are run by the same runner as
-``policy-engine test`` (policy_engine.policytests), one pytest test each so that a
+``policy-engine test`` (policy_engine.review), one pytest test each so that a
 failure names the case; tests/cli/test_cli_test_explain.py runs the command itself."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from policy_engine import DetectorRegistry
-from policy_engine.invariants import Invariant, InvariantChecker
 from policy_engine.loader import check_policy_file
-from policy_engine.policytests import (
+from policy_engine.review.invariants import Invariant, InvariantChecker
+from policy_engine.review.runner import run_case
+from policy_engine.review.tests_file import (
     PolicyCase,
     PolicyTestFile,
     find_tests_files,
     load_tests_file,
-    run_case,
 )
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"

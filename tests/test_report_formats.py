@@ -21,8 +21,7 @@ from policy_engine.cli.report_formats import (
     render_text,
     sarif_uri,
 )
-from policy_engine.diagnostics import Diagnostic, Severity
-from policy_engine.lint import DIAGNOSTIC_CODES
+from policy_engine.diagnostics import DIAGNOSTIC_CODES, Diagnostic, Severity
 
 ERROR = Diagnostic(
     "threshold-order", Severity.ERROR, "review_at (95) must be below", "a.yaml", 6, 16

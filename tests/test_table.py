@@ -14,7 +14,7 @@ from policy_engine.cli.table_cmd import table_markdown, table_text
 from policy_engine.compiler import compile_policy
 from policy_engine.model import Verdict
 from policy_engine.plugins import RegisteredDetector
-from policy_engine.table import Band, DecisionTable, bands_for, decision_table
+from policy_engine.review.table import Band, DecisionTable, bands_for, decision_table
 
 V1 = Taxonomy(
     "toy/v1",

@@ -18,7 +18,12 @@ from policy_engine.cli.common import CommandError, installed_registry, read_resp
 from policy_engine.cli.render import group_title, json_record, md_cell
 from policy_engine.compiler import compile_policy
 from policy_engine.decision import DetectorFailure
-from policy_engine.diff import (
+from policy_engine.errors import InvalidDetectorResult, UnrecognisedResponseError
+from policy_engine.labels import Label
+from policy_engine.loader import LoadResult, check_policy_file, check_policy_text
+from policy_engine.model import Policy, plain_number
+from policy_engine.plugins import DetectorRegistry
+from policy_engine.review.diff import (
     CorpusDiff,
     CorpusItem,
     PolicyDiff,
@@ -28,11 +33,6 @@ from policy_engine.diff import (
     reasons_text,
     verdict_name,
 )
-from policy_engine.errors import InvalidDetectorResult, UnrecognisedResponseError
-from policy_engine.labels import Label
-from policy_engine.loader import LoadResult, check_policy_file, check_policy_text
-from policy_engine.model import Policy, plain_number
-from policy_engine.plugins import DetectorRegistry
 
 GIT_TIMEOUT = 60
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping
-from typing import Any, TextIO
+from typing import TextIO
 
 from policy_engine.cli import exit_codes
 from policy_engine.cli.common import (
@@ -44,8 +44,6 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     registry = installed_registry()
     policy = load_policy_or_fail(args.policy, registry, stderr)
     results = labels_results(args, registry)
-    metadata: dict[str, Mapping[str, Any]] = {r.source: r.metadata for r in results if r.metadata}
-    labels = [label for result in results for label in result.labels]
-    decision = compile_policy(policy, registry).evaluate(labels, (), metadata)
+    decision = compile_policy(policy, registry).evaluate_results(results)
     stdout.write(RENDERERS[args.format](decision))
     return exit_codes.FAIL_ON if reaches(decision.verdict, args.fail_on) else exit_codes.OK

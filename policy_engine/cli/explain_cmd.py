@@ -17,7 +17,7 @@ from policy_engine.cli.common import (
 from policy_engine.cli.render import json_record
 from policy_engine.compiler import compile_policy
 from policy_engine.decision import DetectorFailure
-from policy_engine.policytests import DecisionTrace, explain_decision
+from policy_engine.review.explain import DecisionTrace, explain_decision
 
 RENDERERS: Mapping[str, Callable[[DecisionTrace], str]] = {
     "text": lambda trace: "\n".join(trace.lines()) + "\n",

@@ -10,9 +10,9 @@ from policy_engine.cli import exit_codes
 from policy_engine.cli.common import CommandError, installed_registry, load_policy_or_fail
 from policy_engine.detectors import Detector
 from policy_engine.loader import check_policy_text
-from policy_engine.migrate import NameMapping, load_mapping, migrate_text
 from policy_engine.model import Policy
 from policy_engine.plugins import DetectorRegistry
+from policy_engine.review.migrate import NameMapping, load_mapping, migrate_text
 from policy_engine.taxonomy import Taxonomy
 
 

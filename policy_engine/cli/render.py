@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from policy_engine.decision import Decision
 from policy_engine.model import plain_number
-from policy_engine.table import POLICY_LABELS
+from policy_engine.review.table import POLICY_LABELS
 from policy_engine.text import json_dumps
 
 
@@ -35,18 +35,7 @@ def decision_text(decision: Decision, title: str | None = None) -> str:
     head = decision.verdict.value.upper()
     where = f"{title}: " if title else ""
     lines = [f"{where}{head}  (policy {decision.policy_name}, {decision.policy_digest[:19]})"]
-    for reason in decision.reasons():
-        if reason.error is not None:
-            failed = f"detector {reason.source} failed: {reason.error}"
-            lines.append(f"  {reason.verdict.value:<6}  {failed}  [rule on_error]")
-            continue
-        confidence = reason.confidence if reason.confidence is not None else 0.0
-        threshold = reason.threshold if reason.threshold is not None else 0.0
-        comparison = f"{_number(confidence)} >= {_number(threshold)}"
-        lines.append(
-            f"  {reason.verdict.value:<6}  {reason.label} {comparison}"
-            f"  [rule {reason.rule}, {reason.source}]"
-        )
+    lines.extend(f"  {reason.describe()}" for reason in decision.reasons())
     allowed = sum(1 for o in decision.outcomes() if o.verdict.value == "allow")
     extras = []
     if allowed:

@@ -2,7 +2,7 @@
 
 Each takes the reports of every checked file and returns the whole output as
 one string. Codes, their severities and descriptions come from
-:data:`policy_engine.lint.DIAGNOSTIC_CODES`.
+:data:`policy_engine.diagnostics.DIAGNOSTIC_CODES`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from policy_engine import __version__
-from policy_engine.diagnostics import Diagnostic, Severity
-from policy_engine.lint import DIAGNOSTIC_CODES, CodeInfo
+from policy_engine.diagnostics import DIAGNOSTIC_CODES, CodeInfo, Diagnostic, Severity
 from policy_engine.text import json_dumps
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

@@ -12,7 +12,7 @@ from policy_engine.cli.common import installed_registry, load_policy_or_fail
 from policy_engine.cli.render import group_title, json_record, md_cell
 from policy_engine.compiler import compile_policy
 from policy_engine.model import Verdict, plain_number
-from policy_engine.table import Band, DecisionTable, TableRow, decision_table
+from policy_engine.review.table import Band, DecisionTable, TableRow, decision_table
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ from policy_engine.cli import exit_codes
 from policy_engine.cli.common import CommandError, installed_registry
 
 if TYPE_CHECKING:
-    from policy_engine.policytests import FileResult
+    from policy_engine.review.runner import FileResult
 
 DEFAULT_FOLDER = "policies"
 
@@ -57,13 +57,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from policy_engine.diagnostics import Diagnostic
-    from policy_engine.junit import junit_xml
-    from policy_engine.policytests import (
-        check_tests_file,
-        coverage,
-        find_tests_files,
-        run_tests_file,
-    )
+    from policy_engine.review.junit import junit_xml
+    from policy_engine.review.runner import coverage, run_tests_file
+    from policy_engine.review.tests_file import check_tests_file, find_tests_files
 
     registry = installed_registry()
     files, problems = find_tests_files(args.paths or [DEFAULT_FOLDER])

@@ -9,7 +9,7 @@ from policy_engine.cli import exit_codes
 from policy_engine.cli.common import installed_registry
 from policy_engine.cli.report_formats import RENDERERS, FileReport
 from policy_engine.loader import check_policy_file
-from policy_engine.policytests import TESTS_SUFFIX, check_tests_file
+from policy_engine.review.tests_file import TESTS_SUFFIX, check_tests_file
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

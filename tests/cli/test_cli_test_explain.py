@@ -19,6 +19,7 @@ cases:
     labels:
       - {name: Weapon Violence, parent: Violence, confidence: 54}
     expect: review
+source: rekognition-moderation  # the policy names no detectors: say where labels come from
 invariants:
   - {category: Violence, at_least: 90, always: block}
   - {category: Violence, never: allow}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from policy_engine import DetectContext, DetectorError, DetectorResult, Label, Taxonomy
+from policy_engine.json_types import plain
 from policy_engine_rekognition.client import (
     ClientSettings,
     settings_schema,
@@ -17,7 +18,6 @@ from policy_engine_rekognition.detector_base import RekognitionDetector
 from policy_engine_rekognition.images import CUSTOM_LABELS_LIMITS, ImageLimits
 from policy_engine_rekognition.response_fields import (
     optional_object,
-    plain_copy,
     require_confidence,
     require_list,
     require_name,
@@ -145,7 +145,7 @@ class CustomLabelsDetector(RekognitionDetector):
             name=name,
             confidence=confidence,
             source=self.name,
-            extra={} if geometry is None else {"geometry": plain_copy(geometry)},
+            extra={} if geometry is None else {"geometry": plain(geometry)},
         )
 
     def from_stored(self, raw: Mapping[str, Any], context: DetectContext) -> DetectorResult:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from policy_engine import DetectContext, DetectorResult, Label, Taxonomy
+from policy_engine.json_types import plain
 from policy_engine_rekognition.client import (
     ClientSettings,
     settings_schema,
@@ -18,7 +19,6 @@ from policy_engine_rekognition.images import MODERATION_LIMITS, ImageLimits
 from policy_engine_rekognition.response_fields import (
     optional_positive_int,
     optional_string,
-    plain_copy,
     require_confidence,
     require_list,
     require_name,
@@ -121,7 +121,7 @@ class ModerationSettings:
         if self.adapter_arn is not None:
             request["ProjectVersion"] = self.adapter_arn
         if self.human_loop is not None:
-            request["HumanLoopConfig"] = plain_copy(self.human_loop)
+            request["HumanLoopConfig"] = plain(self.human_loop)
         return request
 
 
@@ -218,5 +218,5 @@ def _metadata(response: Mapping[str, Any], model_version: str | None) -> dict[st
         ("HumanLoopActivationOutput", "human_loop"),
     ):
         if response.get(key) is not None:
-            metadata[meta_key] = plain_copy(response[key])
+            metadata[meta_key] = plain(response[key])
     return metadata

@@ -70,14 +70,3 @@ def optional_object(container: Mapping[str, Any], key: str, field: str) -> Mappi
     if value is None:
         return None
     return require_object(value, field)
-
-
-def plain_copy(value: Any) -> Any:
-    """A deep copy with every mapping a dict and every sequence a list: botocore
-    accepts only dicts for structures, settings may arrive as read-only
-    mappings, and a result must not share mutable state with its response."""
-    if isinstance(value, Mapping):
-        return {key: plain_copy(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain_copy(item) for item in value]
-    return value

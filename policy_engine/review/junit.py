@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from policy_engine.diagnostics import Diagnostic
-from policy_engine.policytests import FileResult
+from policy_engine.review.runner import FileResult
 
 
 def _suite(parent: ET.Element, name: str, tests: int, failures: int, errors: int) -> ET.Element:

@@ -1,6 +1,6 @@
 """What changes between two policies: exactly, label by label and band by band.
 
-Both policies' decision tables (:mod:`policy_engine.table`) are compared over
+Both policies' decision tables (:mod:`policy_engine.review.table`) are compared over
 the union of the labels they list. For each label, the cut points of both
 band lists are merged; between two neighbouring cuts neither policy changes
 its verdict, so one look at each piece is exact. Pieces where the verdicts
@@ -20,19 +20,20 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from policy_engine.compiler import CompiledPolicy
-from policy_engine.decision import Decision, DetectorFailure, Reason
+from policy_engine.decision import Decision, DetectorFailure
 from policy_engine.labels import Label
 from policy_engine.model import Verdict, plain_number
-from policy_engine.table import (
+from policy_engine.review.table import (
     MAX_CONFIDENCE,
-    POLICY_LABELS,
     Band,
     DecisionTable,
     TableRow,
     decision_table,
+    find_taxonomy,
+    reported_parent,
     table_row,
+    verdict_at,
 )
-from policy_engine.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     from policy_engine.plugins import DetectorRegistry
@@ -75,13 +76,6 @@ class ChangedRange:
         }
 
 
-def _verdict_at(bands: Sequence[Band], confidence: float) -> Verdict | None:
-    for band in bands:
-        if band.contains(confidence):
-            return band.verdict
-    return None
-
-
 def changed_ranges(old: Sequence[Band], new: Sequence[Band]) -> tuple[ChangedRange, ...]:
     """Every confidence range where ``old`` and ``new`` give different verdicts, exactly.
 
@@ -97,7 +91,7 @@ def changed_ranges(old: Sequence[Band], new: Sequence[Band]) -> tuple[ChangedRan
     pieces.append((MAX_CONFIDENCE, MAX_CONFIDENCE, True))
     merged: list[ChangedRange] = []
     for low, high, closed in pieces:
-        pair = (_verdict_at(old, low), _verdict_at(new, low))
+        pair = (verdict_at(old, low), verdict_at(new, low))
         last = merged[-1] if merged else None
         if last is not None and (last.old, last.new) == pair and last.high == low:
             merged[-1] = ChangedRange(last.low, high, closed, *pair)
@@ -231,37 +225,13 @@ class PolicyDiff:
         }
 
 
-def _taxonomy_by_id(
-    registry: DetectorRegistry | None, source: str, taxonomy_id: str
-) -> Taxonomy | None:
-    if registry is None or taxonomy_id == POLICY_LABELS or source not in registry:
-        return None
-    for taxonomy in registry.get(source).taxonomies():
-        if taxonomy.id == taxonomy_id:
-            return taxonomy
-    current = registry.get(source).taxonomy(None)
-    return current if current is not None and current.id == taxonomy_id else None
-
-
-def _reported_parent(taxonomy: Taxonomy | None, name: str) -> str:
-    """The parent a detector reports with ``name``: its taxonomy parent, else none
-    (as :func:`policy_engine.table.decision_table` lists labels)."""
-    if taxonomy is None:
-        return ""
-    parent_key = taxonomy.parent_key(taxonomy.canonical_key(name))
-    if not parent_key:
-        return ""
-    return taxonomy.display_name(parent_key) or ""
-
-
 def _other_row(
     compiled: CompiledPolicy, registry: DetectorRegistry | None, row: TableRow
 ) -> TableRow:
     """How ``compiled`` decides the label of ``row`` (a row of the other policy's table)."""
-    taxonomy = _taxonomy_by_id(registry, row.source, row.taxonomy)
-    return table_row(
-        compiled, row.source, taxonomy, row.label, _reported_parent(taxonomy, row.label)
-    )
+    taxonomy = find_taxonomy(registry, row.source, row.taxonomy)
+    key = taxonomy.canonical_key(row.label) if taxonomy is not None else ""
+    return table_row(compiled, row.source, taxonomy, row.label, reported_parent(taxonomy, key))
 
 
 def diff_policies(
@@ -320,16 +290,8 @@ class ItemChange:
 
 def reasons_text(decision: Decision) -> str:
     """A decision in one line: ``block: Weapon Violence 97.3 >= 90 [rule weapons]; ...``."""
-    parts = [_reason_text(reason) for reason in decision.reasons()]
+    parts = [reason.describe(compact=True) for reason in decision.reasons()]
     return f"{decision.verdict.value}" + (": " + "; ".join(parts) if parts else "")
-
-
-def _reason_text(reason: Reason) -> str:
-    if reason.error is not None:
-        return f"{reason.verdict.value} {reason.source} failed: {reason.error} [rule on_error]"
-    confidence = plain_number(round(reason.confidence or 0.0, 2))
-    threshold = plain_number(reason.threshold or 0.0)
-    return f"{reason.verdict.value} {reason.label} {confidence} >= {threshold} [rule {reason.rule}]"
 
 
 VERDICTS = (Verdict.ALLOW, Verdict.REVIEW, Verdict.BLOCK)

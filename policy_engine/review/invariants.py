@@ -12,7 +12,7 @@ on the verdict every such label gets at every such confidence:
 - ``max_verdict: V``: every confidence gets V or a less severe verdict.
 
 Several conditions in one invariant must all hold. The check walks the exact
-decision table (:mod:`policy_engine.table`), band by band, so nothing is
+decision table (:mod:`policy_engine.review.table`), band by band, so nothing is
 sampled: a band that reaches into the range and breaks a condition is a
 counterexample, reported at its lowest confidence in the range. A confidence
 below ``min_confidence`` (when ``at_least`` is lower) drops the label, which
@@ -42,11 +42,13 @@ from policy_engine.diagnostics import Position
 from policy_engine.labels import Label
 from policy_engine.model import Verdict, plain_number
 from policy_engine.names import name_key, tidy_name
-from policy_engine.table import (
+from policy_engine.review.table import (
     POLICY_LABELS,
     Band,
     DecisionTable,
+    TableRow,
     decision_table,
+    source_taxonomies,
     synthetic_name,
     table_row,
     table_sources,
@@ -55,9 +57,6 @@ from policy_engine.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     from policy_engine.plugins import DetectorRegistry
-
-DEFAULT_SOURCE = "rekognition-moderation"
-"""The source of a label written in compact form without one."""
 
 MAX_COUNTEREXAMPLES = 10
 """At most this many counterexamples are kept per invariant (the total is counted)."""
@@ -138,25 +137,17 @@ class Invariant:
         cls,
         data: dict[str, Any],
         position: Position | None = None,
-        default_source: str = DEFAULT_SOURCE,
+        labels: tuple[Label, ...] = (),
     ) -> Invariant:
-        """Build from a tests file's invariant (already valid against its schema)."""
+        """Build from a tests file's invariant (already valid against its schema);
+        ``labels`` are its ``labels:``, built by the tests file's loader (which
+        knows their default source)."""
         requirements = []
         for kind in REQUIREMENT_KINDS:
             if kind in data:
                 value = data[kind]
                 values = value if isinstance(value, list) else [value]
                 requirements.append(Requirement(kind, frozenset(Verdict(v) for v in values)))
-        labels = tuple(
-            Label(
-                name=raw["name"],
-                parent=raw.get("parent", ""),
-                confidence=raw["confidence"],
-                source=raw.get("source", default_source),
-                model_version=raw.get("model_version"),
-            )
-            for raw in data.get("labels", ())
-        )
         taxonomies = data.get("taxonomies")
         return cls(
             category=data.get("category"),
@@ -244,33 +235,6 @@ class InvariantResult:
 # -- the checker ------------------------------------------------------------------
 
 
-def source_taxonomies(
-    source: str, registry: DetectorRegistry | None, every: bool
-) -> tuple[Taxonomy | None, ...]:
-    """The taxonomies the decision table walks for ``source`` (its current one, or
-    with ``every`` all it has; ``None`` when it has none)."""
-    if registry is not None and source in registry:
-        detector = registry.get(source)
-        current = detector.taxonomy(None)
-        found = detector.taxonomies() if every or current is None else (current,)
-        if found:
-            return tuple(sorted(found, key=lambda t: t.id))
-    return (None,)
-
-
-@dataclass(frozen=True, slots=True)
-class _Row:
-    """A label to check: as a detector reports it, where, and its verdict bands."""
-
-    label: str
-    parent: str
-    source: str
-    taxonomy: str
-    rule: str
-    bands: tuple[Band, ...]
-    synthetic: bool = False
-
-
 class InvariantChecker:
     """Checks invariants of one compiled policy; builds each decision table once."""
 
@@ -279,36 +243,37 @@ class InvariantChecker:
         self.registry = registry
         self._tables: dict[bool, DecisionTable] = {}
 
-    def table(self, every: bool) -> DecisionTable:
-        found = self._tables.get(every)
+    def table(self, all_taxonomies: bool) -> DecisionTable:
+        found = self._tables.get(all_taxonomies)
         if found is None:
-            found = decision_table(self.compiled, self.registry, all_taxonomies=every)
-            self._tables[every] = found
+            found = decision_table(self.compiled, self.registry, all_taxonomies=all_taxonomies)
+            self._tables[all_taxonomies] = found
         return found
 
     def check(self, invariant: Invariant, *, all_taxonomies: bool = False) -> InvariantResult:
-        every = all_taxonomies if invariant.taxonomies_all is None else invariant.taxonomies_all
+        if invariant.taxonomies_all is not None:  # the invariant chooses for itself
+            all_taxonomies = invariant.taxonomies_all
         if invariant.is_label_set:
-            return self._check_label_set(invariant, every)
-        return self._check_selector(invariant, every)
+            return self._check_label_set(invariant, all_taxonomies)
+        return self._check_selector(invariant, all_taxonomies)
 
     # -- selector invariants ----------------------------------------------
 
-    def _taxonomy_objects(self, every: bool) -> dict[tuple[str, str], Taxonomy | None]:
+    def _taxonomy_objects(self, all_taxonomies: bool) -> dict[tuple[str, str], Taxonomy | None]:
         """(source, taxonomy id) -> taxonomy, over the table's domain."""
         found: dict[tuple[str, str], Taxonomy | None] = {}
         for source in table_sources(self.compiled, self.registry):
-            for taxonomy in source_taxonomies(source, self.registry, every):
+            for taxonomy in source_taxonomies(source, self.registry, all_taxonomies):
                 found[(source, taxonomy.id if taxonomy is not None else POLICY_LABELS)] = taxonomy
         return found
 
-    def selected_rows(self, invariant: Invariant, every: bool) -> list[_Row]:
+    def selected_rows(self, invariant: Invariant, all_taxonomies: bool) -> list[TableRow]:
         """Every label the invariant is about, as the table decides it; for a
         category, also a label nobody knows yet reported right under it."""
         wanted = invariant.category or invariant.label or ""
-        table = self.table(every)
-        domains = self._taxonomy_objects(every)
-        rows: list[_Row] = []
+        table = self.table(all_taxonomies)
+        domains = self._taxonomy_objects(all_taxonomies)
+        rows: list[TableRow] = []
         known_in: set[tuple[str, str]] = set()
         for row in table.rows:
             if invariant.source is not None and row.source != invariant.source:
@@ -321,17 +286,7 @@ class InvariantChecker:
                 hit = bool(row.ancestors) and row.ancestors[0] == key
             if hit:
                 known_in.add((row.source, row.taxonomy))
-                rows.append(
-                    _Row(
-                        row.label,
-                        row.parent,
-                        row.source,
-                        row.taxonomy,
-                        row.rule,
-                        row.bands,
-                        synthetic=row.synthetic,
-                    )
-                )
+                rows.append(row)
         if invariant.category is not None:
             name, parent = synthetic_name(invariant.category), tidy_name(invariant.category)
             listed = {
@@ -340,16 +295,12 @@ class InvariantChecker:
                 if r.synthetic and name_key(r.label) == name_key(name)
             }
             for source, taxonomy_id in sorted(known_in - listed):
-                row = table_row(
-                    self.compiled, source, domains.get((source, taxonomy_id)), name, parent
-                )
-                rows.append(
-                    _Row(name, parent, source, taxonomy_id, row.rule, row.bands, synthetic=True)
-                )
+                taxonomy = domains.get((source, taxonomy_id))
+                rows.append(table_row(self.compiled, source, taxonomy, name, parent))
         return rows
 
-    def _check_selector(self, invariant: Invariant, every: bool) -> InvariantResult:
-        rows = self.selected_rows(invariant, every)
+    def _check_selector(self, invariant: Invariant, all_taxonomies: bool) -> InvariantResult:
+        rows = self.selected_rows(invariant, all_taxonomies)
         if not rows:
             what = "category" if invariant.category is not None else "label"
             name = invariant.category or invariant.label
@@ -378,9 +329,9 @@ class InvariantChecker:
 
     # -- label-set invariants ---------------------------------------------
 
-    def _check_label_set(self, invariant: Invariant, every: bool) -> InvariantResult:
+    def _check_label_set(self, invariant: Invariant, all_taxonomies: bool) -> InvariantResult:
         messages: list[str] = []
-        for compiled, taxonomy_ids in self._compilations(invariant.labels, every):
+        for compiled, taxonomy_ids in self._compilations(invariant.labels, all_taxonomies):
             decision = compiled.evaluate(invariant.labels)
             verdict = decision.verdict
             broken = []
@@ -395,11 +346,7 @@ class InvariantChecker:
             if broken:
                 under = f" under {', '.join(taxonomy_ids)}" if taxonomy_ids else ""
                 reasons = (
-                    "; ".join(
-                        f"{r.verdict.value} {r.label} {plain_number(r.confidence or 0)} "
-                        f"by rule {r.rule}"
-                        for r in decision.reasons()
-                    )
+                    "; ".join(r.describe(compact=True) for r in decision.reasons())
                     or "no label reviews or blocks"
                 )
                 messages.append(
@@ -410,11 +357,11 @@ class InvariantChecker:
         return InvariantResult(invariant, True)
 
     def _compilations(
-        self, labels: Iterable[Label], every: bool
+        self, labels: Iterable[Label], all_taxonomies: bool
     ) -> list[tuple[CompiledPolicy, tuple[str, ...]]]:
-        """The compiled policy, or with ``every`` one per combination of taxonomies
+        """The compiled policy, or with ``all_taxonomies`` one per combination of taxonomies
         of the labels' detectors (labels with a model version keep theirs)."""
-        if not every or self.registry is None:
+        if not all_taxonomies or self.registry is None:
             return [(self.compiled, ())]
         registry = self.registry
         sources = sorted({label.source for label in labels if label.model_version is None})
@@ -445,7 +392,7 @@ def _forcing(
 
 
 def _row_counterexamples(
-    row: _Row, requirements: tuple[Requirement, ...], start: float, floor: float
+    row: TableRow, requirements: tuple[Requirement, ...], start: float, floor: float
 ) -> Iterable[Counterexample]:
     """Each band of ``row`` from ``start`` up that breaks a requirement, at its lowest
     confidence in range; below the floor, the label is dropped (counts as allow)."""
@@ -470,15 +417,3 @@ def _row_counterexamples(
             synthetic=row.synthetic,
             dropped=dropped,
         )
-
-
-def check_invariants(
-    invariants: Iterable[Invariant],
-    compiled: CompiledPolicy,
-    registry: DetectorRegistry | None = None,
-    *,
-    all_taxonomies: bool = False,
-) -> tuple[InvariantResult, ...]:
-    """Check each invariant of ``compiled`` (one decision table per taxonomy choice)."""
-    checker = InvariantChecker(compiled, registry)
-    return tuple(checker.check(i, all_taxonomies=all_taxonomies) for i in invariants)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from policy_engine.compiler import CompiledPolicy
 from policy_engine.decision import DEFAULT_RULE
+from policy_engine.detectors import current_taxonomy, taxonomies_of
 from policy_engine.labels import Label
 from policy_engine.model import Body, Verdict, plain_number
 from policy_engine.names import name_key, tidy_name
@@ -76,6 +77,15 @@ def bands_for(body: Body, floor: float) -> tuple[Band, ...]:
     return tuple(bands)
 
 
+def verdict_at(bands: Iterable[Band], confidence: float) -> Verdict | None:
+    """The verdict of the band holding ``confidence``; None where none does
+    (below the floor: the label is dropped)."""
+    for band in bands:
+        if band.contains(confidence):
+            return band.verdict
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class TableRow:
     """One label as a detector reports it, and how the policy decides it."""
@@ -100,14 +110,7 @@ class TableRow:
 
     def verdict_at(self, confidence: float) -> Verdict | None:
         """The verdict at ``confidence``; None below the floor (dropped)."""
-        for band in self.bands:
-            if band.contains(confidence):
-                return band.verdict
-        return None
-
-    def under(self, category: str) -> bool:
-        """Whether the label is ``category`` or sits under it."""
-        return name_key(category) in self.ancestors
+        return verdict_at(self.bands, confidence)
 
     def describe(self) -> str:
         bands = ", ".join(f"{b.describe()} {b.verdict.value}" for b in self.bands)
@@ -176,18 +179,37 @@ def table_sources(compiled: CompiledPolicy, registry: DetectorRegistry | None) -
     return tuple(sorted(named))
 
 
-def _taxonomies(
+def source_taxonomies(
     source: str, registry: DetectorRegistry | None, all_taxonomies: bool
 ) -> tuple[Taxonomy | None, ...]:
-    """The detector's current taxonomy (the one for responses without a model
-    version), or with ``all_taxonomies`` all it knows (older models' too)."""
+    """The taxonomies the decision table walks for ``source``: its current one
+    (the one for responses without a model version), or with ``all_taxonomies`` all it
+    knows (older models' too), by id; ``(None,)`` when it has none. The one
+    place that chooses them: the table, invariants and the linter all walk these.
+    A plugin that fails to say has none (its optional extra never breaks a review)."""
     if registry is not None and source in registry:
         detector = registry.get(source)
-        current = detector.taxonomy(None)
-        found = detector.taxonomies() if all_taxonomies or current is None else (current,)
+        current = current_taxonomy(detector)
+        found = taxonomies_of(detector) if all_taxonomies or current is None else (current,)
         if found:
             return tuple(sorted(found, key=lambda t: t.id))
     return (None,)
+
+
+def find_taxonomy(
+    registry: DetectorRegistry | None, source: str, taxonomy_id: str
+) -> Taxonomy | None:
+    """The taxonomy a row's ``taxonomy`` column names (None for ``policy labels``)."""
+    if registry is None or taxonomy_id == POLICY_LABELS or source not in registry:
+        return None
+    walked = (
+        *source_taxonomies(source, registry, True),
+        *source_taxonomies(source, registry, False),
+    )
+    for taxonomy in walked:
+        if taxonomy is not None and taxonomy.id == taxonomy_id:
+            return taxonomy
+    return None
 
 
 def synthetic_name(category: str) -> str:
@@ -195,18 +217,24 @@ def synthetic_name(category: str) -> str:
     return f"<any label under {tidy_name(category)}>"
 
 
-def _labels_of(
-    compiled: CompiledPolicy, source: str, taxonomy: Taxonomy | None
+def labels_of(
+    compiled: CompiledPolicy,
+    source: str,
+    taxonomy: Taxonomy | None,
+    *,
+    unknown_under_categories: bool = True,
 ) -> Iterator[tuple[str, str]]:
     """(name, reported parent) of every label a detector may report: the taxonomy's
     with their taxonomy parents, then the policy's own (reported without a parent),
-    then, for every category, a label nobody knows yet reported under it."""
+    then, with ``unknown_under_categories``, for every category a label nobody
+    knows yet reported under it. The one label universe: the table lists these,
+    and the linter decides them."""
     seen: set[str] = set()
     categories: dict[str, str] = {}  # key -> display name
     if taxonomy is not None:
         for key in sorted(taxonomy.keys()):
             parent_key = taxonomy.parent_key(key) or ""
-            parent = taxonomy.display_name(parent_key) or "" if parent_key else ""
+            parent = reported_parent(taxonomy, key)
             seen.add(key)
             if parent_key:
                 categories.setdefault(parent_key, parent)
@@ -222,6 +250,8 @@ def _labels_of(
             if key and key not in seen:
                 seen.add(key)
                 yield name, ""
+    if not unknown_under_categories:
+        return
     for rule in compiled.policy.rules:
         if rule.match.parent is not None and rule.match.source in (None, source):
             categories.setdefault(canonical(rule.match.parent), rule.match.parent)
@@ -229,6 +259,15 @@ def _labels_of(
     # seen yet is decided by the category's rules, so the table lists that case too.
     for key in sorted(categories):
         yield synthetic_name(categories[key]), categories[key]
+
+
+def reported_parent(taxonomy: Taxonomy | None, key: str) -> str:
+    """The parent a detector reports with the label of canonical ``key``: its
+    taxonomy parent's display name, else none ("")."""
+    if taxonomy is None:
+        return ""
+    parent_key = taxonomy.parent_key(key) or ""
+    return (taxonomy.display_name(parent_key) or "") if parent_key else ""
 
 
 def table_row(
@@ -263,8 +302,8 @@ def decision_table(
     floor = compiled.policy.min_confidence
     rows: list[TableRow] = []
     for source in table_sources(compiled, registry):
-        for taxonomy in _taxonomies(source, registry, all_taxonomies):
-            for name, parent in _labels_of(compiled, source, taxonomy):
+        for taxonomy in source_taxonomies(source, registry, all_taxonomies):
+            for name, parent in labels_of(compiled, source, taxonomy):
                 rows.append(table_row(compiled, source, taxonomy, name, parent))
     return DecisionTable(
         compiled.policy.name,
@@ -274,7 +313,3 @@ def decision_table(
         DEFAULT_RULE,
         bands_for(compiled.policy.default, floor),
     )
-
-
-def rows_by_key(rows: Iterable[TableRow]) -> dict[tuple[str, str, str], TableRow]:
-    return {row.key: row for row in rows}

@@ -1,0 +1,108 @@
+"""What every lint check shares: the policy, where its nodes stand, and the
+findings so far; and how findings are worded (names quoted, numbers plain)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from policy_engine.diagnostics import Diagnostic, error, warning
+from policy_engine.model import Policy, plain_number
+from policy_engine.names import name_key
+from policy_engine.source import JsonPath, SourceMap
+
+if TYPE_CHECKING:
+    from policy_engine.plugins import DetectorRegistry
+
+UNKNOWN_NAME = "unknown-name"
+"""The code whose ignore comment acknowledges an unknown rule name or parent (section 7)."""
+
+
+class LintContext:
+    """The policy being linted and the findings about it."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        source_map: SourceMap,
+        registry: DetectorRegistry | None,
+        data: Any,
+        rule_indexes: tuple[int, ...],
+        label_indexes: tuple[int, ...],
+        acknowledged: Mapping[int, frozenset[str]],
+    ) -> None:
+        self.policy = policy
+        self.acknowledged = acknowledged
+        self.source_map = source_map
+        self.file = source_map.file
+        self.registry = registry
+        self.data = data
+        self.rule_indexes = rule_indexes
+        self.label_indexes = label_indexes
+        self.found: list[Diagnostic] = []
+
+    def warn(self, code: str, message: str, path: JsonPath) -> None:
+        self.found.append(warning(code, message, self.file, self.source_map.at(path)))
+
+    def fail(self, code: str, message: str, path: JsonPath) -> None:
+        self.found.append(error(code, message, self.file, self.source_map.at(path)))
+
+    def rule_path(self, position: int) -> JsonPath:
+        return ("rules", self.rule_indexes[position])
+
+    def written(self, path: JsonPath, fallback: str) -> str:
+        """The string at ``path`` in the parsed document, as written."""
+        value = self.data
+        for part in path:
+            in_map = isinstance(value, dict) and isinstance(part, str) and part in value
+            in_list = isinstance(value, list) and isinstance(part, int) and part < len(value)
+            if not (in_map or in_list):
+                return fallback
+            value = value[part]
+        return value if isinstance(value, str) else fallback
+
+    def is_acknowledged(self, path: JsonPath, code: str) -> bool:
+        """Whether the line of the node at ``path`` carries ``# policy-engine:
+        ignore[unknown-name]`` (or the code itself): a name the service has but
+        the taxonomy data lacks."""
+        codes = self.acknowledged.get(self.source_map.at(path).line, frozenset())
+        return UNKNOWN_NAME in codes or code in codes
+
+
+def nearest_hint(
+    key: str,
+    spellings: Sequence[str],
+    *,
+    cutoff: float,
+    otherwise: str = "fix the spelling, or place it under labels:",
+) -> str:
+    """``did you mean 'X'?`` for the known spelling nearest to ``key``; with a cutoff
+    of 0, the nearest whatever its distance; else ``otherwise``."""
+    by_key = {name_key(s): s for s in spellings if name_key(s) != key}
+    nearest = difflib.get_close_matches(key, list(by_key), n=1, cutoff=max(cutoff, 0.6))
+    if nearest:
+        return f"did you mean '{by_key[nearest[0]]}'?"
+    if cutoff <= 0:
+        nearest = difflib.get_close_matches(key, list(by_key), n=1, cutoff=0.0)
+        if nearest:
+            return f"the nearest known name is '{by_key[nearest[0]]}'"
+    return otherwise
+
+
+def quoted(names: Iterable[str]) -> str:
+    """``'a'``, ``'a' or 'b'``, ``'a', 'b' or 'c'``."""
+    items = [f"'{n}'" for n in names]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def examples(names: Iterable[str]) -> str:
+    """The first three of ``names`` (sorted, each once), quoted, ``...`` for more."""
+    distinct = sorted(set(names))
+    return quoted(distinct[:3]) + (", ..." if len(distinct) > 3 else "")
+
+
+def number(value: float) -> str:
+    return f"{plain_number(value)}"

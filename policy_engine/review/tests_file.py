@@ -1,0 +1,386 @@
+"""Policy tests files: example cases and invariants for a policy, loaded.
+
+A tests file ``<name>.tests.yaml`` sits next to the policy it tests. It names
+the policy (relative to itself), lists cases (the labels of one image, given
+inline, as raw detector responses inline, or as recorded response files, plus
+detector errors; the decision it must get; optionally its exact reasons) and
+invariants (:mod:`policy_engine.review.invariants`). Its schema is
+``schemas/policy-tests.schema.json``; load errors are positioned diagnostics
+like a policy's. :mod:`policy_engine.review.runner` runs what is loaded here.
+
+A label written in compact form without a ``source`` comes from the tests
+file's own ``source:``, or else from the one detector the policy names: the
+core names no plugin's detector.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from policy_engine.compiler import CompiledPolicy, compile_policy
+from policy_engine.decision import DetectorFailure, Reason
+from policy_engine.diagnostics import Diagnostic, Position, error, sort_diagnostics
+from policy_engine.errors import (
+    InvalidDetectorResult,
+    SourceError,
+    TestsLoadError,
+    UnrecognisedResponseError,
+)
+from policy_engine.labels import Label
+from policy_engine.loader import check_policy_file
+from policy_engine.model import Policy, Verdict
+from policy_engine.names import name_key
+from policy_engine.recordings import read_recording
+from policy_engine.review.invariants import Invariant
+from policy_engine.source import JsonPath, SourceMap, parse_document, read_policy_text
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+
+    from policy_engine.plugins import DetectorRegistry
+
+TESTS_SUFFIX = ".tests.yaml"
+
+
+@cache
+def policy_tests_schema() -> Mapping[str, Any]:
+    """The JSON Schema of a policy test file, as shipped in the package."""
+    text = (
+        resources.files("policy_engine")
+        .joinpath("schemas/policy-tests.schema.json")
+        .read_text("utf-8")
+    )
+    schema: Mapping[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _tests_validator() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(policy_tests_schema())
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedReason:
+    """A ``reasons:`` entry: it matches every actual reason that agrees on each key given."""
+
+    rule: str
+    label: str | None = None
+    verdict: Verdict | None = None
+    source: str | None = None
+
+    def matches(self, reason: Reason) -> bool:
+        if reason.rule != self.rule:
+            return False
+        if self.label is not None and (
+            reason.label is None or name_key(reason.label) != name_key(self.label)
+        ):
+            return False
+        if self.verdict is not None and reason.verdict is not self.verdict:
+            return False
+        return self.source is None or reason.source == self.source
+
+    def describe(self) -> str:
+        parts = [f"rule {self.rule}"]
+        if self.label is not None:
+            parts.append(f"label {self.label}")
+        if self.verdict is not None:
+            parts.append(f"verdict {self.verdict.value}")
+        if self.source is not None:
+            parts.append(f"source {self.source}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyCase:
+    """One example image of a tests file and what it must be decided."""
+
+    name: str
+    labels: tuple[Label, ...]
+    failures: tuple[DetectorFailure, ...]
+    expect: Verdict
+    reasons: tuple[ExpectedReason, ...] | None = None
+    rules: frozenset[str] | None = None
+    position: Position = field(default_factory=Position, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyTestFile:
+    """A loaded tests file: its policy (compiled), cases and invariants."""
+
+    file: str
+    policy_file: str
+    policy: Policy
+    compiled: CompiledPolicy
+    cases: tuple[PolicyCase, ...]
+    invariants: tuple[Invariant, ...]
+    all_taxonomies: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TestsFileLoad:
+    """A tests file (None if it has errors) and every error about it."""
+
+    __test__ = False
+
+    tests: PolicyTestFile | None
+    diagnostics: tuple[Diagnostic, ...]
+
+
+class _CaseBuilder:
+    """Builds cases and invariants from validated data, collecting positioned errors.
+
+    ``default_source`` is the source of a compact label written without one
+    (None: nobody says; such a label is an error, unless ``quiet`` because the
+    policy did not load and the file is reported for that already)."""
+
+    def __init__(
+        self,
+        source_map: SourceMap,
+        base_dir: Path,
+        registry: DetectorRegistry,
+        default_source: str | None,
+        *,
+        quiet: bool = False,
+    ) -> None:
+        self.source_map = source_map
+        self.file = source_map.file
+        self.base_dir = base_dir
+        self.registry = registry
+        self.default_source = default_source
+        self.quiet = quiet
+        self.diagnostics: list[Diagnostic] = []
+
+    def fail(self, code: str, message: str, path: JsonPath) -> None:
+        self.diagnostics.append(error(code, message, self.file, self.source_map.at(path)))
+
+    def compact_label(self, raw: Mapping[str, Any], path: JsonPath) -> Label | None:
+        source = raw.get("source", self.default_source)
+        if source is None:
+            if not self.quiet:
+                self.fail(
+                    "invalid-label",
+                    "invalid label: it names no source, and neither the tests file "
+                    "(a top-level source:) nor the policy (it does not name exactly one "
+                    "detector) says which detector reports it; add source: to the label "
+                    "or to the tests file",
+                    path,
+                )
+            return None
+        try:
+            return Label(
+                name=raw["name"],
+                parent=raw.get("parent", ""),
+                confidence=raw["confidence"],
+                source=source,
+                model_version=raw.get("model_version"),
+            )
+        except InvalidDetectorResult as exc:
+            self.fail("invalid-label", f"invalid label: {exc}", path)
+            return None
+
+    def parsed(self, raw: Any, path: JsonPath, where: str) -> list[Label]:
+        try:
+            return list(self.registry.parse_response(raw).labels)
+        except InvalidDetectorResult as exc:
+            self.fail("invalid-response", f"{where}invalid response: {exc}", path)
+        except UnrecognisedResponseError as exc:
+            self.fail("unrecognised-response", f"{where}{exc}", path)
+        return []
+
+    def recording(self, written: str, path: JsonPath) -> list[Label]:
+        target = self.base_dir / written
+        if not target.is_file():
+            self.fail(
+                "unreadable-recording", f"cannot read recording {written}: no such file", path
+            )
+            return []
+        try:
+            # every form the store holds: a response, a list, what --record writes
+            responses = read_recording(target)
+        except InvalidDetectorResult as exc:
+            self.fail("invalid-recording", str(exc), path)
+            return []
+        labels: list[Label] = []
+        for index, entry in enumerate(responses):
+            where = f"recording {written}" + (f"[{index}]" if len(responses) > 1 else "")
+            labels.extend(self.parsed(entry.response, path, f"{where}: "))
+        return labels
+
+    def case(self, raw: Mapping[str, Any], path: JsonPath) -> PolicyCase:
+        labels: list[Label] = []
+        for index, item in enumerate(raw.get("labels", ())):
+            label = self.compact_label(item, (*path, "labels", index))
+            if label is not None:
+                labels.append(label)
+        for item, at in _one_or_many(raw, "response", path):
+            labels.extend(self.parsed(item, at, "response: "))
+        for written, at in _one_or_many(raw, "recording", path):
+            labels.extend(self.recording(written, at))
+        failures = tuple(DetectorFailure(e["source"], e["error"]) for e in raw.get("errors", ()))
+        reasons = None
+        if "reasons" in raw:
+            reasons = tuple(
+                ExpectedReason(
+                    rule=r["rule"],
+                    label=r.get("label"),
+                    verdict=Verdict(r["verdict"]) if "verdict" in r else None,
+                    source=r.get("source"),
+                )
+                for r in raw["reasons"]
+            )
+        return PolicyCase(
+            name=raw["name"],
+            labels=tuple(labels),
+            failures=failures,
+            expect=Verdict(raw["expect"]),
+            reasons=reasons,
+            rules=frozenset(raw["rules"]) if "rules" in raw else None,
+            position=self.source_map.at(path),
+        )
+
+    def invariant(self, raw: dict[str, Any], path: JsonPath) -> Invariant | None:
+        labels = [
+            self.compact_label(item, (*path, "labels", index))
+            for index, item in enumerate(raw.get("labels", ()))
+        ]
+        found = tuple(label for label in labels if label is not None)
+        if len(found) < len(labels):
+            return None
+        return Invariant.from_data(raw, self.source_map.at(path), found)
+
+
+def default_source(data: Mapping[str, Any], policy: Policy | None) -> str | None:
+    """The source of a compact label written without one: the tests file's
+    ``source:``, else the one detector the policy names; None when neither says."""
+    if isinstance(data.get("source"), str):
+        return str(data["source"])
+    if policy is not None and len(policy.detectors) == 1:
+        return next(iter(policy.detectors))
+    return None
+
+
+def check_tests_file(path: str | os.PathLike[str], registry: DetectorRegistry) -> TestsFileLoad:
+    """Load a tests file and its policy, collecting every error instead of raising."""
+    file = str(path)
+    file_path = Path(path)
+    try:
+        document = parse_document(read_policy_text(file_path), file)
+    except SourceError as exc:
+        return TestsFileLoad(None, sort_diagnostics(exc.diagnostics))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return TestsFileLoad(
+            None, (error("unreadable", f"cannot read the tests file: {reason}", file, Position()),)
+        )
+    from policy_engine.schema import check_against_schema
+
+    source_map = document.source_map
+    diagnostics = list(document.diagnostics)
+    report = check_against_schema(
+        _tests_validator(), document.data, source_map, reported=document.refused
+    )
+    diagnostics.extend(report.diagnostics)
+    if diagnostics or not isinstance(document.data, dict):
+        return TestsFileLoad(None, sort_diagnostics(diagnostics))
+    data: dict[str, Any] = document.data
+    base_dir = file_path.parent
+    policy_path = base_dir / data["policy"]
+    loaded = check_policy_file(policy_path, registry=registry)
+    if loaded.policy is None:
+        diagnostics.append(
+            error(
+                "policy-does-not-load",
+                f"the policy {data['policy']} does not load ({len(loaded.errors)} error(s))",
+                file,
+                source_map.at(("policy",)),
+            )
+        )
+        diagnostics.extend(loaded.errors)
+    builder = _CaseBuilder(
+        source_map,
+        base_dir,
+        registry,
+        default_source(data, loaded.policy),
+        quiet=loaded.policy is None,
+    )
+    cases = tuple(
+        builder.case(raw, ("cases", index)) for index, raw in enumerate(data.get("cases", ()))
+    )
+    invariants = [
+        builder.invariant(raw, ("invariants", index))
+        for index, raw in enumerate(data.get("invariants", ()))
+    ]
+    diagnostics.extend(builder.diagnostics)
+    if diagnostics or loaded.policy is None:
+        return TestsFileLoad(None, sort_diagnostics(diagnostics))
+    tests = PolicyTestFile(
+        file=file,
+        policy_file=str(policy_path),
+        policy=loaded.policy,
+        compiled=compile_policy(loaded.policy, registry),
+        cases=cases,
+        invariants=tuple(i for i in invariants if i is not None),
+        all_taxonomies=data.get("taxonomies") == "all",
+    )
+    return TestsFileLoad(tests, ())
+
+
+def load_tests_file(path: str | os.PathLike[str], registry: DetectorRegistry) -> PolicyTestFile:
+    """Load a tests file and its policy; raise :class:`TestsLoadError` with every error."""
+    loaded = check_tests_file(path, registry)
+    if loaded.tests is None:
+        raise TestsLoadError(loaded.diagnostics)
+    return loaded.tests
+
+
+def find_tests_files(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """The tests files for ``paths``: each folder's ``*.tests.yaml`` (recursively),
+    each tests file given, and for a policy file given, the tests file beside it.
+    Returns the files (in order, each once) and a message per path that gave none."""
+    found: list[Path] = []
+    problems: list[str] = []
+    for written in paths:
+        path = Path(written)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob(f"*{TESTS_SUFFIX}") if p.is_file())
+            if not files:
+                problems.append(f"{written}: no *{TESTS_SUFFIX} files in this folder")
+            found.extend(files)
+        elif path.is_file() and path.name.endswith(TESTS_SUFFIX):
+            found.append(path)
+        elif path.is_file():
+            beside = path.with_name(path.name.rsplit(".", 1)[0] + TESTS_SUFFIX)
+            if beside.is_file():
+                found.append(beside)
+            else:
+                problems.append(f"{written}: no tests file for this policy ({beside} is missing)")
+        else:
+            problems.append(f"{written}: no such file or folder")
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values()), problems
+
+
+def _one_or_many(
+    raw: Mapping[str, Any], key: str, path: JsonPath
+) -> Iterator[tuple[Any, JsonPath]]:
+    """Each value of ``raw[key]`` (one value, or a list of them) and where it
+    stands; nothing when the key is absent."""
+    if key not in raw:
+        return
+    value = raw[key]
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            yield item, (*path, key, index)
+    else:
+        yield value, (*path, key)
