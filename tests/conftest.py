@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
 from policy_engine import Detector, DetectorRegistry
 from policy_engine.plugins import RegisteredDetector
+
+# Test modules import shared builders (policy_builders) by name: --import-mode=importlib
+# does not put this folder on the path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 class SettingsDetector(Detector):

@@ -704,3 +704,13 @@ def test_an_ignore_comment_names_its_codes_and_never_silences_errors() -> None:
         "    review_at: 90  # policy-engine: ignore[threshold-order]\n    block_at: 80\n"
     )
     assert [d.code for d in check_policy_text(broken, FILE).errors] == ["threshold-order"]
+
+
+def test_with_no_detector_installed_nor_named_a_name_is_not_checked() -> None:
+    # no detector, so no taxonomy to check against: never an error naming none
+    result = check_policy_text(
+        "version: 1\nname: p\nrules:\n  - {id: v, match: {name: Violencee}, block_at: 90}\n",
+        registry=DetectorRegistry(),
+    )
+    assert result.errors == ()
+    assert all(d.code != "unknown-name" for d in result.diagnostics)

@@ -1,7 +1,7 @@
 """The reference policies in policies/ load clean, decide their example cases and keep
 their invariants. The cases and invariants are run by the same runner as
 ``policy-engine test`` (policy_engine.review), one pytest test each so that a
-failure names the case; tests/cli/test_cli_test_explain.py runs the command itself."""
+failure names the case; tests/cli/test_test_explain.py runs the command itself."""
 
 from __future__ import annotations
 

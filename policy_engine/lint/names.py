@@ -118,6 +118,8 @@ def _sight(context: LintContext, registry: DetectorRegistry, source: str | None)
             return None
     else:
         names = registry.names()
+    if not names:  # no detector at all: nothing to check a name against
+        return None
     keys: set[str] = set()
     spellings: dict[str, str] = {}
     without: list[str] = []

@@ -33,13 +33,13 @@ from policy_engine.review.invariants import (
 )
 from policy_engine.review.table import DecisionTable, TableRow, decision_table, synthetic_name
 
-POLICIES = Path(__file__).resolve().parent.parent / "policies"
+POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
 
 def _properties_module() -> ModuleType:
     """tests/test_properties.py, for its strategies (the suite runs with
     --import-mode=importlib, so test modules are not importable by name)."""
-    path = Path(__file__).with_name("test_properties.py")
+    path = Path(__file__).parent.parent / "test_properties.py"
     spec = importlib.util.spec_from_file_location("_policy_properties_strategies", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

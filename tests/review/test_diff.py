@@ -34,7 +34,7 @@ def _load_properties() -> ModuleType:
     """tests/test_properties.py, for its strategies (the suite uses importlib mode)."""
     name = "_policy_engine_test_properties"
     if name not in sys.modules:
-        path = Path(__file__).with_name("test_properties.py")
+        path = Path(__file__).parent.parent / "test_properties.py"
         spec = importlib.util.spec_from_file_location(name, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)

@@ -1,75 +1,24 @@
-"""Policy test files (policy_engine.review: tests_file, runner, explain, junit):
-loading with positioned errors, running cases, reasons, explain traces, coverage
-and JUnit XML."""
+"""Policy tests files (policy_engine.review.tests_file and runner): loading,
+the schema, cases and their reasons, load errors, finding files, coverage."""
 
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
+from tests_file_builders import AWS_RESPONSE, POLICY, run, write
 
-from policy_engine import DetectorRegistry, Label
-from policy_engine.compiler import compile_policy
+from policy_engine import DetectorRegistry
 from policy_engine.errors import TestsLoadError
-from policy_engine.loader import parse_policy
-from policy_engine.model import Body, Verdict
-from policy_engine.review.explain import comparison, explain_decision
-from policy_engine.review.junit import junit_xml
-from policy_engine.review.runner import coverage, run_tests_file
+from policy_engine.review.runner import coverage
 from policy_engine.review.tests_file import (
     check_tests_file,
     find_tests_files,
     load_tests_file,
     policy_tests_schema,
 )
-
-POLICY = """\
-version: 1
-name: violence-test
-default: {review_at: 80}
-rules:
-  - id: graphic
-    match: {parent: Graphic Violence}
-    review_at: 60
-    block_at: 90
-  - id: top
-    match: {name: Violence}
-    review_at: 90
-  - id: unused
-    match: {name: Gambling}
-    action: allow
-"""
-
-AWS_RESPONSE = {
-    "ModerationLabels": [
-        {"Confidence": 97.3, "Name": "Weapon Violence", "ParentName": "Graphic Violence"},
-        {"Confidence": 97.3, "Name": "Violence", "ParentName": ""},
-    ],
-    "ModerationModelVersion": "7.0",
-}
-
-
-@pytest.fixture(scope="module")
-def registry() -> DetectorRegistry:
-    return DetectorRegistry.installed()
-
-
-def write(tmp_path: Path, tests: str, policy: str = POLICY) -> Path:
-    (tmp_path / "p.yaml").write_text(policy, encoding="utf-8")
-    path = tmp_path / "p.tests.yaml"
-    if "\nsource:" not in tests and not tests.startswith("source:"):
-        # POLICY names no detectors: the file says where compact labels come from
-        # (last, so that every line number the tests check stays the same)
-        tests = tests.rstrip("\n") + "\nsource: rekognition-moderation\n"
-    path.write_text(tests, encoding="utf-8")
-    return path
-
-
-def run(tmp_path: Path, tests: str, registry: DetectorRegistry) -> object:
-    return run_tests_file(load_tests_file(write(tmp_path, tests), registry), registry)
 
 
 def test_the_schema_is_draft_2020_12_with_an_id_and_descriptions() -> None:
@@ -306,84 +255,3 @@ cases:
     assert report.never == ("top", "unused")
     assert round(report.percent, 1) == 33.3
     assert report.lines()[0].endswith("1/3 rules decided a label (33.3%)")
-
-
-def test_junit_has_one_suite_per_file_and_one_testcase_per_case_and_invariant(
-    tmp_path: Path, registry: DetectorRegistry
-) -> None:
-    tests = """\
-policy: p.yaml
-cases:
-  - {name: good, labels: [{name: Violence, confidence: 95}], expect: review}
-  - {name: bad, labels: [{name: Violence, confidence: 95}], expect: block}
-invariants:
-  - {category: Graphic Violence, at_least: 90, always: block}
-  - {category: Violence, never: allow}
-"""
-    result = run(tmp_path, tests, registry)
-    root = ET.fromstring(junit_xml([result], [("broken.tests.yaml", ())]))  # type: ignore[list-item]
-    suites = root.findall("testsuite")
-    assert [s.get("name") for s in suites] == [str(tmp_path / "p.tests.yaml"), "broken.tests.yaml"]
-    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("5", "2", "1")
-    cases = suites[0].findall("testcase")
-    assert [c.get("name") for c in cases] == [
-        "good",
-        "bad",
-        "category Graphic Violence at 90+: always block",
-        "category Violence: never allow",
-    ]
-    assert cases[0].find("failure") is None and cases[2].find("failure") is None
-    failure = cases[1].find("failure")
-    assert failure is not None
-    assert failure.get("message") == "the decision is review, expected block"
-    invariant_failure = cases[3].find("failure")
-    assert invariant_failure is not None and "counterexample:" in (invariant_failure.text or "")
-    assert suites[1].find("testcase/error") is not None
-
-
-@pytest.mark.parametrize(
-    ("body", "confidence", "verdict", "text"),
-    [
-        (Body(review_at=50, block_at=90), 97.3, Verdict.BLOCK, "97.3 >= 90 (block_at)"),
-        (Body(review_at=50, block_at=90), 60, Verdict.REVIEW, "60 >= 50 (review_at)"),
-        (Body(review_at=60), 54, Verdict.ALLOW, "54 < 60 (review_at)"),
-        (Body(block_at=70), 54, Verdict.ALLOW, "54 < 70 (block_at)"),
-        (Body(action=Verdict.BLOCK), 41, Verdict.BLOCK, "41 >= 0 (action: block)"),
-        (Body(action=Verdict.ALLOW), 99, Verdict.ALLOW, "action: allow"),
-        (Body(action=Verdict.BLOCK), 39.99, None, "39.99 < 40 (min_confidence): dropped"),
-    ],
-)
-def test_the_comparison_that_fired(
-    body: Body, confidence: float, verdict: Verdict | None, text: str
-) -> None:
-    assert comparison(body, confidence, 40) == (verdict, text)
-
-
-def test_explain_lists_every_selecting_rule_most_specific_first(
-    registry: DetectorRegistry,
-) -> None:
-    policy = parse_policy(
-        POLICY
-        + "  - {id: exact, match: {name: Weapon Violence, parent: Graphic Violence},"
-        + " block_at: 95}\n"
-        + "  - {id: named, match: {name: weapon violence}, action: allow}\n"
-        + "  - {id: whole, match: {parent: Violence}, review_at: 50}\n"
-    )
-    compiled = compile_policy(policy, registry)
-    label = Label("Weapon Violence", 97.3, "rekognition-moderation", parent="Graphic Violence")
-
-    trace = explain_decision(compiled, [label], registry=registry)
-
-    (only,) = trace.labels
-    assert [(c.rule, c.rank, c.distance, c.winner) for c in only.candidates] == [
-        ("exact", "name+parent", 0, True),
-        ("named", "name", 0, False),
-        ("graphic", "parent", 1, False),
-        ("whole", "parent", 2, False),
-    ]
-    assert only.lineage == ("Weapon Violence", "Graphic Violence", "Violence")
-    assert only.comparison == "97.3 >= 95 (block_at)"
-    assert trace.to_dict()["labels"][0]["candidates"][0]["match"] == {
-        "name": "Weapon Violence",
-        "parent": "Graphic Violence",
-    }

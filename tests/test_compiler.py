@@ -1,4 +1,5 @@
-"""Evaluating labels against a policy (POLICY_SPEC sections 1, 4, 5, 6 and 8)."""
+"""Compiling a policy and evaluating labels (POLICY_SPEC sections 1, 4, 5 and 6):
+specificity, ancestors, aliases, verdicts, the decision, detector errors, purity."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import pytest
+from policy_builders import FAILURE, HEAD, IMAGE, TAXONOMY, compiled, decide, label
 
 from policy_engine import (
     CompiledPolicy,
     Detector,
-    DetectorFailure,
     DetectorRegistry,
     DetectorResult,
     Engine,
@@ -20,47 +21,12 @@ from policy_engine import (
     Label,
     Taxonomy,
     TaxonomyEntry,
-    compile_policy,
     parse_policy,
 )
 from policy_engine.detectors import DetectContext
 from policy_engine.errors import InvalidDetectorResult
 from policy_engine.model import Verdict
 from policy_engine.plugins import RegisteredDetector
-
-HEAD = "version: 1\nname: p\n"
-
-# Violence > Weapons > Knife; Violence > Graphic Violence; Explicit > Nudity
-TAXONOMY = Taxonomy(
-    "test/v1",
-    (
-        TaxonomyEntry("Violence", ""),
-        TaxonomyEntry("Weapons", "Violence"),
-        TaxonomyEntry("Knife", "Weapons"),
-        TaxonomyEntry("Graphic Violence", "Violence"),
-        TaxonomyEntry("Explicit", ""),
-        TaxonomyEntry("Nudity", "Explicit"),
-        TaxonomyEntry("Gambling", ""),
-        TaxonomyEntry("Gambling", "Gambling"),
-    ),
-    aliases={"Weapon": "Weapons", "Blade": "Knife"},
-)
-
-
-def compiled(text: str, taxonomy: Taxonomy | None = TAXONOMY) -> CompiledPolicy:
-    policy = parse_policy(HEAD + text)
-    return CompiledPolicy(policy, lambda source, model_version: taxonomy)
-
-
-def label(name: str, confidence: float, parent: str = "", source: str = "stub") -> Label:
-    return Label(name, confidence, source, parent=parent)
-
-
-def decide(policy: CompiledPolicy, lab: Label) -> tuple[str, str]:
-    """(verdict, deciding rule) of one label."""
-    (outcome,) = policy.evaluate([lab]).outcomes()
-    return outcome.verdict.value, outcome.rule
-
 
 # -- specificity (section 4) ------------------------------------------------------
 
@@ -485,9 +451,6 @@ def test_each_ancestor_label_is_decided_by_its_own_rule() -> None:
 # -- detector errors (section 6) -----------------------------------------------------
 
 
-FAILURE = DetectorFailure("broken", "boom", "plugin-exception")
-
-
 @pytest.mark.parametrize(
     ("on_error", "expected"), [("allow", "allow"), ("review", "review"), ("block", "block")]
 )
@@ -521,307 +484,6 @@ def test_failure_reason_has_rule_on_error_source_and_error() -> None:
         {"verdict": "block", "rule": "on_error", "source": "broken", "error": "boom"}
     ]
     assert [e["source"] for e in record["errors"]] == ["broken"]
-
-
-# -- the record (section 8) -----------------------------------------------------------
-
-
-def test_reasons_most_severe_first_then_confidence_descending() -> None:
-    policy = compiled(
-        "rules:\n"
-        "  - {id: weapons, match: {parent: Weapons}, review_at: 60, block_at: 90}\n"
-        "  - {id: explicit, match: {parent: Explicit}, review_at: 50, block_at: 70}\n"
-    )
-    labels = [
-        label("Knife", 65, "Weapons"),  # review
-        label("Nudity", 75, "Explicit"),  # block
-        label("Weapons", 99, "Violence"),  # block
-        label("Explicit", 55),  # review
-        label("Violence", 99),  # default allow: no reason
-    ]
-    reasons = policy.evaluate(labels).to_dict()["reasons"]
-    assert [(r["verdict"], r["label"], r["confidence"]) for r in reasons] == [
-        ("block", "Weapons", 99),
-        ("block", "Nudity", 75),
-        ("review", "Knife", 65),
-        ("review", "Explicit", 55),
-    ]
-
-
-def test_review_from_a_failure_ranks_below_a_block_from_a_label() -> None:
-    policy = compiled("rules:\n  - {id: k, match: {name: Knife}, action: block}\n")
-    reasons = policy.evaluate([label("Knife", 60)], [FAILURE]).to_dict()["reasons"]
-    assert [(r["verdict"], r["rule"]) for r in reasons] == [("block", "k"), ("review", "on_error")]
-
-
-def test_reason_record_fields_for_a_threshold_rule() -> None:
-    policy = compiled("rules:\n  - {id: weapons, match: {parent: Violence}, block_at: 90}\n")
-    record = policy.evaluate(
-        [label("Weapons", 97.29618072509766, "Violence", "rekognition-moderation")]
-    ).to_dict()
-    assert record["decision"] == "block"
-    assert record["reasons"] == [
-        {
-            "verdict": "block",
-            "rule": "weapons",
-            "label": "Weapons",
-            "parent": "Violence",
-            "source": "rekognition-moderation",
-            "confidence": 97.29618072509766,
-            "threshold": 90,
-        }
-    ]
-
-
-def test_reason_threshold_is_review_at_when_review_fired() -> None:
-    policy = compiled("rules:\n  - {id: w, match: {name: Knife}, review_at: 60, block_at: 90}\n")
-    (reason,) = policy.evaluate([label("Knife", 70)]).to_dict()["reasons"]
-    assert (reason["verdict"], reason["threshold"]) == ("review", 60)
-
-
-@pytest.mark.parametrize("action", ["review", "block"])
-def test_reason_threshold_is_zero_for_an_action(action: str) -> None:
-    policy = compiled(f"rules:\n  - {{id: w, match: {{name: Knife}}, action: {action}}}\n")
-    (reason,) = policy.evaluate([label("Knife", 70)]).to_dict()["reasons"]
-    assert (reason["verdict"], reason["rule"], reason["threshold"]) == (action, "w", 0)
-
-
-def test_reason_rule_is_default_for_unmatched_labels() -> None:
-    policy = compiled("default: {block_at: 80}\nrules: []\n")
-    (reason,) = policy.evaluate([label("Knife", 85)]).to_dict()["reasons"]
-    assert (reason["rule"], reason["threshold"]) == ("default", 80)
-
-
-def test_reason_parent_comes_from_the_taxonomy_when_not_reported() -> None:
-    policy = compiled("rules:\n  - {id: v, match: {parent: Violence}, action: block}\n")
-    (reason,) = policy.evaluate([label("knife", 85)]).to_dict()["reasons"]
-    assert (reason["label"], reason["parent"]) == ("knife", "Weapons")
-
-
-def test_every_kept_label_is_in_the_record_with_verdict_and_rule() -> None:
-    policy = compiled("rules:\n  - {id: k, match: {name: Knife}, block_at: 90}\n")
-    record = policy.evaluate([label("Knife", 95), label("Other", 60), label("Low", 10)]).to_dict()
-    assert [(r["name"], r["verdict"], r["rule"]) for r in record["labels"]] == [
-        ("Knife", "block", "k"),
-        ("Other", "allow", "default"),
-    ]
-    assert [r["name"] for r in record["dropped"]] == ["Low"]
-
-
-def test_record_names_the_policy_and_its_digest() -> None:
-    policy = compiled("rules: []\n")
-    record = policy.evaluate([]).to_dict()
-    assert record["policy"] == {"name": "p", "digest": policy.policy.digest}
-    assert record["policy"]["digest"].startswith("sha256:")
-    assert len(record["policy"]["digest"]) == len("sha256:") + 64
-
-
-# -- digest --------------------------------------------------------------------------
-
-
-BLOCK_STYLE = """\
-# a comment
-version: 1
-name: digest
-min_confidence: 50
-rules:
-  - id: weapons   # trailing comment
-    match:
-      parent: Violence
-    review_at: 50
-    block_at: 90
-"""
-
-FLOW_STYLE = """\
-{rules: [{block_at: 90.0, review_at: 50.0, match: {parent: Violence}, id: weapons}],
- name: digest, version: 1, min_confidence: 50.0, default: allow, on_error: review}
-"""
-
-
-def test_digest_equal_for_reformatted_policy() -> None:
-    first, second = parse_policy(BLOCK_STYLE), parse_policy(FLOW_STYLE)
-    assert first == second
-    assert first.digest == second.digest
-
-
-def test_digest_differs_for_a_changed_threshold() -> None:
-    changed = BLOCK_STYLE.replace("block_at: 90", "block_at: 91")
-    assert parse_policy(changed).digest != parse_policy(BLOCK_STYLE).digest
-    assert parse_policy(changed) != parse_policy(BLOCK_STYLE)
-
-
-@pytest.mark.parametrize(
-    ("before", "after"),
-    [
-        ("on_error: review", "on_error: block"),
-        ("default: allow", "default: review"),
-        ("min_confidence: 50.0", "min_confidence: 60"),
-        ("parent: Violence", "name: Violence"),
-    ],
-)
-def test_digest_differs_for_a_changed_meaning(before: str, after: str) -> None:
-    changed = FLOW_STYLE.replace(before, after)
-    assert changed != FLOW_STYLE
-    assert parse_policy(changed).digest != parse_policy(FLOW_STYLE).digest
-
-
-def test_equal_policies_have_equal_digests_even_with_detector_settings() -> None:
-    # Policy.__eq__ and __hash__ must agree: equal policies have one digest.
-    first = parse_policy(HEAD + "detectors: {stub: {level: 1}}\nrules: []\n")
-    second = parse_policy(HEAD + "detectors: {stub: {level: true}}\nrules: []\n")
-    assert (first == second) == (first.digest == second.digest)
-    third = parse_policy(HEAD + "detectors: {stub: {level: 1.0}}\nrules: []\n")
-    assert (first == third) == (first.digest == third.digest)
-
-
-# -- the engine ----------------------------------------------------------------------
-
-
-class FixedDetector(Detector):
-    """Returns the same labels for every image."""
-
-    def __init__(self, name: str, labels: list[tuple[str, float]]) -> None:
-        self.name = name  # type: ignore[misc]
-        self.labels = labels
-
-    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
-        return DetectorResult(self.name, tuple(Label(n, c, self.name) for n, c in self.labels))
-
-
-class RaisingDetector(Detector):
-    def __init__(self, name: str, error: BaseException) -> None:
-        self.name = name  # type: ignore[misc]
-        self.error = error
-
-    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
-        raise self.error
-
-
-class GarbageDetector(Detector):
-    def __init__(self, name: str, garbage: Any) -> None:
-        self.name = name  # type: ignore[misc]
-        self.garbage = garbage
-
-    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
-        return self.garbage  # type: ignore[no-any-return]
-
-
-def engine(text: str, *detectors: Detector) -> Engine:
-    registry = DetectorRegistry([RegisteredDetector(d, "throwaway") for d in detectors])
-    names = "".join(f"  {d.name}: {{}}\n" for d in detectors)
-    return Engine(parse_policy(HEAD + "detectors:\n" + names + text), registry)
-
-
-IMAGE = Image("cat.jpg", b"\x89PNG not really")
-
-
-def test_engine_isolates_a_detector_that_raises() -> None:
-    checker = engine(
-        "rules:\n  - {id: k, match: {name: Knife}, block_at: 90}\n",
-        RaisingDetector("broken", RuntimeError("kaboom")),
-        FixedDetector("good", [("Knife", 95)]),
-    )
-    record = checker.check(IMAGE).to_dict()
-    assert record["decision"] == "block"
-    assert [(e["source"], e["code"]) for e in record["errors"]] == [("broken", "plugin-exception")]
-    assert (
-        "RuntimeError" in record["errors"][0]["error"] and "kaboom" in record["errors"][0]["error"]
-    )
-    assert [r["name"] for r in record["labels"]] == ["Knife"]
-
-
-def test_engine_failure_yields_at_least_on_error() -> None:
-    checker = engine(
-        "rules: []\n",
-        RaisingDetector("broken", RuntimeError("kaboom")),
-        FixedDetector("good", [("Harmless", 95)]),
-    )
-    decision = checker.check(IMAGE)
-    assert decision.verdict == "review"
-    assert [r.rule for r in decision.reasons()] == ["on_error"]
-
-
-def test_engine_detector_error_keeps_its_code() -> None:
-    checker = engine(
-        "rules: []\n", RaisingDetector("broken", InvalidDetectorResult("bad", field="Confidence"))
-    )
-    (failure,) = checker.check(IMAGE).failures
-    assert (failure.source, failure.code) == ("broken", "invalid-result")
-
-
-class NaNDetector(Detector):
-    name = "nan"
-
-    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
-        return DetectorResult("nan", (Label("Knife", float("nan"), "nan"),))
-
-
-def test_engine_nan_confidence_is_a_failure_not_a_low_confidence() -> None:
-    checker = engine("on_error: block\nrules: []\n", NaNDetector())
-    decision = checker.check(IMAGE)
-    assert decision.verdict == "block"
-    assert [f.code for f in decision.failures] == ["invalid-result"]
-
-
-@pytest.mark.parametrize(
-    "garbage",
-    [None, {"labels": []}, [("Knife", 99)], "Knife"],
-    ids=["none", "dict", "list", "str"],
-)
-def test_engine_detector_returning_garbage_is_a_failure(garbage: Any) -> None:
-    checker = engine(
-        "rules:\n  - {id: k, match: {name: Knife}, review_at: 60}\n",
-        GarbageDetector("junk", garbage),
-        FixedDetector("good", [("Knife", 70)]),
-    )
-    decision = checker.check(IMAGE)
-    assert [f.source for f in decision.failures] == ["junk"]
-    assert decision.verdict == "review"
-    assert [o.label.name for o in decision.outcomes()] == ["Knife"]
-
-
-def test_engine_detector_result_with_garbage_labels_is_a_failure() -> None:
-    checker = engine(
-        "on_error: block\nrules: []\n",
-        GarbageDetector("junk", DetectorResult("junk", ("not a label",))),  # type: ignore[arg-type]
-        FixedDetector("good", [("Knife", 70)]),
-    )
-    decision = checker.check(IMAGE)
-    assert [f.source for f in decision.failures] == ["junk"]
-    assert decision.verdict == "block"
-
-
-def test_engine_passes_min_confidence_and_settings_to_detectors() -> None:
-    seen: list[tuple[float, Mapping[str, Any]]] = []
-
-    class Spy(Detector):
-        name = "spy"
-        settings_schema: ClassVar[Mapping[str, Any]] = {
-            "type": "object",
-            "properties": {"k": {"type": "string"}},
-        }
-
-        def detect(self, image: Image, context: DetectContext) -> DetectorResult:
-            seen.append((context.min_confidence, dict(context.settings)))
-            return DetectorResult("spy", ())
-
-    registry = DetectorRegistry([RegisteredDetector(Spy(), "spy-plugin")])
-    policy = parse_policy(HEAD + "min_confidence: 65\ndetectors: {spy: {k: v}}\nrules: []\n")
-    assert Engine(policy, registry).check(IMAGE).verdict == "allow"
-    assert seen == [(65.0, {"k": "v"})]
-
-
-def test_compile_policy_with_registry_uses_detector_taxonomy() -> None:
-    class Taxonomic(Detector):
-        name = "tx"
-
-        def taxonomy(self, model_version: str | None) -> Taxonomy | None:
-            return TAXONOMY
-
-    registry = DetectorRegistry([RegisteredDetector(Taxonomic(), "tx-plugin")])
-    policy = parse_policy(HEAD + "rules:\n  - {id: v, match: {parent: Violence}, action: block}\n")
-    assert compile_policy(policy, registry).evaluate([Label("Knife", 90, "tx")]).verdict == "block"
-    assert compile_policy(policy).evaluate([Label("Knife", 90, "tx")]).verdict == "allow"
 
 
 # -- purity --------------------------------------------------------------------------
