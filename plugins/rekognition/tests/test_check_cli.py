@@ -464,11 +464,22 @@ def test_progress_line_only_when_stderr_is_a_terminal(
     assert "\r" not in piped.err and "checked 3 image(s) in " in piped.err, piped
 
 
+def _interruptible() -> None:
+    # As a terminal's foreground job: a suite started in the background (SIGINT
+    # ignored, which a child inherits) must not make the command ignore Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_check(tmp_path: Path, *args: str | os.PathLike[str]) -> subprocess.Popen[bytes]:
-    """``policy-engine check ARGS`` in a subprocess writing to tmp_path/out.jsonl and err.txt."""
+    """``policy-engine check ARGS`` in a subprocess writing to tmp_path/out.jsonl and err.txt,
+    Ctrl-C (SIGINT) at its default, whatever the suite's own disposition."""
     with (tmp_path / "out.jsonl").open("w") as out, (tmp_path / "err.txt").open("w") as err:
         return subprocess.Popen(
-            cli_command(*args), stdin=subprocess.DEVNULL, stdout=out, stderr=err
+            cli_command(*args),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            preexec_fn=_interruptible,
         )
 
 
