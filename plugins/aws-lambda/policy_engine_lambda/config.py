@@ -249,16 +249,23 @@ whole invocation."""
 def detector_timeout(environ: Mapping[str, str] | None = None) -> float:
     """``DETECTOR_TIMEOUT``: seconds one detector call may take (see
     :data:`DEFAULT_DETECTOR_TIMEOUT`); keep it below the function's timeout."""
+    return _seconds(environ, "DETECTOR_TIMEOUT", DEFAULT_DETECTOR_TIMEOUT, zero=False)
+
+
+def _seconds(environ: Mapping[str, str] | None, name: str, default: float, *, zero: bool) -> float:
+    """A number of seconds from the environment variable ``name`` (``default``
+    when unset or blank); finite, and positive (or, with ``zero``, >= 0)."""
     env = os.environ if environ is None else environ
-    text = env.get("DETECTOR_TIMEOUT", "").strip()
+    text = env.get(name, "").strip()
     if not text:
-        return DEFAULT_DETECTOR_TIMEOUT
+        return default
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"DETECTOR_TIMEOUT must be a positive number of seconds, got {text!r}")
+    if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
+        wanted = "a number of seconds >= 0" if zero else "a positive number of seconds"
+        raise ConfigError(f"{name} must be {wanted}, got {text!r}")
     return value
 
 
@@ -275,17 +282,7 @@ def final_attempt_after(environ: Mapping[str, str] | None = None) -> float:
     instead of waiting for a retry (see :data:`DEFAULT_FINAL_ATTEMPT_AFTER`;
     0: every attempt). Events re-driven from the failed-events queue are
     final whatever their age."""
-    env = os.environ if environ is None else environ
-    text = env.get("FINAL_ATTEMPT_AFTER", "").strip()
-    if not text:
-        return DEFAULT_FINAL_ATTEMPT_AFTER
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise ConfigError(f"FINAL_ATTEMPT_AFTER must be a number of seconds >= 0, got {text!r}")
-    return value
+    return _seconds(environ, "FINAL_ATTEMPT_AFTER", DEFAULT_FINAL_ATTEMPT_AFTER, zero=True)
 
 
 def _task_path(value: str, env: Mapping[str, str]) -> Path | None:
