@@ -5,6 +5,34 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_SIGNATURES = (
+    ("JPEG", b"\xff\xd8\xff"),
+    ("PNG", PNG_SIGNATURE),
+    ("GIF", b"GIF87a"),
+    ("GIF", b"GIF89a"),
+    ("BMP", b"BM"),
+    ("TIFF", b"II*\x00"),
+    ("TIFF", b"MM\x00*"),
+    ("PDF", b"%PDF"),
+)
+_HEIF_BRANDS = (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif")
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The file format ``data``'s magic bytes name (``"JPEG"``, ``"PNG"``,
+    ``"GIF"``, ``"WebP"``, ``"HEIF/AVIF"``, ``"PDF"``...), or None if unknown:
+    to tell a user what they gave, never to trust it as valid."""
+    for name, signature in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    if data[4:12] in _HEIF_BRANDS:
+        return "HEIF/AVIF"
+    return None
+
+
 DEFAULT_MAX_IMAGE_BYTES = 64 * 1024 * 1024
 """The most bytes read from one local image file when no detector of the
 policy says less (see :meth:`policy_engine.detectors.Detector.max_image_bytes`)."""

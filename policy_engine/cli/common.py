@@ -15,6 +15,7 @@ import pluggy
 
 from policy_engine.detectors import DetectorResult
 from policy_engine.errors import InvalidDetectorResult, PluginError, UnrecognisedResponseError
+from policy_engine.image import sniff_format
 from policy_engine.loader import check_policy_file
 from policy_engine.model import Policy, Verdict
 from policy_engine.plugins import DetectorRegistry, make_plugin_manager
@@ -94,28 +95,13 @@ def labels_results(args: argparse.Namespace, registry: DetectorRegistry) -> list
     return [r for path in args.labels for r in read_responses(path, registry, replay=args.replay)]
 
 
-_IMAGE_SIGNATURES = (
-    ("PNG", b"\x89PNG\r\n\x1a\n"),
-    ("JPEG", b"\xff\xd8\xff"),
-    ("GIF", b"GIF87a"),
-    ("GIF", b"GIF89a"),
-    ("BMP", b"BM"),
-    ("TIFF", b"II*\x00"),
-    ("TIFF", b"MM\x00*"),
-)
-
-
 def binary_kind(data: bytes) -> str | None:
     """What ``data`` is when it cannot be a JSON response: an image format named
     by its magic bytes, ``"binary"`` for other bytes that are not text, or None
     for text (which the JSON reader then judges)."""
-    for name, signature in _IMAGE_SIGNATURES:
-        if data.startswith(signature):
-            return f"{name} image"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WebP image"
-    if data[4:8] == b"ftyp":
-        return "HEIF/AVIF image"
+    found = sniff_format(data)
+    if found is not None:
+        return "PDF document" if found == "PDF" else f"{found} image"
     if b"\0" in data[:4096]:
         return "binary"
     try:

@@ -19,12 +19,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from policy_engine import DetectorError
+from policy_engine.image import sniff_format
 from policy_engine_rekognition.images import (
     ImageLimits,
     PixelSize,
     check_bytes,
     check_pixel_size,
-    sniff_format,
 )
 
 if TYPE_CHECKING:

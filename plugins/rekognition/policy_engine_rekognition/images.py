@@ -18,27 +18,12 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from policy_engine import DetectorError, Image
+from policy_engine.image import PNG_SIGNATURE, sniff_format
 from policy_engine_rekognition.s3_inputs import S3InputError, parse_s3_uri
 
 ACCEPTED_FORMATS = "JPEG or PNG"
 S3_MAX_BYTES = 15_728_640
 """Rekognition's limit on an S3 object, for both operations."""
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_ACCEPTED_SIGNATURES = (
-    ("JPEG", b"\xff\xd8\xff"),
-    ("PNG", _PNG_SIGNATURE),
-)
-# Only to name what the user sent; none of these is accepted.
-_OTHER_SIGNATURES = (
-    ("GIF", b"GIF87a"),
-    ("GIF", b"GIF89a"),
-    ("BMP", b"BM"),
-    ("TIFF", b"II*\x00"),
-    ("TIFF", b"MM\x00*"),
-    ("PDF", b"%PDF"),
-)
-
 
 @dataclass(frozen=True, slots=True)
 class ImageLimits:
@@ -54,18 +39,6 @@ MODERATION_LIMITS = ImageLimits(max_bytes=5_242_880, min_side=80, max_side=10_00
 CUSTOM_LABELS_LIMITS = ImageLimits(
     max_bytes=4_194_304, min_side=64, max_side=4096, max_aspect_ratio=20.0
 )
-
-
-def sniff_format(data: bytes) -> str | None:
-    """The image format named by ``data``'s magic bytes, or None if unknown."""
-    for name, signature in _ACCEPTED_SIGNATURES + _OTHER_SIGNATURES:
-        if data.startswith(signature):
-            return name
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WebP"
-    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
-        return "HEIF/AVIF"
-    return None
 
 
 def check_bytes(data: bytes, *, name: str, detector: str, max_bytes: int) -> None:
@@ -113,7 +86,7 @@ _JPEG_FRAME_HEADER_BYTES = 7
 def read_pixel_size(data: bytes) -> PixelSize | None:
     """Width and height from a PNG's IHDR chunk or a JPEG's first frame header;
     None when ``data`` is neither or its header is truncated or malformed."""
-    if data.startswith(_PNG_SIGNATURE):
+    if data.startswith(PNG_SIGNATURE):
         return _png_pixel_size(data)
     if data.startswith(b"\xff\xd8"):
         return _jpeg_pixel_size(data)
