@@ -13,7 +13,10 @@ from policy_engine.plugins import ENTRY_POINT_GROUP
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = "List the plugins that load (POLICY_ENGINE_PLUGINS restricts them)."
+    parser.description = (
+        "List the plugins that load (POLICY_ENGINE_PLUGINS restricts them to those named; "
+        "POLICY_ENGINE_BLOCK_PLUGINS blocks those named, built-in ones included)."
+    )
     parser.set_defaults(run=run)
 
 
