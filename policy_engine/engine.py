@@ -77,6 +77,14 @@ def _answer_digest(detector: Detector, settings: Mapping[str, Any], min_confiden
     return settings_digest(detector.name, asked, min_confidence)
 
 
+def _failure_of(detector: str, exc: Exception) -> DetectorFailure:
+    """A detector's exception as its failure: a :class:`DetectorError` keeps its
+    code; anything else is a plugin's bug, named by its type."""
+    if isinstance(exc, DetectorError):
+        return DetectorFailure(detector, str(exc), exc.code, exc.retryable)
+    return DetectorFailure(detector, f"{type(exc).__name__}: {exc}", "plugin-exception")
+
+
 def _check_result(result: object) -> None:
     """A plugin's result is checked as strictly as a raw response: anything else
     is that detector's failure, never a crash of the whole check. Exact types:
@@ -419,14 +427,8 @@ class Engine:
         for detector, context in self._stand_ins:
             try:
                 detector.precheck(image, context)
-            except DetectorError as exc:
-                failures.append(DetectorFailure(detector.name, str(exc), exc.code, exc.retryable))
-            except Exception as exc:  # a plugin's bug: its detector's failure, as in a live run
-                failures.append(
-                    DetectorFailure(
-                        detector.name, f"{type(exc).__name__}: {exc}", "plugin-exception"
-                    )
-                )
+            except Exception as exc:  # its detector's failure, as in a live run
+                failures.append(_failure_of(detector.name, exc))
         if not failures and image.data == b"":
             failures = [
                 DetectorFailure(c.detector.name, f"image {image.name!r} is empty", "empty-image")
@@ -453,12 +455,8 @@ class Engine:
                     raise  # nothing of this image was asked: it is dropped, undecided
                 # another detector's call went out (paid for): decide and keep the image
                 failures.append(DetectorFailure(name, str(exc), "stopped", retryable=True))
-            except DetectorError as exc:
-                failures.append(DetectorFailure(name, str(exc), exc.code, exc.retryable))
             except Exception as exc:  # a plugin's bug must not crash the others
-                failures.append(
-                    DetectorFailure(name, f"{type(exc).__name__}: {exc}", "plugin-exception")
-                )
+                failures.append(_failure_of(name, exc))
             else:
                 results.append(result)
         return results, failures
