@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from policy_engine.text import printable
+
 REDACTED = "<redacted>"
 
 # -- redaction by name --------------------------------------------------------------
@@ -130,6 +132,4 @@ def redact_text(text: str) -> str:
 def loggable(text: object) -> str:
     """``text`` fit for a log line: secrets redacted (an image's name may be a
     pre-signed URL), and anything that is not valid Unicode escaped."""
-    from policy_engine.text import printable
-
     return printable(redact_text(str(text)))
