@@ -8,6 +8,7 @@ out as fixtures rather than imported.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -100,9 +101,27 @@ def run_cli(
     cwd: str | os.PathLike[str] | None = None,
     env: Mapping[str, str | None] | None = None,
     module: bool = False,
+    process: bool = False,
     timeout: float = 60,
 ) -> Result:
-    """Run ``policy-engine ARGS`` (or ``python -m policy_engine ARGS``)."""
+    """Run ``policy-engine ARGS``: in this process by default, through
+    :func:`policy_engine.cli.main` with its own streams, working folder and
+    environment (a subprocess per case cost most of the suite's time); in a
+    real process with ``process=True`` (the console script) or ``module=True``
+    (``python -m policy_engine``), for what only a process shows: start-up,
+    imports, signals, the streams the interpreter sets up."""
+    if module or process:
+        return _run_process(*args, cwd=cwd, env=env, module=module, timeout=timeout)
+    return _run_in_process(*args, cwd=cwd, env=env)
+
+
+def _run_process(
+    *args: str | os.PathLike[str],
+    cwd: str | os.PathLike[str] | None,
+    env: Mapping[str, str | None] | None,
+    module: bool,
+    timeout: float,
+) -> Result:
     command = [sys.executable, "-m", "policy_engine"] if module else ["policy-engine"]
     command += [str(arg) for arg in args]
     completed = subprocess.run(
@@ -116,6 +135,45 @@ def run_cli(
         stdin=subprocess.DEVNULL,
     )
     return Result(completed.returncode, completed.stdout, completed.stderr, tuple(command))
+
+
+def _run_in_process(
+    *args: str | os.PathLike[str],
+    cwd: str | os.PathLike[str] | None,
+    env: Mapping[str, str | None] | None,
+) -> Result:
+    """What the console script does (streams that escape bytes that are not
+    Unicode, an empty stdin, exit with main's code), without a new interpreter."""
+    from policy_engine.cli import main
+
+    command = ("policy-engine", *(str(arg) for arg in args))
+    streams = {name: io.BytesIO() for name in ("out", "err")}
+    out, err = (
+        io.TextIOWrapper(streams[name], encoding="utf-8", errors="backslashreplace")
+        for name in ("out", "err")
+    )
+    saved_environ, saved_cwd = dict(os.environ), os.getcwd()
+    saved_streams = (sys.stdin, sys.stdout, sys.stderr)
+    try:
+        os.environ.clear()
+        os.environ.update(cli_env(env))
+        if cwd is not None:
+            os.chdir(cwd)
+        sys.stdin = io.TextIOWrapper(io.BytesIO(b""), encoding="utf-8")
+        sys.stdout, sys.stderr = out, err
+        try:
+            code = main(list(command[1:]))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out.flush()
+        err.flush()
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved_streams
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_environ)
+    text = {name: stream.getvalue().decode("utf-8") for name, stream in streams.items()}
+    return Result(code, text["out"], text["err"], command)
 
 
 def run_python(code: str, *flags: str, cwd: str | os.PathLike[str] | None = None) -> Result:
