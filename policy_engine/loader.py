@@ -459,11 +459,17 @@ def _check_meaning(built: _Built, source_map: SourceMap) -> list[Diagnostic]:
         index = built.rule_indexes[position]
         first = ids.setdefault(rule.id, index)
         if first != index:
+            first_at = source_map.at(("rules", first))
+            # in a policy that extends a base, indexes are the effective policy's: name the file
+            where = (
+                f"rules[{first}] (line {first_at.line})"
+                if first_at.file is None
+                else f"the rule at {first_at.file}, line {first_at.line}"
+            )
             found.append(
                 error(
                     "duplicate-rule-id",
-                    f"rule id {rule.id!r} is used already by rules[{first}] "
-                    f"(line {source_map.at(('rules', first)).line})",
+                    f"rule id {rule.id!r} is used already by {where}",
                     file,
                     source_map.at(("rules", index, "id")),
                 )
@@ -471,7 +477,14 @@ def _check_meaning(built: _Built, source_map: SourceMap) -> list[Diagnostic]:
         matcher = (canonical(rule.match.name), canonical(rule.match.parent), rule.match.source)
         first_index, first_id = matchers.setdefault(matcher, (index, rule.id))
         if first_index != index:
-            earlier = policy.rules[built.rule_indexes.index(first_index)].match
+            earlier_rule = policy.rules[built.rule_indexes.index(first_index)]
+            earlier = earlier_rule.match
+            # a base's rule is found in the base, not at an index of this file
+            where = (
+                f"rules[{first_index}]"
+                if earlier_rule.file is None
+                else f"{earlier_rule.file}, line {earlier_rule.position.line}"
+            )
             respelt = any(
                 a is not None and b is not None and name_key(a) != name_key(b)
                 for a, b in ((earlier.name, rule.match.name), (earlier.parent, rule.match.parent))
@@ -483,7 +496,7 @@ def _check_meaning(built: _Built, source_map: SourceMap) -> list[Diagnostic]:
                 error(
                     "duplicate-match",
                     f"rule {rule.id!r} has the same match as rule {first_id!r} "
-                    f"(rules[{first_index}]): {rule.match.describe()}; {why}, so merge "
+                    f"({where}): {rule.match.describe()}; {why}, so merge "
                     "the two rules",
                     file,
                     source_map.at(("rules", index, "match")),

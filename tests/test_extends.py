@@ -176,6 +176,14 @@ def test_remove_rules_without_extends_is_an_error() -> None:
     assert [(d.code, d.line) for d in result.errors] == [("remove-rules-without-extends", 3)]
 
 
+def test_an_id_written_twice_in_the_extending_file_is_a_duplicate(tmp_path: Path) -> None:
+    write(tmp_path, "base.yaml", BASE)
+    twice = TOP.replace("id: violence", "id: knife")
+    result = check_policy_file(write(tmp_path, "top.yaml", twice))
+    assert codes(result) == [("duplicate-rule-id", "top.yaml", 14, 9)]
+    assert f"the rule at {tmp_path / 'top.yaml'}, line 11" in result.diagnostics[0].message
+
+
 def test_a_removed_id_written_again_is_appended(tmp_path: Path) -> None:
     write(tmp_path, "base.yaml", BASE)
     top = write(
@@ -243,6 +251,7 @@ def test_checks_apply_to_the_effective_policy_located_where_written(tmp_path: Pa
     result = check_policy_file(write(tmp_path, "top.yaml", clash))
     assert codes(result) == [("duplicate-match", "top.yaml", 15, 12)]
     assert "top.yaml" in result.diagnostics[0].file
+    assert f"rule 'weapons' ({tmp_path / 'base.yaml'}, line 13)" in result.diagnostics[0].message
     # a labels: cycle made of a base's entry and the file's
     cycle = TOP.replace("{name: KNIFE, parent: Blades}", "{name: Weapons, parent: Dagger}")
     found = check_policy_file(write(tmp_path, "cycle.yaml", cycle))
