@@ -342,6 +342,17 @@ def test_a_shared_base_is_read_and_parsed_once_per_load(tmp_path: Path) -> None:
     assert [r.policy for r in without] == [r.policy for r in results]
 
 
+def test_the_readme_example_loads_next_to_the_reference_policy() -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    (block,) = [b for b in readme.split("```yaml\n")[1:] if "extends: general-ugc.yaml" in b]
+    text = block.split("```", 1)[0]
+    result = check_policy_text(
+        text, "teen.yaml", registry=DetectorRegistry.installed(), base_dir=str(ROOT / "policies")
+    )
+    assert result.policy is not None, [d.render() for d in result.errors]
+    assert "swimwear-ok" not in {rule.id for rule in result.policy.rules}
+
+
 def test_the_schema_knows_extends_and_remove_rules() -> None:
     properties = policy_schema()["properties"]
     assert properties["extends"]["type"] == "string"
