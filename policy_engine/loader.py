@@ -633,22 +633,31 @@ class PolicyFileCache:
     loads that share it: the routes of a policy set that extend one base read
     it once. Use one cache for one load of related files (a file edited
     meanwhile is not read again) and one registry (results are kept per
-    registry). ``reads`` and ``parses`` count the work done."""
+    registry). ``reads`` and ``parses`` count the work done.
 
-    def __init__(self) -> None:
+    ``read`` reads files from elsewhere than the file system (a git revision:
+    an old policy's base is the base at that revision, never today's); it gets
+    the path as written, joined to its extending file's folder, and raises
+    :class:`OSError` when it cannot read it."""
+
+    def __init__(self, read: Callable[[str], str] | None = None) -> None:
+        self._read = read
         self._layers: dict[tuple[Path, int], _Layer] = {}
         self._registries: dict[int, DetectorRegistry | None] = {}
         self._loading: list[Path] = []
         self.reads = 0
         self.parses = 0
 
+    def _key(self, path: Path) -> Path:
+        return _resolved(path) if self._read is None else Path(os.path.normpath(path))
+
     def loading(self, path: Path) -> bool:
         """Whether ``path`` is being loaded now (extending it again is a cycle)."""
-        return _resolved(path) in self._loading
+        return self._key(path) in self._loading
 
     def layer(self, path: Path, shown: str, registry: DetectorRegistry | None) -> _Layer:
         """The file at ``path`` (named ``shown`` in diagnostics) loaded."""
-        resolved = _resolved(path)
+        resolved = self._key(path)
         self._registries[id(registry)] = registry  # keeps the id from being reused
         key = (resolved, id(registry))
         found = self._layers.get(key)
@@ -668,7 +677,7 @@ class PolicyFileCache:
         folder = str(resolved.parent)
         self.reads += 1
         try:
-            text = read_policy_text(path)
+            text = read_policy_text(path) if self._read is None else self._read(str(resolved))
         except SourceError as exc:
             return _failed_layer(shown, folder, sort_diagnostics(exc.diagnostics))
         except OSError as exc:

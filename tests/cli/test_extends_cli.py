@@ -4,6 +4,7 @@ table, explain, evaluate and test work on it and name a base rule's file."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 
 TEEN = """\
 version: 1
@@ -39,7 +40,7 @@ LABELS = (
 
 
 def setup(h, tmp_path):  # type: ignore[no-untyped-def]
-    (tmp_path / "base").mkdir()
+    (tmp_path / "base").mkdir(parents=True)
     shutil.copy(h.MAIN / "policies" / "general-ugc.yaml", tmp_path / "base" / "general-ugc.yaml")
     h.write_text(tmp_path / "teen.yaml", TEEN)
     h.write_text(tmp_path / "teen.tests.yaml", TESTS)
@@ -81,3 +82,47 @@ def test_validate_locates_a_base_error_in_the_base(h, tmp_path):
     found = {(d["file"], d["code"]) for d in result.diagnostics("out")}
     assert ("base/general-ugc.yaml", "threshold-order") in found
     assert ("teen.yaml", "base-does-not-load") in found
+
+
+def _git(cwd, *args):  # type: ignore[no-untyped-def]
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_diff_against_git_reads_the_base_at_the_same_revision(h, tmp_path):
+    repo = tmp_path / "repo"
+    setup(h, repo)
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "policies")
+    # only the base changes: the teen policy at HEAD must be read over the base at HEAD
+    base = repo / "base" / "general-ugc.yaml"
+    base.write_text(base.read_text().replace("review_at: 85", "review_at: 60", 1))
+
+    result = h.run("diff", "HEAD:teen.yaml", "teen.yaml", cwd=repo)
+
+    assert result.code == 0, result
+    assert "Weapons" in result.out and "[60, 85) allow -> review" in result.out, result
+    # a base missing at the revision is an error there, never today's base instead
+    _git(repo, "mv", "base/general-ugc.yaml", "base/renamed.yaml")
+    _git(repo, "commit", "-q", "-m", "rename")
+    missing = h.run("diff", "HEAD:teen.yaml", "HEAD~1:teen.yaml", cwd=repo)
+    assert missing.code == 2, missing
+    assert "HEAD:teen.yaml:3:10: error[extends-unreadable]" in missing.err, missing
+
+
+def test_migrate_checks_an_extending_policy_over_its_base_from_any_folder(h, tmp_path):
+    setup(h, tmp_path / "policies")
+    teen = tmp_path / "policies" / "teen.yaml"
+    teen.write_text(
+        TEEN + "  - id: suggestive\n    match: {parent: Suggestive}\n    block_at: 60\n"
+    )
+
+    result = h.run("migrate", "--to", "7", "policies/teen.yaml", cwd=tmp_path)
+
+    assert result.code == 0, result
+    assert "extends: base/general-ugc.yaml" in result.out
