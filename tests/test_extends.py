@@ -162,6 +162,27 @@ def test_a_base_of_a_base_counts_and_keeps_its_rules_file(tmp_path: Path) -> Non
     assert policy.name == "leaf" and policy.on_error.value == "block"
 
 
+def test_a_label_entry_for_an_alias_spelling_replaces_the_base_entry(tmp_path: Path) -> None:
+    registry = DetectorRegistry.installed()
+    write(
+        tmp_path,
+        "base.yaml",
+        "version: 1\nname: base\ndetectors: {rekognition-moderation: {}}\nlabels:\n"
+        "  - {name: Drugs & Tobacco Paraphernalia & Use, parent: Drugs & Tobacco}\nrules: []\n",
+    )
+    top = write(
+        tmp_path,
+        "top.yaml",
+        "version: 1\nname: top\nextends: base.yaml\nlabels:\n"
+        "  - {name: Drug & Tobacco Paraphernalia & Use, parent: Products}\nrules: []\n",
+    )
+    result = check_policy_file(top, registry=registry)
+    assert result.policy is not None, [d.render() for d in result.diagnostics]
+    assert [(d.name, d.parent) for d in result.policy.labels] == [
+        ("Drug & Tobacco Paraphernalia & Use", "Products")
+    ]
+
+
 def test_remove_rules_naming_no_base_rule_is_an_error_at_that_item(tmp_path: Path) -> None:
     write(tmp_path, "base.yaml", BASE)
     top = write(tmp_path, "top.yaml", TOP.replace("[gambling-ok]", "[gambling-ok, nope]"))
