@@ -290,10 +290,14 @@ def parse_policy(
 
 
 def load_policy(
-    path: str | os.PathLike[str], *, registry: DetectorRegistry | None = None
+    path: str | os.PathLike[str],
+    *,
+    registry: DetectorRegistry | None = None,
+    cache: PolicyFileCache | None = None,
 ) -> Policy:
-    """Load a policy file; raise :class:`PolicyLoadError` with every error."""
-    return _policy_or_raise(check_policy_file(path, registry=registry))
+    """Load a policy file; raise :class:`PolicyLoadError` with every error.
+    Loads sharing a ``cache`` read each file once (:class:`PolicyFileCache`)."""
+    return _policy_or_raise(check_policy_file(path, registry=registry, cache=cache))
 
 
 def dump_policy(policy: Policy) -> str:

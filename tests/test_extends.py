@@ -361,6 +361,9 @@ def test_a_shared_base_is_read_and_parsed_once_per_load(tmp_path: Path) -> None:
     assert (cache.reads, cache.parses) == (9, 9)
     without = [check_policy_file(route) for route in routes]  # no shared cache: 16 reads
     assert [r.policy for r in without] == [r.policy for r in results]
+    shared = PolicyFileCache()
+    policies = [load_policy(route, cache=shared) for route in routes]
+    assert shared.reads == 9 and [p.name for p in policies] == [f"route{n}" for n in range(8)]
 
 
 def test_the_readme_example_loads_next_to_the_reference_policy() -> None:
