@@ -268,9 +268,11 @@ class CompiledPolicy:
     def _resolve(self, label: Label) -> tuple[float, float, Resolution]:
         explanation = self.explain(label)
         block_from, review_from = explanation.body.fires_at
-        rule_id = explanation.winner.id if explanation.winner is not None else DEFAULT_RULE
+        winner = explanation.winner
+        rule_id = winner.id if winner is not None else DEFAULT_RULE
         parent = explanation.lineage.parent_display
-        resolution = Resolution(block_from, review_from, rule_id, parent)
+        rule_file = winner.file if winner is not None else None
+        resolution = Resolution(block_from, review_from, rule_id, parent, rule_file)
         found = (block_from, review_from, resolution)
         if len(self._cache) < MAX_CACHED_RESOLUTIONS:
             self._cache[label.key] = found

@@ -42,12 +42,16 @@ class Outcome:
     rule: str
     threshold: float | None
     parent: str
+    rule_file: str | None = None
+    """The file that wrote the deciding rule, where it is a base the policy extends."""
 
     def to_dict(self) -> dict[str, Any]:
         record = self.label.to_dict()
         record["parent"] = self.parent
         record["verdict"] = self.verdict.value
         record["rule"] = self.rule
+        if self.rule_file is not None:
+            record["rule_file"] = self.rule_file
         if self.threshold is not None:
             record["threshold"] = plain_number(self.threshold)
         return record
@@ -65,6 +69,8 @@ class Reason:
     confidence: float | None = None
     threshold: float | None = None
     error: str | None = None
+    rule_file: str | None = None
+    """The file that wrote the deciding rule, where it is a base the policy extends."""
 
     def sort_key(self) -> tuple[int, int, float, str, str, str, str, float, str]:
         # most severe first; within a severity, detector failures (nothing is known
@@ -101,6 +107,8 @@ class Reason:
 
     def to_dict(self) -> dict[str, Any]:
         record: dict[str, Any] = {"verdict": self.verdict.value, "rule": self.rule}
+        if self.rule_file is not None:
+            record["rule_file"] = self.rule_file
         if self.error is not None:
             record["source"] = self.source
             record["error"] = self.error
@@ -127,6 +135,9 @@ class Resolution(NamedTuple):
     """The deciding rule's id (``default`` when no rule selects the label)."""
     parent: str
     """The label's direct parent, as the record shows it ("" when none)."""
+    rule_file: str | None = None
+    """The file that wrote the deciding rule where it is not the policy's own
+    (a base the policy ``extends``; POLICY_SPEC section 9)."""
 
 
 class DecidingPolicy(Protocol):
@@ -249,7 +260,7 @@ class Decision:
         threshold that fired), in the order the detectors reported the labels."""
         found = []
         for label in self.kept:
-            block_from, review_from, rule, parent = self.policy.resolve(label)
+            block_from, review_from, rule, parent, rule_file = self.policy.resolve(label)
             confidence = label.confidence
             if confidence >= block_from:
                 verdict, threshold = Verdict.BLOCK, block_from
@@ -257,7 +268,7 @@ class Decision:
                 verdict, threshold = Verdict.REVIEW, review_from
             else:
                 verdict, threshold = Verdict.ALLOW, None
-            found.append(Outcome(label, verdict, rule, threshold, parent))
+            found.append(Outcome(label, verdict, rule, threshold, parent, rule_file))
         return tuple(found)
 
     def reasons(self) -> tuple[Reason, ...]:
@@ -274,6 +285,7 @@ class Decision:
                 parent=o.parent,
                 confidence=o.label.confidence,
                 threshold=o.threshold,
+                rule_file=o.rule_file,
             )
             for o in outcomes
             if o.verdict is not Verdict.ALLOW

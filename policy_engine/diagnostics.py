@@ -10,7 +10,7 @@ generated from it (:func:`codes_markdown`)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -22,10 +22,13 @@ class Severity(StrEnum):
 
 @dataclass(frozen=True, slots=True, order=True)
 class Position:
-    """1-based line and column in a file."""
+    """1-based line and column in a file. ``file`` names the file when it is not
+    the one being checked (a node of a base an ``extends`` merged in, section 9);
+    it takes no part in comparing positions."""
 
     line: int = 1
     column: int = 1
+    file: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +61,13 @@ class Diagnostic:
 
 
 def error(code: str, message: str, file: str, at: Position) -> Diagnostic:
-    return Diagnostic(code, Severity.ERROR, message, file, at.line, at.column)
+    """An error at ``at``, in ``file`` unless the position names its own file."""
+    return Diagnostic(code, Severity.ERROR, message, at.file or file, at.line, at.column)
 
 
 def warning(code: str, message: str, file: str, at: Position) -> Diagnostic:
-    return Diagnostic(code, Severity.WARNING, message, file, at.line, at.column)
+    """A warning at ``at``, in ``file`` unless the position names its own file."""
+    return Diagnostic(code, Severity.WARNING, message, at.file or file, at.line, at.column)
 
 
 def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> tuple[Diagnostic, ...]:
@@ -86,6 +91,7 @@ def _topic(name: str, severity: Severity, codes: Mapping[str, str]) -> dict[str,
 _READING = "reading a file"
 _SCHEMA = "the schema"
 _MEANING = "meaning"
+_EXTENDS = "extends"
 _TESTS = "tests files"
 _LINT = "the linter"
 _MIGRATE = "migrate"
@@ -137,6 +143,20 @@ DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
             "duplicate-label": "A label is placed twice in labels:.",
             "label-cycle": "labels: places labels in a cycle.",
             "unknown-detector": "detectors: names a detector no installed plugin provides.",
+        },
+    ),
+    **_topic(
+        _EXTENDS,
+        Severity.ERROR,
+        {
+            "extends-unreadable": "The base that extends: names is missing or cannot be read.",
+            "extends-cycle": "extends: leads back to a file that is being loaded (a cycle).",
+            "extends-depth": "More than 8 levels of extends:.",
+            "base-does-not-load": (
+                "The base that extends: names has errors (listed too, at their own positions)."
+            ),
+            "unknown-removed-rule": "remove_rules: names an id the base has no rule with.",
+            "remove-rules-without-extends": "remove_rules: in a policy that extends no base.",
         },
     ),
     **_topic(

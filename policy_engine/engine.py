@@ -181,9 +181,10 @@ class Engine:
                 "recordings with --replay"
             )
         _verify(policy, registry, chosen)
-        directory = base_dir if base_dir is not None else policy.base_dir
 
-        def context(settings: Mapping[str, Any]) -> DetectContext:
+        def context(name: str, settings: Mapping[str, Any]) -> DetectContext:
+            # an entry a base wrote resolves its relative paths in the base's folder
+            directory = base_dir if base_dir is not None else policy.directory_of(name)
             return DetectContext(
                 settings=settings,
                 min_confidence=policy.min_confidence,
@@ -195,7 +196,7 @@ class Engine:
         self._configured = tuple(
             _Configured(
                 registry.get(name),
-                context(settings),
+                context(name, settings),
                 _answer_digest(registry.get(name), settings, policy.min_confidence),
             )
             for name, settings in sorted(chosen.items())
@@ -204,7 +205,7 @@ class Engine:
         # each image first, so a replay refuses what a live run would.
         installed = set(registry.names())
         self._stand_ins = tuple(
-            (registry.get(name), context(settings))
+            (registry.get(name), context(name, settings))
             for name, settings in sorted(policy.detectors.items())
             if detectors is not None and name not in chosen and name in installed
         )

@@ -58,66 +58,108 @@ def check_policy_text(
     *,
     registry: DetectorRegistry | None = None,
     base_dir: str | None = None,
+    cache: PolicyFileCache | None = None,
 ) -> LoadResult:
     """Load a policy from text, collecting diagnostics instead of raising.
 
     With a ``registry``, detector names and settings are checked against the
     installed plugins, their taxonomies' aliases count when comparing rule
     matchers, and the linter (:mod:`policy_engine.lint`) checks names and
-    what each rule decides against the installed taxonomies.
+    what each rule decides against the installed taxonomies. A base the
+    policy ``extends`` is read relative to ``base_dir``, through ``cache``.
     """
+    files = cache if cache is not None else PolicyFileCache()
+    return _check_layer(text, file, base_dir or ".", registry, files).result
+
+
+def _check_layer(
+    text: str, file: str, base_dir: str, registry: DetectorRegistry | None, files: PolicyFileCache
+) -> _Layer:
+    """The policy in ``text``: its effective policy (section 9) and every diagnostic."""
     from policy_engine.schema import check_policy_data
 
+    files.parses += 1
     try:
         document = parse_document(text, file)
     except SourceError as exc:
-        return LoadResult(None, sort_diagnostics(exc.diagnostics))
+        return _failed_layer(file, base_dir, sort_diagnostics(exc.diagnostics))
     source_map = document.source_map
     diagnostics = list(document.diagnostics)
-    acknowledged = acknowledged_codes(text)
+    acknowledged: dict[str, Mapping[int, frozenset[str]]] = {file: acknowledged_codes(text)}
     report = check_policy_data(document.data, source_map, document.refused)
     diagnostics.extend(report.diagnostics)
-    if isinstance(document.data, dict):
-        # Go on with every part the schema accepted, so that one run reports all errors.
-        detectors = document.data.get("detectors")
-        if isinstance(detectors, dict) and report.usable(("detectors",)):
-            diagnostics.extend(_check_detectors(detectors, source_map, registry))
-        if isinstance(document.data.get("version"), float):
-            # JSON Schema counts 1.0 as an integer; the spec asks for the integer 1
-            diagnostics.append(
-                error(
-                    "invalid-value",
-                    "version: write the integer 1, not a decimal",
-                    file,
-                    source_map.at(("version",)),
-                )
-            )
-        built = _build(
-            document.data, source_map, base_dir or ".", report, _alias_map(registry), registry
-        )
-        diagnostics.extend(_check_meaning(built, source_map))
-        # the linter (POLICY_SPEC section 7): unknown names are errors too, so they
-        # are always checked; what each rule decides only when the policy is
-        # consistent, i.e. has no errors
-        diagnostics.extend(
-            lint_policy(
-                built.policy,
-                source_map,
-                registry=registry,
-                data=document.data,
-                rule_indexes=built.rule_indexes,
-                label_indexes=built.label_indexes,
-                decisions=not any(d.severity is Severity.ERROR for d in diagnostics),
-                acknowledged=acknowledged,
+    if not isinstance(document.data, dict):
+        return _failed_layer(file, base_dir, sort_diagnostics(diagnostics))
+    data: dict[str, Any] = document.data
+    # Go on with every part the schema accepted, so that one run reports all errors.
+    detectors = data.get("detectors")
+    if isinstance(detectors, dict) and report.usable(("detectors",)):
+        diagnostics.extend(_check_detectors(detectors, source_map, registry))
+    if isinstance(data.get("version"), float):
+        # JSON Schema counts 1.0 as an integer; the spec asks for the integer 1
+        diagnostics.append(
+            error(
+                "invalid-value",
+                "version: write the integer 1, not a decimal",
+                file,
+                source_map.at(("version",)),
             )
         )
-        policy: Policy | None = built.policy
-    else:
+    effective = _Effective(data, source_map, report, {}, 0)
+    complete = True  # whether ``effective`` is the whole effective policy
+    if "extends" in data:
+        base, found = _base_of(data, source_map, report, base_dir, registry, files)
+        diagnostics.extend(found)
+        if base is None:
+            complete = False
+        else:
+            acknowledged.update(base.acknowledged)
+            effective, found = _merge(base, data, source_map, report, registry)
+            diagnostics.extend(found)
+    elif "remove_rules" in data:
+        diagnostics.append(
+            error(
+                "remove-rules-without-extends",
+                "remove_rules: drops rules of a base, but this policy extends none; "
+                "add extends: or remove remove_rules:",
+                file,
+                source_map.key_at(("remove_rules",)),
+            )
+        )
+    built = _build(
+        effective.data,
+        effective.source_map,
+        base_dir,
+        effective.report,
+        _alias_map(registry),
+        registry,
+        effective.detector_dirs,
+    )
+    diagnostics.extend(_check_meaning(built, effective.source_map))
+    # the linter (POLICY_SPEC section 7): unknown names are errors too, so they
+    # are always checked; what each rule decides only when the policy is
+    # consistent, i.e. has no errors, and whole (its base loaded)
+    diagnostics.extend(
+        lint_policy(
+            built.policy,
+            effective.source_map,
+            registry=registry,
+            data=effective.data,
+            rule_indexes=built.rule_indexes,
+            label_indexes=built.label_indexes,
+            decisions=complete and not any(d.severity is Severity.ERROR for d in diagnostics),
+            acknowledged=acknowledged[file],
+            acknowledged_in=acknowledged,
+        )
+    )
+    diagnostics = _without_ignored_warnings(diagnostics, acknowledged, file)
+    policy: Policy | None = built.policy
+    if not complete or any(d.severity is Severity.ERROR for d in diagnostics):
         policy = None
-    diagnostics = _without_ignored_warnings(diagnostics, acknowledged)
-    if any(d.severity is Severity.ERROR for d in diagnostics):
-        policy = None
-    return LoadResult(policy, sort_diagnostics(diagnostics))
+    result = LoadResult(policy, sort_diagnostics(diagnostics))
+    if policy is None:
+        return _Layer(result, file, base_dir, None, acknowledged)
+    return _Layer(result, file, base_dir, effective, acknowledged)
 
 
 _IGNORE_COMMENT = re.compile(r"#\s*policy-engine:\s*ignore\[([A-Za-z0-9_, -]+)\]")
@@ -180,37 +222,35 @@ still a warning where it would be an error without the comment (section 7)."""
 
 
 def _without_ignored_warnings(
-    diagnostics: list[Diagnostic], acknowledged: Mapping[int, frozenset[str]]
+    diagnostics: list[Diagnostic],
+    acknowledged: Mapping[str, Mapping[int, frozenset[str]]],
+    file: str,
 ) -> list[Diagnostic]:
     """Drop warnings a comment acknowledges: ``# policy-engine: ignore[CODE, ...]`` at
-    the end of the warned line, or on a comment line of its own just above it.
+    the end of the warned line, or on a comment line of its own just above it, in
+    the file where the warned node is written (``acknowledged``: by file, then line).
     Errors are never ignored. A comment, not a key: the policy language is unchanged."""
     return [
         d
         for d in diagnostics
         if d.severity is Severity.ERROR
         or d.code in UNKNOWN_NAME_CODES
-        or d.code not in acknowledged.get(d.line, ())
+        or d.code not in acknowledged.get(d.file or file, {}).get(d.line, ())
     ]
 
 
 def check_policy_file(
-    path: str | os.PathLike[str], *, registry: DetectorRegistry | None = None
+    path: str | os.PathLike[str],
+    *,
+    registry: DetectorRegistry | None = None,
+    cache: PolicyFileCache | None = None,
 ) -> LoadResult:
-    """Like :func:`check_policy_text`, reading the file (at most 1 MiB)."""
-    file_path = Path(path)
-    try:
-        text = read_policy_text(file_path)
-    except SourceError as exc:
-        return LoadResult(None, sort_diagnostics(exc.diagnostics))
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        return LoadResult(
-            None, (error("unreadable", f"cannot read the policy: {reason}", str(path), Position()),)
-        )
-    return check_policy_text(
-        text, str(path), registry=registry, base_dir=str(file_path.resolve().parent)
-    )
+    """Like :func:`check_policy_text`, reading the file (at most 1 MiB).
+
+    Several loads that share a ``cache`` (a policy set's routes) read and parse
+    each file, a base that several files extend included, once."""
+    files = cache if cache is not None else PolicyFileCache()
+    return files.layer(Path(path), str(path), registry).result
 
 
 def registry_errors(
@@ -250,10 +290,14 @@ def parse_policy(
 
 
 def load_policy(
-    path: str | os.PathLike[str], *, registry: DetectorRegistry | None = None
+    path: str | os.PathLike[str],
+    *,
+    registry: DetectorRegistry | None = None,
+    cache: PolicyFileCache | None = None,
 ) -> Policy:
-    """Load a policy file; raise :class:`PolicyLoadError` with every error."""
-    return _policy_or_raise(check_policy_file(path, registry=registry))
+    """Load a policy file; raise :class:`PolicyLoadError` with every error.
+    Loads sharing a ``cache`` read each file once (:class:`PolicyFileCache`)."""
+    return _policy_or_raise(check_policy_file(path, registry=registry, cache=cache))
 
 
 def dump_policy(policy: Policy) -> str:
@@ -330,6 +374,7 @@ def _build(
     report: SchemaReport,
     aliases: Mapping[str, str],
     registry: DetectorRegistry | None,
+    detector_dirs: Mapping[str, str] | None = None,
 ) -> _Built:
     def field(key: str, fallback: Any) -> Any:
         return data.get(key, fallback) if report.usable((key,)) else fallback
@@ -348,6 +393,7 @@ def _build(
                 body=_body(raw),
                 description=raw.get("description"),
                 position=source_map.at(("rules", index)),
+                file=_written_elsewhere(source_map, ("rules", index)),
             ),
         )
         for index, raw in _usable_items(data, "rules", report)
@@ -378,8 +424,15 @@ def _build(
         base_dir=base_dir,
         aliases=aliases,
         names_checked=registry is not None,
+        detector_dirs=detector_dirs or {},
     )
     return _Built(policy, tuple(i for i, _ in rules), tuple(i for i, _ in labels))
+
+
+def _written_elsewhere(source_map: SourceMap, path: JsonPath) -> str | None:
+    """The file the node at ``path`` was written in, if not the policy's own (a base's)."""
+    file = source_map.at(path).file
+    return file if file is not None and file != source_map.file else None
 
 
 def _alias_map(registry: DetectorRegistry | None) -> dict[str, str]:
@@ -410,11 +463,17 @@ def _check_meaning(built: _Built, source_map: SourceMap) -> list[Diagnostic]:
         index = built.rule_indexes[position]
         first = ids.setdefault(rule.id, index)
         if first != index:
+            first_at = source_map.at(("rules", first))
+            # in a policy that extends a base, indexes are the effective policy's: name the file
+            where = (
+                f"rules[{first}] (line {first_at.line})"
+                if first_at.file is None
+                else f"the rule at {first_at.file}, line {first_at.line}"
+            )
             found.append(
                 error(
                     "duplicate-rule-id",
-                    f"rule id {rule.id!r} is used already by rules[{first}] "
-                    f"(line {source_map.at(('rules', first)).line})",
+                    f"rule id {rule.id!r} is used already by {where}",
                     file,
                     source_map.at(("rules", index, "id")),
                 )
@@ -422,7 +481,14 @@ def _check_meaning(built: _Built, source_map: SourceMap) -> list[Diagnostic]:
         matcher = (canonical(rule.match.name), canonical(rule.match.parent), rule.match.source)
         first_index, first_id = matchers.setdefault(matcher, (index, rule.id))
         if first_index != index:
-            earlier = policy.rules[built.rule_indexes.index(first_index)].match
+            earlier_rule = policy.rules[built.rule_indexes.index(first_index)]
+            earlier = earlier_rule.match
+            # a base's rule is found in the base, not at an index of this file
+            where = (
+                f"rules[{first_index}]"
+                if earlier_rule.file is None
+                else f"{earlier_rule.file}, line {earlier_rule.position.line}"
+            )
             respelt = any(
                 a is not None and b is not None and name_key(a) != name_key(b)
                 for a, b in ((earlier.name, rule.match.name), (earlier.parent, rule.match.parent))
@@ -434,7 +500,7 @@ def _check_meaning(built: _Built, source_map: SourceMap) -> list[Diagnostic]:
                 error(
                     "duplicate-match",
                     f"rule {rule.id!r} has the same match as rule {first_id!r} "
-                    f"(rules[{first_index}]): {rule.match.describe()}; {why}, so merge "
+                    f"({where}): {rule.match.describe()}; {why}, so merge "
                     "the two rules",
                     file,
                     source_map.at(("rules", index, "match")),
@@ -523,3 +589,320 @@ def _check_label_definitions(
                     break
                 chain.append(current)
     return found
+
+
+# -- extends (POLICY_SPEC section 9) --------------------------------------
+
+MAX_EXTENDS_DEPTH = 8
+"""How many ``extends`` steps a policy may stand on (section 9)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Effective:
+    """A policy's effective document: the values (only those the schema
+    accepted), where each was written (positions naming their file once a base
+    is merged in), which values the schema refused, the folder of the file that
+    wrote each detector entry a base gave, and how many ``extends`` steps it
+    stands on."""
+
+    data: dict[str, Any]
+    source_map: SourceMap
+    report: SchemaReport
+    detector_dirs: Mapping[str, str]
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Layer:
+    """One file loaded: its result, and, when it loaded, its effective document
+    (what a file that extends it builds on). ``unreadable`` says why the file
+    could not be read at all."""
+
+    result: LoadResult
+    file: str
+    base_dir: str
+    effective: _Effective | None
+    acknowledged: Mapping[str, Mapping[int, frozenset[str]]]
+    unreadable: str | None = None
+
+
+def _failed_layer(
+    file: str, base_dir: str, diagnostics: tuple[Diagnostic, ...], unreadable: str | None = None
+) -> _Layer:
+    return _Layer(LoadResult(None, diagnostics), file, base_dir, None, {}, unreadable)
+
+
+class PolicyFileCache:
+    """Policy files read, parsed and checked once each, by resolved path, for
+    loads that share it: the routes of a policy set that extend one base read
+    it once. Use one cache for one load of related files (a file edited
+    meanwhile is not read again) and one registry (results are kept per
+    registry). ``reads`` and ``parses`` count the work done.
+
+    ``read`` reads files from elsewhere than the file system (a git revision:
+    an old policy's base is the base at that revision, never today's); it gets
+    the path as written, joined to its extending file's folder, and raises
+    :class:`OSError` when it cannot read it."""
+
+    def __init__(self, read: Callable[[str], str] | None = None) -> None:
+        self._read = read
+        self._layers: dict[tuple[Path, int], _Layer] = {}
+        self._registries: dict[int, DetectorRegistry | None] = {}
+        self._loading: list[Path] = []
+        self.reads = 0
+        self.parses = 0
+
+    def _key(self, path: Path) -> Path:
+        return _resolved(path) if self._read is None else Path(os.path.normpath(path))
+
+    def loading(self, path: Path) -> bool:
+        """Whether ``path`` is being loaded now (extending it again is a cycle)."""
+        return self._key(path) in self._loading
+
+    def layer(self, path: Path, shown: str, registry: DetectorRegistry | None) -> _Layer:
+        """The file at ``path`` (named ``shown`` in diagnostics) loaded."""
+        resolved = self._key(path)
+        self._registries[id(registry)] = registry  # keeps the id from being reused
+        key = (resolved, id(registry))
+        found = self._layers.get(key)
+        if found is not None:
+            return found
+        self._loading.append(resolved)
+        try:
+            loaded = self._load(path, resolved, shown, registry)
+        finally:
+            self._loading.pop()
+        self._layers[key] = loaded
+        return loaded
+
+    def _load(
+        self, path: Path, resolved: Path, shown: str, registry: DetectorRegistry | None
+    ) -> _Layer:
+        folder = str(resolved.parent)
+        self.reads += 1
+        try:
+            text = read_policy_text(path) if self._read is None else self._read(str(resolved))
+        except SourceError as exc:
+            return _failed_layer(shown, folder, sort_diagnostics(exc.diagnostics))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            diagnostic = error("unreadable", f"cannot read the policy: {reason}", shown, Position())
+            return _failed_layer(shown, folder, (diagnostic,), reason)
+        return _check_layer(text, shown, folder, registry, self)
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: compare as written
+        return path.absolute()
+
+
+def _base_of(
+    data: Mapping[str, Any],
+    source_map: SourceMap,
+    report: SchemaReport,
+    base_dir: str,
+    registry: DetectorRegistry | None,
+    files: PolicyFileCache,
+) -> tuple[_Layer | None, list[Diagnostic]]:
+    """The base ``extends`` names, loaded; or None, and the errors at the
+    ``extends`` node (with the base's own diagnostics, at their positions)."""
+    written = data.get("extends")
+    if not isinstance(written, str) or not report.usable(("extends",)):
+        return None, []  # the schema reported it
+    file = source_map.file
+    at = source_map.at(("extends",))
+    path = Path(base_dir) / written
+    # the base as the user would find it: next to this file, as this file is named
+    shown = os.path.normpath(os.path.join(os.path.dirname(file), written))
+    if files.loading(path):
+        return None, [
+            error(
+                "extends-cycle",
+                f"extends: {written!r} leads back to a policy being loaded: a cycle; "
+                "a policy cannot be its own base",
+                file,
+                at,
+            )
+        ]
+    base = files.layer(path, shown, registry)
+    if base.unreadable is not None:
+        return None, [
+            error(
+                "extends-unreadable",
+                f"extends: cannot read the base policy {shown!r}: {base.unreadable}",
+                file,
+                at,
+            )
+        ]
+    if base.effective is None:
+        count = len(base.result.errors)
+        return None, [
+            error(
+                "base-does-not-load",
+                f"extends: the base policy {shown!r} does not load ({count} "
+                f"error{'s' if count != 1 else ''}, reported at their own positions)",
+                file,
+                at,
+            ),
+            *base.result.diagnostics,
+        ]
+    if base.effective.depth + 1 > MAX_EXTENDS_DEPTH:
+        return None, [
+            error(
+                "extends-depth",
+                f"extends: {written!r} makes more than {MAX_EXTENDS_DEPTH} levels of "
+                "extends; flatten some of them",
+                file,
+                at,
+            )
+        ]
+    return base, list(base.result.diagnostics)
+
+
+class _Copier:
+    """Copies what source maps say of values (and their keys) to new paths in
+    one map, each position naming the file it was written in."""
+
+    def __init__(self, file: str) -> None:
+        self.map = SourceMap(file)
+        # each table grouped once by the first two parts of its paths, so that a
+        # rule's entries are found without scanning the whole file's
+        self._groups: dict[int, tuple[object, dict[JsonPath, list[tuple[JsonPath, Position]]]]] = {}
+
+    def copy(self, source: SourceMap, old: JsonPath, new: JsonPath) -> None:
+        for table, into in ((source.values, self.map.values), (source.keys, self.map.keys)):
+            for path, position in self._under(table, old):
+                into[(*new, *path[len(old) :])] = _named(position, source.file)
+
+    def _under(
+        self, table: Mapping[JsonPath, Position], prefix: JsonPath
+    ) -> list[tuple[JsonPath, Position]]:
+        kept = self._groups.get(id(table))
+        if kept is None:
+            groups: dict[JsonPath, list[tuple[JsonPath, Position]]] = {}
+            for path, position in table.items():
+                groups.setdefault(path[:2], []).append((path, position))
+            kept = (table, groups)  # the table kept alive: its id is not reused
+            self._groups[id(table)] = kept
+        groups = kept[1]
+        if len(prefix) >= 2:
+            return [(p, at) for p, at in groups.get(prefix[:2], ()) if p[: len(prefix)] == prefix]
+        return [
+            (p, at)
+            for head, entries in groups.items()
+            if head[: len(prefix)] == prefix
+            for p, at in entries
+        ]
+
+
+_REPLACED_KEYS = ("description", "min_confidence", "default", "on_error")
+
+
+def _merge(
+    base: _Layer,
+    data: Mapping[str, Any],
+    source_map: SourceMap,
+    report: SchemaReport,
+    registry: DetectorRegistry | None,
+) -> tuple[_Effective, list[Diagnostic]]:
+    """The effective document of a file that extends ``base`` (section 9's
+    table): the base's, with the values of this file the schema accepted on top."""
+    from policy_engine.schema import SchemaReport as Report
+
+    assert base.effective is not None
+    below = base.effective
+    file = source_map.file
+    out = _Copier(file)
+    found: list[Diagnostic] = []
+    merged: dict[str, Any] = {}
+    out.map.values[()] = _named(source_map.at(()), file)
+    for key in ("version", "name", *_REPLACED_KEYS):
+        if key in data and report.usable((key,)):
+            merged[key] = data[key]
+            out.copy(source_map, (key,), (key,))
+        elif key in below.data:
+            merged[key] = below.data[key]
+            out.copy(below.source_map, (key,), (key,))
+    # detectors: by name, an entry replaces the base's whole
+    detectors: dict[str, Any] = {}
+    dirs: dict[str, str] = {}
+    for name, settings in (below.data.get("detectors") or {}).items():
+        detectors[name] = settings
+        dirs[name] = below.detector_dirs.get(name, base.base_dir)
+        out.copy(below.source_map, ("detectors", name), ("detectors", name))
+    own_detectors = data.get("detectors")
+    if isinstance(own_detectors, dict):
+        for name, settings in own_detectors.items():
+            if report.usable(("detectors", name)) and isinstance(settings, dict):
+                detectors[name] = settings
+                dirs.pop(name, None)
+                out.copy(source_map, ("detectors", name), ("detectors", name))
+    if "detectors" in below.data or isinstance(own_detectors, dict):
+        merged["detectors"] = detectors
+        at = source_map if isinstance(own_detectors, dict) else below.source_map
+        out.map.values.setdefault(("detectors",), _named(at.at(("detectors",)), at.file))
+        out.map.keys.setdefault(("detectors",), _named(at.key_at(("detectors",)), at.file))
+    # labels: the base's entries, then this file's; one for the same name and
+    # source (as names compare) replaces the base's
+    aliases = _alias_map(registry)
+
+    def label_key(entry: Mapping[str, Any]) -> tuple[str | None, str]:
+        key = name_key(tidy_name(entry["name"]))
+        return entry.get("source"), aliases.get(key, key)
+
+    own_labels = _usable_items(data, "labels", report)
+    replaced = {label_key(entry) for _, entry in own_labels}
+    labels: list[Any] = []
+    for index, entry in enumerate(below.data.get("labels") or []):
+        if label_key(entry) not in replaced:
+            out.copy(below.source_map, ("labels", index), ("labels", len(labels)))
+            labels.append(entry)
+    for index, entry in own_labels:
+        out.copy(source_map, ("labels", index), ("labels", len(labels)))
+        labels.append(entry)
+    if labels or "labels" in below.data or "labels" in data:
+        merged["labels"] = labels
+    # rules: remove_rules drops base rules; a rule with a base rule's id
+    # replaces it in place; other rules are appended in order
+    base_rules: list[tuple[SourceMap, JsonPath, Any]] = [
+        (below.source_map, ("rules", index), rule)
+        for index, rule in enumerate(below.data.get("rules") or [])
+    ]
+    base_ids = {rule["id"] for _, _, rule in base_rules}
+    removed: set[str] = set()
+    for index, rule_id in _usable_items(data, "remove_rules", report):
+        if rule_id in base_ids:
+            removed.add(rule_id)
+        else:
+            known = ", ".join(sorted(base_ids)) or "none"
+            found.append(
+                error(
+                    "unknown-removed-rule",
+                    f"remove_rules: the base {base.file!r} has no rule {rule_id!r} "
+                    f"(its rules: {known})",
+                    file,
+                    source_map.at(("remove_rules", index)),
+                )
+            )
+    rules = [entry for entry in base_rules if entry[2]["id"] not in removed]
+    replaceable = {entry[2]["id"]: position for position, entry in enumerate(rules)}
+    for index, rule in _usable_items(data, "rules", report):
+        entry = (source_map, ("rules", index), rule)
+        position = replaceable.pop(rule["id"], None)
+        if position is None:
+            rules.append(entry)
+        else:
+            rules[position] = entry
+    for position, (written_in, path, _) in enumerate(rules):
+        out.copy(written_in, path, ("rules", position))
+    merged["rules"] = [rule for _, _, rule in rules]
+    out.map.keys.setdefault(("rules",), _named(source_map.key_at(("rules",)), file))
+    out.map.values.setdefault(("rules",), _named(source_map.at(("rules",)), file))
+    effective = _Effective(merged, out.map, Report((), frozenset()), dirs, below.depth + 1)
+    return effective, found
+
+
+def _named(position: Position, file: str) -> Position:
+    return position if position.file else dataclasses.replace(position, file=file)

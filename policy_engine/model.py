@@ -119,13 +119,16 @@ class Match:
 class Rule:
     """One entry of a policy's ``rules:`` (section 3): ``match`` selects labels,
     ``body`` says what they get (an action, or thresholds). ``id`` names it in
-    decision records and diagnostics; ``position`` is where it was written."""
+    decision records and diagnostics; ``position`` is where it was written, and
+    ``file`` the file that wrote it when that is a base the policy ``extends``
+    (None: the policy's own file). Neither is part of its meaning."""
 
     id: str
     match: Match
     body: Body
     description: str | None = None
     position: Position = field(default_factory=Position, compare=False)
+    file: str | None = field(default=None, compare=False)
 
     def to_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.id}
@@ -198,12 +201,22 @@ class Policy:
     names_checked: bool = False
     """Whether the loader checked the rules' names against installed taxonomies
     (it was given a registry): an engine checks them itself otherwise."""
+    detector_dirs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """The folder of the file that wrote each detector's entry, where it is not
+    ``base_dir`` (an entry a base the policy ``extends`` wrote): that entry's
+    relative paths resolve against it (:meth:`directory_of`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rules", tuple(self.rules))
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "detectors", frozen(self.detectors))
         object.__setattr__(self, "aliases", MappingProxyType(dict(self.aliases)))
+        object.__setattr__(self, "detector_dirs", MappingProxyType(dict(self.detector_dirs)))
+
+    def directory_of(self, detector: str) -> str:
+        """The folder the relative paths in ``detector``'s settings resolve against:
+        that of the file that wrote its entry (section 9)."""
+        return self.detector_dirs.get(detector, self.base_dir)
 
     def canonical_key(self, name: str) -> str:
         """How ``name`` compares in this policy: its name key, an alias spelling

@@ -20,7 +20,12 @@ from policy_engine.compiler import compile_policy
 from policy_engine.decision import DetectorFailure
 from policy_engine.errors import InvalidDetectorResult, UnrecognisedResponseError
 from policy_engine.labels import Label
-from policy_engine.loader import LoadResult, check_policy_file, check_policy_text
+from policy_engine.loader import (
+    LoadResult,
+    PolicyFileCache,
+    check_policy_file,
+    check_policy_text,
+)
 from policy_engine.model import Policy, plain_number
 from policy_engine.plugins import DetectorRegistry
 from policy_engine.review.diff import (
@@ -140,7 +145,22 @@ def load_side(spec: str, registry: DetectorRegistry) -> LoadResult:
     if git is None:
         return check_policy_file(spec, registry=registry)
     rev, path = git
-    return check_policy_text(git_show(rev, path), file=f"{rev}:{path}", registry=registry)
+
+    def read_at_rev(base: str) -> str:
+        # a base the old policy extends is read at the same revision: an old
+        # policy over today's base would hide what its base's changes did
+        try:
+            return git_show(rev, f"./{base}" if path.startswith("./") else base)
+        except CommandError as exc:
+            raise OSError(str(exc)) from None
+
+    return check_policy_text(
+        git_show(rev, path),
+        file=f"{rev}:{path}",
+        registry=registry,
+        base_dir=os.path.dirname(path) or ".",
+        cache=PolicyFileCache(read=read_at_rev),
+    )
 
 
 def load_both(args: argparse.Namespace, registry: DetectorRegistry, stderr: TextIO) -> list[Policy]:

@@ -95,7 +95,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     result = migrate_text(
         text, mapping, old, new, sources=frozenset({detector.name}), file=args.file
     )
-    check = check_policy_text(result.text, args.file, registry=registry)
+    # a base the policy extends is next to the file, wherever the command runs
+    folder = str(Path(args.file).resolve().parent)
+    check = check_policy_text(result.text, args.file, registry=registry, base_dir=folder)
     if check.policy is None:  # a bug of ours: never write a policy that does not load
         for diagnostic in check.errors:
             print(diagnostic.render(), file=stderr)

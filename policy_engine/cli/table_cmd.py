@@ -109,7 +109,10 @@ def table_markdown(table: DecisionTable) -> str:
         lines += ["", f"#### {md_cell(group_title(source, taxonomy))}", "", header]
         for row in rows:
             cells = [md_cell(row.label), md_cell(row.parent), *band_cells(row.bands)]
-            lines.append("| " + " | ".join([*cells, f"`{md_cell(row.rule)}`"]) + " |")
+            rule = f"`{md_cell(row.rule)}`"
+            if row.rule_file:  # written in a base the policy extends
+                rule += f" ({md_cell(row.rule_file)})"
+            lines.append("| " + " | ".join([*cells, rule]) + " |")
     default = table.default_row
     lines += ["", "#### Any other label", "", header]
     cells = ["*any other label*", "", *band_cells(default.bands), f"`{default.rule}`"]

@@ -48,6 +48,7 @@ def lint_policy(
     label_indexes: Sequence[int] | None = None,
     decisions: bool = True,
     acknowledged: Mapping[int, frozenset[str]] | None = None,
+    acknowledged_in: Mapping[str, Mapping[int, frozenset[str]]] | None = None,
 ) -> list[Diagnostic]:
     """Every finding of the linter about ``policy``: warnings, and the errors of
     section 7 (a rule's name no taxonomy it can see knows).
@@ -58,7 +59,8 @@ def lint_policy(
     ``acknowledged`` gives, by line, the codes its ``# policy-engine:
     ignore[...]`` comment names (:func:`~policy_engine.loader.acknowledged_codes`);
     the linter applies them to unknown names itself, as an acknowledged
-    unknown name is still a warning. With ``decisions`` false, what each rule
+    unknown name is still a warning; ``acknowledged_in`` gives them by file, for
+    nodes a base the policy ``extends`` wrote. With ``decisions`` false, what each rule
     decides and whether the policy names detectors are not checked: the loader
     does so when the policy has errors, so that a broken file reports its
     errors, not guesses about the whole.
@@ -73,6 +75,7 @@ def lint_policy(
         tuple(rule_indexes) if rule_indexes is not None else tuple(range(len(policy.rules))),
         tuple(label_indexes) if label_indexes is not None else tuple(range(len(policy.labels))),
         acknowledged or {},
+        acknowledged_in or {},
     )
     settings.check_floors(context)
     settings.check_scale(context)

@@ -31,9 +31,11 @@ class LintContext:
         rule_indexes: tuple[int, ...],
         label_indexes: tuple[int, ...],
         acknowledged: Mapping[int, frozenset[str]],
+        acknowledged_in: Mapping[str, Mapping[int, frozenset[str]]] | None = None,
     ) -> None:
         self.policy = policy
         self.acknowledged = acknowledged
+        self.acknowledged_in = acknowledged_in or {}
         self.source_map = source_map
         self.file = source_map.file
         self.registry = registry
@@ -66,7 +68,10 @@ class LintContext:
         """Whether the line of the node at ``path`` carries ``# policy-engine:
         ignore[unknown-name]`` (or the code itself): a name the service has but
         the taxonomy data lacks."""
-        codes = self.acknowledged.get(self.source_map.at(path).line, frozenset())
+        at = self.source_map.at(path)
+        # in the file where the node is written (a base's, for a policy that extends it)
+        table = self.acknowledged_in.get(at.file or self.file, self.acknowledged)
+        codes = table.get(at.line, frozenset())
         return UNKNOWN_NAME in codes or code in codes
 
 

@@ -57,15 +57,20 @@ class CandidateTrace:
     rank: str
     distance: int
     winner: bool
+    file: str | None = None
+    """The file that wrote the rule, where it is a base the policy extends."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "rule": self.rule,
             "match": json.loads(self.match),
             "rank": self.rank,
             "distance": self.distance,
             "winner": self.winner,
         }
+        if self.file is not None:
+            data["file"] = self.file
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,8 @@ class LabelTrace:
     verdict: Verdict | None
     """None when the label is dropped (below min_confidence)."""
     comparison: str
+    rule_file: str | None = None
+    """The file that wrote the deciding rule, where it is a base the policy extends."""
 
     def lines(self) -> list[str]:
         label = self.label
@@ -95,14 +102,16 @@ class LabelTrace:
             lines.append("  rules that select it, most specific first:")
             for c in self.candidates:
                 mark = "*" if c.winner else " "
+                written = f" (in {c.file})" if c.file else ""
                 lines.append(
-                    f"   {mark} {c.rule}  {c.match}  rank {c.rank}, distance {c.distance}"
-                    + ("  <- decides" if c.winner else "")
+                    f"   {mark} {c.rule}{written}  {c.match}  rank {c.rank}, "
+                    f"distance {c.distance}" + ("  <- decides" if c.winner else "")
                 )
         else:
             lines.append("  no rule selects it: the policy's default decides")
         verdict = "dropped" if self.verdict is None else self.verdict.value
-        lines.append(f"  {verdict}: {self.comparison}  [rule {self.rule}]")
+        written = f" in {self.rule_file}" if self.rule_file else ""
+        lines.append(f"  {verdict}: {self.comparison}  [rule {self.rule}{written}]")
         return lines
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +122,7 @@ class LabelTrace:
             "taxonomy": self.taxonomy,
             "candidates": [c.to_dict() for c in self.candidates],
             "rule": self.rule,
+            **({"rule_file": self.rule_file} if self.rule_file is not None else {}),
             "verdict": None if self.verdict is None else self.verdict.value,
             "dropped": self.verdict is None,
             "comparison": self.comparison,
@@ -194,6 +204,7 @@ def trace_label(
         rule=winner.id if winner is not None else DEFAULT_RULE,
         verdict=verdict,
         comparison=compared,
+        rule_file=winner.file if winner is not None else None,
     )
 
 
@@ -204,6 +215,7 @@ def _candidate(candidate: Candidate, winner: bool) -> CandidateTrace:
         RANK_NAMES[candidate.rank],
         candidate.distance,
         winner,
+        candidate.rule.file,
     )
 
 

@@ -12,7 +12,7 @@ on it exactly, with no sampling.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from policy_engine.compiler import CompiledPolicy
@@ -98,6 +98,8 @@ class TableRow:
     """Canonical keys of the label and its ancestors, itself first."""
     rule: str
     bands: tuple[Band, ...]
+    rule_file: str | None = field(default=None, compare=False)
+    """The file that wrote the deciding rule, where it is a base the policy extends."""
 
     @property
     def synthetic(self) -> bool:
@@ -114,17 +116,21 @@ class TableRow:
 
     def describe(self) -> str:
         bands = ", ".join(f"{b.describe()} {b.verdict.value}" for b in self.bands)
-        return f"{self.label}: {bands} - rule {self.rule}"
+        written = f" (in {self.rule_file})" if self.rule_file else ""
+        return f"{self.label}: {bands} - rule {self.rule}{written}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "source": self.source,
             "taxonomy": self.taxonomy,
             "label": self.label,
             "parent": self.parent,
             "rule": self.rule,
-            "bands": [band.to_dict() for band in self.bands],
         }
+        if self.rule_file is not None:
+            data["rule_file"] = self.rule_file
+        data["bands"] = [band.to_dict() for band in self.bands]
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,15 +285,16 @@ def table_row(
     one policy, a label that only the other policy's table lists."""
     label = Label(name=name, parent=parent, confidence=MAX_CONFIDENCE, source=source)
     explanation = compiled.explain_in(label, taxonomy)
-    rule = explanation.winner.id if explanation.winner is not None else DEFAULT_RULE
+    winner = explanation.winner
     return TableRow(
         source,
         taxonomy.id if taxonomy is not None else POLICY_LABELS,
         name,
         explanation.lineage.parent_display,
         explanation.lineage.chain,
-        rule,
+        winner.id if winner is not None else DEFAULT_RULE,
         bands_for(explanation.body, compiled.policy.min_confidence),
+        winner.file if winner is not None else None,
     )
 
 
