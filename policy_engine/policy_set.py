@@ -520,6 +520,29 @@ class CompiledPolicySet:
         assert best is not None
         return SetDecision(best[0], resolved, best[1], routes, policy_set.name, self.digest)
 
+    def inputs_for(
+        self,
+        route: Route,
+        labels: Iterable[Label],
+        failures: Iterable[DetectorFailure] = (),
+        metadata: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> tuple[list[Label], list[DetectorFailure], dict[str, Mapping[str, Any]]]:
+        """What the routed policy decides on: its own detectors' labels at or above
+        its own floor, their failures and metadata (as if it had been checked
+        alone). A policy that names no detectors (decided from labels alone)
+        sees every detector's."""
+        own = route.policy.detectors
+        floor = route.policy.min_confidence
+        metadata = metadata or {}
+        if not own:
+            kept = [label for label in labels if label.confidence >= floor]
+            return kept, list(failures), dict(metadata)
+        return (
+            [label for label in labels if label.source in own and label.confidence >= floor],
+            [failure for failure in failures if failure.source in own],
+            {name: meta for name, meta in metadata.items() if name in own},
+        )
+
     def _decide_with(
         self,
         route: Route,
@@ -527,18 +550,8 @@ class CompiledPolicySet:
         failures: tuple[DetectorFailure, ...],
         metadata: Mapping[str, Mapping[str, Any]],
     ) -> Decision:
-        compiled = self.compiled(route)
-        own = route.policy.detectors
-        floor = route.policy.min_confidence
-        if not own:  # a policy naming no detectors (decided from labels alone) sees all
-            return compiled.evaluate(
-                [label for label in labels if label.confidence >= floor], failures, metadata
-            )
-        return compiled.evaluate(
-            [label for label in labels if label.source in own and label.confidence >= floor],
-            [failure for failure in failures if failure.source in own],
-            {name: meta for name, meta in metadata.items() if name in own},
-        )
+        own_labels, own_failures, own_metadata = self.inputs_for(route, labels, failures, metadata)
+        return self.compiled(route).evaluate(own_labels, own_failures, own_metadata)
 
 
 def compile_policy_set(
