@@ -407,3 +407,30 @@ def test_the_digest_covers_the_set_and_every_routed_policy(tmp_path: Path) -> No
     fourth.mkdir()
     swapped = SET.replace("audience: teen}", "audience: adult}")
     assert load_policy_set(write_set(fourth, swapped)).digest != first.digest
+
+
+# -- the README's worked example ---------------------------------------------------
+
+
+def test_the_readme_example_set_loads_over_the_reference_policies_and_its_code_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+    import shutil
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    (block,) = [
+        b
+        for b in re.findall(r"```yaml\n(.*?)```", readme, re.S)
+        if b.startswith("# community.set.yaml")
+    ]
+    for name in ("general-ugc", "marketplace", "young-audience"):
+        shutil.copy(root / "policies" / f"{name}.yaml", tmp_path)
+    (tmp_path / "community.set.yaml").write_text(block)
+    result = check_policy_set_file(tmp_path / "community.set.yaml")
+    assert result.diagnostics == ()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "policy_set" in b]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+    assert capsys.readouterr().out == "block 3 {'surface': 'chat', 'audience': 'adult'}\n"
