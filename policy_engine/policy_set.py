@@ -59,10 +59,10 @@ from policy_engine.diagnostics import (
     sort_diagnostics,
     warning,
 )
-from policy_engine.errors import ContextError, PolicySetLoadError, SourceError
+from policy_engine.errors import ContextError, PolicyEngineError, PolicySetLoadError, SourceError
 from policy_engine.json_types import plain
 from policy_engine.labels import Label
-from policy_engine.model import Policy, plain_number
+from policy_engine.model import Policy, Verdict, plain_number
 from policy_engine.names import name_key, tidy_name
 from policy_engine.source import JsonPath, SourceMap, parse_document, read_policy_text
 
@@ -114,10 +114,12 @@ class Route:
     policy_file: str
     policy: Policy = field(repr=False)
     position: Position = field(default_factory=Position)
+    content_type_keys: frozenset[str] = field(init=False, repr=False, compare=False)
+    """The ``content_type`` names as they compare (computed once: routing reads it)."""
 
-    @property
-    def content_type_keys(self) -> frozenset[str]:
-        return frozenset(name_key(n) for n in self.content_types or ())
+    def __post_init__(self) -> None:
+        keys = frozenset(name_key(n) for n in self.content_types or ())
+        object.__setattr__(self, "content_type_keys", keys)
 
     def holds(self, values: Mapping[str, str], reported: frozenset[str]) -> bool:
         """Whether every condition holds for dimension ``values`` and the
@@ -446,7 +448,7 @@ class SetDecision:
     set_digest: str
 
     @property
-    def verdict(self) -> Any:
+    def verdict(self) -> Verdict:
         return self.decision.verdict
 
     def to_dict(self) -> dict[str, Any]:
@@ -460,6 +462,19 @@ class SetDecision:
         return record
 
 
+@dataclass(frozen=True, slots=True)
+class _RoutedPolicy:
+    """What deciding with one route needs, computed once: its compiled policy,
+    the set's detectors that are not its own (their labels, failures and
+    metadata are not its to decide on), and the floor below which labels are
+    not part of its decision (None where the set's floor is its own already:
+    detectors were asked at it)."""
+
+    compiled: CompiledPolicy
+    foreign: frozenset[str]
+    floor: float | None
+
+
 class CompiledPolicySet:
     """A set ready to decide: each routed policy compiled once. Thread-safe."""
 
@@ -468,14 +483,28 @@ class CompiledPolicySet:
 
         self.policy_set = policy_set
         self.digest = policy_set.digest
-        compiled: dict[str, CompiledPolicy] = {}
-        for policy in policy_set.policies():
-            compiled[policy.digest] = compile_policy(policy, registry)
-        self._compiled = compiled
-        self._uses_content_types = bool(policy_set.mentioned_content_types())
+        by_digest: dict[str, CompiledPolicy] = {}
+        self._routes: dict[int, _RoutedPolicy] = {}
+        every_detector = frozenset(policy_set.detectors)
+        lowest = policy_set.min_confidence if policy_set.routes else 0.0
+        for route in policy_set.routes:
+            digest = route.policy.digest
+            compiled = by_digest.get(digest)
+            if compiled is None:
+                compiled = by_digest[digest] = compile_policy(route.policy, registry)
+            own = frozenset(route.policy.detectors)
+            # a policy naming no detectors (decided from labels alone) sees every label
+            foreign = every_detector - own if own else frozenset()
+            floor = route.policy.min_confidence
+            self._routes[route.index] = _RoutedPolicy(
+                compiled, foreign, floor if floor > lowest else None
+            )
+        self._mentioned = policy_set.mentioned_content_types()
+        self._uses_content_types = bool(self._mentioned)
+        self._routing: dict[tuple[tuple[str, ...], frozenset[str], bool], tuple[Route, ...]] = {}
 
     def compiled(self, route: Route) -> CompiledPolicy:
-        return self._compiled[route.policy.digest]
+        return self._routes[route.index].compiled
 
     def decide_results(
         self,
@@ -509,9 +538,9 @@ class CompiledPolicySet:
         if self._uses_content_types:
             reported, malformed = content_types_of(metadata, policy_set.content_types_at)
             unknown = malformed or bool(failures)
-        routes = policy_set.routes_possible(resolved.values, reported, unknown)
+        routes = self._routes_for(resolved, reported, unknown)
         if not routes:  # a set the loader checked is total; never allow by default
-            raise ContextError("", "no route of the policy set takes this image")
+            raise PolicyEngineError(f"no route of policy set {policy_set.name!r} takes this image")
         best: tuple[Decision, Route] | None = None
         for route in routes:
             decision = self._decide_with(route, labels, failures, metadata)
@@ -520,6 +549,21 @@ class CompiledPolicySet:
         assert best is not None
         return SetDecision(best[0], resolved, best[1], routes, policy_set.name, self.digest)
 
+    def _routes_for(
+        self, resolved: ResolvedContext, reported: frozenset[str], unknown: bool
+    ) -> tuple[Route, ...]:
+        """:meth:`PolicySet.routes_possible`, remembered: it depends only on the
+        dimension values, which named content types were reported and whether
+        the others are unknown, finitely many combinations."""
+        reported &= self._mentioned
+        key = (tuple(resolved.values.values()), reported, unknown)
+        found = self._routing.get(key)
+        if found is None:
+            found = self.policy_set.routes_possible(resolved.values, reported, unknown)
+            if len(self._routing) < MAX_COMBINATIONS:
+                self._routing[key] = found
+        return found
+
     def inputs_for(
         self,
         route: Route,
@@ -527,20 +571,24 @@ class CompiledPolicySet:
         failures: Iterable[DetectorFailure] = (),
         metadata: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> tuple[list[Label], list[DetectorFailure], dict[str, Mapping[str, Any]]]:
-        """What the routed policy decides on: its own detectors' labels at or above
-        its own floor, their failures and metadata (as if it had been checked
-        alone). A policy that names no detectors (decided from labels alone)
-        sees every detector's."""
-        own = route.policy.detectors
-        floor = route.policy.min_confidence
+        """What the routed policy decides on, as if it had been checked alone:
+        labels at or above its own floor, and no label, failure or metadata of
+        the set's detectors that are not its own. A policy that names no
+        detectors (decided from labels alone) sees every detector's."""
+        routed = self._routes[route.index]
+        foreign, floor = routed.foreign, routed.floor
         metadata = metadata or {}
-        if not own:
-            kept = [label for label in labels if label.confidence >= floor]
-            return kept, list(failures), dict(metadata)
+        if not foreign and floor is None:  # the common case: nothing to leave out
+            return list(labels), list(failures), dict(metadata)
+        lowest = -math.inf if floor is None else floor
         return (
-            [label for label in labels if label.source in own and label.confidence >= floor],
-            [failure for failure in failures if failure.source in own],
-            {name: meta for name, meta in metadata.items() if name in own},
+            [
+                label
+                for label in labels
+                if label.confidence >= lowest and label.source not in foreign
+            ],
+            [failure for failure in failures if failure.source not in foreign],
+            {name: meta for name, meta in metadata.items() if name not in foreign},
         )
 
     def _decide_with(
@@ -550,8 +598,11 @@ class CompiledPolicySet:
         failures: tuple[DetectorFailure, ...],
         metadata: Mapping[str, Mapping[str, Any]],
     ) -> Decision:
+        routed = self._routes[route.index]
+        if not routed.foreign and routed.floor is None:
+            return routed.compiled.evaluate(labels, failures, metadata)
         own_labels, own_failures, own_metadata = self.inputs_for(route, labels, failures, metadata)
-        return self.compiled(route).evaluate(own_labels, own_failures, own_metadata)
+        return routed.compiled.evaluate(own_labels, own_failures, own_metadata)
 
 
 def compile_policy_set(
@@ -580,8 +631,18 @@ class PolicySetLoadResult:
 
 
 def is_policy_set_text(text: str) -> bool:
-    """Whether the text declares ``kind: policy-set`` at its top level."""
-    return _KIND_LINE.search(text) is not None
+    """Whether the text declares ``kind: policy-set`` at its top level: a line
+    ``kind: policy-set`` says so at once; otherwise (a flow mapping, say) a text
+    that mentions ``policy-set`` is parsed to look."""
+    if _KIND_LINE.search(text) is not None:
+        return True
+    if "policy-set" not in text:
+        return False
+    try:
+        data = parse_document(text, "<kind>").data
+    except SourceError:
+        return False
+    return isinstance(data, dict) and data.get("kind") == "policy-set"
 
 
 def is_policy_set_file(path: str | os.PathLike[str]) -> bool:

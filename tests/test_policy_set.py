@@ -116,6 +116,8 @@ def test_the_spec_example_loads_total_with_every_route_reachable(tmp_path: Path)
     assert dict(policy_set.detectors) == {"a": {}, "b": {}}
     assert policy_set.min_confidence == 40
     assert is_policy_set_text(SET) and not is_policy_set_text(STRICT)
+    assert is_policy_set_text("{version: 1, kind: policy-set, name: s}")
+    assert not is_policy_set_text(STRICT.replace("name: strict", "name: strict\n# a policy-set"))
 
 
 @pytest.mark.parametrize(
@@ -319,8 +321,12 @@ def test_a_routed_policy_decides_only_on_its_own_detectors_at_its_own_floor(
     from_b = compiled.decide([violence(99, "b")], [DetectorFailure("b", "down")], context=teen)
     assert from_b.verdict is Verdict.ALLOW
     assert from_b.decision.labels == () and from_b.decision.failures == ()
-    # below strict's floor (40) a label is not part of its decision at all
-    assert compiled.decide([violence(39)], context=teen).decision.labels == ()
+    # below strict's floor (40, the set's too) a label gets no verdict
+    assert compiled.decide([violence(39)], context=teen).decision.kept == ()
+    # lenient's floor (50) is above the set's (40): what the detectors report
+    # between the two is not part of lenient's decision, as if checked alone
+    adult = {"surface": "profile"}
+    assert compiled.decide([violence(45)], context=adult).decision.labels == ()
     assert compiled.decide([violence(45)], context=teen).verdict is Verdict.REVIEW
 
 
