@@ -440,3 +440,58 @@ def test_the_readme_example_set_loads_over_the_reference_policies_and_its_code_r
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
     assert capsys.readouterr().out == "block 3 {'surface': 'chat', 'audience': 'adult'}\n"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    confidences=st.lists(st.floats(0, 100), max_size=4),
+    sources=st.lists(st.sampled_from(["a", "b"]), min_size=4, max_size=4),
+    surface=st.sampled_from(["feed", "profile", "chat"]),
+    reported=st.sampled_from([(), ("Animated", 70.0), ("Illustrated", 20.0)]),
+)
+def test_a_failure_decides_at_least_as_severely_as_every_outcome_it_hides(
+    tmp_path_factory: pytest.TempPathFactory,
+    confidences: list[float],
+    sources: list[str],
+    surface: str,
+    reported: tuple[str, float] | tuple[()],
+) -> None:
+    compiled = _community(tmp_path_factory)
+    labels = [violence(c, s) for c, s in zip(confidences, sources, strict=False)]
+    failure = [DetectorFailure("b", "down")]
+    metadata = content_types(reported) if reported else {}
+    with_failure = compiled.decide(labels, failure, {"surface": surface}, metadata)
+    # whatever content types the failed detector would have reported, that route was
+    # considered, and its decision is no more severe than the one made without knowing
+    considered = {r.index for r in with_failure.considered}
+    for extra in ((), ("Animated", 99.0), ("Illustrated", 99.0)):
+        entries = [e for e in (reported, extra) if e]
+        known = compiled.decide(
+            labels, failure, {"surface": surface}, content_types(*entries) if entries else {}
+        )
+        assert known.route.index in considered
+        assert known.verdict.severity <= with_failure.verdict.severity
+        # had the detector answered (no failure, these content types): one of the
+        # routes considered, and never a more severe decision
+        answered = compiled.decide(
+            labels, (), {"surface": surface}, content_types(*entries) if entries else {}
+        )
+        assert answered.route.index in considered
+        assert answered.verdict.severity <= with_failure.verdict.severity
+    # and it is the routed policy's own decision, as if checked alone
+    route = with_failure.route
+    alone = compiled.compiled(route).evaluate(
+        [x for x in labels if x.source in route.policy.detectors and x.confidence >= 50],
+        [f for f in failure if f.source in route.policy.detectors],
+    )
+    assert with_failure.verdict is alone.verdict
+
+
+_COMMUNITY: list[object] = []
+
+
+def _community(factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    if not _COMMUNITY:
+        folder = factory.mktemp("community")
+        _COMMUNITY.append(compile_policy_set(load_policy_set(write_set(folder))))
+    return _COMMUNITY[0]
