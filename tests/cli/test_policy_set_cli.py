@@ -211,3 +211,21 @@ def test_schema_prints_the_policy_set_schema_which_accepts_the_spec_example(h):
     assert list(validator.iter_errors(yaml.safe_load(SET))) == []
     assert list(validator.iter_errors({**yaml.safe_load(SET), "rout": []}))
     assert h.run("schema", "--kind", "decision").json() == h.load_schema("decision.schema.json")
+
+
+def test_table_prints_one_table_per_route_or_the_routes_asked_for(h, tmp_path, community):
+    every = h.run("table", "--policy", community)
+    assert every.code == 0, every
+    titles = [line for line in every.out.splitlines() if line.startswith("== route")]
+    assert titles == [
+        "== route 0 (when audience: teen) -> teen.yaml ==",
+        "== route 1 (when surface: feed, content_type: Illustrated) -> art.yaml ==",
+        "== route 2 (when always) -> adult.yaml ==",
+    ]
+    one = h.run("table", "--policy", community, "--route", "1", "--format", "json").json()
+    assert [(r["index"], r["table"]["policy"]["name"]) for r in one["routes"]] == [(1, "art")]
+    # a context shows the routes it can take (content types may go either way)
+    profile = h.run("table", "--policy", community, "--context", "surface=feed")
+    assert [line for line in profile.out.splitlines() if line.startswith("== route")] == titles[1:]
+    assert h.run("table", "--policy", community, "--route", "3").code == 2
+    assert h.run("table", "--policy", tmp_path / "adult.yaml", "--route", "0").code == 2
