@@ -199,7 +199,6 @@ def test_correlated_content_type_conditions_are_not_free_atoms(tmp_path: Path) -
 version: 1
 kind: policy-set
 name: s
-context: {}
 routes:
   - when: {content_type: Animated}
     policy: strict.yaml
@@ -214,7 +213,7 @@ routes:
     text = text.replace("[animated, Illustrated]", "[animated]") + "  - policy: artwork.yaml\n"
     result = check_policy_set_file(write_set(tmp_path, text))
     assert [(d.code, d.severity, d.line) for d in result.diagnostics] == [
-        ("unreachable-route", Severity.WARNING, 8)
+        ("unreachable-route", Severity.WARNING, 7)
     ]
     assert result.policy_set is not None
 
