@@ -96,6 +96,7 @@ _TESTS = "tests files"
 _LINT = "the linter"
 _MIGRATE = "migrate"
 _RUNNING = "errors and detector failures"
+_SETS = "policy sets"
 
 DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
     **_topic(
@@ -174,6 +175,50 @@ DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
             "unreadable-recording": "A tests file names a recording that cannot be read.",
             "invalid-recording": "A tests file names a recording that is not valid JSON.",
             "tests-do-not-load": "A tests file has errors (TestsLoadError).",
+        },
+    ),
+    **_topic(
+        _SETS,
+        Severity.ERROR,
+        {
+            "unknown-dimension": (
+                "A policy set's when: names a dimension its context: does not declare."
+            ),
+            "unknown-context-value": (
+                "A policy set's when: or default: gives a value not in the dimension's values."
+            ),
+            "reserved-dimension": (
+                "A policy set declares content_type as a dimension: it is the reserved "
+                "condition on the image."
+            ),
+            "route-not-total": (
+                "Some combination of context values and content types reaches no route of a "
+                "policy set (the message names one)."
+            ),
+            "too-many-combinations": (
+                "A policy set whose context and content types have too many combinations to "
+                "check exactly when it loads."
+            ),
+            "route-policy-does-not-load": "A policy a set's route names has errors.",
+            "detector-conflict": (
+                "Two policies of a set name one detector with different settings: detectors "
+                "run once per image for every route."
+            ),
+            "policy-set-does-not-load": "A policy set has errors (PolicySetLoadError).",
+            "invalid-context": (
+                "A check's context names no value and no default for a dimension, or a value "
+                "not in its list (ContextError)."
+            ),
+        },
+    ),
+    **_topic(
+        _SETS,
+        Severity.WARNING,
+        {
+            "unreachable-route": (
+                "A route of a policy set that no combination of context values and content "
+                "types reaches: earlier routes take every one."
+            ),
         },
     ),
     **_topic(

@@ -48,6 +48,25 @@ class ShadowPolicyError(PolicyLoadError):
         self.args = (f"the shadow (candidate) policy {path} does not load:\n{details}",)
 
 
+class PolicySetLoadError(PolicyLoadError):
+    """A policy set (POLICY_SPEC section 10) did not load: its own errors and
+    those of the policies it routes to, every one found, sorted by position."""
+
+    code = "policy-set-does-not-load"
+
+
+class ContextError(PolicyEngineError):
+    """A check's context cannot be resolved against a policy set (section 10):
+    ``dimension`` has no value and no default, or a value not in its list.
+    Nothing is routed by guess."""
+
+    code = "invalid-context"
+
+    def __init__(self, dimension: str, message: str) -> None:
+        super().__init__(message)
+        self.dimension = dimension
+
+
 class SourceError(DiagnosedError):
     """The text is not a policy (or tests) document at all; carries its diagnostics."""
 

@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import pluggy
 
@@ -20,6 +20,9 @@ from policy_engine.loader import check_policy_file
 from policy_engine.model import Policy, Verdict
 from policy_engine.plugins import DetectorRegistry, make_plugin_manager
 from policy_engine.recordings import RecordedResponse, RecordingStore, recorded_responses
+
+if TYPE_CHECKING:
+    from policy_engine.policy_set import PolicySet, ResolvedContext
 
 
 class CommandError(Exception):
@@ -57,6 +60,68 @@ def load_policy_or_fail(
         for diagnostic in result.warnings:
             print(diagnostic.render(), file=stderr)
     return result.policy
+
+
+def load_policy_or_set_or_fail(
+    path: str, registry: DetectorRegistry, stderr: TextIO
+) -> Policy | PolicySet:
+    """The policy or policy set (a file with ``kind: policy-set``) at ``path``, or a
+    CommandError after its errors on ``stderr``."""
+    from policy_engine.policy_set import check_policy_set_file, is_policy_set_file
+
+    if not is_policy_set_file(path):
+        return load_policy_or_fail(path, registry, stderr)
+    result = check_policy_set_file(path, registry=registry)
+    if result.policy_set is None:
+        for diagnostic in result.errors or result.diagnostics:
+            print(diagnostic.render(), file=stderr)
+        raise CommandError(f"policy-engine: {path}: the policy set does not load")
+    return result.policy_set
+
+
+def _context_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def add_context_argument(parser: argparse.ArgumentParser) -> None:
+    """``--context KEY=VALUE``, repeatable: the context a policy set routes by."""
+    parser.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        type=_context_pair,
+        metavar="KEY=VALUE",
+        help="with a policy set: a context dimension's value (repeat for several); "
+        "a dimension left out takes its default",
+    )
+
+
+def context_or_fail(
+    target: Policy | PolicySet, pairs: list[tuple[str, str]], path: str
+) -> ResolvedContext | None:
+    """The context ``--context`` gives, resolved against the set (None for a
+    policy); a dimension without a value and default, an unknown value, or a
+    context for a plain policy is a CommandError (exit 2) naming it."""
+    from policy_engine.errors import ContextError
+
+    if isinstance(target, Policy):
+        if pairs:
+            raise CommandError(
+                f"policy-engine: {path} is a policy, not a policy set: --context does not apply"
+            )
+        return None
+    given: dict[str, str] = {}
+    for key, value in pairs:
+        if key in given and given[key] != value:
+            raise CommandError(f"policy-engine: --context {key} is given twice")
+        given[key] = value
+    try:
+        return target.resolve_context(given)
+    except ContextError as exc:
+        raise CommandError(f"policy-engine: {path}: {exc}") from exc
 
 
 def reaches(decision: Verdict, fail_on: str | None) -> bool:

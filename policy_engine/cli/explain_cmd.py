@@ -4,22 +4,47 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping
-from typing import TextIO
+from dataclasses import dataclass
+from typing import Any, TextIO
 
 from policy_engine.cli import exit_codes
 from policy_engine.cli.common import (
     CommandError,
+    add_context_argument,
     add_labels_arguments,
+    context_or_fail,
     installed_registry,
     labels_results,
-    load_policy_or_fail,
+    load_policy_or_set_or_fail,
 )
-from policy_engine.cli.render import json_record
+from policy_engine.cli.render import json_record, route_lines
 from policy_engine.compiler import compile_policy
 from policy_engine.decision import DetectorFailure
+from policy_engine.model import Policy
+from policy_engine.policy_set import SetDecision, compile_policy_set
 from policy_engine.review.explain import DecisionTrace, explain_decision
 
-RENDERERS: Mapping[str, Callable[[DecisionTrace], str]] = {
+
+@dataclass(frozen=True, slots=True)
+class RoutedTrace:
+    """A policy set's explanation: how the image was routed, then the routed
+    policy's trace on the labels it decides on."""
+
+    routed: SetDecision
+    trace: DecisionTrace
+
+    def lines(self) -> list[str]:
+        return [*route_lines(self.routed), *self.trace.lines()]
+
+    def to_dict(self) -> dict[str, Any]:
+        record = self.trace.to_dict()
+        routed = self.routed.to_dict()
+        for key in ("context", "route", "policy_set"):
+            record[key] = routed[key]
+        return record
+
+
+RENDERERS: Mapping[str, Callable[[DecisionTrace | RoutedTrace], str]] = {
     "text": lambda trace: "\n".join(trace.lines()) + "\n",
     "json": json_record,
 }
@@ -40,7 +65,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "labels dropped below min_confidence and the detector errors. To explain an image, "
         "give it to --labels with --replay DIR, the folder of its recording."
     )
-    parser.add_argument("--policy", required=True, metavar="FILE", help="the policy file")
+    parser.add_argument(
+        "--policy",
+        required=True,
+        metavar="FILE",
+        help="the policy file, or a policy set (kind: policy-set) with --context: then the "
+        "route taken, and the routed policy's explanation",
+    )
+    add_context_argument(parser)
     add_labels_arguments(parser, required=False)
     parser.add_argument(
         "--error",
@@ -59,9 +91,21 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if not args.labels and not args.error:
         raise CommandError("policy-engine explain: give at least one --labels FILE (or --error)")
     registry = installed_registry()
-    policy = load_policy_or_fail(args.policy, registry, stderr)
-    labels = [label for result in labels_results(args, registry) for label in result.labels]
+    target = load_policy_or_set_or_fail(args.policy, registry, stderr)
+    context = context_or_fail(target, args.context, args.policy)
+    results = labels_results(args, registry)
+    labels = [label for result in results for label in result.labels]
     failures = [DetectorFailure(source, message) for source, message in args.error]
-    trace = explain_decision(compile_policy(policy, registry), labels, failures, registry)
-    stdout.write(RENDERERS[args.format](trace))
+    if isinstance(target, Policy):
+        trace = explain_decision(compile_policy(target, registry), labels, failures, registry)
+        stdout.write(RENDERERS[args.format](trace))
+        return exit_codes.OK
+    compiled = compile_policy_set(target, registry)
+    metadata = {result.source: result.metadata for result in results if result.metadata}
+    routed = compiled.decide(labels, failures, context or {}, metadata)
+    own_labels, own_failures, _ = compiled.inputs_for(routed.route, labels, failures, metadata)
+    routed_trace = explain_decision(
+        compiled.compiled(routed.route), own_labels, own_failures, registry
+    )
+    stdout.write(RENDERERS[args.format](RoutedTrace(routed, routed_trace)))
     return exit_codes.OK

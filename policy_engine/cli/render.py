@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from policy_engine.decision import Decision
 from policy_engine.model import plain_number
+from policy_engine.policy_set import SetDecision
 from policy_engine.review.table import POLICY_LABELS
 from policy_engine.text import json_dumps
 
@@ -45,6 +46,28 @@ def decision_text(decision: Decision, title: str | None = None) -> str:
     if extras:
         lines.append("  (" + ", ".join(extras) + ")")
     return "\n".join(lines)
+
+
+def route_lines(decided: SetDecision) -> list[str]:
+    """How a policy set routed an image: the set, the context, the route (and
+    every route considered, when a failed detector left content types unknown)."""
+    context = ", ".join(f"{k}={v}" for k, v in decided.context.values.items()) or "none"
+    lines = [
+        f"policy set {decided.set_name} ({decided.set_digest[:19]}), context {context}",
+        f"route {decided.route.index} -> {decided.route.policy_file}",
+    ]
+    if len(decided.considered) > 1:
+        shown = ", ".join(str(route.index) for route in decided.considered)
+        lines.append(
+            f"  (a detector failed, so content types are unknown: decided under routes "
+            f"{shown}; the most severe stands)"
+        )
+    return lines
+
+
+def set_decision_text(decided: SetDecision) -> str:
+    """:func:`route_lines`, then :func:`decision_text` of the routed policy's decision."""
+    return "\n".join([*route_lines(decided), decision_text(decided.decision)])
 
 
 def md_cell(text: str) -> str:

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from itertools import groupby
-from typing import TextIO
+from typing import Any, TextIO
 
 from policy_engine.cli import exit_codes
-from policy_engine.cli.common import installed_registry, load_policy_or_fail
+from policy_engine.cli.common import (
+    CommandError,
+    add_context_argument,
+    context_or_fail,
+    installed_registry,
+    load_policy_or_set_or_fail,
+)
 from policy_engine.cli.render import group_title, json_record, md_cell
 from policy_engine.compiler import compile_policy
-from policy_engine.model import Verdict, plain_number
+from policy_engine.model import Policy, Verdict, plain_number
+from policy_engine.policy_set import PolicySet, Route
 from policy_engine.review.table import Band, DecisionTable, TableRow, decision_table
 
 
@@ -23,7 +31,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "and blocks; then the default, for any other label. Exact: no sampling. Labels "
         "below min_confidence are dropped and get no verdict."
     )
-    parser.add_argument("--policy", required=True, metavar="FILE", help="the policy file")
+    parser.add_argument(
+        "--policy",
+        required=True,
+        metavar="FILE",
+        help="the policy file, or a policy set (kind: policy-set): one table per route",
+    )
+    parser.add_argument(
+        "--route",
+        type=int,
+        metavar="N",
+        help="with a policy set: only route N (its index under routes:)",
+    )
+    add_context_argument(parser)
     parser.add_argument("--format", choices=tuple(RENDERERS), default="text")
     parser.add_argument(
         "--all-taxonomies",
@@ -36,12 +56,93 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     registry = installed_registry()
-    policy = load_policy_or_fail(args.policy, registry, stderr)
-    table = decision_table(
-        compile_policy(policy, registry), registry, all_taxonomies=args.all_taxonomies
+    target = load_policy_or_set_or_fail(args.policy, registry, stderr)
+    # without --context every route is shown: no dimension needs a value then
+    context = context_or_fail(target, args.context, args.policy) if args.context else None
+    if isinstance(target, Policy):
+        if args.route is not None:
+            raise CommandError(f"policy-engine: {args.policy} is a policy: --route does not apply")
+        table = decision_table(
+            compile_policy(target, registry), registry, all_taxonomies=args.all_taxonomies
+        )
+        stdout.write(RENDERERS[args.format](table))
+        return exit_codes.OK
+    routes = _chosen_routes(target, args.route, context.values if context else None)
+    tables = SetTables(
+        target,
+        tuple(
+            (
+                route,
+                decision_table(
+                    compile_policy(route.policy, registry),
+                    registry,
+                    all_taxonomies=args.all_taxonomies,
+                ),
+            )
+            for route in routes
+        ),
     )
-    stdout.write(RENDERERS[args.format](table))
+    stdout.write(SET_RENDERERS[args.format](tables))
     return exit_codes.OK
+
+
+def _chosen_routes(
+    policy_set: PolicySet, index: int | None, values: Mapping[str, str] | None
+) -> tuple[Route, ...]:
+    """Every route; or route ``index``; or those ``--context`` can take (any of
+    them, as content types may go either way)."""
+    routes = policy_set.routes
+    if index is not None:
+        chosen = tuple(route for route in routes if route.index == index)
+        if not chosen:
+            raise CommandError(
+                f"policy-engine: --route {index}: the set has routes 0 to {len(routes) - 1}"
+            )
+        routes = chosen
+    if values is not None:
+        possible = {r.index for r in policy_set.routes_possible(values, frozenset(), True)}
+        routes = tuple(route for route in routes if route.index in possible)
+        if not routes:
+            raise CommandError(f"policy-engine: route {index} is not taken in that context")
+    return routes
+
+
+@dataclass(frozen=True, slots=True)
+class SetTables:
+    """A policy set's decision tables: one per route shown."""
+
+    policy_set: PolicySet
+    tables: tuple[tuple[Route, DecisionTable], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy_set": {"name": self.policy_set.name, "digest": self.policy_set.digest},
+            "routes": [
+                {**route.to_dict(), "table": table.to_dict()} for route, table in self.tables
+            ],
+        }
+
+
+def _route_title(route: Route) -> str:
+    when = ", ".join(f"{k}: {' or '.join(v)}" for k, v in route.when_data().items()) or "always"
+    return f"route {route.index} (when {when}) -> {route.policy_file}"
+
+
+def set_tables_text(tables: SetTables) -> str:
+    parts = [f"Policy set {tables.policy_set.name} ({tables.policy_set.digest})"]
+    for route, table in tables.tables:
+        parts.append(f"\n== {_route_title(route)} ==\n{table_text(table)}")
+    return "\n".join(parts)
+
+
+def set_tables_markdown(tables: SetTables) -> str:
+    parts = [
+        f"## Policy set `{md_cell(tables.policy_set.name)}`\n\n"
+        f"Digest `{tables.policy_set.digest}`.\n"
+    ]
+    for route, table in tables.tables:
+        parts.append(f"\n### {md_cell(_route_title(route))}\n\n{table_markdown(table)}")
+    return "".join(parts)
 
 
 # -- rendering ------------------------------------------------------------------------
@@ -123,5 +224,11 @@ def table_markdown(table: DecisionTable) -> str:
 RENDERERS: Mapping[str, Callable[[DecisionTable], str]] = {
     "text": table_text,
     "markdown": table_markdown,
+    "json": json_record,
+}
+
+SET_RENDERERS: Mapping[str, Callable[[SetTables], str]] = {
+    "text": set_tables_text,
+    "markdown": set_tables_markdown,
     "json": json_record,
 }

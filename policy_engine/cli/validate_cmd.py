@@ -9,12 +9,14 @@ from policy_engine.cli import exit_codes
 from policy_engine.cli.common import installed_registry
 from policy_engine.cli.report_formats import RENDERERS, FileReport
 from policy_engine.loader import check_policy_file
+from policy_engine.policy_set import check_policy_set_file, is_policy_set_file
 from policy_engine.review.tests_file import TESTS_SUFFIX, check_tests_file
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Check policy files: errors (the policy does not load) and the linter's "
+        "Check policy files and policy sets (kind: policy-set, with the policies they route "
+        "to): errors (the policy does not load) and the linter's "
         "warnings. Text prints each finding as file:line:col: severity[code]: message; json, "
         "sarif (SARIF 2.1.0) and github (GitHub Actions workflow commands) suit tools and CI. "
         "Exit 2 if any file has errors (or, with --strict, warnings)."
@@ -32,6 +34,12 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         if path.endswith(TESTS_SUFFIX):  # `validate policies/*.yaml` takes tests files too
             loaded = check_tests_file(path, registry)
             reports.append(FileReport(path, loaded.diagnostics, not loaded.diagnostics, None))
+            continue
+        if is_policy_set_file(path):  # kind: policy-set, with the policies it routes to
+            loaded_set = check_policy_set_file(path, registry=registry)
+            bad = bool(loaded_set.errors) or (args.strict and bool(loaded_set.warnings))
+            digest = loaded_set.policy_set.digest if loaded_set.policy_set is not None else None
+            reports.append(FileReport(path, loaded_set.diagnostics, not bad, digest))
             continue
         result = check_policy_file(path, registry=registry)
         bad = bool(result.errors) or (args.strict and bool(result.warnings))

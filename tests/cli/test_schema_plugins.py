@@ -72,6 +72,13 @@ def test_schema_accepts_a_good_policy_and_rejects_a_typo(h):
     assert list(validator.iter_errors(typo)) != []
 
 
+def test_schema_policy_set_documents_every_key(h):
+    printed = h.run("schema", "--kind", "policy-set").json()
+    checked, missing = _undocumented(printed)
+    assert missing == []
+    assert checked >= len(printed["properties"]) + 4
+
+
 def test_schema_decision(h):
     from jsonschema import Draft202012Validator
 
@@ -84,7 +91,9 @@ def test_schema_decision(h):
     Draft202012Validator.check_schema(printed)
 
 
-@pytest.mark.parametrize("name", ["policy.schema.json", "decision.schema.json"])
+@pytest.mark.parametrize(
+    "name", ["policy.schema.json", "decision.schema.json", "policy-set.schema.json"]
+)
 def test_repository_schemas_are_the_packaged_files(h, name):
     assert (h.MAIN / "schemas" / name).read_bytes() == (h.PACKAGED_SCHEMAS / name).read_bytes()
 

@@ -102,6 +102,15 @@ def test_v7_response_keeps_levels_content_types_adapter_and_human_loop() -> None
     assert taxonomy is not None and taxonomy.id == "rekognition-moderation/v7"
 
 
+def test_content_types_are_what_a_policy_set_s_content_type_condition_reads() -> None:
+    from policy_engine.policy_set import content_types_of
+
+    result = moderation.parse(V7_RESPONSE)
+    metadata = {result.source: result.metadata}
+    assert content_types_of(metadata, 88.25) == (frozenset({"illustrated"}), False)
+    assert content_types_of(metadata, 88.26) == (frozenset(), False)
+
+
 def test_metadata_is_a_copy_not_a_view_of_the_response() -> None:
     response = copy.deepcopy(V7_RESPONSE)
     result = moderation.parse(response)
