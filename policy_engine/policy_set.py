@@ -810,9 +810,10 @@ def _routes(
     registry: DetectorRegistry | None,
     diagnostics: list[Diagnostic],
 ) -> list[Route]:
-    from policy_engine.loader import check_policy_file
+    from policy_engine.loader import PolicyFileCache, check_policy_file
 
     file = source_map.file
+    shared = PolicyFileCache()  # a base that several routed policies extend is read once
     raw_routes = data.get("routes")
     if not isinstance(raw_routes, list):
         return []
@@ -862,7 +863,7 @@ def _routes(
         policy_path = (base_dir / written).resolve()
         result = loaded.get(policy_path)
         if result is None:
-            result = check_policy_file(policy_path, registry=registry)
+            result = check_policy_file(policy_path, registry=registry, cache=shared)
             loaded[policy_path] = result
         policy_at = source_map.at((*path, "policy"))
         if result.policy is None:

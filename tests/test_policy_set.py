@@ -494,3 +494,40 @@ def _community(factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
         folder = factory.mktemp("community")
         _COMMUNITY.append(compile_policy_set(load_policy_set(write_set(folder))))
     return _COMMUNITY[0]
+
+
+def test_eight_routes_that_extend_one_base_read_and_parse_each_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11 item 7: a set of 8 routes sharing a base reads and parses each file once."""
+    (tmp_path / "base.yaml").write_text(
+        "version: 1\nname: base\ndetectors: {stub: {}}\nrules:\n"
+        "  - id: violence\n    match: {parent: Violence}\n    block_at: 90\n",
+        encoding="utf-8",
+    )
+    values = [f"s{n}" for n in range(8)]
+    routes = []
+    for n, value in enumerate(values):
+        (tmp_path / f"route{n}.yaml").write_text(
+            f"version: 1\nname: route{n}\nextends: base.yaml\nmin_confidence: {50 + n}\n"
+            "rules: []\n",
+            encoding="utf-8",
+        )
+        routes.append(f"  - when: {{surface: {value}}}\n    policy: route{n}.yaml\n")
+    set_file = tmp_path / "eight.set.yaml"
+    set_file.write_text(
+        "version: 1\nkind: policy-set\nname: eight\ncontext:\n  surface:\n"
+        f"    values: [{', '.join(values)}]\nroutes:\n" + "".join(routes),
+        encoding="utf-8",
+    )
+    read: list[str] = []
+    original = loader.read_policy_text
+
+    def counting(path: Path) -> str:
+        read.append(Path(path).name)
+        return original(path)
+
+    monkeypatch.setattr(loader, "read_policy_text", counting)
+    policy_set = load_policy_set(set_file)
+    assert policy_set is not None and len(policy_set.routes) == 8
+    assert sorted(read) == sorted(["base.yaml", *(f"route{n}.yaml" for n in range(8))])
