@@ -413,8 +413,10 @@ def content_types_of(
             malformed = True
             continue
         for entry in entries:
-            name = _field(entry, "name")
-            confidence = _field(entry, "confidence")
+            if type(entry) is dict and "name" in entry:  # the usual spelling, read once
+                name, confidence = entry["name"], entry.get("confidence")
+            else:
+                name, confidence = _field(entry, "name"), _field(entry, "confidence")
             if (
                 not isinstance(name, str)
                 or isinstance(confidence, bool)
@@ -502,6 +504,7 @@ class CompiledPolicySet:
         self._mentioned = policy_set.mentioned_content_types()
         self._uses_content_types = bool(self._mentioned)
         self._routing: dict[tuple[tuple[str, ...], frozenset[str], bool], tuple[Route, ...]] = {}
+        self._contexts: dict[tuple[tuple[str, str], ...], ResolvedContext] = {}
 
     def compiled(self, route: Route) -> CompiledPolicy:
         return self._routes[route.index].compiled
@@ -527,9 +530,7 @@ class CompiledPolicySet:
         """Route by ``context`` and the reported content types, then decide with
         the routed policy on its own detectors' labels at its own floor."""
         policy_set = self.policy_set
-        resolved = (
-            context if isinstance(context, ResolvedContext) else policy_set.resolve_context(context)
-        )
+        resolved = context if isinstance(context, ResolvedContext) else self.resolve(context)
         labels = tuple(labels)
         failures = tuple(failures)
         metadata = metadata or {}
@@ -548,6 +549,21 @@ class CompiledPolicySet:
                 best = (decision, route)
         assert best is not None
         return SetDecision(best[0], resolved, best[1], routes, policy_set.name, self.digest)
+
+    def resolve(self, context: Mapping[str, str]) -> ResolvedContext:
+        """:meth:`PolicySet.resolve_context`, remembered for contexts given as
+        before (an upload flow has few surfaces and audiences): resolving is
+        most of what routing costs."""
+        try:
+            key = tuple(context.items())
+            found = self._contexts.get(key)
+        except TypeError:  # a value that is no string: refused by resolve_context
+            return self.policy_set.resolve_context(context)
+        if found is None:
+            found = self.policy_set.resolve_context(context)
+            if len(self._contexts) < MAX_COMBINATIONS:
+                self._contexts[key] = found
+        return found
 
     def _routes_for(
         self, resolved: ResolvedContext, reported: frozenset[str], unknown: bool
