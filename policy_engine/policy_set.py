@@ -532,7 +532,7 @@ class CompiledPolicySet:
         policy_set = self.policy_set
         resolved = context if isinstance(context, ResolvedContext) else self.resolve(context)
         labels = tuple(labels)
-        failures = tuple(failures)
+        failures = tuple(failures) if failures else ()
         metadata = metadata or {}
         reported: frozenset[str] = frozenset()
         unknown = False
@@ -542,6 +542,10 @@ class CompiledPolicySet:
         routes = self._routes_for(resolved, reported, unknown)
         if not routes:  # a set the loader checked is total; never allow by default
             raise PolicyEngineError(f"no route of policy set {policy_set.name!r} takes this image")
+        if len(routes) == 1:  # the usual case: routing is known
+            route = routes[0]
+            decision = self._decide_with(route, labels, failures, metadata)
+            return SetDecision(decision, resolved, route, routes, policy_set.name, self.digest)
         best: tuple[Decision, Route] | None = None
         for route in routes:
             decision = self._decide_with(route, labels, failures, metadata)
