@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 MAX_CONFIDENCE = 100.0
 ANY_OTHER_LABEL = "*"
+ANY_LABEL_AT_TOP = "<any other label>"
+"""The made-up label that stands for a label nobody knows, reported with no parent."""
 POLICY_LABELS = "policy labels"
 """The taxonomy column of rows that only the policy's ``labels:`` know."""
 
@@ -223,12 +225,20 @@ def labels_of(
     taxonomy: Taxonomy | None,
     *,
     unknown_under_categories: bool = True,
+    exhaustive: bool = False,
 ) -> Iterator[tuple[str, str]]:
     """(name, reported parent) of every label a detector may report: the taxonomy's
     with their taxonomy parents, then the policy's own (reported without a parent),
     then, with ``unknown_under_categories``, for every category a label nobody
     knows yet reported under it. The one label universe: the table lists these,
-    and the linter decides them."""
+    and the linter decides them.
+
+    ``exhaustive`` (strictness, POLICY_SPEC section 11) adds what a detector may
+    still report: every name a rule mentions, and every name the taxonomy does
+    not know (a rule's or a ``labels:`` entry's) reported with no parent and under
+    each category, and a label nobody knows at the top (:data:`ANY_LABEL_AT_TOP`).
+    A taxonomy's own labels keep their taxonomy parents: that is how a detector
+    reports them."""
     seen: set[str] = set()
     categories: dict[str, str] = {}  # key -> display name
     if taxonomy is not None:
@@ -259,6 +269,28 @@ def labels_of(
     # seen yet is decided by the category's rules, so the table lists that case too.
     for key in sorted(categories):
         yield synthetic_name(categories[key]), categories[key]
+    if not exhaustive:
+        return
+    new_names: dict[str, str] = {}  # key -> display name, of names the taxonomy lacks
+    for definition in compiled.policy.labels:
+        if definition.source in (None, source):
+            for name in (definition.name, definition.parent):
+                if name.strip():
+                    new_names.setdefault(canonical(name), name)
+    for rule in compiled.policy.rules:
+        if rule.match.source in (None, source):
+            for mentioned in (rule.match.name, rule.match.parent):
+                if mentioned is not None and mentioned.strip():
+                    new_names.setdefault(canonical(mentioned), mentioned)
+    in_taxonomy = set(taxonomy.keys()) if taxonomy is not None else set()
+    for key in sorted(new_names.keys() - in_taxonomy):
+        # "" was yielded above for the labels: entries; a rule's names come here
+        if key not in seen:
+            yield new_names[key], ""
+        for category_key in sorted(categories):
+            if category_key != key:
+                yield new_names[key], categories[category_key]
+    yield ANY_LABEL_AT_TOP, ""
 
 
 def reported_parent(taxonomy: Taxonomy | None, key: str) -> str:
