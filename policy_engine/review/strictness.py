@@ -34,7 +34,7 @@ set can call it for each pair of routes or contexts.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
@@ -229,10 +229,10 @@ def universe_sources(
 ) -> tuple[str, ...]:
     """Every detector either policy can meet: those they name, every installed one
     (a policy with no ``detectors:`` sees them all), and :data:`OTHER_DETECTOR`."""
-    found = {*table_sources(a, registry), *table_sources(b, registry), OTHER_DETECTOR}
+    found = {*table_sources(a, registry), *table_sources(b, registry)}
     if registry is not None:
         found.update(registry.names())
-    return tuple(sorted(found))
+    return (*sorted(found - {OTHER_DETECTOR}), OTHER_DETECTOR)  # the named ones first
 
 
 def universe(
@@ -318,8 +318,8 @@ def compare_policies(
     found: list[Counterexample] = []
     for item in universe(a, b, registry):
         found.extend(_label_differences(a, b, item))
-    failing = {*a.policy.detectors, *b.policy.detectors, OTHER_DETECTOR}
-    for source in sorted(failing):
+    failing = {*a.policy.detectors, *b.policy.detectors}
+    for source in (*sorted(failing - {OTHER_DETECTOR}), OTHER_DETECTOR):
         (verdict_a, by_a), (verdict_b, by_b) = (
             failure_verdict(a, source),
             failure_verdict(b, source),
@@ -336,3 +336,31 @@ def compare_policies(
         tuple(c for c in found if c.a_more_severe),
         tuple(c for c in found if not c.a_more_severe),
     )
+
+
+# -- promises -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRef:
+    """A policy a promise names: as reports show it (a file, later a set's context),
+    and the policy itself (None: the policy of the tests file holding the promise)."""
+
+    name: str
+    compiled: CompiledPolicy | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StrictnessPromise:
+    """A promise that policy ``stricter`` is at least as strict as policy ``than``."""
+
+    stricter: PolicyRef
+    than: PolicyRef
+
+    def describe(self) -> str:
+        return f"{self.stricter.name} is at least as strict as {self.than.name}"
+
+    def check(self, own: CompiledPolicy, registry: DetectorRegistry | None = None) -> Strictness:
+        """``stricter`` compared with ``than`` (``own`` stands for a reference without a
+        policy); the promise holds when the result's ``a_at_least_as_strict``."""
+        return compare_policies(self.stricter.compiled or own, self.than.compiled or own, registry)
