@@ -5,8 +5,11 @@ detectors can report gets, at every confidence from 0 to 100, a verdict under A
 at least as severe as under B, and the failure of every detector either declares
 contributes a verdict under A at least as severe as under B.
 
-The labels are the decision table's universe (:func:`~policy_engine.review.table.labels_of`
-with ``exhaustive``), walked for every source either policy can meet, under
+The labels are the decision table's universe (:func:`~policy_engine.review.table.labels_of`)
+of both policies, plus what a detector may still report
+(:func:`~policy_engine.review.table.unknown_name_labels`: a name only a rule or
+``labels:`` mentions, alone and under every category either policy knows, and a
+label nobody knows at the top), walked for every source either policy can meet, under
 every taxonomy each source knows (older models' too: a gate must not miss a
 label an older model reports), plus :data:`OTHER_DETECTOR`, a detector neither
 policy names. Each label's verdicts are the table's bands; between the cut
@@ -36,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from itertools import pairwise
+from itertools import chain, pairwise
 from typing import TYPE_CHECKING, Any
 
 from policy_engine.compiler import CompiledPolicy
@@ -51,6 +54,7 @@ from policy_engine.review.table import (
     source_taxonomies,
     table_row,
     table_sources,
+    unknown_name_labels,
 )
 from policy_engine.taxonomy import Taxonomy
 
@@ -242,12 +246,16 @@ def universe(
     for source in universe_sources(a, b, registry):
         for taxonomy in source_taxonomies(source, registry, True):
             seen: set[tuple[str, str]] = set()
-            for policy in (a, b):
-                for name, parent in labels_of(policy, source, taxonomy, exhaustive=True):
-                    key = (name_key(name), name_key(parent) if parent.strip() else "")
-                    if key not in seen:
-                        seen.add(key)
-                        yield UniverseLabel(source, taxonomy, name, parent)
+            walked = chain(
+                labels_of(a, source, taxonomy),
+                labels_of(b, source, taxonomy),
+                unknown_name_labels((a, b), source, taxonomy),
+            )
+            for name, parent in walked:
+                key = (name_key(name), name_key(parent) if parent.strip() else "")
+                if key not in seen:
+                    seen.add(key)
+                    yield UniverseLabel(source, taxonomy, name, parent)
 
 
 def _segments(policy: CompiledPolicy, item: UniverseLabel) -> tuple[_Segment, ...]:

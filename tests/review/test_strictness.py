@@ -175,6 +175,18 @@ def test_a_name_only_a_rule_mentions_is_in_the_universe() -> None:
     assert (OTHER_DETECTOR, "<any other label>") in names
 
 
+def test_a_name_one_policy_mentions_under_a_category_only_the_other_knows() -> None:
+    # A allows Knife by name; B blocks everything reported under Blades, a category
+    # no taxonomy knows. A detector reporting Knife under Blades: A allows, B blocks.
+    head = "version: 1\nname: p\ndetectors: {s1: {}}\nrules:\n"
+    unknown = "  # policy-engine: ignore[unknown-name]\n"
+    a = head + "  - {id: knife, match: {name: Knife}, action: allow}" + unknown
+    b = head + "  - {id: blades, match: {parent: Blades}, block_at: 0}" + unknown
+    result = compare(a, b)
+    assert not result.a_at_least_as_strict
+    assert ("Knife", "Blades") in {(c.label, c.parent) for c in result.a_less_severe}
+
+
 # -- brute force -------------------------------------------------------------------------
 
 
