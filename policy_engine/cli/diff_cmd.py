@@ -38,6 +38,7 @@ from policy_engine.review.diff import (
     reasons_text,
     verdict_name,
 )
+from policy_engine.review.strictness import Relation, Strictness, compare_policies
 
 GIT_TIMEOUT = 60
 
@@ -49,7 +50,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "or removed, the default and on_error. With --corpus, also decide recorded detector "
         "output under both and count the decisions that change. OLD and NEW are files, or "
         "REV:path to read a file from git in the current repository (e.g. HEAD:policy.yaml). "
-        "Exit 0 when both load (it is a report; see --fail-on-change), 2 when one does not."
+        "The last line says whether NEW is stricter than OLD, more lenient, mixed or equal "
+        "(POLICY_SPEC section 11: every label, band and detector failure, under every "
+        "taxonomy). Exit 0 when both load (it is a report; see --fail-on-change and "
+        "--fail-on lenient), 1 when a --fail-on* condition holds, 2 when one does not load."
     )
     parser.add_argument("old", metavar="OLD", help="the old policy: FILE or REV:path")
     parser.add_argument("new", metavar="NEW", help="the new policy: FILE or REV:path")
@@ -65,6 +69,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--all-taxonomies",
         action="store_true",
         help="compare under every taxonomy a detector knows (e.g. Rekognition's model 6 too)",
+    )
+    parser.add_argument(
+        "--fail-on",
+        choices=("lenient",),
+        help="lenient: exit 1 when NEW is more lenient than OLD anywhere (any label's band "
+        "or detector failure gets a less severe verdict): a gate for 'this change only tightens'",
     )
     parser.add_argument(
         "--fail-on-change",
@@ -268,12 +278,18 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     old_policy, new_policy = load_both(args, registry, stderr)
     old, new = compile_policy(old_policy, registry), compile_policy(new_policy, registry)
     report = diff_policies(old, new, registry, all_taxonomies=args.all_taxonomies)
+    strictness = compare_policies(new, old, registry)
     corpus = None
     if args.corpus is not None:
         corpus = corpus_diff(old, new, read_corpus(args.corpus, registry))
-    stdout.write(RENDERERS[args.format](DiffResult(report, corpus, args.old, args.new)))
+    result = DiffResult(report, corpus, args.old, args.new, strictness)
+    stdout.write(RENDERERS[args.format](result))
     changed = report.decisions_change or (corpus is not None and corpus.changed > 0)
-    return exit_codes.FAIL_ON if args.fail_on_change and changed else exit_codes.OK
+    if args.fail_on_change and changed:
+        return exit_codes.FAIL_ON
+    if args.fail_on == "lenient" and not strictness.a_at_least_as_strict:
+        return exit_codes.FAIL_ON
+    return exit_codes.OK
 
 
 # -- rendering --------------------------------------------------------------------------
@@ -287,11 +303,49 @@ class DiffResult:
     corpus: CorpusDiff | None
     old: str
     new: str
+    strictness: Strictness
+    """NEW (``a``) compared with OLD (``b``)."""
 
     def to_dict(self) -> dict[str, Any]:
         data = self.report.to_dict()
         data["corpus"] = None if self.corpus is None else self.corpus.to_dict()
+        data["strictness"] = strictness_dict(self.strictness)
         return data
+
+
+def strictness_dict(strictness: Strictness) -> dict[str, Any]:
+    """The JSON ``strictness`` field: NEW's relation to OLD and the bands that say so."""
+    return {
+        "relation": strictness.relation.value,
+        "stricter": [c.to_dict() for c in strictness.a_more_severe],
+        "more_lenient": [c.to_dict() for c in strictness.a_less_severe],
+    }
+
+
+def strictness_line(strictness: Strictness) -> str:
+    """One line: is NEW stricter than OLD, more lenient, mixed or equal (with one example)."""
+    more, less = strictness.a_more_severe, strictness.a_less_severe
+    relation = strictness.relation
+    if relation is Relation.EQUAL:
+        return (
+            "strictness: equal (NEW decides every label at every confidence, "
+            "and every detector failure, as OLD does)"
+        )
+    if relation is Relation.STRICTER:
+        return (
+            f"strictness: NEW is stricter than OLD "
+            f"({len(more)} band(s) more severe, none more lenient)"
+        )
+    example = less[0].describe("new", "old")
+    if relation is Relation.MORE_LENIENT:
+        return (
+            f"strictness: NEW is more lenient than OLD "
+            f"({len(less)} band(s) more lenient, none more severe; e.g. {example})"
+        )
+    return (
+        f"strictness: mixed, NEW is stricter than OLD in places and more lenient in others "
+        f"({len(more)} band(s) more severe, {len(less)} more lenient; e.g. {example})"
+    )
 
 
 def _grouped(rows: tuple[RowChange, ...]) -> dict[tuple[str, str], list[RowChange]]:
@@ -362,6 +416,7 @@ def diff_text(result: DiffResult) -> str:
         lines += ["", f"Listed by one table only, decided the same: {names}"]
     if corpus is not None:
         lines += ["", *_corpus_text(corpus)]
+    lines += ["", strictness_line(result.strictness)]
     return "\n".join(lines) + "\n"
 
 
@@ -438,6 +493,7 @@ def diff_markdown(result: DiffResult) -> str:
             for item in corpus.changes:
                 cells = [item.item, reasons_text(item.old), reasons_text(item.new)]
                 lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
+    lines += ["", md_cell(strictness_line(result.strictness))]
     return "\n".join(lines) + "\n"
 
 

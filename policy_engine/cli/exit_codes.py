@@ -3,7 +3,9 @@
 OK = 0
 """Everything ran; no decision reached ``--fail-on``."""
 FAIL_ON = 1
-"""A decision reached the ``--fail-on`` verdict."""
+"""A decision reached the ``--fail-on`` verdict; ``test`` had failures; ``diff``
+found a change (``--fail-on-change``) or a band NEW decides less severely than
+OLD (``--fail-on lenient``)."""
 USAGE = 2
 """Bad usage, a policy that does not load, a malformed labels file, a broken plugin."""
 INCOMPLETE = 3

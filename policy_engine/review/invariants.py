@@ -28,6 +28,11 @@ states the decision's bounds (``min_decision``, ``max_decision``).
 
 ``taxonomies: all`` checks every taxonomy each detector has (older models'
 too), not only the current one.
+
+A *strictness* invariant (``at_least_as_strict_as: other.yaml``) promises that
+the policy is at least as strict as another (POLICY_SPEC section 11, decided by
+:mod:`policy_engine.review.strictness` over every label, confidence, taxonomy and
+detector failure); a broken one lists the bands where it is more lenient.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from policy_engine.diagnostics import Position
 from policy_engine.labels import Label
 from policy_engine.model import Verdict, plain_number
 from policy_engine.names import name_key, tidy_name
+from policy_engine.review.strictness import Strictness, StrictnessPromise
 from policy_engine.review.table import (
     POLICY_LABELS,
     Band,
@@ -106,15 +112,19 @@ class Invariant:
     """None: as the tests file says (default: each detector's current taxonomy)."""
     name: str | None = None
     position: Position = field(default_factory=Position, compare=False)
+    strictness: StrictnessPromise | None = None
+    """The strictness form: two policies, the first at least as strict as the second."""
 
     @property
     def is_label_set(self) -> bool:
-        return self.category is None and self.label is None
+        return self.category is None and self.label is None and self.strictness is None
 
     def describe(self) -> str:
         """The invariant in one line, as it is shown in reports."""
         if self.name:
             return self.name
+        if self.strictness is not None:
+            return self.strictness.describe()
         if self.is_label_set:
             shown = ", ".join(
                 f"{label.name} {plain_number(label.confidence)}" for label in self.labels
@@ -138,10 +148,12 @@ class Invariant:
         data: dict[str, Any],
         position: Position | None = None,
         labels: tuple[Label, ...] = (),
+        strictness: StrictnessPromise | None = None,
     ) -> Invariant:
         """Build from a tests file's invariant (already valid against its schema);
         ``labels`` are its ``labels:``, built by the tests file's loader (which
-        knows their default source)."""
+        knows their default source), and so is ``strictness`` (it loads the other
+        policy)."""
         requirements = []
         for kind in REQUIREMENT_KINDS:
             if kind in data:
@@ -161,6 +173,7 @@ class Invariant:
             taxonomies_all=None if taxonomies is None else taxonomies == "all",
             name=data.get("name"),
             position=position or Position(),
+            strictness=strictness,
         )
 
 
@@ -223,12 +236,23 @@ class InvariantResult:
     counterexamples: tuple[Counterexample, ...] = ()
     total: int = 0
     """How many counterexamples there are in all (only the first few are kept)."""
+    strictness: Strictness | None = None
+    """A strictness invariant's answer; its ``a_less_severe`` bands break it."""
 
     def details(self) -> list[str]:
         lines = [self.message] if self.message else []
         lines.extend(f"counterexample: {c.describe()}" for c in self.counterexamples)
-        if self.total > len(self.counterexamples):
-            lines.append(f"... and {self.total - len(self.counterexamples)} more")
+        if self.strictness is not None and self.invariant.strictness is not None:
+            promise = self.invariant.strictness
+            lines.extend(
+                f"counterexample: {c.describe(promise.stricter.name, promise.than.name)}"
+                for c in self.strictness.a_less_severe[:MAX_COUNTEREXAMPLES]
+            )
+        shown = len(self.counterexamples)
+        if self.strictness is not None:
+            shown = min(self.total, MAX_COUNTEREXAMPLES)
+        if self.total > shown:
+            lines.append(f"... and {self.total - shown} more")
         return lines
 
 
@@ -253,9 +277,29 @@ class InvariantChecker:
     def check(self, invariant: Invariant, *, all_taxonomies: bool = False) -> InvariantResult:
         if invariant.taxonomies_all is not None:  # the invariant chooses for itself
             all_taxonomies = invariant.taxonomies_all
+        if invariant.strictness is not None:
+            return self._check_strictness(invariant, invariant.strictness)
         if invariant.is_label_set:
             return self._check_label_set(invariant, all_taxonomies)
         return self._check_selector(invariant, all_taxonomies)
+
+    def _check_strictness(
+        self, invariant: Invariant, promise: StrictnessPromise
+    ) -> InvariantResult:
+        found = promise.check(self.compiled, self.registry)
+        less = found.a_less_severe
+        if not less:
+            return InvariantResult(
+                invariant, True, f"holds ({found.relation.value})", strictness=found
+            )
+        return InvariantResult(
+            invariant,
+            False,
+            f"broken: {promise.stricter.name} is {found.relation.value} compared with "
+            f"{promise.than.name}, less severe in {len(less)} band(s)",
+            total=len(less),
+            strictness=found,
+        )
 
     # -- selector invariants ----------------------------------------------
 

@@ -11,7 +11,7 @@ on it exactly, with no sampling.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 MAX_CONFIDENCE = 100.0
 ANY_OTHER_LABEL = "*"
+ANY_LABEL_AT_TOP = "<any other label>"
+"""The made-up label that stands for a label nobody knows, reported with no parent."""
 POLICY_LABELS = "policy labels"
 """The taxonomy column of rows that only the policy's ``labels:`` know."""
 
@@ -223,6 +225,27 @@ def synthetic_name(category: str) -> str:
     return f"<any label under {tidy_name(category)}>"
 
 
+def categories_of(
+    compiled: CompiledPolicy, source: str, taxonomy: Taxonomy | None
+) -> dict[str, str]:
+    """Canonical key -> display name of every category of labels from ``source``:
+    a taxonomy parent, a ``labels:`` entry's parent, a rule's ``parent``."""
+    categories: dict[str, str] = {}
+    if taxonomy is not None:
+        for key in sorted(taxonomy.keys()):
+            parent_key = taxonomy.parent_key(key) or ""
+            if parent_key:
+                categories.setdefault(parent_key, reported_parent(taxonomy, key))
+    canonical = compiled.canonical_key(taxonomy)
+    for definition in compiled.policy.labels:
+        if definition.source in (None, source) and definition.parent.strip():
+            categories.setdefault(canonical(definition.parent), definition.parent)
+    for rule in compiled.policy.rules:
+        if rule.match.parent is not None and rule.match.source in (None, source):
+            categories.setdefault(canonical(rule.match.parent), rule.match.parent)
+    return categories
+
+
 def labels_of(
     compiled: CompiledPolicy,
     source: str,
@@ -234,23 +257,16 @@ def labels_of(
     with their taxonomy parents, then the policy's own (reported without a parent),
     then, with ``unknown_under_categories``, for every category a label nobody
     knows yet reported under it. The one label universe: the table lists these,
-    and the linter decides them."""
+    and the linter decides them (strictness adds :func:`unknown_name_labels`)."""
     seen: set[str] = set()
-    categories: dict[str, str] = {}  # key -> display name
     if taxonomy is not None:
         for key in sorted(taxonomy.keys()):
-            parent_key = taxonomy.parent_key(key) or ""
-            parent = reported_parent(taxonomy, key)
             seen.add(key)
-            if parent_key:
-                categories.setdefault(parent_key, parent)
-            yield taxonomy.display_name(key) or key, parent
+            yield taxonomy.display_name(key) or key, reported_parent(taxonomy, key)
     canonical = compiled.canonical_key(taxonomy)
     for definition in compiled.policy.labels:
         if definition.source not in (None, source):
             continue
-        if definition.parent.strip():
-            categories.setdefault(canonical(definition.parent), definition.parent)
         for name in (definition.name, definition.parent):
             key = canonical(name) if name.strip() else ""
             if key and key not in seen:
@@ -258,13 +274,51 @@ def labels_of(
                 yield name, ""
     if not unknown_under_categories:
         return
-    for rule in compiled.policy.rules:
-        if rule.match.parent is not None and rule.match.source in (None, source):
-            categories.setdefault(canonical(rule.match.parent), rule.match.parent)
     # Detectors add labels over time: one reported under a category nobody has
     # seen yet is decided by the category's rules, so the table lists that case too.
+    categories = categories_of(compiled, source, taxonomy)
     for key in sorted(categories):
         yield synthetic_name(categories[key]), categories[key]
+
+
+def unknown_name_labels(
+    policies: Sequence[CompiledPolicy], source: str, taxonomy: Taxonomy | None
+) -> Iterator[tuple[str, str]]:
+    """What a detector may still report beyond :func:`labels_of` (strictness,
+    POLICY_SPEC section 11): every name any of ``policies`` mentions (a rule's
+    ``name`` or ``parent``, a ``labels:`` entry's) that the taxonomy does not know,
+    reported with no parent and under every category any of them knows, and a
+    label nobody knows at the top (:data:`ANY_LABEL_AT_TOP`). A taxonomy's own
+    labels keep their taxonomy parents: that is how a detector reports them."""
+    known = set(taxonomy.keys()) if taxonomy is not None else set()
+    names: dict[str, str] = {}  # name key -> display name
+    categories: dict[str, str] = {}
+    for compiled in policies:
+        canonical = compiled.canonical_key(taxonomy)
+        mentioned = [
+            name
+            for definition in compiled.policy.labels
+            if definition.source in (None, source)
+            for name in (definition.name, definition.parent)
+        ]
+        mentioned += [
+            name
+            for rule in compiled.policy.rules
+            if rule.match.source in (None, source)
+            for name in (rule.match.name, rule.match.parent)
+            if name is not None
+        ]
+        for name in mentioned:
+            if name.strip() and canonical(name) not in known:
+                names.setdefault(name_key(name), name)
+        for display in categories_of(compiled, source, taxonomy).values():
+            categories.setdefault(name_key(display), display)
+    for key in sorted(names):
+        yield names[key], ""
+        for category_key in sorted(categories):
+            if category_key != key:
+                yield names[key], categories[category_key]
+    yield ANY_LABEL_AT_TOP, ""
 
 
 def reported_parent(taxonomy: Taxonomy | None, key: str) -> str:

@@ -4,7 +4,9 @@ A tests file ``<name>.tests.yaml`` sits next to the policy it tests. It names
 the policy (relative to itself), lists cases (the labels of one image, given
 inline, as raw detector responses inline, or as recorded response files, plus
 detector errors; the decision it must get; optionally its exact reasons) and
-invariants (:mod:`policy_engine.review.invariants`). Its schema is
+invariants (:mod:`policy_engine.review.invariants`), among them strictness
+promises (``at_least_as_strict_as: other.yaml``, the other policy loaded
+relative to the tests file). Its schema is
 ``schemas/policy-tests.schema.json``; load errors are positioned diagnostics
 like a policy's. :mod:`policy_engine.review.runner` runs what is loaded here.
 
@@ -39,6 +41,7 @@ from policy_engine.model import Policy, Verdict
 from policy_engine.names import name_key
 from policy_engine.recordings import read_recording
 from policy_engine.review.invariants import Invariant
+from policy_engine.review.strictness import PolicyRef, StrictnessPromise
 from policy_engine.source import JsonPath, SourceMap, parse_document, read_policy_text
 
 if TYPE_CHECKING:
@@ -150,6 +153,7 @@ class _CaseBuilder:
         default_source: str | None,
         *,
         quiet: bool = False,
+        policy_written: str = "the policy",
     ) -> None:
         self.source_map = source_map
         self.file = source_map.file
@@ -157,6 +161,7 @@ class _CaseBuilder:
         self.registry = registry
         self.default_source = default_source
         self.quiet = quiet
+        self.policy_written = policy_written
         self.diagnostics: list[Diagnostic] = []
 
     def fail(self, code: str, message: str, path: JsonPath) -> None:
@@ -255,7 +260,30 @@ class _CaseBuilder:
         found = tuple(label for label in labels if label is not None)
         if len(found) < len(labels):
             return None
-        return Invariant.from_data(raw, self.source_map.at(path), found)
+        promise = None
+        if "at_least_as_strict_as" in raw:
+            promise = self.strictness_promise(raw["at_least_as_strict_as"], path)
+            if promise is None:
+                return None
+        return Invariant.from_data(raw, self.source_map.at(path), found, promise)
+
+    def strictness_promise(self, written: str, path: JsonPath) -> StrictnessPromise | None:
+        """``at_least_as_strict_as: other.yaml``: the tested policy is at least as strict
+        as that policy (loaded relative to the tests file)."""
+        loaded = check_policy_file(self.base_dir / written, registry=self.registry)
+        if loaded.policy is None:
+            self.fail(
+                "policy-does-not-load",
+                f"the policy {written} (at_least_as_strict_as) does not load "
+                f"({len(loaded.errors)} error(s))",
+                (*path, "at_least_as_strict_as"),
+            )
+            self.diagnostics.extend(loaded.errors)
+            return None
+        return StrictnessPromise(
+            PolicyRef(self.policy_written),
+            PolicyRef(written, compile_policy(loaded.policy, self.registry)),
+        )
 
 
 def default_source(data: Mapping[str, Any], policy: Policy | None) -> str | None:
@@ -311,6 +339,7 @@ def check_tests_file(path: str | os.PathLike[str], registry: DetectorRegistry) -
         registry,
         default_source(data, loaded.policy),
         quiet=loaded.policy is None,
+        policy_written=data["policy"],
     )
     cases = tuple(
         builder.case(raw, ("cases", index)) for index, raw in enumerate(data.get("cases", ()))

@@ -104,6 +104,44 @@ def test_diff_files(h: Any, tmp_path: Path) -> None:
     )
 
 
+def test_diff_says_whether_new_is_stricter_and_gates_on_lenient(h: Any, tmp_path: Path) -> None:
+    old = h.write_text(tmp_path / "old.yaml", POLICY)
+    stricter = h.write_text(tmp_path / "new.yaml", POLICY.replace("block_at: 90", "block_at: 80"))
+    mixed = h.write_text(
+        tmp_path / "mixed.yaml",
+        POLICY.replace("block_at: 90", "block_at: 80").replace("review_at: 60", "review_at: 70"),
+    )
+    same = h.run("diff", old, old, "--fail-on", "lenient")
+    assert same.code == 0 and same.out.splitlines()[-1].startswith("strictness: equal"), same
+    tighter = h.run("diff", old, stricter, "--fail-on", "lenient")
+    assert tighter.code == 0, tighter
+    assert tighter.out.splitlines()[-1].startswith("strictness: NEW is stricter than OLD (")
+    looser = h.run("diff", stricter, old, "--fail-on", "lenient")
+    assert looser.code == 1, looser
+    last = looser.out.splitlines()[-1]
+    assert last.startswith("strictness: NEW is more lenient than OLD (")
+    assert "[80, 90): new review (rule graphic-violence), old block (rule graphic-violence)" in last
+    assert h.run("diff", stricter, old).code == 0  # a report unless asked to gate
+    both = h.run("diff", old, mixed, "--fail-on", "lenient")
+    assert both.code == 1 and both.out.splitlines()[-1].startswith("strictness: mixed"), both
+    data = h.run("diff", old, mixed, "--format", "json").json()
+    assert data["strictness"]["relation"] == "mixed"
+    lenient = {
+        (c["label"], c["from"], c["to"], c["a"]["verdict"], c["b"]["verdict"])
+        for c in data["strictness"]["more_lenient"]
+    }
+    assert ("Weapon Violence", 60, 70, "allow", "review") in lenient
+    assert data["strictness"]["stricter"]
+    markdown = h.run("diff", old, stricter, "--format", "markdown").out
+    assert markdown.splitlines()[-1].startswith("strictness: NEW is stricter than OLD")
+    # declaring fewer detectors ignores the others' labels: more lenient, never silently
+    no_detectors = h.write_text(
+        tmp_path / "any.yaml", POLICY.replace("detectors:\n  rekognition-moderation: {}\n", "")
+    )
+    fewer = h.run("diff", no_detectors, old, "--fail-on", "lenient", "--format", "json")
+    assert fewer.code == 1 and fewer.json()["strictness"]["relation"] == "more-lenient"
+
+
 def test_diff_load_error(h: Any, tmp_path: Path) -> None:
     old = h.write_text(tmp_path / "old.yaml", POLICY)
     bad = h.write_text(tmp_path / "bad.yaml", "version: 1\nname: x\nrules: [1]\n")

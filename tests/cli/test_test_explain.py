@@ -195,3 +195,27 @@ def test_explain_usage_errors(h, tmp_path):
     result = h.run("explain", "--policy", policy, "--labels", bad)
     assert result.code == 2
     assert "not valid JSON" in result.err
+
+
+def test_a_broken_strictness_promise_prints_its_counterexamples(h, tmp_path):
+    h.write_text(tmp_path / "policy.yaml", h.VIOLENCE_POLICY)
+    looser = h.VIOLENCE_POLICY.replace("block_at: 90", "block_at: 95")
+    assert looser != h.VIOLENCE_POLICY
+    h.write_text(tmp_path / "looser.yaml", looser)
+    kept = h.write_text(
+        tmp_path / "policy.tests.yaml",
+        "policy: policy.yaml\ninvariants:\n  - at_least_as_strict_as: looser.yaml\n",
+    )
+    result = h.run("test", kept)
+    assert result.code == 0 and closing_line(result.out) == (1, 0), result
+    assert "ok    invariant policy.yaml is at least as strict as looser.yaml" in result.out
+    h.write_text(
+        tmp_path / "looser.tests.yaml",
+        "policy: looser.yaml\ninvariants:\n  - at_least_as_strict_as: policy.yaml\n",
+    )
+    broken = h.run("test", tmp_path / "looser.tests.yaml")
+    assert broken.code == 1 and closing_line(broken.out) == (0, 1), broken
+    assert "FAIL  invariant looser.yaml is at least as strict as policy.yaml" in broken.out
+    assert "[90, 95): looser.yaml allow (rule violence), policy.yaml block (rule violence)" in (
+        broken.out
+    )

@@ -255,3 +255,77 @@ cases:
     assert report.never == ("top", "unused")
     assert round(report.percent, 1) == 33.3
     assert report.lines()[0].endswith("1/3 rules decided a label (33.3%)")
+
+
+# -- strictness promises ----------------------------------------------------------------
+
+LOOSER = POLICY.replace("block_at: 90", "block_at: 95")
+
+
+def test_a_strictness_promise_holds_or_lists_its_counterexamples(
+    tmp_path: Path, registry: DetectorRegistry
+) -> None:
+    (tmp_path / "looser.yaml").write_text(LOOSER, encoding="utf-8")
+    (tmp_path / "same.yaml").write_text(POLICY, encoding="utf-8")
+    tests = (
+        "policy: p.yaml\n"
+        "invariants:\n"
+        "  - at_least_as_strict_as: looser.yaml\n"
+        "  - {name: no looser than itself, at_least_as_strict_as: same.yaml}\n"
+    )
+    result = run(tmp_path, tests, registry)
+    assert [r.passed for r in result.invariants] == [True, True]  # type: ignore[attr-defined]
+    assert result.invariants[0].invariant.describe() == (  # type: ignore[attr-defined]
+        "p.yaml is at least as strict as looser.yaml"
+    )
+    # the other way round: the looser policy breaks the promise, band by band
+    (tmp_path / "strict.yaml").write_text(POLICY, encoding="utf-8")
+    (tmp_path / "p.yaml").write_text(LOOSER, encoding="utf-8")
+    path = tmp_path / "p.tests.yaml"
+    path.write_text(
+        "policy: p.yaml\nsource: rekognition-moderation\n"
+        "invariants:\n  - at_least_as_strict_as: strict.yaml\n",
+        encoding="utf-8",
+    )
+    from policy_engine.review.runner import run_tests_file
+
+    outcome = run_tests_file(load_tests_file(path, registry), registry)
+    (invariant,) = outcome.invariants
+    assert not invariant.passed and outcome.failed == 1
+    details = invariant.details()
+    assert details[0].startswith("broken: p.yaml is more-lenient compared with strict.yaml")
+    assert details[1] == (
+        "counterexample: <any label under Graphic Violence> (rekognition-custom-labels, "
+        "parent Graphic Violence) [90, 95): "
+        "p.yaml review (rule graphic), strict.yaml block (rule graphic)"
+    )
+    assert len(details) == 12 and details[-1] == "... and 14 more"
+
+
+@pytest.mark.parametrize(
+    ("invariant", "message"),
+    [
+        (
+            "{at_least_as_strict_as: missing.yaml}",
+            "the policy missing.yaml (at_least_as_strict_as)",
+        ),
+        (
+            "{at_least_as_strict_as: p.yaml, never: block}",
+            "a strictness invariant (at_least_as_strict_as) takes only name and description",
+        ),
+        (
+            "{at_least_as_strict_as: p.yaml, category: Violence, never: block}",
+            "an invariant names exactly one of category, label or labels (or at_least_as_strict_as",
+        ),
+    ],
+)
+def test_a_strictness_promise_that_cannot_be_checked_is_a_load_error(
+    tmp_path: Path, registry: DetectorRegistry, invariant: str, message: str
+) -> None:
+    path = write(tmp_path, f"policy: p.yaml\ninvariants:\n  - {invariant}\n")
+    loaded = check_tests_file(path, registry)
+    assert loaded.tests is None
+    found = [d for d in loaded.diagnostics if d.file == str(path)]
+    assert any(message in d.message and d.line == 3 for d in found), [
+        d.render() for d in loaded.diagnostics
+    ]
