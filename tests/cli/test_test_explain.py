@@ -40,8 +40,10 @@ def test_ci_runs_every_reference_policy_test_file(h):
     assert result.code == 0, result
     passed, failed = closing_line(result.out)
     assert failed == 0 and passed >= 50, result
-    for name in ("general-ugc", "young-audience", "marketplace"):
+    for name in ("general-ugc", "young-audience", "marketplace", "community.set"):
         assert f"{name}.tests.yaml" in result.out
+    # the reference set's routes are all taken (--min-coverage holds routes too)
+    assert "community.set.yaml: 4/4 routes decided a case (100.0%)" in result.out
 
 
 def test_default_folder_is_policies_in_the_working_folder(h):
