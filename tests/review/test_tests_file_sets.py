@@ -199,3 +199,16 @@ def test_coverage_counts_each_case_for_its_routed_policy_and_the_routes(
         f"coverage {tests.policy_file}: 1/3 routes decided a case (33.3%)",
         "  never decided: route 1, route 2",
     ]
+
+
+def test_the_reference_set_is_the_readme_s_worked_example(tmp_path: Path) -> None:
+    from policy_engine.policy_set import load_policy_set
+
+    readme = (POLICIES.parent / "README.md").read_text(encoding="utf-8")
+    marker = "```yaml\n# community.set.yaml"
+    block = "#" + readme.split(marker, 1)[1].split("```", 1)[0]
+    for name in ("general-ugc.yaml", "marketplace.yaml", "young-audience.yaml"):
+        shutil.copy(POLICIES / name, tmp_path / name)
+    (tmp_path / "readme.set.yaml").write_text(block, encoding="utf-8")
+    shipped = load_policy_set(POLICIES / "community.set.yaml")
+    assert load_policy_set(tmp_path / "readme.set.yaml").digest == shipped.digest
