@@ -175,6 +175,15 @@ DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
             "unreadable-recording": "A tests file names a recording that cannot be read.",
             "invalid-recording": "A tests file names a recording that is not valid JSON.",
             "tests-do-not-load": "A tests file has errors (TestsLoadError).",
+            "context-without-set": (
+                "A tests file's case gives context:, route: or content_types: but the file "
+                "names a policy, not a policy set."
+            ),
+            "unknown-route": "A tests file's case expects a route index the policy set lacks.",
+            "invariant-on-set": (
+                "A tests file that names a policy set lists invariants (they are checked on "
+                "a policy: put them in the routed policy's tests file)."
+            ),
         },
     ),
     **_topic(
@@ -206,8 +215,8 @@ DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
             ),
             "policy-set-does-not-load": "A policy set has errors (PolicySetLoadError).",
             "invalid-context": (
-                "A check's context names no value and no default for a dimension, or a value "
-                "not in its list (ContextError)."
+                "A check's (or a tests file case's) context names no value and no default "
+                "for a dimension, or a value not in its list (ContextError)."
             ),
         },
     ),

@@ -12,6 +12,7 @@ import pytest
 
 from policy_engine import DetectorRegistry
 from policy_engine.loader import check_policy_file
+from policy_engine.policy_set import check_policy_set_file, is_policy_set_file
 from policy_engine.review.invariants import Invariant, InvariantChecker
 from policy_engine.review.runner import run_case
 from policy_engine.review.tests_file import (
@@ -44,20 +45,35 @@ CASES = [Item(t, case=c) for t in TESTS_FILES for c in t.cases]
 INVARIANTS = [Item(t, invariant=i) for t in TESTS_FILES for i in t.invariants]
 
 
+REFERENCE_FILES = sorted(p for p in POLICIES.glob("*.yaml") if not p.name.endswith(".tests.yaml"))
+SETS = {p.name for p in REFERENCE_FILES if is_policy_set_file(p)}
+
+
 def test_every_reference_policy_has_cases_and_invariants() -> None:
-    policies = {p.name for p in POLICIES.glob("*.yaml") if not p.name.endswith(".tests.yaml")}
+    policies = {p.name for p in REFERENCE_FILES} - SETS
     covered = {Path(item.tests.policy_file).name for item in CASES}
     promised = {Path(item.tests.policy_file).name for item in INVARIANTS}
-    assert policies == covered == promised
-    assert len(policies) >= 3
+    # a set's cases are checked in context; invariants are promised per policy
+    assert policies | SETS == covered
+    assert policies == promised
+    assert len(policies) >= 3 and SETS
 
 
-@pytest.mark.parametrize(
-    "path",
-    sorted(p for p in POLICIES.glob("*.yaml") if not p.name.endswith(".tests.yaml")),
-    ids=lambda p: p.name,
-)
+def test_every_route_of_a_reference_set_decides_one_of_its_cases() -> None:
+    for tests in TESTS_FILES:
+        if tests.policy_set is None:
+            continue
+        taken = {run_case(tests, case, REGISTRY).route for case in tests.cases}
+        assert taken == {route.index for route in tests.policy_set.routes}, tests.file
+
+
+@pytest.mark.parametrize("path", REFERENCE_FILES, ids=lambda p: p.name)
 def test_reference_policy_loads_without_any_diagnostic(path: Path) -> None:
+    if path.name in SETS:
+        loaded_set = check_policy_set_file(path, registry=REGISTRY)
+        assert [d.render() for d in loaded_set.diagnostics] == []
+        assert loaded_set.policy_set is not None
+        return
     result = check_policy_file(path, registry=REGISTRY)
     assert [d.render() for d in result.diagnostics] == []
     assert result.policy is not None

@@ -108,7 +108,7 @@ def _report(result: FileResult, stdout: TextIO) -> None:
     tests = result.tests
     print(
         f"{tests.file}: {len(result.cases)} case(s), {len(result.invariants)} invariant(s) "
-        f"(policy {tests.policy.name})",
+        f"({tests.subject})",
         file=stdout,
     )
     for case in result.cases:

@@ -22,6 +22,10 @@ class CaseResult:
     problems: tuple[str, ...]
     trace: DecisionTrace | None = None
     """The explain trace of the case's labels, kept for failed cases."""
+    route: int | None = None
+    """With a policy set: the index of the route that decided."""
+    policy_file: str | None = None
+    """The file of the policy that decided (with a set, the routed policy's)."""
 
     @property
     def passed(self) -> bool:
@@ -51,8 +55,21 @@ class CaseResult:
 def run_case(
     tests: PolicyTestFile, case: PolicyCase, registry: DetectorRegistry | None = None
 ) -> CaseResult:
-    decision = tests.compiled.evaluate(case.labels, case.failures)
+    compiled, labels, failures = tests.compiled, list(case.labels), list(case.failures)
+    route_index: int | None = None
+    policy_file = tests.policy_file
     problems: list[str] = []
+    if tests.compiled_set is not None and case.context is not None:
+        decided = tests.compiled_set.decide(labels, failures, case.context, case.metadata)
+        decision, route = decided.decision, decided.route
+        route_index = route.index
+        policy_file = str(Path(tests.policy_file).parent / route.policy_file)
+        compiled = tests.compiled_set.compiled(route)
+        labels, failures, _ = tests.compiled_set.inputs_for(route, labels, failures, case.metadata)
+        if case.route is not None and case.route != route_index:
+            problems.append(f"route {route_index} decided, expected route {case.route}")
+    else:
+        decision = compiled.evaluate(labels, failures)
     if decision.verdict is not case.expect:
         problems.append(f"the decision is {decision.verdict.value}, expected {case.expect.value}")
     reasons = decision.reasons()
@@ -70,10 +87,8 @@ def run_case(
         for reason in reasons:
             if not any(e.matches(reason) for e in case.reasons):
                 problems.append(f"unexpected reason: {reason.describe()}")
-    trace = (
-        explain_decision(tests.compiled, case.labels, case.failures, registry) if problems else None
-    )
-    return CaseResult(case, decision, tuple(problems), trace)
+    trace = explain_decision(compiled, labels, failures, registry) if problems else None
+    return CaseResult(case, decision, tuple(problems), trace, route_index, policy_file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,15 +153,71 @@ class Coverage:
         return lines
 
 
-def coverage(results: Iterable[FileResult]) -> list[Coverage]:
-    """Per policy (tests files of one policy pool), in the order first met."""
+@dataclass(frozen=True, slots=True)
+class RouteCoverage:
+    """Which of a policy set's routes decided at least one case."""
+
+    set_file: str
+    routes: tuple[int, ...]
+    decided: frozenset[int]
+
+    @property
+    def never(self) -> tuple[int, ...]:
+        return tuple(route for route in self.routes if route not in self.decided)
+
+    @property
+    def percent(self) -> float:
+        if not self.routes:
+            return 100.0
+        return 100.0 * (len(self.routes) - len(self.never)) / len(self.routes)
+
+    @property
+    def policy_file(self) -> str:
+        """The file reported (a set's, like a policy's in :class:`Coverage`)."""
+        return self.set_file
+
+    def lines(self) -> list[str]:
+        covered = len(self.routes) - len(self.never)
+        lines = [
+            f"coverage {self.set_file}: {covered}/{len(self.routes)} routes decided "
+            f"a case ({self.percent:.1f}%)"
+        ]
+        if self.never:
+            lines.append(f"  never decided: route {', route '.join(map(str, self.never))}")
+        return lines
+
+
+def coverage(results: Iterable[FileResult]) -> list[Coverage | RouteCoverage]:
+    """Per policy (tests files of one policy pool, and a set's cases count for
+    the policy each case was routed to), then per policy set its routes, in the
+    order first met. A routed policy's rules are thus covered by its own tests
+    file and the set's together when both run."""
     by_policy: dict[Path, tuple[str, Policy, set[str]]] = {}
+    by_set: dict[Path, tuple[str, tuple[int, ...], set[int]]] = {}
     for result in results:
-        key = Path(result.tests.policy_file).resolve()
-        entry = by_policy.setdefault(key, (result.tests.policy_file, result.tests.policy, set()))
+        tests = result.tests
+        if tests.policy_set is None:
+            by_policy.setdefault(
+                Path(tests.policy_file).resolve(), (tests.policy_file, tests.policy, set())
+            )
+        else:
+            routes = tuple(route.index for route in tests.policy_set.routes)
+            entry = by_set.setdefault(
+                Path(tests.policy_file).resolve(), (tests.policy_file, routes, set())
+            )
+            entry[2].update(case.route for case in result.cases if case.route is not None)
+            base = Path(tests.policy_file).parent
+            for route in tests.policy_set.routes:
+                file = str(base / route.policy_file)
+                by_policy.setdefault(Path(file).resolve(), (file, route.policy, set()))
         for case in result.cases:
-            entry[2].update(case.decided_by)
-    return [
+            file = case.policy_file or tests.policy_file
+            by_policy[Path(file).resolve()][2].update(case.decided_by)
+    reports: list[Coverage | RouteCoverage] = [
         Coverage(file, tuple(rule.id for rule in policy.rules), frozenset(decided))
         for file, policy, decided in by_policy.values()
     ]
+    reports.extend(
+        RouteCoverage(file, routes, frozenset(decided)) for file, routes, decided in by_set.values()
+    )
+    return reports

@@ -30,6 +30,7 @@ from policy_engine.compiler import CompiledPolicy, compile_policy
 from policy_engine.decision import DetectorFailure, Reason
 from policy_engine.diagnostics import Diagnostic, Position, error, sort_diagnostics
 from policy_engine.errors import (
+    ContextError,
     InvalidDetectorResult,
     SourceError,
     TestsLoadError,
@@ -39,6 +40,15 @@ from policy_engine.labels import Label
 from policy_engine.loader import check_policy_file
 from policy_engine.model import Policy, Verdict
 from policy_engine.names import name_key
+from policy_engine.policy_set import (
+    CONTENT_TYPES_KEY,
+    CompiledPolicySet,
+    PolicySet,
+    ResolvedContext,
+    check_policy_set_file,
+    compile_policy_set,
+    is_policy_set_file,
+)
 from policy_engine.recordings import read_recording
 from policy_engine.review.invariants import Invariant
 from policy_engine.review.strictness import PolicyRef, StrictnessPromise
@@ -113,6 +123,12 @@ class PolicyCase:
     reasons: tuple[ExpectedReason, ...] | None = None
     rules: frozenset[str] | None = None
     position: Position = field(default_factory=Position, compare=False)
+    context: ResolvedContext | None = None
+    """With a policy set: the case's context, resolved when the file loads."""
+    route: int | None = None
+    """With a policy set: the index of the route that must decide."""
+    metadata: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
+    """Detector metadata of the case (content types, from raw responses or ``content_types:``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +142,17 @@ class PolicyTestFile:
     cases: tuple[PolicyCase, ...]
     invariants: tuple[Invariant, ...]
     all_taxonomies: bool = False
+    policy_set: PolicySet | None = None
+    """When the file names a set: the set (``policy``/``compiled`` are then its
+    first route's, for what reads one policy) and the set compiled."""
+    compiled_set: CompiledPolicySet | None = None
+
+    @property
+    def subject(self) -> str:
+        """What the file tests, for reports."""
+        if self.policy_set is not None:
+            return f"policy set {self.policy_set.name}"
+        return f"policy {self.policy.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +181,10 @@ class _CaseBuilder:
         *,
         quiet: bool = False,
         policy_written: str = "the policy",
+        policy_set: PolicySet | None = None,
     ) -> None:
+        self.policy_set = policy_set
+        self.metadata: dict[str, Mapping[str, Any]] = {}
         self.source_map = source_map
         self.file = source_map.file
         self.base_dir = base_dir
@@ -194,7 +224,10 @@ class _CaseBuilder:
 
     def parsed(self, raw: Any, path: JsonPath, where: str) -> list[Label]:
         try:
-            return list(self.registry.parse_response(raw).labels)
+            result = self.registry.parse_response(raw)
+            if result.metadata:  # content types, for a set's content_type routes
+                self.metadata[result.source] = result.metadata
+            return list(result.labels)
         except InvalidDetectorResult as exc:
             self.fail("invalid-response", f"{where}invalid response: {exc}", path)
         except UnrecognisedResponseError as exc:
@@ -221,6 +254,8 @@ class _CaseBuilder:
         return labels
 
     def case(self, raw: Mapping[str, Any], path: JsonPath) -> PolicyCase:
+        self.metadata = {}
+        context, route = self.routing(raw, path)
         labels: list[Label] = []
         for index, item in enumerate(raw.get("labels", ())):
             label = self.compact_label(item, (*path, "labels", index))
@@ -250,7 +285,52 @@ class _CaseBuilder:
             reasons=reasons,
             rules=frozenset(raw["rules"]) if "rules" in raw else None,
             position=self.source_map.at(path),
+            context=context,
+            route=route,
+            metadata=self.case_metadata(raw),
         )
+
+    def routing(
+        self, raw: Mapping[str, Any], path: JsonPath
+    ) -> tuple[ResolvedContext | None, int | None]:
+        """The case's resolved context and expected route; with a plain policy,
+        an error for each key that only a set reads."""
+        policy_set = self.policy_set
+        if policy_set is None:
+            for key in ("context", "route", "content_types"):
+                if key in raw and not self.quiet:
+                    self.fail(
+                        "context-without-set",
+                        f"{key}: is for a tests file that names a policy set; "
+                        "this file names a policy",
+                        (*path, key),
+                    )
+            return None, None
+        route = raw.get("route")
+        if route is not None and route >= len(policy_set.routes):
+            self.fail(
+                "unknown-route",
+                f"route: {route} is no route of policy set {policy_set.name!r} "
+                f"(it has routes 0 to {len(policy_set.routes) - 1})",
+                (*path, "route"),
+            )
+        given = raw.get("context", {})
+        try:
+            context = policy_set.resolve_context(given)
+        except ContextError as exc:
+            at = (*path, "context", exc.dimension) if exc.dimension in given else (*path,)
+            if "context" in raw and exc.dimension not in given:
+                at = (*path, "context")
+            self.fail("invalid-context", f"invalid context: {exc}", at)
+            return None, route
+        return context, route
+
+    def case_metadata(self, raw: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
+        metadata = dict(self.metadata)
+        if "content_types" in raw:
+            written = [{"name": name, "confidence": 100.0} for name in raw["content_types"]]
+            metadata["tests-file"] = {CONTENT_TYPES_KEY: written}
+        return metadata
 
     def invariant(self, raw: dict[str, Any], path: JsonPath) -> Invariant | None:
         labels = [
@@ -322,6 +402,8 @@ def check_tests_file(path: str | os.PathLike[str], registry: DetectorRegistry) -
     data: dict[str, Any] = document.data
     base_dir = file_path.parent
     policy_path = base_dir / data["policy"]
+    if is_policy_set_file(policy_path):
+        return _check_set_tests(file, data, source_map, policy_path, registry)
     loaded = check_policy_file(policy_path, registry=registry)
     if loaded.policy is None:
         diagnostics.append(
@@ -359,6 +441,73 @@ def check_tests_file(path: str | os.PathLike[str], registry: DetectorRegistry) -
         cases=cases,
         invariants=tuple(i for i in invariants if i is not None),
         all_taxonomies=data.get("taxonomies") == "all",
+    )
+    return TestsFileLoad(tests, ())
+
+
+def _check_set_tests(
+    file: str,
+    data: dict[str, Any],
+    source_map: SourceMap,
+    set_path: Path,
+    registry: DetectorRegistry,
+) -> TestsFileLoad:
+    """A tests file that names a policy set: every case is checked in its context."""
+    loaded = check_policy_set_file(set_path, registry=registry)
+    policy_set = loaded.policy_set
+    diagnostics: list[Diagnostic] = []
+    if policy_set is None:
+        diagnostics.append(
+            error(
+                "policy-does-not-load",
+                f"the policy set {data['policy']} does not load ({len(loaded.errors)} error(s))",
+                file,
+                source_map.at(("policy",)),
+            )
+        )
+        diagnostics.extend(loaded.errors)
+    detectors = policy_set.detectors if policy_set is not None else {}
+    source = data.get("source")
+    if not isinstance(source, str):
+        source = next(iter(detectors)) if len(detectors) == 1 else None
+    builder = _CaseBuilder(
+        source_map,
+        set_path.parent,
+        registry,
+        source,
+        quiet=policy_set is None,
+        policy_written=data["policy"],
+        policy_set=policy_set,
+    )
+    cases = tuple(
+        builder.case(raw, ("cases", index)) for index, raw in enumerate(data.get("cases", ()))
+    )
+    diagnostics.extend(builder.diagnostics)
+    for index, _ in enumerate(data.get("invariants", ())):
+        # invariants are proved over one policy's decision table; a set has one per route
+        diagnostics.append(
+            error(
+                "invariant-on-set",
+                "invariants are checked on a policy; this file names a policy set: "
+                "put them in the tests file of the routed policy",
+                file,
+                source_map.at(("invariants", index)),
+            )
+        )
+    if diagnostics or policy_set is None:
+        return TestsFileLoad(None, sort_diagnostics(diagnostics))
+    first = policy_set.routes[0]
+    compiled_set = compile_policy_set(policy_set, registry)
+    tests = PolicyTestFile(
+        file=file,
+        policy_file=str(set_path),
+        policy=first.policy,
+        compiled=compiled_set.compiled(first),
+        cases=cases,
+        invariants=(),
+        all_taxonomies=data.get("taxonomies") == "all",
+        policy_set=policy_set,
+        compiled_set=compiled_set,
     )
     return TestsFileLoad(tests, ())
 
