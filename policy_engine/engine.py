@@ -244,6 +244,11 @@ class Engine:
         """The most bytes of one local image file worth reading for this policy."""
 
     @property
+    def digest(self) -> str:
+        """The policy's digest, or the set's (which covers every routed policy)."""
+        return self.compiled_set.digest if self.compiled_set is not None else self.compiled.digest
+
+    @property
     def policy(self) -> Policy:
         """The policy this engine decides with; a set's engine has none (see
         :attr:`policy_set`): its routed policies are in the set."""
