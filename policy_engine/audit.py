@@ -49,6 +49,7 @@ MAX_DEPTH = 8
 
 logger = logging.getLogger(__name__)
 
+
 def model_versions(decision: Decision) -> dict[str, dict[str, Any]]:
     """Each detector that answered, with what its metadata says about the model.
 
@@ -151,6 +152,10 @@ def audit_record(
     }
     if event.shadow is not None:
         record["shadow"] = {**_decision_part(event.shadow), "agrees": not event.disagrees}
+    if event.route is not None:  # dimension values come from closed lists: no secret
+        record["route"] = dict(event.route)
+    if event.policy_set is not None:
+        record["policy_set"] = dict(event.policy_set)
     # the line's own keys (``key``, ``errors``...) are not secrets: redact them by shape only
     safe: dict[str, Any] = _safe(record, by_name=False)
     safe["context"] = logged_context(event.context, log_context_keys)

@@ -9,23 +9,26 @@ decided images (about 1 KB each), which sends each distinct image once.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import stat
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from policy_engine.decision import Decision
 from policy_engine.engine import Engine
-from policy_engine.errors import RunStopped
+from policy_engine.errors import ContextError, RunStopped
 from policy_engine.image import DEFAULT_MAX_IMAGE_BYTES, Image
 from policy_engine.local_files import describe_stat_error, read_bounded, walk_folder
+from policy_engine.policy_set import SetDecision
 from policy_engine.text import name_fields
 
+Outcome = Decision | SetDecision
 ExpandUri = Callable[[str], "Iterable[Image] | None"]
 
 
@@ -42,12 +45,16 @@ class CheckResult:
     decision: Decision | None = None
     error: str | None = None
     duplicate: bool = False
+    routed: SetDecision | None = None
+    """A policy set's decision (context, route, set), whose ``decision`` this is."""
 
     def to_dict(self) -> dict[str, Any]:
         record: dict[str, Any] = {**name_fields(self.input), "sha256": self.sha256}
         if self.duplicate:
             record["duplicate"] = True
-        if self.decision is not None:
+        if self.routed is not None:
+            record.update(self.routed.to_dict())
+        elif self.decision is not None:
             record.update(self.decision.to_dict())
         if self.error is not None:
             record["error"] = self.error
@@ -61,6 +68,8 @@ class InputItem:
     name: str
     load: Callable[[], Image] | None = None
     problem: str | None = None
+    context: Mapping[str, Any] | None = None
+    """What a policy set routes this input by (None: the run's context)."""
 
 
 def _file_item(path: str, max_bytes: int) -> InputItem:
@@ -132,27 +141,39 @@ class _OncePerImage:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._lock = threading.Lock()
-        self._decisions: dict[str, Future[Decision] | Decision] = {}
+        self._decisions: dict[str, Future[Outcome] | Outcome] = {}
 
-    def decide(self, image: Image) -> tuple[Decision, bool]:
+    def decide(
+        self, image: Image, context: Mapping[str, Any] | None = None
+    ) -> tuple[Outcome, bool]:
+        # a set decides an image once per context (the same image on two surfaces is
+        # two decisions; a policy ignores the context)
+        key = image.key
+        if self._engine.policy_set is not None:
+            key += "\0" + json.dumps(sorted((context or {}).items()), default=str)
         with self._lock:
-            found = self._decisions.get(image.key)
+            found = self._decisions.get(key)
             if found is None:
-                future: Future[Decision] = Future()
-                self._decisions[image.key] = future
-        if isinstance(found, Decision):
+                future: Future[Outcome] = Future()
+                self._decisions[key] = future
+        if isinstance(found, Decision | SetDecision):
             return found, True
         if found is not None:
             return found.result(), True
         try:
-            decision = self._engine.check(image)
+            engine = self._engine
+            decision: Outcome = (
+                engine.check(image)
+                if engine.policy_set is None
+                else engine.check_in(image, context)
+            )
         except BaseException as exc:
             with self._lock:
-                del self._decisions[image.key]  # a later copy may try again
+                del self._decisions[key]  # a later copy may try again
             future.set_exception(exc)
             raise
         with self._lock:
-            self._decisions[image.key] = decision
+            self._decisions[key] = decision
         future.set_result(decision)
         return decision, False
 
@@ -197,6 +218,7 @@ def check_many(
     concurrency: int = 8,
     ordered: bool = False,
     stop: threading.Event | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> Generator[CheckResult, None, None]:
     """Decide every input, ``concurrency`` at a time, yielding each result as it is made,
     or with ``ordered`` in input order (each result still as soon as those before it are).
@@ -214,6 +236,11 @@ def check_many(
     once: nothing more starts, but a call already waiting for a rate slot
     still goes out unless ``stop`` is set first, as ``policy-engine check``
     does.
+
+    A policy set routes each input by its :attr:`InputItem.context` (default:
+    ``context``); an input whose context names no value for a dimension
+    without a default, or an unknown value, yields a result with ``error``
+    (no detector is called for it), never an allow.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -241,13 +268,23 @@ def check_many(
             return CheckResult(item.name, error=f"cannot read: {type(exc).__name__}: {exc}")
         if dropped():
             return None  # stopped while it was being read: not sent
+        given = item.context if item.context is not None else context
+        if engine.policy_set is not None:
+            try:
+                engine.policy_set.resolve_context(dict(given or {}))
+            except ContextError as exc:
+                return CheckResult(item.name, image.sha256, error=f"context: {exc}")
         try:
-            decision, duplicate = once.decide(image)
+            outcome, duplicate = once.decide(image, given)
         except RunStopped:
             return None  # stopped while waiting for its rate slot: never sent
         except Exception as exc:  # a bug must cost one image, never the run
             return CheckResult(item.name, image.sha256, error=f"{type(exc).__name__}: {exc}")
-        return CheckResult(item.name, image.sha256, decision, duplicate=duplicate)
+        if isinstance(outcome, SetDecision):
+            return CheckResult(
+                item.name, image.sha256, outcome.decision, duplicate=duplicate, routed=outcome
+            )
+        return CheckResult(item.name, image.sha256, outcome, duplicate=duplicate)
 
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=CHECK_THREAD_PREFIX)
 

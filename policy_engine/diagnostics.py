@@ -323,6 +323,10 @@ DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
                 "policy keeps serving."
             ),
             "shadow-does-not-load": "The candidate (shadow) policy has errors (ShadowPolicyError).",
+            "shadow-kind-mismatch": (
+                "The candidate is a policy and a set serves, or the reverse: a set is "
+                "shadowed by a set, decided on the same labels and context."
+            ),
             "not-a-document": "The text is not a YAML document at all (SourceError).",
             "detector-settings": (
                 "The policy's detectors do not fit the installed plugins when an engine is built "

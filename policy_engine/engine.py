@@ -8,7 +8,7 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from policy_engine.compiler import CompiledPolicy
 from policy_engine.decision import Decision, DetectorFailure
@@ -29,6 +29,9 @@ from policy_engine.plugins import DetectorRegistry
 from policy_engine.ratelimit import RateLimiter
 from policy_engine.recordings import ResponseStore, settings_digest
 from policy_engine.redaction import loggable
+
+if TYPE_CHECKING:
+    from policy_engine.policy_set import CompiledPolicySet, PolicySet, SetDecision
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +148,7 @@ class Engine:
 
     def __init__(
         self,
-        policy: Policy,
+        policy: Policy | PolicySet,
         registry: DetectorRegistry,
         *,
         detectors: Mapping[str, Mapping[str, Any]] | None = None,
@@ -166,48 +169,78 @@ class Engine:
                 f"{threading.TIMEOUT_MAX:g}), or None for no limit; got {detector_timeout!r}"
             )
         self.detector_timeout = detector_timeout
-        self.policy = policy
+        from policy_engine.policy_set import CompiledPolicySet, PolicySet
+
+        self.policy_set: PolicySet | None = None
+        self.compiled_set: CompiledPolicySet | None = None
+        policies: tuple[Policy, ...]
+        if isinstance(policy, PolicySet):
+            # a set: every routed policy's detectors are called once per image,
+            # at the lowest floor, and the compiled set routes and decides
+            self.policy_set = policy
+            self.compiled_set = CompiledPolicySet(policy, registry)
+            policies = policy.policies()
+            first = policies[0]
+            self._policy: Policy | None = None
+            self.compiled = self.compiled_set.compiled(policy.routes[0])
+            name, own_detectors = policy.name, policy.detectors
+            floor, policy_dir = policy.min_confidence, first.base_dir
+        else:
+            policies = (policy,)
+            self._policy = policy
+            self.compiled = CompiledPolicy(policy, registry.taxonomy_for)
+            name, own_detectors = policy.name, policy.detectors
+            floor, policy_dir = policy.min_confidence, policy.base_dir
+        self.name = name
         self.registry = registry
-        self.compiled = CompiledPolicy(policy, registry.taxonomy_for)
         self.cache = cache
         self.record = record
         self.rate_limit = rate_limit
         self.counter = CallCounter()
-        chosen = policy.detectors if detectors is None else detectors
+        chosen = own_detectors if detectors is None else detectors
         if not chosen:
             raise NoDetectorsError(
-                f"policy {policy.name!r} names no detectors: name those it runs under "
+                f"policy {name!r} names no detectors: name those it runs under "
                 f"detectors: (installed: {', '.join(registry.names()) or 'none'}), or replay "
                 "recordings with --replay"
             )
-        _verify(policy, registry, chosen)
+        for each in policies:  # each routed policy against the detectors it runs with
+            mine = {k: v for k, v in chosen.items() if k in each.detectors}
+            _verify(each, registry, mine if detectors is None else chosen)
+
+        def directory_of(detector: str) -> str:
+            # an entry a base wrote resolves its relative paths in the base's folder
+            if base_dir is not None:
+                return base_dir
+            for each in policies:
+                if detector in each.detectors:
+                    return each.directory_of(detector)
+            return policy_dir
 
         def context(name: str, settings: Mapping[str, Any]) -> DetectContext:
-            # an entry a base wrote resolves its relative paths in the base's folder
-            directory = base_dir if base_dir is not None else policy.directory_of(name)
             return DetectContext(
                 settings=settings,
-                min_confidence=policy.min_confidence,
-                base_dir=directory,
+                min_confidence=floor,
+                base_dir=directory_of(name),
                 parse_response=registry.parse_response,
                 concurrency=concurrency,
             )
 
         self._configured = tuple(
             _Configured(
-                registry.get(name),
-                context(name, settings),
-                _answer_digest(registry.get(name), settings, policy.min_confidence),
+                registry.get(detector),
+                context(detector, settings),
+                _answer_digest(registry.get(detector), settings, floor),
             )
-            for name, settings in sorted(chosen.items())
+            for detector, settings in sorted(chosen.items())
         )
         # Replaying in place of the policy's own detectors: theirs still check
         # each image first, so a replay refuses what a live run would.
         installed = set(registry.names())
         self._stand_ins = tuple(
-            (registry.get(name), context(name, settings))
-            for name, settings in sorted(policy.detectors.items())
-            if detectors is not None and name not in chosen and name in installed
+            (registry.get(detector), context(detector, settings))
+            for detector, settings in sorted(own_detectors.items())
+            if detectors is not None and detector not in chosen and detector in installed
         )
         # what a live run would read: the policy's own detectors decide, replayed or not
         readers = self._stand_ins or tuple((c.detector, c.context) for c in self._configured)
@@ -217,6 +250,19 @@ class Engine:
         ]
         self.max_image_bytes = max(limits)
         """The most bytes of one local image file worth reading for this policy."""
+
+    @property
+    def digest(self) -> str:
+        """The policy's digest, or the set's (which covers every routed policy)."""
+        return self.compiled_set.digest if self.compiled_set is not None else self.compiled.digest
+
+    @property
+    def policy(self) -> Policy:
+        """The policy this engine decides with; a set's engine has none (see
+        :attr:`policy_set`): its routed policies are in the set."""
+        if self._policy is None:
+            raise TypeError(f"engine of policy set {self.name!r} has no single policy")
+        return self._policy
 
     @classmethod
     def from_policy_file(
@@ -466,7 +512,10 @@ class Engine:
         """What the policy decides for one image from what :meth:`detect` found:
         every detector's labels pooled (their order never matters), the
         failures under ``on_error``, and each detector's metadata for the
-        record. Calls no detector."""
+        record. Calls no detector. A set's engine decides in the set's default
+        context (see :meth:`decide_in`)."""
+        if self.compiled_set is not None:
+            return self.compiled_set.decide_results(results, failures, {}).decision
         return self.compiled.evaluate_results(results, failures)
 
     def check(self, image: Image) -> Decision:
@@ -474,3 +523,27 @@ class Engine:
         :meth:`decide`. Never raises for a detector's failure: it is part of the
         decision, under the policy's ``on_error`` (POLICY_SPEC section 6)."""
         return self.decide(*self.detect(image))
+
+    def decide_in(
+        self,
+        results: list[DetectorResult],
+        failures: list[DetectorFailure],
+        context: Mapping[str, Any] | None = None,
+    ) -> Decision | SetDecision:
+        """:meth:`decide` in a caller's ``context``: a set routes by it (raising
+        :class:`~policy_engine.errors.ContextError` for a dimension missing
+        without a default or an unknown value: never an allow) and gives a
+        :class:`~policy_engine.policy_set.SetDecision`; a policy ignores it."""
+        if self.compiled_set is None:
+            return self.decide(results, failures)
+        given = {key: value for key, value in (context or {}).items()}
+        return self.compiled_set.decide_results(results, failures, given)
+
+    def check_in(
+        self, image: Image, context: Mapping[str, Any] | None = None
+    ) -> Decision | SetDecision:
+        """:meth:`check` in a caller's ``context`` (see :meth:`decide_in`). A set's
+        context is resolved before any detector is called: a bad one costs no call."""
+        if self.policy_set is not None:
+            self.policy_set.resolve_context(dict(context or {}))
+        return self.decide_in(*self.detect(image), context=context)

@@ -19,7 +19,10 @@ class DecisionEvent:
     SHA-256 (or its URI identity); ``context`` is what the caller passed with
     the check (an upload id, a user id), never image bytes or credentials.
     ``shadow`` is the candidate policy's decision on the same labels, when one
-    is being shadowed.
+    is being shadowed. For a policy set, ``route`` is the route that decided
+    (``index``, ``when``, ``policy``; ``context``: the dimension values it was
+    routed by, defaults included) and ``policy_set`` the set's ``name`` and
+    ``digest``; both are None for a single policy.
     """
 
     time: str
@@ -28,6 +31,8 @@ class DecisionEvent:
     decision: Decision
     context: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     shadow: Decision | None = None
+    route: Mapping[str, Any] | None = None
+    policy_set: Mapping[str, str] | None = None
 
     @property
     def disagrees(self) -> bool:

@@ -43,6 +43,7 @@ from policy_engine.events import DecisionEvent
 from policy_engine.image import DEFAULT_MAX_IMAGE_BYTES, Image
 from policy_engine.loader import check_policy_file
 from policy_engine.local_files import read_bounded
+from policy_engine.model import Policy
 from policy_engine.plugins import (
     AUDIT_LOG_PLUGIN,
     BLOCK_ENV,
@@ -52,6 +53,7 @@ from policy_engine.plugins import (
     make_plugin_manager,
     register_builtin_plugins,
 )
+from policy_engine.policy_set import CompiledPolicySet, PolicySet, SetDecision
 from policy_engine.ratelimit import RateLimiter
 from policy_engine.recordings import RecordingStore, ResponseStore
 from policy_engine.redaction import loggable
@@ -87,14 +89,14 @@ class ServingPolicy:
     path: str
     engine: Engine
     digest: str
-    shadow: CompiledPolicy | None = None
+    shadow: CompiledPolicy | CompiledPolicySet | None = None
     shadow_path: str | None = None
     warnings: tuple[Diagnostic, ...] = ()
     """The linter's warnings about the policy."""
 
     @property
     def name(self) -> str:
-        return self.engine.policy.name
+        return self.engine.name
 
     @property
     def shadow_digest(self) -> str | None:
@@ -163,13 +165,23 @@ def _store(value: PathOrStore | None) -> ResponseStore | None:
 def _load_engine(path: str, options: _Options) -> tuple[Engine, tuple[Diagnostic, ...]]:
     """The engine for the policy at ``path`` and the linter's warnings; raises
     :class:`PolicyLoadError` or another :class:`PolicyEngineError`."""
-    result = check_policy_file(path, registry=options.registry)
-    if result.policy is None or result.errors:
-        raise PolicyLoadError(result.errors or result.diagnostics)
-    for diagnostic in result.warnings:  # a warning may mean a rule does not do what was meant
+    from policy_engine.policy_set import check_policy_set_file, is_policy_set_file
+
+    loaded: Policy | PolicySet
+    if is_policy_set_file(path):  # a set: the whole compiled set is one serving snapshot
+        found = check_policy_set_file(path, registry=options.registry)
+        if found.policy_set is None or found.errors:
+            raise PolicyLoadError(found.errors or found.diagnostics)
+        loaded, warnings = found.policy_set, found.warnings
+    else:
+        result = check_policy_file(path, registry=options.registry)
+        if result.policy is None or result.errors:
+            raise PolicyLoadError(result.errors or result.diagnostics)
+        loaded, warnings = result.policy, result.warnings
+    for diagnostic in warnings:  # a warning may mean a rule does not do what was meant
         logger.warning("%s", diagnostic.render())
     engine = Engine(
-        result.policy,
+        loaded,
         options.registry,
         detectors=options.detectors,
         cache=options.cache,
@@ -180,7 +192,7 @@ def _load_engine(path: str, options: _Options) -> tuple[Engine, tuple[Diagnostic
     )
     # an upload flow fails at start-up (or a reload is refused), not on every upload
     engine.preflight()
-    return engine, result.warnings
+    return engine, warnings
 
 
 def _diagnostics_of(exc: Exception, path: str) -> tuple[Diagnostic, ...]:
@@ -280,9 +292,11 @@ class Moderator:
         candidate = shadow_path = None
         if shadow is not None:
             shadow_path = os.fspath(shadow)
-            candidate = load_candidate(shadow_path, registry)  # ShadowPolicyError: say so now
+            candidate = load_candidate(  # ShadowPolicyError: say so now
+                shadow_path, registry, serving_set=engine.policy_set is not None
+            )
         self._serving = ServingPolicy(
-            source, engine, engine.compiled.digest, candidate, shadow_path, warnings
+            source, engine, engine.digest, candidate, shadow_path, warnings
         )
         self._reload_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
@@ -392,12 +406,26 @@ class Moderator:
         self, serving: ServingPolicy, image: Image, context: Mapping[str, Any] | None
     ) -> Decision:
         engine = serving.engine
+        given = dict(context or {})
+        if engine.policy_set is not None:  # a bad context costs no call and is never an allow
+            engine.policy_set.resolve_context(given)
         results, failures = engine.detect(image)
-        decision = engine.decide(results, failures)
+        decided = engine.decide_in(results, failures, given)
+        decision = decided.decision if isinstance(decided, SetDecision) else decided
+        route: dict[str, Any] | None = None
+        policy_set: dict[str, str] | None = None
+        if isinstance(decided, SetDecision):
+            record = decided.to_dict()
+            route = {**record["route"], "context": record["context"]}
+            policy_set = record["policy_set"]
         shadow: Decision | None = None
         if serving.shadow is not None:
             try:
-                shadow = serving.shadow.evaluate_results(results, failures)
+                candidate = serving.shadow
+                if isinstance(candidate, CompiledPolicySet):
+                    shadow = candidate.decide_results(results, failures, given).decision
+                else:
+                    shadow = candidate.evaluate_results(results, failures)
             except Exception:  # the candidate must never cost the active decision
                 logger.exception(
                     "shadow policy %s failed on %s; decided without it",
@@ -409,8 +437,10 @@ class Moderator:
             input=image.name,
             key=image.key,
             decision=decision,
-            context=MappingProxyType(dict(context or {})),
+            context=MappingProxyType(given),
             shadow=shadow,
+            route=route,
+            policy_set=policy_set,
         )
         self._notify(event)
         return decision
@@ -458,7 +488,9 @@ class Moderator:
                 candidate = None
                 if shadow_path is not None:
                     failed_path = shadow_path
-                    candidate = load_candidate(shadow_path, self.registry)
+                    candidate = load_candidate(
+                        shadow_path, self.registry, serving_set=engine.policy_set is not None
+                    )
             except Exception as exc:  # whatever went wrong, the old policy keeps serving
                 logger.error(
                     "policy reload from %s failed; still serving %s: %s",
@@ -477,9 +509,7 @@ class Moderator:
                     diagnostics=_diagnostics_of(exc, failed_path),
                     error=str(exc),
                 )
-            new = ServingPolicy(
-                source, engine, engine.compiled.digest, candidate, shadow_path, warnings
-            )
+            new = ServingPolicy(source, engine, engine.digest, candidate, shadow_path, warnings)
             self._serving = new  # the swap: one assignment
         logger.info(
             "policy %s reloaded from %s: %s -> %s", new.name, source, old.digest, new.digest

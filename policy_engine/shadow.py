@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from policy_engine.compiler import CompiledPolicy
+from policy_engine.diagnostics import Position, error
 from policy_engine.errors import ShadowPolicyError
 from policy_engine.events import DecisionEvent
 from policy_engine.hookspecs import hookimpl
@@ -20,11 +22,42 @@ from policy_engine.loader import check_policy_file
 from policy_engine.plugins import DetectorRegistry
 from policy_engine.redaction import loggable
 
+if TYPE_CHECKING:
+    from policy_engine.policy_set import CompiledPolicySet
+
 logger = logging.getLogger("policy_engine.shadow")
 
 
-def load_candidate(path: str | os.PathLike[str], registry: DetectorRegistry) -> CompiledPolicy:
-    """Load and compile a candidate policy; raise :class:`ShadowPolicyError` with every error."""
+def load_candidate(
+    path: str | os.PathLike[str], registry: DetectorRegistry, *, serving_set: bool = False
+) -> CompiledPolicy | CompiledPolicySet:
+    """Load and compile a candidate policy, or a candidate set against a serving
+    set; raise :class:`ShadowPolicyError` with every error. A candidate must be
+    of the serving kind: a policy against a set (or a set against a policy)
+    would have no route to compare with, so it is refused rather than guessed."""
+    from policy_engine.policy_set import (
+        CompiledPolicySet,
+        check_policy_set_file,
+        is_policy_set_file,
+    )
+
+    is_set = is_policy_set_file(path)
+    if is_set != serving_set:
+        serving, candidate = (
+            ("a policy set", "a policy") if serving_set else ("a policy", "a policy set")
+        )
+        found = error(
+            "shadow-kind-mismatch",
+            f"the candidate is {candidate} but {serving} is serving: shadow a set with a set",
+            str(path),
+            Position(),
+        )
+        raise ShadowPolicyError(str(path), (found,))
+    if is_set:
+        loaded = check_policy_set_file(path, registry=registry)
+        if loaded.policy_set is None or loaded.errors:
+            raise ShadowPolicyError(str(path), loaded.errors or loaded.diagnostics)
+        return CompiledPolicySet(loaded.policy_set, registry)
     result = check_policy_file(path, registry=registry)
     if result.policy is None or result.errors:
         raise ShadowPolicyError(str(path), result.errors or result.diagnostics)

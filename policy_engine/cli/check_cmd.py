@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
+import json
 import os
 import signal
 import sys
@@ -13,14 +15,23 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import FrameType
 from typing import Any, BinaryIO, TextIO
 
-from policy_engine.batch import BatchStats, CheckResult, check_many, expand_inputs
+from policy_engine.batch import BatchStats, CheckResult, InputItem, check_many, expand_inputs
 from policy_engine.cli import exit_codes
-from policy_engine.cli.common import CommandError, installed_plugins, load_policy_or_fail, reaches
+from policy_engine.cli.common import (
+    CommandError,
+    add_context_argument,
+    context_or_fail,
+    installed_plugins,
+    load_policy_or_fail,
+    load_policy_or_set_or_fail,
+    reaches,
+)
 from policy_engine.cli.render import decision_text
 from policy_engine.engine import DEFAULT_DETECTOR_TIMEOUT, Engine
 from policy_engine.errors import DetectorUnavailableError, PolicyEngineError
 from policy_engine.image import Image
-from policy_engine.model import Verdict
+from policy_engine.model import Policy, Verdict
+from policy_engine.policy_set import is_policy_set_file
 from policy_engine.ratelimit import RateLimiter
 from policy_engine.recordings import RecordingStore
 from policy_engine.text import json_dumps, printable
@@ -63,8 +74,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "one input per line from stdin. Writes one JSON Lines record per image the moment "
         "it is decided (completion order); progress and a summary go to stderr."
     )
-    parser.add_argument("--policy", required=True, metavar="FILE", help="the policy file")
-    parser.add_argument("paths", nargs="+", metavar="INPUT")
+    parser.add_argument(
+        "--policy", required=True, metavar="FILE", help="the policy file, or a policy set"
+    )
+    parser.add_argument("paths", nargs="*", metavar="INPUT")
+    add_context_argument(parser)
+    parser.add_argument(
+        "--inputs-jsonl",
+        action="store_true",
+        help="with a policy set: read the inputs from stdin as JSON Lines, "
+        '{"input": "...", "context": {"surface": "chat"}} one a line (a line\'s '
+        "context adds to and overrides --context); a line that is not such an object, or "
+        "whose context does not resolve, gives that input an error record (exit 3)",
+    )
     parser.add_argument(
         "-0",
         "--null",
@@ -159,6 +181,38 @@ def _specs(paths: Iterable[str], stdin: BinaryIO, *, null: bool = False) -> Iter
                     yield os.fsdecode(name)
 
 
+def _jsonl_items(
+    stream: BinaryIO,
+    expand_uri: Callable[[str], Iterable[Image] | None],
+    max_image_bytes: int,
+    run_context: Mapping[str, str],
+) -> Iterator[InputItem]:
+    """Each line's input (expanded as a command-line INPUT) with the line's
+    context over the run's. A malformed line is that line's error record,
+    never an input checked in some other context."""
+    for number, raw in enumerate(stream, start=1):
+        if not raw.strip():
+            continue
+        where = f"<stdin line {number}>"
+        try:
+            entry = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            yield InputItem(where, problem=f"not a JSON object: {exc}")
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("input"), str):
+            yield InputItem(where, problem='expected {"input": "...", "context": {...}}')
+            continue
+        given = entry.get("context", {})
+        if not isinstance(given, dict) or not all(
+            isinstance(value, str) for value in given.values()
+        ):
+            yield InputItem(entry["input"], problem="context: expected an object of string values")
+            continue
+        context = {**run_context, **given}
+        for item in expand_inputs([entry["input"]], expand_uri, max_image_bytes=max_image_bytes):
+            yield dataclasses.replace(item, context=context)
+
+
 def _nul_separated(stream: BinaryIO) -> Iterator[str]:
     pending = b""
     while chunk := stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536):
@@ -170,7 +224,21 @@ def _nul_separated(stream: BinaryIO) -> Iterator[str]:
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     manager, registry = installed_plugins()
-    policy = load_policy_or_fail(args.policy, registry, stderr, show_warnings=True)
+    policy = (
+        load_policy_or_set_or_fail(args.policy, registry, stderr)
+        if is_policy_set_file(args.policy)
+        else load_policy_or_fail(args.policy, registry, stderr, show_warnings=True)
+    )
+    run_context: dict[str, str] | None = None
+    if args.inputs_jsonl and not isinstance(policy, Policy):
+        # each line completes the run's context: it is resolved per input
+        run_context = dict(args.context)
+    elif context_or_fail(policy, args.context, args.policy) is not None:  # exit 2 naming it
+        run_context = dict(args.context)
+    if args.inputs_jsonl and args.paths:
+        raise CommandError("policy-engine: --inputs-jsonl reads the inputs from stdin: give none")
+    if not args.inputs_jsonl and not args.paths:
+        raise CommandError("policy-engine: give at least one INPUT (or --inputs-jsonl)")
     stop = threading.Event()  # set by the first Ctrl-C
     overrides = None
     if args.replay is not None:
@@ -210,15 +278,27 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         found: Iterable[Image] | None = manager.hook.policy_engine_expand_input(spec=spec)
         return found
 
-    items = expand_inputs(
-        _specs(args.paths, sys.stdin.buffer, null=args.null),
-        expand_uri,
-        max_image_bytes=engine.max_image_bytes,
-    )
+    if args.inputs_jsonl:
+        items: Iterable[InputItem] = _jsonl_items(
+            sys.stdin.buffer, expand_uri, engine.max_image_bytes, run_context or {}
+        )
+    else:
+        items = expand_inputs(
+            _specs(args.paths, sys.stdin.buffer, null=args.null),
+            expand_uri,
+            max_image_bytes=engine.max_image_bytes,
+        )
     stats = BatchStats()
     progress = stderr.isatty()
     ordered = args.ordered if args.ordered is not None else args.format == "text"
-    results = check_many(engine, items, concurrency=args.concurrency, ordered=ordered, stop=stop)
+    results = check_many(
+        engine,
+        items,
+        concurrency=args.concurrency,
+        ordered=ordered,
+        stop=stop,
+        context=run_context,
+    )
     output_failed: OSError | None = None
     try:
         with _CtrlC(stop, stderr) as ctrl_c:

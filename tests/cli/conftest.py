@@ -103,6 +103,7 @@ def run_cli(
     module: bool = False,
     process: bool = False,
     timeout: float = 60,
+    stdin: bytes = b"",
 ) -> Result:
     """Run ``policy-engine ARGS``: in this process by default, through
     :func:`policy_engine.cli.main` with its own streams, working folder and
@@ -112,7 +113,7 @@ def run_cli(
     imports, signals, the streams the interpreter sets up."""
     if module or process:
         return _run_process(*args, cwd=cwd, env=env, module=module, timeout=timeout)
-    return _run_in_process(*args, cwd=cwd, env=env)
+    return _run_in_process(*args, cwd=cwd, env=env, stdin=stdin)
 
 
 def _run_process(
@@ -141,6 +142,7 @@ def _run_in_process(
     *args: str | os.PathLike[str],
     cwd: str | os.PathLike[str] | None,
     env: Mapping[str, str | None] | None,
+    stdin: bytes = b"",
 ) -> Result:
     """What the console script does (streams that escape bytes that are not
     Unicode, an empty stdin, exit with main's code), without a new interpreter."""
@@ -159,7 +161,7 @@ def _run_in_process(
         os.environ.update(cli_env(env))
         if cwd is not None:
             os.chdir(cwd)
-        sys.stdin = io.TextIOWrapper(io.BytesIO(b""), encoding="utf-8")
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
         sys.stdout, sys.stderr = out, err
         try:
             code = main(list(command[1:]))
