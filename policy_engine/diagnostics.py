@@ -209,6 +209,11 @@ DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
                 "A check's context names no value and no default for a dimension, or a value "
                 "not in its list (ContextError)."
             ),
+            "sets-not-comparable": (
+                "Two policy sets, or two contexts of one, cannot be compared context by "
+                "context: a dimension both declare has different values, or a context names "
+                "an unknown dimension or value (SetComparisonError)."
+            ),
         },
     ),
     **_topic(
