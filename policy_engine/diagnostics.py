@@ -168,6 +168,11 @@ DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
                 "A policy has errors (PolicyLoadError), or the policy a tests file names does."
             ),
             "invalid-label": "A tests file's label is invalid (name, confidence, source).",
+            "invalid-invariant": (
+                "A tests file's invariant does not fit its policy: a context strictness "
+                "promise for a plain policy, or another form for a policy set."
+            ),
+            "unsupported-case": "A tests file gives cases for a policy set (not supported yet).",
             "invalid-response": "A tests file's raw response is malformed.",
             "unrecognised-response": (
                 "A raw response no installed detector recognises (or several do)."

@@ -106,9 +106,14 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 def _report(result: FileResult, stdout: TextIO) -> None:
     tests = result.tests
+    named = (
+        f"policy {tests.policy.name}"
+        if tests.policy_set is None
+        else f"policy set {tests.policy_set.name}"
+    )
     print(
         f"{tests.file}: {len(result.cases)} case(s), {len(result.invariants)} invariant(s) "
-        f"(policy {tests.policy.name})",
+        f"({named})",
         file=stdout,
     )
     for case in result.cases:

@@ -142,6 +142,8 @@ def coverage(results: Iterable[FileResult]) -> list[Coverage]:
     """Per policy (tests files of one policy pool), in the order first met."""
     by_policy: dict[Path, tuple[str, Policy, set[str]]] = {}
     for result in results:
+        if result.tests.policy_set is not None:
+            continue  # a set's rules are covered by its routed policies' tests files
         key = Path(result.tests.policy_file).resolve()
         entry = by_policy.setdefault(key, (result.tests.policy_file, result.tests.policy, set()))
         for case in result.cases:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from policy_engine.compiler import CompiledPolicy, compile_policy
@@ -247,14 +247,7 @@ def compare_contexts(
     content-type outcome): the policy routed for ``stricter`` compared with the
     one routed for ``than``. The promise holds when every comparison's
     ``a_at_least_as_strict``."""
-    _check_context(policy_set, stricter)
-    _check_context(policy_set, than)
-    if set(stricter) != set(than):
-        raise SetComparisonError(
-            f"the two contexts name different dimensions ({', '.join(sorted(stricter))} "
-            f"and {', '.join(sorted(than))}): name the same ones, every other is compared "
-            "value by value"
-        )
+    validate_contexts(policy_set, stricter, than)
     fixed = {**stricter, **than}
     compiled = _Compiler(registry)
     found = []
@@ -267,3 +260,61 @@ def compare_contexts(
         strictness = compare_policies(compiled(route_a.policy), compiled(route_b.policy), registry)
         found.append(ContextComparison(combination, route_a, route_b, strictness))
     return tuple(found)
+
+
+def validate_contexts(
+    policy_set: PolicySet, stricter: Mapping[str, str], than: Mapping[str, str]
+) -> None:
+    """Raise :class:`SetComparisonError` unless both contexts name the same
+    dimensions of the set, each with one of its values."""
+    _check_context(policy_set, stricter)
+    _check_context(policy_set, than)
+    if set(stricter) != set(than):
+        raise SetComparisonError(
+            f"the two contexts name different dimensions ({', '.join(sorted(stricter))} "
+            f"and {', '.join(sorted(than))}): name the same ones, every other is compared "
+            "value by value"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ContextPromise:
+    """A tests file's promise between two contexts of its policy set: for every
+    combination of the other dimensions (and content-type outcome), the policy
+    routed for ``stricter`` is at least as strict as the one routed for ``than``."""
+
+    policy_set: PolicySet = field(compare=False)
+    stricter: Mapping[str, str]
+    than: Mapping[str, str]
+
+    def describe(self) -> str:
+        return (
+            f"{_context_text(self.stricter)} is at least as strict as "
+            f"{_context_text(self.than)} in every other context"
+        )
+
+    def check(self, registry: DetectorRegistry | None = None) -> tuple[ContextComparison, ...]:
+        """Every comparison; the promise holds when none has an ``a_less_severe`` band."""
+        return compare_contexts(self.policy_set, self.stricter, self.than, registry)
+
+    def breaks(self, registry: DetectorRegistry | None = None) -> tuple[str, ...]:
+        """One line per band where the promise breaks, naming the combination."""
+        names = content_type_names(self.policy_set.routes)
+        found: list[str] = []
+        for comparison in self.check(registry):
+            where = describe(comparison.combination, names)
+            routes = (
+                f"route {comparison.stricter_route.index} "
+                f"({comparison.stricter_route.policy_file}) vs route "
+                f"{comparison.than_route.index} ({comparison.than_route.policy_file})"
+            )
+            stricter, than = _context_text(self.stricter), _context_text(self.than)
+            found.extend(
+                f"{where}, {routes}: {band.describe(stricter, than)}"
+                for band in comparison.strictness.a_less_severe
+            )
+        return tuple(found)
+
+
+def _context_text(context: Mapping[str, str]) -> str:
+    return ", ".join(f"{name}={value}" for name, value in context.items())

@@ -31,16 +31,19 @@ from policy_engine.decision import DetectorFailure, Reason
 from policy_engine.diagnostics import Diagnostic, Position, error, sort_diagnostics
 from policy_engine.errors import (
     InvalidDetectorResult,
+    SetComparisonError,
     SourceError,
     TestsLoadError,
     UnrecognisedResponseError,
 )
 from policy_engine.labels import Label
-from policy_engine.loader import check_policy_file
+from policy_engine.loader import LoadResult, check_policy_file
 from policy_engine.model import Policy, Verdict
 from policy_engine.names import name_key
+from policy_engine.policy_set import PolicySet, check_policy_set_file, is_policy_set_file
 from policy_engine.recordings import read_recording
 from policy_engine.review.invariants import Invariant
+from policy_engine.review.set_strictness import ContextPromise, validate_contexts
 from policy_engine.review.strictness import PolicyRef, StrictnessPromise
 from policy_engine.source import JsonPath, SourceMap, parse_document, read_policy_text
 
@@ -126,6 +129,9 @@ class PolicyTestFile:
     cases: tuple[PolicyCase, ...]
     invariants: tuple[Invariant, ...]
     all_taxonomies: bool = False
+    policy_set: PolicySet | None = None
+    """The set the file's ``policy:`` names, if it names one (then ``policy`` is its
+    last route's policy and only context strictness invariants are run)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +160,9 @@ class _CaseBuilder:
         *,
         quiet: bool = False,
         policy_written: str = "the policy",
+        policy_set: PolicySet | None = None,
     ) -> None:
+        self.policy_set = policy_set
         self.source_map = source_map
         self.file = source_map.file
         self.base_dir = base_dir
@@ -260,12 +268,45 @@ class _CaseBuilder:
         found = tuple(label for label in labels if label is not None)
         if len(found) < len(labels):
             return None
+        if "at_least_as_strict" in raw:
+            contexts = self.context_promise(raw, path)
+            if contexts is None:
+                return None
+            return Invariant.from_data(raw, self.source_map.at(path), contexts=contexts)
+        if self.policy_set is not None:
+            self.fail(
+                "invalid-invariant",
+                "the tests file's policy is a policy set: its invariants compare two of "
+                "its contexts (at_least_as_strict and than)",
+                path,
+            )
+            return None
         promise = None
         if "at_least_as_strict_as" in raw:
             promise = self.strictness_promise(raw["at_least_as_strict_as"], path)
             if promise is None:
                 return None
         return Invariant.from_data(raw, self.source_map.at(path), found, promise)
+
+    def context_promise(self, raw: Mapping[str, Any], path: JsonPath) -> ContextPromise | None:
+        """``at_least_as_strict: {context: ...}, than: {context: ...}``: between two
+        contexts of the tests file's policy set, every other dimension compared."""
+        if self.policy_set is None:
+            self.fail(
+                "invalid-invariant",
+                "at_least_as_strict compares two contexts of a policy set, but the tests "
+                "file's policy is not a set (use at_least_as_strict_as: another policy)",
+                (*path, "at_least_as_strict"),
+            )
+            return None
+        stricter = dict(raw["at_least_as_strict"]["context"])
+        than = dict(raw["than"]["context"])
+        try:
+            validate_contexts(self.policy_set, stricter, than)
+        except SetComparisonError as exc:
+            self.fail("invalid-context", str(exc), (*path, "at_least_as_strict"))
+            return None
+        return ContextPromise(self.policy_set, stricter, than)
 
     def strictness_promise(self, written: str, path: JsonPath) -> StrictnessPromise | None:
         """``at_least_as_strict_as: other.yaml``: the tested policy is at least as strict
@@ -322,7 +363,36 @@ def check_tests_file(path: str | os.PathLike[str], registry: DetectorRegistry) -
     data: dict[str, Any] = document.data
     base_dir = file_path.parent
     policy_path = base_dir / data["policy"]
-    loaded = check_policy_file(policy_path, registry=registry)
+    policy_set = None
+    if is_policy_set_file(policy_path):
+        # a set is loaded for its context invariants; cases need a context each
+        set_loaded = check_policy_set_file(policy_path, registry=registry)
+        policy_set = set_loaded.policy_set
+        if policy_set is None:
+            diagnostics.append(
+                error(
+                    "policy-does-not-load",
+                    f"the policy set {data['policy']} does not load "
+                    f"({len(set_loaded.errors)} error(s))",
+                    file,
+                    source_map.at(("policy",)),
+                )
+            )
+            diagnostics.extend(set_loaded.errors)
+            return TestsFileLoad(None, sort_diagnostics(diagnostics))
+        if data.get("cases"):
+            diagnostics.append(
+                error(
+                    "unsupported-case",
+                    "cases for a policy set are not supported yet: test each routed "
+                    "policy's cases in its own tests file",
+                    file,
+                    source_map.at(("cases",)),
+                )
+            )
+        loaded = LoadResult(policy_set.routes[-1].policy, ())
+    else:
+        loaded = check_policy_file(policy_path, registry=registry)
     if loaded.policy is None:
         diagnostics.append(
             error(
@@ -340,6 +410,7 @@ def check_tests_file(path: str | os.PathLike[str], registry: DetectorRegistry) -
         default_source(data, loaded.policy),
         quiet=loaded.policy is None,
         policy_written=data["policy"],
+        policy_set=policy_set,
     )
     cases = tuple(
         builder.case(raw, ("cases", index)) for index, raw in enumerate(data.get("cases", ()))
@@ -359,6 +430,7 @@ def check_tests_file(path: str | os.PathLike[str], registry: DetectorRegistry) -
         cases=cases,
         invariants=tuple(i for i in invariants if i is not None),
         all_taxonomies=data.get("taxonomies") == "all",
+        policy_set=policy_set,
     )
     return TestsFileLoad(tests, ())
 

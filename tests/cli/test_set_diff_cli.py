@@ -112,3 +112,31 @@ def test_a_corpus_with_a_set_is_refused(h, tmp_path, sets):
     result = h.run("diff", old, new, "--corpus", tmp_path)
     assert result.code == 2, result
     assert "--corpus compares two policies" in result.err
+
+
+def test_test_counts_a_context_promise_and_prints_its_counterexamples(h, tmp_path, sets):
+    del sets  # writes the policies and old.set.yaml
+    # teen profile images go to the art policy: teen is no longer as strict as adult there
+    leaky = SET.replace(
+        "routes:\n", "routes:\n  - when: {audience: teen, surface: profile}\n    policy: art.yaml\n"
+    )
+    h.write_text(tmp_path / "leaky.set.yaml", leaky)
+    promise = (
+        "policy: {}\n"
+        "invariants:\n"
+        "  - at_least_as_strict: {{context: {{audience: teen}}}}\n"
+        "    than: {{context: {{audience: adult}}}}\n"
+    )
+    h.write_text(tmp_path / "community.tests.yaml", promise.format("old.set.yaml"))
+    kept = h.run("test", tmp_path / "community.tests.yaml")
+    assert kept.code == 0, kept
+    assert "0 case(s), 1 invariant(s) (policy set community)" in kept.out
+    assert "1 passed, 0 failed" in kept.out
+    h.write_text(tmp_path / "community.tests.yaml", promise.format("leaky.set.yaml"))
+    broken = h.run("test", tmp_path / "community.tests.yaml")
+    assert broken.code == 1, broken
+    assert "0 passed, 1 failed" in broken.out
+    assert (
+        "counterexample: surface=profile, content types reported: none, "
+        "route 0 (art.yaml) vs route 3 (adult.yaml): "
+    ) in broken.out
