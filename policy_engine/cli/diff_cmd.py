@@ -632,7 +632,7 @@ class SetDiffResult:
             "new": {"file": self.new, "name": self.found.new.name},
             "matched_by": "route" if self.found.by_index else "context",
             "changed": len(self.found.changed),
-            "pairs": [_pair_dict(p) for p in self.pairs],
+            "pairs": [_pair_dict(p, _mentions_types(self.found) or {}) for p in self.pairs],
             "strictness": {
                 "relation": relation.value,
                 "stricter": [
@@ -649,21 +649,24 @@ def _route_dict(route: Route) -> dict[str, Any]:
     return {"index": route.index, "when": route.when_data(), "policy": route.policy_file}
 
 
-def _combination_dict(combination: Any) -> dict[str, Any]:
+def _combination_dict(combination: Any, names: Mapping[str, str]) -> dict[str, Any]:
     values, reported = combination
-    return {"context": dict(values), "content_types": sorted(reported)}
+    return {
+        "context": dict(values),
+        "content_types": sorted(names.get(key, key) for key in reported),
+    }
 
 
 def _pair_ref(pair: RoutePair) -> dict[str, Any]:
     return {"old_route": pair.old_route.index, "new_route": pair.new_route.index}
 
 
-def _pair_dict(result: PairResult) -> dict[str, Any]:
+def _pair_dict(result: PairResult, names: Mapping[str, str]) -> dict[str, Any]:
     pair = result.pair
     return {
         "old_route": _route_dict(pair.old_route),
         "new_route": _route_dict(pair.new_route),
-        "combinations": [_combination_dict(c) for c in pair.combinations],
+        "combinations": [_combination_dict(c, names) for c in pair.combinations],
         "same_policy": pair.same_policy,
         "diff": None if result.diff is None else result.diff.to_dict(),
     }

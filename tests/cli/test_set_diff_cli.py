@@ -57,7 +57,7 @@ def test_fail_on_lenient_names_the_context_that_loosened(h, sets):
     assert changed[0]["diff"]["strictness"]["relation"] == "more-lenient"
     assert {
         "context": {"surface": "feed", "audience": "adult"},
-        "content_types": ["illustrated"],
+        "content_types": ["Illustrated"],
     } in changed[0]["combinations"]
 
 
@@ -140,3 +140,16 @@ def test_test_counts_a_context_promise_and_prints_its_counterexamples(h, tmp_pat
         "counterexample: surface=profile, content types reported: none, "
         "route 0 (art.yaml) vs route 3 (adult.yaml): "
     ) in broken.out
+
+
+def test_markdown_shows_each_changed_pair_and_the_strictness_line(h, sets):
+    old, new = sets
+    result = h.run("diff", new, old, "--format", "markdown")
+    assert result.code == 0, result
+    assert result.out.startswith("### Policy set diff:")
+    assert (
+        "#### route 1 (surface=feed, content_type=Illustrated: adult.yaml) -> route 1" in result.out
+    )
+    assert "| review | **allow** |" in result.out
+    assert "#### route 0" not in result.out  # the same policy: nothing to show
+    assert result.out.rstrip().splitlines()[-1].startswith("strictness: NEW is more lenient")
