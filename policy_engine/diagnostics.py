@@ -168,6 +168,10 @@ DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
                 "A policy has errors (PolicyLoadError), or the policy a tests file names does."
             ),
             "invalid-label": "A tests file's label is invalid (name, confidence, source).",
+            "invalid-invariant": (
+                "A tests file's invariant does not fit its policy: a context strictness "
+                "promise for a plain policy, or another form for a policy set."
+            ),
             "invalid-response": "A tests file's raw response is malformed.",
             "unrecognised-response": (
                 "A raw response no installed detector recognises (or several do)."
@@ -180,10 +184,6 @@ DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
                 "names a policy, not a policy set."
             ),
             "unknown-route": "A tests file's case expects a route index the policy set lacks.",
-            "invariant-on-set": (
-                "A tests file that names a policy set lists invariants (they are checked on "
-                "a policy: put them in the routed policy's tests file)."
-            ),
         },
     ),
     **_topic(
@@ -217,6 +217,11 @@ DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
             "invalid-context": (
                 "A check's (or a tests file case's) context names no value and no default "
                 "for a dimension, or a value not in its list (ContextError)."
+            ),
+            "sets-not-comparable": (
+                "Two policy sets, or two contexts of one, cannot be compared context by "
+                "context: a dimension both declare has different values, or a context names "
+                "an unknown dimension or value (SetComparisonError)."
             ),
         },
     ),

@@ -67,6 +67,14 @@ class ContextError(PolicyEngineError):
         self.dimension = dimension
 
 
+class SetComparisonError(PolicyEngineError):
+    """Two policy sets (or two contexts of one) cannot be compared combination by
+    combination: a dimension both sets declare has different values, or a context
+    names an unknown dimension or value."""
+
+    code = "sets-not-comparable"
+
+
 class SourceError(DiagnosedError):
     """The text is not a policy (or tests) document at all; carries its diagnostics."""
 

@@ -18,7 +18,11 @@ from policy_engine.cli.common import CommandError, installed_registry, read_resp
 from policy_engine.cli.render import group_title, json_record, md_cell
 from policy_engine.compiler import compile_policy
 from policy_engine.decision import DetectorFailure
-from policy_engine.errors import InvalidDetectorResult, UnrecognisedResponseError
+from policy_engine.errors import (
+    InvalidDetectorResult,
+    SetComparisonError,
+    UnrecognisedResponseError,
+)
 from policy_engine.labels import Label
 from policy_engine.loader import (
     LoadResult,
@@ -28,6 +32,13 @@ from policy_engine.loader import (
 )
 from policy_engine.model import Policy, plain_number
 from policy_engine.plugins import DetectorRegistry
+from policy_engine.policy_set import (
+    PolicySet,
+    Route,
+    check_policy_set_file,
+    is_policy_set_file,
+    is_policy_set_text,
+)
 from policy_engine.review.diff import (
     CorpusDiff,
     CorpusItem,
@@ -37,6 +48,13 @@ from policy_engine.review.diff import (
     diff_policies,
     reasons_text,
     verdict_name,
+)
+from policy_engine.review.set_strictness import (
+    RoutePair,
+    SetDiff,
+    content_type_names,
+    describe,
+    diff_sets,
 )
 from policy_engine.review.strictness import Relation, Strictness, compare_policies
 
@@ -52,8 +70,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "REV:path to read a file from git in the current repository (e.g. HEAD:policy.yaml). "
         "The last line says whether NEW is stricter than OLD, more lenient, mixed or equal "
         "(POLICY_SPEC section 11: every label, band and detector failure, under every "
-        "taxonomy). Exit 0 when both load (it is a report; see --fail-on-change and "
-        "--fail-on lenient), 1 when a --fail-on* condition holds, 2 when one does not load."
+        "taxonomy). When OLD or NEW is a policy set, every combination of context values "
+        "and content-type outcome is compared: the routes each side takes, the table diff "
+        "of each changed pair, and the strictness over every combination (a plain policy "
+        "stands for a set that routes every combination to it). Exit 0 when both load "
+        "(it is a report; see --fail-on-change and --fail-on lenient), 1 when a "
+        "--fail-on* condition holds, 2 when one does not load."
     )
     parser.add_argument("old", metavar="OLD", help="the old policy: FILE or REV:path")
     parser.add_argument("new", metavar="NEW", help="the new policy: FILE or REV:path")
@@ -273,7 +295,85 @@ def _check_record(record: Mapping[str, Any], where: str) -> CorpusItem | None:
 # -- the command ------------------------------------------------------------------------
 
 
+def _is_set(spec: str) -> bool:
+    git = split_git_spec(spec)
+    if git is None:
+        return is_policy_set_file(spec)
+    if is_policy_set_text(git_show(*git)):
+        raise CommandError(
+            f"policy-engine: {spec}: comparing a policy set read from git is not supported; "
+            "check the revision out and give the file",
+            exit_codes.USAGE,
+        )
+    return False
+
+
+def _load_set_side(spec: str, registry: DetectorRegistry, stderr: TextIO) -> PolicySet | Policy:
+    if not _is_set(spec):
+        result = load_side(spec, registry)
+        loaded: PolicySet | Policy | None = result.policy
+    else:
+        set_result = check_policy_set_file(spec, registry=registry)
+        result_errors = set_result.errors
+        loaded = set_result.policy_set
+        if loaded is None:
+            for diagnostic in result_errors:
+                print(diagnostic.render(), file=stderr)
+        return _loaded(spec, loaded)
+    if loaded is None:
+        for diagnostic in result.errors:
+            print(diagnostic.render(), file=stderr)
+    return _loaded(spec, loaded)
+
+
+def _loaded(spec: str, loaded: PolicySet | Policy | None) -> PolicySet | Policy:
+    if loaded is None:
+        raise CommandError(f"policy-engine: {spec}: does not load", exit_codes.USAGE)
+    return loaded
+
+
+def run_sets(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    """OLD or NEW is a policy set: compare every combination of context and content types."""
+    if args.corpus is not None:
+        raise CommandError(
+            "policy-engine: --corpus compares two policies; with a policy set, compare "
+            "the routed policies' files",
+            exit_codes.USAGE,
+        )
+    registry = installed_registry()
+    old, new = (_load_set_side(spec, registry, stderr) for spec in (args.old, args.new))
+    try:
+        found = diff_sets(old, new, registry)
+    except SetComparisonError as exc:
+        raise CommandError(f"policy-engine: {exc}", exit_codes.USAGE) from exc
+    pairs = []
+    for pair in found.pairs:
+        report = None
+        if not pair.same_policy:
+            old_compiled = compile_policy(pair.old_route.policy, registry)
+            new_compiled = compile_policy(pair.new_route.policy, registry)
+            report = DiffResult(
+                diff_policies(
+                    old_compiled, new_compiled, registry, all_taxonomies=args.all_taxonomies
+                ),
+                None,
+                pair.old_route.policy_file,
+                pair.new_route.policy_file,
+                pair.strictness,
+            )
+        pairs.append(PairResult(pair, report))
+    result = SetDiffResult(found, tuple(pairs), args.old, args.new)
+    stdout.write(SET_RENDERERS[args.format](result))
+    if args.fail_on_change and found.changed:
+        return exit_codes.FAIL_ON
+    if args.fail_on == "lenient" and not found.new_at_least_as_strict:
+        return exit_codes.FAIL_ON
+    return exit_codes.OK
+
+
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    if _is_set(args.old) or _is_set(args.new):
+        return run_sets(args, stdout, stderr)
     registry = installed_registry()
     old_policy, new_policy = load_both(args, registry, stderr)
     old, new = compile_policy(old_policy, registry), compile_policy(new_policy, registry)
@@ -500,5 +600,169 @@ def diff_markdown(result: DiffResult) -> str:
 RENDERERS: Mapping[str, Callable[[DiffResult], str]] = {
     "text": diff_text,
     "markdown": diff_markdown,
+    "json": json_record,
+}
+
+
+# -- policy sets ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PairResult:
+    """One pair of routes and, when their policies differ, the diff of the two."""
+
+    pair: RoutePair
+    diff: DiffResult | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetDiffResult:
+    """What ``diff`` prints for policy sets."""
+
+    found: SetDiff
+    pairs: tuple[PairResult, ...]
+    old: str
+    new: str
+
+    def to_dict(self) -> dict[str, Any]:
+        relation = self.found.relation
+        return {
+            "kind": "policy-set-diff",
+            "old": {"file": self.old, "name": self.found.old.name},
+            "new": {"file": self.new, "name": self.found.new.name},
+            "matched_by": "route" if self.found.by_index else "context",
+            "changed": len(self.found.changed),
+            "pairs": [_pair_dict(p, _mentions_types(self.found) or {}) for p in self.pairs],
+            "strictness": {
+                "relation": relation.value,
+                "stricter": [
+                    _pair_ref(p.pair) for p in self.pairs if p.pair.strictness.a_more_severe
+                ],
+                "more_lenient": [
+                    _pair_ref(p.pair) for p in self.pairs if p.pair.strictness.a_less_severe
+                ],
+            },
+        }
+
+
+def _route_dict(route: Route) -> dict[str, Any]:
+    return {"index": route.index, "when": route.when_data(), "policy": route.policy_file}
+
+
+def _combination_dict(combination: Any, names: Mapping[str, str]) -> dict[str, Any]:
+    values, reported = combination
+    return {
+        "context": dict(values),
+        "content_types": sorted(names.get(key, key) for key in reported),
+    }
+
+
+def _pair_ref(pair: RoutePair) -> dict[str, Any]:
+    return {"old_route": pair.old_route.index, "new_route": pair.new_route.index}
+
+
+def _pair_dict(result: PairResult, names: Mapping[str, str]) -> dict[str, Any]:
+    pair = result.pair
+    return {
+        "old_route": _route_dict(pair.old_route),
+        "new_route": _route_dict(pair.new_route),
+        "combinations": [_combination_dict(c, names) for c in pair.combinations],
+        "same_policy": pair.same_policy,
+        "diff": None if result.diff is None else result.diff.to_dict(),
+    }
+
+
+def _route_text(route: Route) -> str:
+    when = ", ".join(
+        f"{k}={v if isinstance(v, str) else '|'.join(v)}" for k, v in route.when_data().items()
+    )
+    return f"route {route.index} ({when or 'always'}: {route.policy_file})"
+
+
+def _mentions_types(found: SetDiff) -> Mapping[str, str] | None:
+    return content_type_names(found.old.routes + found.new.routes)
+
+
+def set_strictness_line(found: SetDiff) -> str:
+    """One line over every combination: NEW stricter, more lenient, mixed or equal."""
+    relation = found.relation
+    more = [p for p in found.pairs if p.strictness.a_more_severe]
+    less = [p for p in found.pairs if p.strictness.a_less_severe]
+    total = len(found.pairs)
+    if relation is Relation.EQUAL:
+        return "strictness: equal (in every context NEW decides as OLD does)"
+    if relation is Relation.STRICTER:
+        return (
+            f"strictness: NEW is stricter than OLD (more severe in {len(more)} of {total} "
+            "route pair(s), more lenient in none)"
+        )
+    example_pair = less[0]
+    example = (
+        f"{describe(example_pair.combinations[0], _mentions_types(found))}: "
+        f"{example_pair.strictness.a_less_severe[0].describe('new', 'old')}"
+    )
+    if relation is Relation.MORE_LENIENT:
+        return (
+            f"strictness: NEW is more lenient than OLD (more lenient in {len(less)} of "
+            f"{total} route pair(s), more severe in none; e.g. {example})"
+        )
+    return (
+        f"strictness: mixed, NEW is stricter than OLD in some contexts and more lenient in "
+        f"others ({len(more)} route pair(s) more severe, {len(less)} more lenient; "
+        f"e.g. {example})"
+    )
+
+
+def _pair_lines(result: PairResult, found: SetDiff) -> list[str]:
+    pair = result.pair
+    head = f"{_route_text(pair.old_route)} -> {_route_text(pair.new_route)}"
+    if found.by_index:
+        contexts = ""
+    else:
+        shown = [describe(c, _mentions_types(found)) for c in pair.combinations[:3]]
+        more = len(pair.combinations) - len(shown)
+        contexts = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+    if result.diff is None:
+        return [f"{head}: same policy" + (f" [{contexts}]" if contexts else "")]
+    lines = [f"{head}: {pair.strictness.relation.value}"]
+    if contexts:
+        lines.append(f"  contexts: {contexts}")
+    lines += ["  " + line if line else "" for line in diff_text(result.diff).splitlines()]
+    return lines
+
+
+def set_diff_text(result: SetDiffResult) -> str:
+    found = result.found
+    how = "route by route" if found.by_index else "by context (the routes differ)"
+    lines = [
+        f"diff {result.old} ({found.old.name}) -> {result.new} ({found.new.name}): "
+        f"policy sets compared {how}",
+        f"{len(found.changed)} of {len(found.pairs)} route pair(s) route to a changed policy",
+    ]
+    for pair in result.pairs:
+        lines += ["", *_pair_lines(pair, found)]
+    lines += ["", set_strictness_line(found)]
+    return "\n".join(lines) + "\n"
+
+
+def set_diff_markdown(result: SetDiffResult) -> str:
+    found = result.found
+    lines = [
+        f"### Policy set diff: `{md_cell(result.old)}` -> `{md_cell(result.new)}`",
+        "",
+        f"**{len(found.changed)} of {len(found.pairs)} route pair(s) route to a changed policy**",
+    ]
+    for pair in result.pairs:
+        if pair.diff is None:
+            continue
+        title = f"{_route_text(pair.pair.old_route)} -> {_route_text(pair.pair.new_route)}"
+        lines += ["", f"#### {md_cell(title)}", "", diff_markdown(pair.diff).rstrip("\n")]
+    lines += ["", md_cell(set_strictness_line(found))]
+    return "\n".join(lines) + "\n"
+
+
+SET_RENDERERS: Mapping[str, Callable[[SetDiffResult], str]] = {
+    "text": set_diff_text,
+    "markdown": set_diff_markdown,
     "json": json_record,
 }

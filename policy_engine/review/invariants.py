@@ -47,6 +47,7 @@ from policy_engine.diagnostics import Position
 from policy_engine.labels import Label
 from policy_engine.model import Verdict, plain_number
 from policy_engine.names import name_key, tidy_name
+from policy_engine.review.set_strictness import ContextPromise
 from policy_engine.review.strictness import Strictness, StrictnessPromise
 from policy_engine.review.table import (
     POLICY_LABELS,
@@ -114,10 +115,17 @@ class Invariant:
     position: Position = field(default_factory=Position, compare=False)
     strictness: StrictnessPromise | None = None
     """The strictness form: two policies, the first at least as strict as the second."""
+    contexts: ContextPromise | None = None
+    """The context strictness form: two contexts of a policy set."""
 
     @property
     def is_label_set(self) -> bool:
-        return self.category is None and self.label is None and self.strictness is None
+        return (
+            self.category is None
+            and self.label is None
+            and self.strictness is None
+            and self.contexts is None
+        )
 
     def describe(self) -> str:
         """The invariant in one line, as it is shown in reports."""
@@ -125,6 +133,8 @@ class Invariant:
             return self.name
         if self.strictness is not None:
             return self.strictness.describe()
+        if self.contexts is not None:
+            return self.contexts.describe()
         if self.is_label_set:
             shown = ", ".join(
                 f"{label.name} {plain_number(label.confidence)}" for label in self.labels
@@ -149,6 +159,7 @@ class Invariant:
         position: Position | None = None,
         labels: tuple[Label, ...] = (),
         strictness: StrictnessPromise | None = None,
+        contexts: ContextPromise | None = None,
     ) -> Invariant:
         """Build from a tests file's invariant (already valid against its schema);
         ``labels`` are its ``labels:``, built by the tests file's loader (which
@@ -174,6 +185,7 @@ class Invariant:
             name=data.get("name"),
             position=position or Position(),
             strictness=strictness,
+            contexts=contexts,
         )
 
 
@@ -238,9 +250,13 @@ class InvariantResult:
     """How many counterexamples there are in all (only the first few are kept)."""
     strictness: Strictness | None = None
     """A strictness invariant's answer; its ``a_less_severe`` bands break it."""
+    breaks: tuple[str, ...] = ()
+    """A context strictness invariant's broken bands, each with its combination."""
 
     def details(self) -> list[str]:
         lines = [self.message] if self.message else []
+        if self.breaks:
+            lines.extend(f"counterexample: {b}" for b in self.breaks[:MAX_COUNTEREXAMPLES])
         lines.extend(f"counterexample: {c.describe()}" for c in self.counterexamples)
         if self.strictness is not None and self.invariant.strictness is not None:
             promise = self.invariant.strictness
@@ -249,7 +265,7 @@ class InvariantResult:
                 for c in self.strictness.a_less_severe[:MAX_COUNTEREXAMPLES]
             )
         shown = len(self.counterexamples)
-        if self.strictness is not None:
+        if self.strictness is not None or self.breaks:
             shown = min(self.total, MAX_COUNTEREXAMPLES)
         if self.total > shown:
             lines.append(f"... and {self.total - shown} more")
@@ -279,6 +295,8 @@ class InvariantChecker:
             all_taxonomies = invariant.taxonomies_all
         if invariant.strictness is not None:
             return self._check_strictness(invariant, invariant.strictness)
+        if invariant.contexts is not None:
+            return self._check_contexts(invariant, invariant.contexts)
         if invariant.is_label_set:
             return self._check_label_set(invariant, all_taxonomies)
         return self._check_selector(invariant, all_taxonomies)
@@ -299,6 +317,18 @@ class InvariantChecker:
             f"{promise.than.name}, less severe in {len(less)} band(s)",
             total=len(less),
             strictness=found,
+        )
+
+    def _check_contexts(self, invariant: Invariant, promise: ContextPromise) -> InvariantResult:
+        breaks = promise.breaks(self.registry)
+        if not breaks:
+            return InvariantResult(invariant, True, "holds in every context")
+        return InvariantResult(
+            invariant,
+            False,
+            f"broken: less severe in {len(breaks)} band(s) over the set's contexts",
+            total=len(breaks),
+            breaks=breaks,
         )
 
     # -- selector invariants ----------------------------------------------

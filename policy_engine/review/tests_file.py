@@ -32,6 +32,7 @@ from policy_engine.diagnostics import Diagnostic, Position, error, sort_diagnost
 from policy_engine.errors import (
     ContextError,
     InvalidDetectorResult,
+    SetComparisonError,
     SourceError,
     TestsLoadError,
     UnrecognisedResponseError,
@@ -51,6 +52,7 @@ from policy_engine.policy_set import (
 )
 from policy_engine.recordings import read_recording
 from policy_engine.review.invariants import Invariant
+from policy_engine.review.set_strictness import ContextPromise, validate_contexts
 from policy_engine.review.strictness import PolicyRef, StrictnessPromise
 from policy_engine.source import JsonPath, SourceMap, parse_document, read_policy_text
 
@@ -340,12 +342,45 @@ class _CaseBuilder:
         found = tuple(label for label in labels if label is not None)
         if len(found) < len(labels):
             return None
+        if "at_least_as_strict" in raw:
+            contexts = self.context_promise(raw, path)
+            if contexts is None:
+                return None
+            return Invariant.from_data(raw, self.source_map.at(path), contexts=contexts)
+        if self.policy_set is not None:
+            self.fail(
+                "invalid-invariant",
+                "the tests file's policy is a policy set: its invariants compare two of "
+                "its contexts (at_least_as_strict and than)",
+                path,
+            )
+            return None
         promise = None
         if "at_least_as_strict_as" in raw:
             promise = self.strictness_promise(raw["at_least_as_strict_as"], path)
             if promise is None:
                 return None
         return Invariant.from_data(raw, self.source_map.at(path), found, promise)
+
+    def context_promise(self, raw: Mapping[str, Any], path: JsonPath) -> ContextPromise | None:
+        """``at_least_as_strict: {context: ...}, than: {context: ...}``: between two
+        contexts of the tests file's policy set, every other dimension compared."""
+        if self.policy_set is None:
+            self.fail(
+                "invalid-invariant",
+                "at_least_as_strict compares two contexts of a policy set, but the tests "
+                "file's policy is not a set (use at_least_as_strict_as: another policy)",
+                (*path, "at_least_as_strict"),
+            )
+            return None
+        stricter = dict(raw["at_least_as_strict"]["context"])
+        than = dict(raw["than"]["context"])
+        try:
+            validate_contexts(self.policy_set, stricter, than)
+        except SetComparisonError as exc:
+            self.fail("invalid-context", str(exc), (*path, "at_least_as_strict"))
+            return None
+        return ContextPromise(self.policy_set, stricter, than)
 
     def strictness_promise(self, written: str, path: JsonPath) -> StrictnessPromise | None:
         """``at_least_as_strict_as: other.yaml``: the tested policy is at least as strict
@@ -482,18 +517,13 @@ def _check_set_tests(
     cases = tuple(
         builder.case(raw, ("cases", index)) for index, raw in enumerate(data.get("cases", ()))
     )
+    # a set's invariants compare two of its contexts (at_least_as_strict and than);
+    # those over one decision table belong in the routed policy's tests file
+    invariants = [
+        builder.invariant(raw, ("invariants", index))
+        for index, raw in enumerate(data.get("invariants", ()))
+    ]
     diagnostics.extend(builder.diagnostics)
-    for index, _ in enumerate(data.get("invariants", ())):
-        # invariants are proved over one policy's decision table; a set has one per route
-        diagnostics.append(
-            error(
-                "invariant-on-set",
-                "invariants are checked on a policy; this file names a policy set: "
-                "put them in the tests file of the routed policy",
-                file,
-                source_map.at(("invariants", index)),
-            )
-        )
     if diagnostics or policy_set is None:
         return TestsFileLoad(None, sort_diagnostics(diagnostics))
     first = policy_set.routes[0]
@@ -504,7 +534,7 @@ def _check_set_tests(
         policy=first.policy,
         compiled=compiled_set.compiled(first),
         cases=cases,
-        invariants=(),
+        invariants=tuple(i for i in invariants if i is not None),
         all_taxonomies=data.get("taxonomies") == "all",
         policy_set=policy_set,
         compiled_set=compiled_set,

@@ -159,7 +159,7 @@ def test_a_case_without_context_needs_every_dimension_to_have_a_default(
     assert located(write_set(tmp_path, cases), registry) == [("invalid-context", 4, 5)]
 
 
-def test_an_unknown_route_and_invariants_on_a_set_are_located_errors(
+def test_an_unknown_route_and_a_one_policy_invariant_on_a_set_are_located_errors(
     tmp_path: Path, registry: DetectorRegistry
 ) -> None:
     cases = SWIMWEAR_TEEN.replace("route: 0", "route: 3") + (
@@ -167,7 +167,7 @@ def test_an_unknown_route_and_invariants_on_a_set_are_located_errors(
     )
     assert located(write_set(tmp_path, cases), registry) == [
         ("unknown-route", 9, 12),
-        ("invariant-on-set", 11, 5),
+        ("invalid-invariant", 11, 5),
     ]
 
 
