@@ -96,8 +96,12 @@ def fake() -> Iterator[Any]:
 @pytest.fixture
 def instant_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """botocore's standard and adaptive modes wait up to 1 s, then 2 s, before
-    retrying a throttled call: keep its decisions (which calls are retried, how
-    often) and drop only the wait, so that retry tests stay fast."""
-    from botocore.retries import standard
+    retrying a throttled call, and adaptive mode then paces every send: keep
+    their decisions (which calls are retried, how often) and drop only the
+    waits, so that retry tests stay fast."""
+    from botocore.retries import bucket, standard
 
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+    # adaptive mode also paces sends through a token bucket that a throttle
+    # slows to about one a second: tokens are free here (the retry decisions stay)
+    monkeypatch.setattr(bucket.TokenBucket, "acquire", lambda self, amount=1, block=True: True)
