@@ -60,6 +60,21 @@ class Diagnostic:
         }
 
 
+class Diagnosed:
+    """For a load result with ``diagnostics``: its errors and its warnings."""
+
+    __slots__ = ()
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity is Severity.WARNING)
+
+
 def error(code: str, message: str, file: str, at: Position) -> Diagnostic:
     """An error at ``at``, in ``file`` unless the position names its own file."""
     return Diagnostic(code, Severity.ERROR, message, at.file or file, at.line, at.column)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from policy_engine.detectors import taxonomies_of
 from policy_engine.diagnostics import (
+    Diagnosed,
     Diagnostic,
     Position,
     Severity,
@@ -37,19 +38,11 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
-class LoadResult:
+class LoadResult(Diagnosed):
     """A policy (None if it has errors) and every diagnostic about it, sorted by position."""
 
     policy: Policy | None
     diagnostics: tuple[Diagnostic, ...]
-
-    @property
-    def errors(self) -> tuple[Diagnostic, ...]:
-        return tuple(d for d in self.diagnostics if d.severity is Severity.ERROR)
-
-    @property
-    def warnings(self) -> tuple[Diagnostic, ...]:
-        return tuple(d for d in self.diagnostics if d.severity is Severity.WARNING)
 
 
 def check_policy_text(

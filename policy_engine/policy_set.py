@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from policy_engine.decision import Decision, DetectorFailure
 from policy_engine.diagnostics import (
+    Diagnosed,
     Diagnostic,
     Position,
     Severity,
@@ -635,19 +636,11 @@ def compile_policy_set(
 
 
 @dataclass(frozen=True, slots=True)
-class PolicySetLoadResult:
+class PolicySetLoadResult(Diagnosed):
     """A set (None if it has errors) and every diagnostic about it and its policies."""
 
     policy_set: PolicySet | None
     diagnostics: tuple[Diagnostic, ...]
-
-    @property
-    def errors(self) -> tuple[Diagnostic, ...]:
-        return tuple(d for d in self.diagnostics if d.severity is Severity.ERROR)
-
-    @property
-    def warnings(self) -> tuple[Diagnostic, ...]:
-        return tuple(d for d in self.diagnostics if d.severity is Severity.WARNING)
 
 
 def is_policy_set_text(text: str) -> bool:

@@ -334,6 +334,19 @@ class _CaseBuilder:
             metadata["tests-file"] = {CONTENT_TYPES_KEY: written}
         return metadata
 
+    def cases_and_invariants(
+        self, data: Mapping[str, Any]
+    ) -> tuple[tuple[PolicyCase, ...], tuple[Invariant, ...]]:
+        """Every case and invariant of the file that builds (the others are errors)."""
+        cases = tuple(
+            self.case(raw, ("cases", index)) for index, raw in enumerate(data.get("cases", ()))
+        )
+        invariants = (
+            self.invariant(raw, ("invariants", index))
+            for index, raw in enumerate(data.get("invariants", ()))
+        )
+        return cases, tuple(i for i in invariants if i is not None)
+
     def invariant(self, raw: dict[str, Any], path: JsonPath) -> Invariant | None:
         labels = [
             self.compact_label(item, (*path, "labels", index))
@@ -458,13 +471,7 @@ def check_tests_file(path: str | os.PathLike[str], registry: DetectorRegistry) -
         quiet=loaded.policy is None,
         policy_written=data["policy"],
     )
-    cases = tuple(
-        builder.case(raw, ("cases", index)) for index, raw in enumerate(data.get("cases", ()))
-    )
-    invariants = [
-        builder.invariant(raw, ("invariants", index))
-        for index, raw in enumerate(data.get("invariants", ()))
-    ]
+    cases, invariants = builder.cases_and_invariants(data)
     diagnostics.extend(builder.diagnostics)
     if diagnostics or loaded.policy is None:
         return TestsFileLoad(None, sort_diagnostics(diagnostics))
@@ -474,7 +481,7 @@ def check_tests_file(path: str | os.PathLike[str], registry: DetectorRegistry) -
         policy=loaded.policy,
         compiled=compile_policy(loaded.policy, registry),
         cases=cases,
-        invariants=tuple(i for i in invariants if i is not None),
+        invariants=invariants,
         all_taxonomies=data.get("taxonomies") == "all",
     )
     return TestsFileLoad(tests, ())
@@ -514,15 +521,9 @@ def _check_set_tests(
         policy_written=data["policy"],
         policy_set=policy_set,
     )
-    cases = tuple(
-        builder.case(raw, ("cases", index)) for index, raw in enumerate(data.get("cases", ()))
-    )
     # a set's invariants compare two of its contexts (at_least_as_strict and than);
     # those over one decision table belong in the routed policy's tests file
-    invariants = [
-        builder.invariant(raw, ("invariants", index))
-        for index, raw in enumerate(data.get("invariants", ()))
-    ]
+    cases, invariants = builder.cases_and_invariants(data)
     diagnostics.extend(builder.diagnostics)
     if diagnostics or policy_set is None:
         return TestsFileLoad(None, sort_diagnostics(diagnostics))
@@ -534,7 +535,7 @@ def _check_set_tests(
         policy=first.policy,
         compiled=compiled_set.compiled(first),
         cases=cases,
-        invariants=tuple(i for i in invariants if i is not None),
+        invariants=invariants,
         all_taxonomies=data.get("taxonomies") == "all",
         policy_set=policy_set,
         compiled_set=compiled_set,
