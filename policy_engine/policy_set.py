@@ -45,7 +45,6 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -68,8 +67,6 @@ from policy_engine.names import name_key, tidy_name
 from policy_engine.source import JsonPath, SourceMap, parse_document, read_policy_text
 
 if TYPE_CHECKING:
-    from jsonschema import Draft202012Validator
-
     from policy_engine.compiler import CompiledPolicy
     from policy_engine.detectors import DetectorResult
     from policy_engine.loader import LoadResult
@@ -667,25 +664,11 @@ def is_policy_set_file(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-@cache
 def policy_set_schema() -> Mapping[str, Any]:
     """The JSON Schema of a policy set file, as shipped in the package."""
-    from importlib import resources
+    from policy_engine.schema import packaged_schema
 
-    text = (
-        resources.files("policy_engine")
-        .joinpath("schemas/policy-set.schema.json")
-        .read_text("utf-8")
-    )
-    schema: Mapping[str, Any] = json.loads(text)
-    return schema
-
-
-@cache
-def _validator() -> Draft202012Validator:
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(policy_set_schema())
+    return packaged_schema("policy-set.schema.json")
 
 
 def check_policy_set_file(
@@ -725,7 +708,7 @@ def check_policy_set_text(
     base_dir: str | None = None,
 ) -> PolicySetLoadResult:
     """Load a policy set from text; routed policies' paths are relative to ``base_dir``."""
-    from policy_engine.schema import check_against_schema
+    from policy_engine.schema import check_against_schema, packaged_validator
 
     try:
         document = parse_document(text, file)
@@ -734,7 +717,9 @@ def check_policy_set_text(
     source_map = document.source_map
     diagnostics = list(document.diagnostics)
     data = document.data
-    report = check_against_schema(_validator(), data, source_map, reported=document.refused)
+    report = check_against_schema(
+        packaged_validator("policy-set.schema.json"), data, source_map, reported=document.refused
+    )
     diagnostics.extend(report.diagnostics)
     if not isinstance(data, dict):
         return PolicySetLoadResult(None, sort_diagnostics(diagnostics))

@@ -19,18 +19,22 @@ from policy_engine.source import JsonPath, SourceMap
 
 
 @cache
-def policy_schema() -> Mapping[str, Any]:
-    """The JSON Schema of a policy file, as shipped in the package."""
-    text = (
-        resources.files("policy_engine").joinpath("schemas/policy.schema.json").read_text("utf-8")
-    )
+def packaged_schema(name: str) -> Mapping[str, Any]:
+    """A JSON Schema shipped in the package's ``schemas/`` folder, by file name."""
+    text = resources.files("policy_engine").joinpath("schemas", name).read_text("utf-8")
     schema: Mapping[str, Any] = json.loads(text)
     return schema
 
 
 @cache
-def _policy_validator() -> Draft202012Validator:
-    return Draft202012Validator(policy_schema())
+def packaged_validator(name: str) -> Draft202012Validator:
+    """A validator of :func:`packaged_schema`, built once."""
+    return Draft202012Validator(packaged_schema(name))
+
+
+def policy_schema() -> Mapping[str, Any]:
+    """The JSON Schema of a policy file, as shipped in the package."""
+    return packaged_schema("policy.schema.json")
 
 
 def describe_path(path: JsonPath) -> str:
@@ -174,7 +178,9 @@ def check_against_schema(
 def check_policy_data(
     data: Any, source_map: SourceMap, reported: frozenset[JsonPath] = frozenset()
 ) -> SchemaReport:
-    return check_against_schema(_policy_validator(), data, source_map, reported=reported)
+    return check_against_schema(
+        packaged_validator("policy.schema.json"), data, source_map, reported=reported
+    )
 
 
 @cache

@@ -17,12 +17,9 @@ core names no plugin's detector.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,30 +54,16 @@ from policy_engine.review.strictness import PolicyRef, StrictnessPromise
 from policy_engine.source import JsonPath, SourceMap, parse_document, read_policy_text
 
 if TYPE_CHECKING:
-    from jsonschema import Draft202012Validator
-
     from policy_engine.plugins import DetectorRegistry
 
 TESTS_SUFFIX = ".tests.yaml"
 
 
-@cache
 def policy_tests_schema() -> Mapping[str, Any]:
     """The JSON Schema of a policy test file, as shipped in the package."""
-    text = (
-        resources.files("policy_engine")
-        .joinpath("schemas/policy-tests.schema.json")
-        .read_text("utf-8")
-    )
-    schema: Mapping[str, Any] = json.loads(text)
-    return schema
+    from policy_engine.schema import packaged_schema
 
-
-@cache
-def _tests_validator() -> Draft202012Validator:
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(policy_tests_schema())
+    return packaged_schema("policy-tests.schema.json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,12 +420,15 @@ def check_tests_file(path: str | os.PathLike[str], registry: DetectorRegistry) -
         return TestsFileLoad(
             None, (error("unreadable", f"cannot read the tests file: {reason}", file, Position()),)
         )
-    from policy_engine.schema import check_against_schema
+    from policy_engine.schema import check_against_schema, packaged_validator
 
     source_map = document.source_map
     diagnostics = list(document.diagnostics)
     report = check_against_schema(
-        _tests_validator(), document.data, source_map, reported=document.refused
+        packaged_validator("policy-tests.schema.json"),
+        document.data,
+        source_map,
+        reported=document.refused,
     )
     diagnostics.extend(report.diagnostics)
     if diagnostics or not isinstance(document.data, dict):
