@@ -20,7 +20,8 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from policy_engine.diagnostics import Diagnostic, Position, error
-from policy_engine.errors import SourceError
+from policy_engine.errors import InputFileError, SourceError
+from policy_engine.local_files import read_bounded
 from policy_engine.text import has_surrogates, join_surrogate_pairs, printable
 
 MAX_POLICY_BYTES = 1024 * 1024
@@ -318,10 +319,14 @@ def parse_document(text: str, file: str) -> Document:
 def read_policy_text(path: Path) -> str:
     """Read at most :data:`MAX_POLICY_BYTES` (+1, to tell a larger file) and decode UTF-8."""
     file = str(path)
-    with path.open("rb") as stream:
-        raw = stream.read(MAX_POLICY_BYTES + 1)
-    if len(raw) > MAX_POLICY_BYTES:
-        raise _too_large(file)
+    try:
+        # a FIFO or a device (an `extends:` may name one) is refused unopened:
+        # reading it could block for ever or never end
+        raw = read_bounded(path, MAX_POLICY_BYTES, what="policy file")
+    except InputFileError as exc:
+        if exc.code == "file-too-large":
+            raise _too_large(file) from None
+        raise SourceError([error(exc.code, str(exc), file, Position())]) from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -9,8 +10,9 @@ import pytest
 
 from policy_engine import PolicyLoadError, load_policy, parse_policy
 from policy_engine.diagnostics import Position
+from policy_engine.errors import SourceError
 from policy_engine.loader import check_policy_text
-from policy_engine.source import MAX_POLICY_BYTES, parse_document
+from policy_engine.source import MAX_POLICY_BYTES, parse_document, read_policy_text
 
 VALID = "version: 1\nname: p\nrules: []\n"
 
@@ -323,3 +325,30 @@ def test_a_refused_key_hides_no_other_error_of_its_mapping() -> None:
     assert ("yaml-tag", 3) in codes
     assert ("missing-key", 1) in codes  # rules
     assert ("unknown-key", 4) in codes  # rulez
+
+
+def test_a_policy_path_that_is_a_fifo_is_refused_unopened(tmp_path: Path) -> None:
+    """Reading a FIFO blocks until a writer comes: `validate`, an `extends:` or
+    a policy set's route naming one must be a located error, never a hang."""
+    from policy_engine.loader import check_policy_file
+    from policy_engine.policy_set import check_policy_set_file
+
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    (tmp_path / "child.yaml").write_text(
+        "version: 1\nname: child\nextends: fifo.yaml\nrules: []\n", encoding="utf-8"
+    )
+    (tmp_path / "s.set.yaml").write_text(
+        "version: 1\nkind: policy-set\nname: s\ncontext:\n  surface: {values: [a]}\n"
+        "routes:\n  - policy: fifo.yaml\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SourceError) as raised:
+        read_policy_text(fifo)
+    assert [d.code for d in raised.value.diagnostics] == ["not-a-regular-file"]
+    child = check_policy_file(tmp_path / "child.yaml")
+    assert child.policy is None
+    assert {d.code for d in child.errors} == {"base-does-not-load", "not-a-regular-file"}
+    routed = check_policy_set_file(tmp_path / "s.set.yaml")
+    assert routed.policy_set is None
+    assert "route-policy-does-not-load" in {d.code for d in routed.errors}
