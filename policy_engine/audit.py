@@ -183,6 +183,13 @@ def _minimal_record(event: DecisionEvent, problem: BaseException) -> dict[str, A
         },
         "audit_error": f"the full line could not be made: {type(problem).__name__}",
     }
+    # which route and set decided is what an auditor of a set asks first
+    route = attempt(lambda: None if event.route is None else dict(event.route))
+    if route is not None:
+        record["route"] = route
+    policy_set = attempt(lambda: None if event.policy_set is None else dict(event.policy_set))
+    if policy_set is not None:
+        record["policy_set"] = policy_set
     safe: dict[str, Any] = _safe(record, by_name=False)
     return safe
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -503,3 +504,23 @@ def test_a_line_that_cannot_be_made_in_full_keeps_the_decision(
     assert line["decision"] == "review" and line["input"] == "upload.png"
     assert line["audit_error"] == "the full line could not be made: RuntimeError"
     assert "context" not in line and SECRET not in stream.getvalue().decode()
+
+
+def test_a_line_that_cannot_be_made_in_full_still_names_the_route_and_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(decision: Any) -> Any:
+        raise RuntimeError("a plugin's odd metadata")
+
+    monkeypatch.setattr("policy_engine.audit.model_versions", broken)
+    routed = dataclasses.replace(
+        event_with({"surface": "chat"}),
+        route={"index": 2, "policy": "general-ugc.yaml", "context": {"surface": "chat"}},
+        policy_set={"name": "community", "digest": "sha256:" + "0" * 64},
+    )
+    stream = io.BytesIO()
+    assert AuditLog(stream).write(routed)
+    line = json.loads(stream.getvalue())
+    assert line["audit_error"] == "the full line could not be made: RuntimeError"
+    assert line["route"]["index"] == 2 and line["route"]["policy"] == "general-ugc.yaml"
+    assert line["policy_set"]["name"] == "community"

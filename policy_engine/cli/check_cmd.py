@@ -26,7 +26,7 @@ from policy_engine.cli.common import (
     load_policy_or_set_or_fail,
     reaches,
 )
-from policy_engine.cli.render import decision_text
+from policy_engine.cli.render import decision_text, route_lines
 from policy_engine.engine import DEFAULT_DETECTOR_TIMEOUT, Engine
 from policy_engine.errors import DetectorUnavailableError, PolicyEngineError
 from policy_engine.image import Image
@@ -231,7 +231,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     )
     run_context: dict[str, str] | None = None
     if args.inputs_jsonl and not isinstance(policy, Policy):
-        # each line completes the run's context: it is resolved per input
+        # each line completes the run's context, so it is resolved per input; an
+        # unknown value given for the whole run is still exit 2, naming it
+        context_or_fail(policy, args.context, args.policy, partial=True)
         run_context = dict(args.context)
     elif context_or_fail(policy, args.context, args.policy) is not None:  # exit 2 naming it
         run_context = dict(args.context)
@@ -402,6 +404,9 @@ class _CtrlC:
 
 
 def _text(result: CheckResult) -> str:
+    if result.routed is not None:
+        routed = "\n".join(f"  {line}" for line in route_lines(result.routed))
+        return decision_text(result.routed.decision, printable(result.input)) + f"\n{routed}\n"
     if result.decision is not None:
         return decision_text(result.decision, printable(result.input)) + "\n"
     return f"{printable(result.input)}: ERROR  {result.error}\n"

@@ -100,11 +100,17 @@ def add_context_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def context_or_fail(
-    target: Policy | PolicySet, pairs: list[tuple[str, str]], path: str
+    target: Policy | PolicySet,
+    pairs: list[tuple[str, str]],
+    path: str,
+    *,
+    partial: bool = False,
 ) -> ResolvedContext | None:
     """The context ``--context`` gives, resolved against the set (None for a
     policy); a dimension without a value and default, an unknown value, or a
-    context for a plain policy is a CommandError (exit 2) naming it."""
+    context for a plain policy is a CommandError (exit 2) naming it. With
+    ``partial`` (each input completes the context later), only the values
+    given are checked, and None is returned."""
     from policy_engine.errors import ContextError
 
     if isinstance(target, Policy):
@@ -119,6 +125,10 @@ def context_or_fail(
             raise CommandError(f"policy-engine: --context {key} is given twice")
         given[key] = value
     try:
+        if partial:  # any listed value stands in for the ones the inputs will give
+            stand_ins = {d.name: d.values[0] for d in target.dimensions}
+            target.resolve_context({**stand_ins, **given})
+            return None
         return target.resolve_context(given)
     except ContextError as exc:
         raise CommandError(f"policy-engine: {path}: {exc}") from exc

@@ -115,3 +115,33 @@ def test_a_plain_policy_refuses_context_and_still_checks_as_before(h, tmp_path):
     plain = h.run("check", "--policy", tmp_path / "adult.yaml", fight, "--replay", replay)
     (record,) = plain.jsonl()
     assert record["decision"] == "review" and "route" not in record, plain
+
+
+def test_jsonl_inputs_with_an_unknown_run_context_value_are_exit_2_before_any_input(h, tmp_path):
+    policy_set, replay, fight = _setup(h, tmp_path)
+    stdin = json.dumps({"input": str(fight), "context": {"surface": "feed"}}).encode() + b"\n"
+    result = h.run(
+        "check", "--policy", policy_set, "--inputs-jsonl", "--replay", replay,
+        "--context", "audience=toddler", stdin=stdin,
+    )  # fmt: skip
+    assert result.code == 2 and "'toddler'" in result.err and "'audience'" in result.err, result
+    assert result.out == ""
+    # a run context the lines complete is still fine
+    completed = h.run(
+        "check", "--policy", policy_set, "--inputs-jsonl", "--replay", replay,
+        "--context", "audience=teen", stdin=stdin,
+    )  # fmt: skip
+    (record,) = completed.jsonl()
+    assert record["context"] == {"surface": "feed", "audience": "teen"}, completed
+
+
+def test_text_output_names_the_set_the_context_and_the_route(h, tmp_path):
+    policy_set, replay, fight = _setup(h, tmp_path)
+    result = h.run(
+        "check", "--policy", policy_set, fight, "--replay", replay, "--format", "text",
+        "--context", "surface=feed", "--context", "audience=teen",
+    )  # fmt: skip
+    assert result.code == 0, result
+    assert "BLOCK" in result.out and "policy teen" in result.out
+    assert "policy set community" in result.out and "surface=feed, audience=teen" in result.out
+    assert "route 0 -> teen.yaml" in result.out, result.out
