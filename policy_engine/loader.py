@@ -677,8 +677,8 @@ class PolicyFileCache:
             text = read_policy_text(path) if self._read is None else self._read(str(resolved))
         except SourceError as exc:
             return _failed_layer(shown, folder, sort_diagnostics(exc.diagnostics))
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
+        except (OSError, ValueError) as exc:  # ValueError: a NUL character in the name
+            reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
             diagnostic = error("unreadable", f"cannot read the policy: {reason}", shown, Position())
             return _failed_layer(shown, folder, (diagnostic,), reason)
         return _check_layer(text, shown, folder, registry, self)
@@ -687,7 +687,7 @@ class PolicyFileCache:
 def _resolved(path: Path) -> Path:
     try:
         return path.resolve()
-    except (OSError, RuntimeError):  # a symlink loop: compare as written
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL: compare as written
         return path.absolute()
 
 

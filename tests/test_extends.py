@@ -225,6 +225,15 @@ def test_a_missing_base_is_an_error_at_the_extends_node(tmp_path: Path) -> None:
     assert codes(result) == [("extends-unreadable", "top.yaml", 3, 10)]
 
 
+def test_a_base_named_with_a_nul_character_is_an_error_at_the_extends_node(
+    tmp_path: Path,
+) -> None:
+    top = write(tmp_path, "top.yaml", TOP.replace("extends: base.yaml", 'extends: "base\\0.yaml"'))
+    result = check_policy_file(top)
+    assert result.policy is None
+    assert codes(result) == [("extends-unreadable", "top.yaml", 3, 10)]
+
+
 def test_a_base_that_does_not_load_is_an_error_with_its_own_diagnostics(tmp_path: Path) -> None:
     write(
         tmp_path,

@@ -430,7 +430,7 @@ def test_the_readme_example_set_loads_over_the_reference_policies_and_its_code_r
         for b in re.findall(r"```yaml\n(.*?)```", readme, re.S)
         if b.startswith("# community.set.yaml")
     ]
-    for name in ("general-ugc", "marketplace", "young-audience"):
+    for name in ("general-ugc", "marketplace", "young-audience", "illustrated", "teen-marketplace"):
         shutil.copy(root / "policies" / f"{name}.yaml", tmp_path)
     (tmp_path / "community.set.yaml").write_text(block)
     result = check_policy_set_file(tmp_path / "community.set.yaml")
@@ -438,7 +438,7 @@ def test_the_readme_example_set_loads_over_the_reference_policies_and_its_code_r
     (code,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "policy_set" in b]
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
-    assert capsys.readouterr().out == "block 3 {'surface': 'chat', 'audience': 'adult'}\n"
+    assert capsys.readouterr().out == "block 4 {'surface': 'chat', 'audience': 'adult'}\n"
 
 
 @settings(max_examples=100, deadline=None)

@@ -12,7 +12,7 @@ import pytest
 
 from policy_engine import DetectorRegistry
 from policy_engine.loader import check_policy_file
-from policy_engine.policy_set import check_policy_set_file, is_policy_set_file
+from policy_engine.policy_set import check_policy_set_file, is_policy_set_file, load_policy_set
 from policy_engine.review.invariants import Invariant, InvariantChecker
 from policy_engine.review.runner import run_case
 from policy_engine.review.tests_file import (
@@ -65,6 +65,19 @@ def test_every_route_of_a_reference_set_decides_one_of_its_cases() -> None:
             continue
         taken = {run_case(tests, case, REGISTRY).route for case in tests.cases}
         assert taken == {route.index for route in tests.policy_set.routes}, tests.file
+
+
+def test_a_teen_is_checked_by_every_detector_an_adult_is_checked_by_on_each_surface() -> None:
+    # route 1 alone would send a teen's listing to young-audience.yaml, without the
+    # marketplace's custom model: hence the teen-marketplace route before it
+    community = load_policy_set(POLICIES / "community.set.yaml", registry=REGISTRY)
+    (surface,) = [d for d in community.dimensions if d.name == "surface"]
+    for value in surface.values:
+        for reported in (frozenset(), frozenset({"animated"}), frozenset({"illustrated"})):
+            teen = community.route_for({"surface": value, "audience": "teen"}, reported)
+            adult = community.route_for({"surface": value, "audience": "adult"}, reported)
+            assert teen is not None and adult is not None
+            assert set(adult.policy.detectors) <= set(teen.policy.detectors), (value, reported)
 
 
 @pytest.mark.parametrize("path", REFERENCE_FILES, ids=lambda p: p.name)

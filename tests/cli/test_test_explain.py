@@ -40,10 +40,17 @@ def test_ci_runs_every_reference_policy_test_file(h):
     assert result.code == 0, result
     passed, failed = closing_line(result.out)
     assert failed == 0 and passed >= 50, result
-    for name in ("general-ugc", "young-audience", "marketplace", "community.set"):
+    for name in (
+        "general-ugc",
+        "young-audience",
+        "marketplace",
+        "illustrated",
+        "teen-marketplace",
+        "community.set",
+    ):
         assert f"{name}.tests.yaml" in result.out
     # the reference set's routes are all taken (--min-coverage holds routes too)
-    assert "community.set.yaml: 4/4 routes decided a case (100.0%)" in result.out
+    assert "community.set.yaml: 5/5 routes decided a case (100.0%)" in result.out
 
 
 def test_a_set_s_tests_file_holds_route_coverage_and_locates_a_bad_context(h, tmp_path):
@@ -54,10 +61,12 @@ def test_a_set_s_tests_file_holds_route_coverage_and_locates_a_bad_context(h, tm
         "general-ugc.yaml",
         "marketplace.yaml",
         "young-audience.yaml",
+        "illustrated.yaml",
+        "teen-marketplace.yaml",
     ):
         shutil.copy(h.MAIN / "policies" / name, tmp_path / name)
     reference = (h.MAIN / "policies" / "community.set.tests.yaml").read_text(encoding="utf-8")
-    # keep only the cases up to the content_type route: routes 2 and 3 are never taken
+    # keep only the cases up to the content_type route: routes 3 and 4 are never taken
     cut = reference.split("  # -- feed and chat with animated")[0]
     tests = h.write_text(tmp_path / "community.set.tests.yaml", cut)
 
@@ -65,8 +74,8 @@ def test_a_set_s_tests_file_holds_route_coverage_and_locates_a_bad_context(h, tm
 
     assert result.code == 1, result
     assert "(policy set community)" in result.out
-    assert "community.set.yaml: 2/4 routes decided a case (50.0%)" in result.out
-    assert "  never decided: route 2, route 3" in result.out
+    assert "community.set.yaml: 3/5 routes decided a case (60.0%)" in result.out
+    assert "  never decided: route 3, route 4" in result.out
     assert f"coverage of {tmp_path / 'community.set.yaml'} is below 100%" in result.out
 
     h.write_text(

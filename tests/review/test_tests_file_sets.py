@@ -207,7 +207,13 @@ def test_the_reference_set_is_the_readme_s_worked_example(tmp_path: Path) -> Non
     readme = (POLICIES.parent / "README.md").read_text(encoding="utf-8")
     marker = "```yaml\n# community.set.yaml"
     block = "#" + readme.split(marker, 1)[1].split("```", 1)[0]
-    for name in ("general-ugc.yaml", "marketplace.yaml", "young-audience.yaml"):
+    for name in (
+        "general-ugc.yaml",
+        "marketplace.yaml",
+        "young-audience.yaml",
+        "illustrated.yaml",
+        "teen-marketplace.yaml",
+    ):
         shutil.copy(POLICIES / name, tmp_path / name)
     (tmp_path / "readme.set.yaml").write_text(block, encoding="utf-8")
     shipped = load_policy_set(POLICIES / "community.set.yaml")
