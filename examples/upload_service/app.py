@@ -167,7 +167,7 @@ def request_context(
     given: dict[str, str] = {}
     for key, value in [*pairs, *parse_qsl(query, keep_blank_values=True)]:
         if key == "upload_id":
-            raise _context_refused("the upload id comes from the X-Upload-Id header", key=key)
+            raise _context_refused("upload_id comes from the X-Upload-Id header", key=key)
         if not CONTEXT_NAME.fullmatch(key):
             raise _context_refused(
                 f"{key!r} is not a context key: letters, digits, '.', '_' or '-', at most 64",
