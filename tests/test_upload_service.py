@@ -101,18 +101,23 @@ def call(
     return response, stream
 
 
+def make_app(policy_file: Path, folder: Path) -> Any:
+    """The app serving ``policy_file`` with the recordings replayed, its files in ``folder``."""
+    config = app_module.Config(
+        policy_file=policy_file,
+        store_dir=folder / "stored",
+        review_dir=folder / "review",
+        replay=ROOT / "examples" / "recordings",
+        audit_log=folder / "audit.jsonl",
+    )
+    return app_module.create_app(config)
+
+
 @pytest.fixture
 def service(tmp_path: Path) -> Any:
     policy = tmp_path / "general-ugc.yaml"
     shutil.copy(ROOT / "policies" / "general-ugc.yaml", policy)
-    config = app_module.Config(
-        policy_file=policy,
-        store_dir=tmp_path / "stored",
-        review_dir=tmp_path / "review",
-        replay=ROOT / "examples" / "recordings",
-        audit_log=tmp_path / "audit.jsonl",
-    )
-    app = app_module.create_app(config)
+    app = make_app(policy, tmp_path)
     yield app
     app.moderator.close()
 
@@ -352,15 +357,7 @@ def send(
 @pytest.fixture(scope="module")
 def set_service(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One server for the module's tests (loading the set is most of their time)."""
-    tmp_path = tmp_path_factory.mktemp("set-service")
-    config = app_module.Config(
-        policy_file=SET_FILE,
-        store_dir=tmp_path / "stored",
-        review_dir=tmp_path / "review",
-        replay=ROOT / "examples" / "recordings",
-        audit_log=tmp_path / "audit.jsonl",
-    )
-    app = app_module.create_app(config)
+    app = make_app(SET_FILE, tmp_path_factory.mktemp("set-service"))
     with listening(app) as address:
         yield app, address
     app.moderator.close()
@@ -473,10 +470,7 @@ def test_a_context_the_set_cannot_route_is_refused_and_nothing_is_decided(
 
 
 def test_a_refused_context_is_answered_before_the_body_is_read(tmp_path: Path) -> None:
-    config = app_module.Config(
-        policy_file=SET_FILE, store_dir=tmp_path / "s", review_dir=tmp_path / "r"
-    )
-    app = app_module.create_app(config)
+    app = make_app(SET_FILE, tmp_path)
     try:
         response, body = call(app, "POST", "/upload", (IMAGES / "landscape.png").read_bytes())
     finally:
@@ -512,10 +506,7 @@ def test_healthz_shows_the_sets_dimensions_and_routes(set_service: Any) -> None:
 def test_the_recordings_cover_every_image_under_every_routed_policy(tmp_path: Path) -> None:
     """The example's replay answers for every detector of every route: no
     recorded image is held for review for want of a recording in any context."""
-    config = app_module.Config(
-        policy_file=SET_FILE, store_dir=tmp_path / "s", review_dir=tmp_path / "r"
-    )
-    app = app_module.create_app(config)
+    app = make_app(SET_FILE, tmp_path)
     routed: set[str] = set()
     try:
         for image, context in itertools.product(RECORDED, every_context()):
