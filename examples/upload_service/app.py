@@ -3,11 +3,16 @@
 Standard library only (``wsgiref``). One :class:`policy_engine.Moderator` is
 built at start-up and shared by every request thread:
 
-- ``POST /upload``, the image as the request body (optional ``X-Upload-Id``
-  header): ``allow`` stores it and answers 201, ``review`` stores it in the
-  review folder and answers 202, ``block`` answers 422 with the reasons. A
-  body over the limit is refused with 413 before it is read.
-- ``GET /healthz``: the policy's name and digest.
+- ``POST /upload/<surface>`` (or ``POST /upload``), the image as the request
+  body, the context as the path segment and query parameters
+  (``?audience=teen``), optional ``X-Upload-Id`` header: ``allow`` stores it
+  and answers 201, ``review`` stores it in the review folder and answers 202,
+  ``block`` answers 422 with the reasons. A body over the limit is refused
+  with 413 before it is read. Serving a policy set, a context the set cannot
+  route (a dimension missing or unknown, a value not in its list, two values
+  for one dimension) is refused with 400 before the body is read.
+- ``GET /healthz``: the policy's (or set's) name and digest, and a set's
+  dimensions and routes.
 - ``POST /reload``: reload the policy file; a policy that does not load
   keeps the old one serving, and the answer (422) lists its errors.
 
@@ -27,24 +32,34 @@ import re
 import socket
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
+from urllib.parse import parse_qsl
 from wsgiref.simple_server import WSGIServer, make_server
 
-from policy_engine import Moderator
+from policy_engine import Moderator, hookimpl
+from policy_engine.errors import ContextError
+from policy_engine.events import DecisionEvent
+from policy_engine.policy_set import PolicySet
 
 logger = logging.getLogger("upload_service")
 
 ROOT = Path(__file__).resolve().parents[2]
 """The repository root: the defaults below are relative to it."""
 
-DEFAULT_POLICY = ROOT / "policies" / "general-ugc.yaml"
+DEFAULT_POLICY = ROOT / "policies" / "community.set.yaml"
 DEFAULT_REPLAY = ROOT / "examples" / "recordings"
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024  # Rekognition's limit for image bytes
+DEFAULT_PATH_DIMENSION = "surface"
 UPLOAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+CONTEXT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""Context keys and values: a set's dimension names and values follow these
+characters (the rule-id rule), and nothing else reaches the audit log."""
+UPLOAD_PREFIX = "/upload/"
 
 StartResponse = Callable[..., Any]
 Environ = Mapping[str, Any]
@@ -76,13 +91,20 @@ class Config:
     shadow_policy_file: Path | None = None
     audit_log: Path | None = None
     max_bytes: int = DEFAULT_MAX_BYTES
+    path_dimension: str = DEFAULT_PATH_DIMENSION
+    """The context key that ``POST /upload/<value>`` gives a value."""
+
+    def __post_init__(self) -> None:
+        if not CONTEXT_NAME.fullmatch(self.path_dimension):
+            raise ValueError(f"PATH_DIMENSION {self.path_dimension!r} is not a dimension name")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
-        """``POLICY_FILE`` (default ``policies/general-ugc.yaml`` replaying
+        """``POLICY_FILE`` (default ``policies/community.set.yaml`` replaying
         ``examples/recordings``), ``REPLAY_DIR`` (default: replay only with the
         default policy; set it empty to call the real detectors), ``STORE_DIR``,
-        ``REVIEW_DIR``, ``SHADOW_POLICY_FILE``, ``AUDIT_LOG``, ``MAX_UPLOAD_BYTES``."""
+        ``REVIEW_DIR``, ``SHADOW_POLICY_FILE``, ``AUDIT_LOG``, ``MAX_UPLOAD_BYTES``,
+        ``PATH_DIMENSION`` (default ``surface``)."""
         env = os.environ if environ is None else environ
         policy = env.get("POLICY_FILE")
         replay_default = None if policy else str(DEFAULT_REPLAY)
@@ -97,14 +119,119 @@ class Config:
             else None,
             audit_log=Path(env["AUDIT_LOG"]) if env.get("AUDIT_LOG") else None,
             max_bytes=int(env.get("MAX_UPLOAD_BYTES") or DEFAULT_MAX_BYTES),
+            path_dimension=env.get("PATH_DIMENSION") or DEFAULT_PATH_DIMENSION,
         )
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, message: str, headers: Iterable[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: Iterable[tuple[str, str]] = (),
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.headers = list(headers)
+        self.details = dict(details or {})
+        """More fields of the JSON answer, beside ``error``."""
+
+
+# -- the request's context ------------------------------------------------
+
+
+def _context_refused(message: str, **details: Any) -> HttpError:
+    return HttpError(400, message, details={"code": ContextError.code, **details})
+
+
+def _allowed(policy_set: PolicySet | None, key: str) -> dict[str, Any]:
+    """A dimension's values and default, for an answer that refuses a context."""
+    for dimension in policy_set.dimensions if policy_set is not None else ():
+        if dimension.name == key:
+            return {"allowed": list(dimension.values), "default": dimension.default}
+    return {}
+
+
+def request_context(
+    path_value: str | None, query: str, path_dimension: str, policy_set: PolicySet | None
+) -> dict[str, str]:
+    """The context a request gives: the path segment as ``path_dimension`` and
+    every query parameter. Refused (400): a key or value that is not a name,
+    ``upload_id`` (the ``X-Upload-Id`` header gives it), one key given two
+    values and, serving a set, a key that is no dimension of it (a misspelt
+    ``audiance=teen`` would otherwise be decided under the default audience)
+    or a context the set cannot resolve (:meth:`PolicySet.resolve_context`).
+    With a single policy the context goes to the audit log only."""
+    pairs = [(path_dimension, path_value)] if path_value is not None else []
+    given: dict[str, str] = {}
+    for key, value in [*pairs, *parse_qsl(query, keep_blank_values=True)]:
+        if key == "upload_id":
+            raise _context_refused("upload_id comes from the X-Upload-Id header", key=key)
+        if not CONTEXT_NAME.fullmatch(key):
+            raise _context_refused(
+                f"{key!r} is not a context key: letters, digits, '.', '_' or '-', at most 64",
+                key=key,
+            )
+        if given.setdefault(key, value) != value:
+            raise _context_refused(
+                f"{key!r} is given two values, {given[key]!r} and {value!r}",
+                dimension=key,
+                given=[given[key], value],
+                **_allowed(policy_set, key),
+            )
+    if policy_set is not None:
+        _resolve(policy_set, given)
+    for key, value in given.items():  # a set's dimensions checked theirs already
+        if not CONTEXT_NAME.fullmatch(value):
+            raise _context_refused(
+                f"{value!r} is not a value of {key!r}: letters, digits, '.', '_' or '-', "
+                "at most 64",
+                dimension=key,
+            )
+    return given
+
+
+def _resolve(policy_set: PolicySet, given: Mapping[str, str]) -> None:
+    """Refuse (400) a context ``policy_set`` cannot route; no detector is called."""
+    names = policy_set.dimension_names
+    for key in given:
+        if key not in names:
+            raise _context_refused(
+                f"{key!r} is not a dimension of policy set {policy_set.name!r} "
+                f"(dimensions: {', '.join(names)})",
+                key=key,
+                dimensions=list(names),
+            )
+    try:
+        policy_set.resolve_context(given)
+    except ContextError as exc:
+        raise refused_context(exc, policy_set) from None
+
+
+def refused_context(exc: ContextError, policy_set: PolicySet | None) -> HttpError:
+    """The 400 for a context a set refused: the dimension and its values."""
+    return _context_refused(
+        str(exc), dimension=exc.dimension, **_allowed(policy_set, exc.dimension)
+    )
+
+
+class DecisionEvents:
+    """Hands each request thread the event of the check it just made: a set's
+    route and context reach the caller only through the decision hook, which
+    runs in the thread that called :meth:`Moderator.check`."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    @hookimpl
+    def policy_engine_decision_made(self, event: DecisionEvent) -> None:
+        self._local.event = event
+
+    def take(self) -> DecisionEvent | None:
+        event: DecisionEvent | None = getattr(self._local, "event", None)
+        self._local.event = None
+        return event
 
 
 def _extension(data: bytes) -> str:
@@ -147,6 +274,8 @@ class UploadService:
                 ),
             )
         self.moderator = moderator
+        self.decisions = DecisionEvents()
+        moderator.plugin_manager.register(self.decisions)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -157,6 +286,9 @@ class UploadService:
                 "/healthz": {"GET": self.healthz},
                 "/reload": {"POST": self.reload},
             }
+            segment = path[len(UPLOAD_PREFIX) :] if path.startswith(UPLOAD_PREFIX) else ""
+            if segment and "/" not in segment:
+                routes[path] = {"POST": lambda environ: self.upload(environ, segment)}
             handlers = routes.get(path)
             if handlers is None:
                 raise HttpError(404, f"no such path: {path}")
@@ -167,7 +299,7 @@ class UploadService:
             status, body = handler(environ)
             headers: list[tuple[str, str]] = []
         except HttpError as exc:
-            status, body, headers = exc.status, {"error": str(exc)}, exc.headers
+            status, body, headers = exc.status, {"error": str(exc), **exc.details}, exc.headers
         except Exception:
             logger.exception("%s %s failed", method, path)
             status, body, headers = 500, {"error": "internal error"}, []
@@ -184,15 +316,31 @@ class UploadService:
 
     # -- routes ----------------------------------------------------------
 
-    def upload(self, environ: Environ) -> tuple[int, dict[str, Any]]:
+    def upload(self, environ: Environ, path_value: str | None = None) -> tuple[int, dict[str, Any]]:
         upload_id = environ.get("HTTP_X_UPLOAD_ID") or None
         if upload_id is not None and not UPLOAD_ID.fullmatch(upload_id):
             raise HttpError(400, "X-Upload-Id: letters, digits, '.', '_', ':' or '-', at most 128")
+        given = request_context(  # before the body is read: a refused context costs nothing
+            path_value,
+            environ.get("QUERY_STRING", ""),
+            self.config.path_dimension,
+            self.moderator.serving.engine.policy_set,
+        )
         data = self._read_body(environ)
-        context = {"upload_id": upload_id} if upload_id else {}
-        decision = self.moderator.check(data, context=context, name=upload_id or "upload")
-        record = decision.to_dict()
-        answer: dict[str, Any] = {"upload_id": upload_id, **record}
+        context = {**given, "upload_id": upload_id} if upload_id else given
+        try:
+            decision = self.moderator.check(data, context=context, name=upload_id or "upload")
+        except ContextError as exc:  # a reload since the context was resolved changed the set
+            raise refused_context(exc, self.moderator.serving.engine.policy_set) from None
+        event = self.decisions.take()
+        answer: dict[str, Any] = {"upload_id": upload_id, **decision.to_dict()}
+        if event is not None and event.route is not None and event.policy_set is not None:
+            route = dict(event.route)
+            used: dict[str, str] = route.pop("context")
+            answer["context"] = used  # the record's keys for a set, as `check` writes them
+            answer["route"] = route
+            answer["policy_set"] = dict(event.policy_set)
+            answer["defaulted"] = [name for name in used if name not in given]
         verdict = decision.verdict.value
         if verdict == "block":
             return 422, answer
@@ -204,9 +352,22 @@ class UploadService:
 
     def healthz(self, environ: Environ) -> tuple[int, dict[str, Any]]:
         serving = self.moderator.serving  # one read: name and digest of one policy
+        policy_set = serving.engine.policy_set
         return 200, {
             "status": "ok",
             "policy": {"name": serving.name, "digest": serving.digest, "path": serving.path},
+            "policy_set": None
+            if policy_set is None
+            else {
+                "name": policy_set.name,
+                "digest": serving.digest,
+                "dimensions": {
+                    d.name: {"values": list(d.values), "default": d.default}
+                    for d in policy_set.dimensions
+                },
+                "routes": [route.to_dict() for route in policy_set.routes],
+            },
+            "path_dimension": self.config.path_dimension,
             "shadow": serving.shadow_digest,
         }
 
