@@ -169,6 +169,42 @@ def test_a_backfill_job_with_user_arguments_routes_the_same_way(
     assert quarantined(s3, key)  # and the job's own QUARANTINE_ON
 
 
+def test_the_reference_set_built_as_deploy_build_sh_ships_it(
+    s3: Any, fake: FakeRekognition, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's example: policies/community.set.yaml shipped as policy.yaml
+    beside the policies it routes to, surfaces from key prefixes, the audience
+    from metadata."""
+    import shutil
+
+    policies = Path(__file__).resolve().parents[3] / "policies"
+    for path in policies.glob("*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    shutil.copy(policies / "community.set.yaml", tmp_path / "policy.yaml")
+    monkeypatch.setenv("LAMBDA_TASK_ROOT", str(tmp_path))
+    monkeypatch.setenv("POLICY_FILE", "policy.yaml")
+    prefixes = {"uploads/profile/": {"surface": "profile"}, "uploads/chat/": {"surface": "chat"}}
+    monkeypatch.setenv("CONTEXT_PREFIXES", json.dumps(prefixes))
+    reference = load_policy_set(tmp_path / "policy.yaml", registry=DetectorRegistry.installed())
+    adult = upload(s3, "uploads/profile/a.jpg")
+    teen = upload(s3, "uploads/chat/b.jpg", audience="teen")
+
+    decide("uploads/profile/a.jpg", adult)
+    decide("uploads/chat/b.jpg", teen)
+
+    for key, values in (
+        ("uploads/profile/a.jpg", {"surface": "profile", "audience": "adult"}),
+        ("uploads/chat/b.jpg", {"surface": "chat", "audience": "teen"}),
+    ):
+        record = record_of(s3, key)
+        expected = reference.route_for(values, frozenset())
+        assert expected is not None
+        assert record["context"] == values
+        assert record["route"]["index"] == expected.index
+        assert record["policy"]["name"] == expected.policy.name
+        assert record["policy_set"] == {"name": reference.name, "digest": reference.digest}
+
+
 # --- undetermined: on_error of every reachable route, most severe stands -------------------------
 
 

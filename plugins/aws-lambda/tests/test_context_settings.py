@@ -95,7 +95,9 @@ def test_prefixes_naming_what_the_set_does_not_know_are_config_errors(
 def test_prefixes_with_a_single_policy_are_a_config_error_and_the_switch_is_ignored() -> None:
     with pytest.raises(ConfigError, match="POLICY_FILE is a single policy"):
         settings(PREFIXES).check_against(None, AUDIT_KEYS)
-    settings(metadata="false").check_against(None, AUDIT_KEYS)  # nothing to do: no error
+    # nothing to do: no error (the template always sets the switch)
+    settings(metadata="false").check_against(None, AUDIT_KEYS)
+    settings("", metadata="true").check_against(None, AUDIT_KEYS)
 
 
 def test_a_dimension_named_like_an_audit_key_or_twice_for_metadata_is_a_config_error(
