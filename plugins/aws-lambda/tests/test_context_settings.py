@@ -224,3 +224,27 @@ def test_reachable_routes_count_every_content_type_outcome(tmp_path: Path) -> No
         2,
         3,
     ]
+
+
+def test_the_documented_prefix_maps_hold_for_the_reference_set() -> None:
+    """The ContextPrefixes examples of README.md, deploy/README.md and the
+    plugin's README are valid for policies/community.set.yaml."""
+    import re
+
+    root = Path(__file__).resolve().parents[3]
+    reference = load_policy_set(
+        root / "policies" / "community.set.yaml", registry=DetectorRegistry.installed()
+    )
+    examples = [
+        *re.findall(r"'ContextPrefixes=(\{.*?\})'", (root / "deploy" / "README.md").read_text()),
+        *re.findall(r"`(\{\"uploads/profile/\".*?\})`", (root / "README.md").read_text()),
+        *re.findall(
+            r"CONTEXT_PREFIXES='(\{.*?\})'", (root / "plugins/aws-lambda/README.md").read_text()
+        ),
+    ]
+    assert len(examples) == 3
+    for text in examples:
+        found = settings(text)
+        found.check_against(reference, AUDIT_KEYS)
+        rule = found.prefix_for("uploads/chat/a.jpg")
+        assert rule is not None and dict(rule.values) == {"surface": "chat"}
