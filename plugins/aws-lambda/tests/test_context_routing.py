@@ -136,11 +136,16 @@ def test_a_key_prefix_routes_and_agrees_with_metadata(
     assert fake.call_count() == 2
 
 
-def test_with_metadata_switched_off_only_the_prefix_says(
-    s3: Any, fake: FakeRekognition, community: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def prefixes_only(community: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The community set, routed by PREFIXES alone (metadata is not read)."""
     monkeypatch.setenv("CONTEXT_PREFIXES", json.dumps(PREFIXES))
     monkeypatch.setenv("CONTEXT_FROM_METADATA", "false")
+
+
+def test_with_metadata_switched_off_only_the_prefix_says(
+    s3: Any, fake: FakeRekognition, prefixes_only: None
+) -> None:
     key = "uploads/chat/c.jpg"
     version = upload(s3, key, surface="feed", audience="teen")  # the uploader's say: ignored
 
@@ -152,10 +157,8 @@ def test_with_metadata_switched_off_only_the_prefix_says(
 
 
 def test_a_backfill_job_with_user_arguments_routes_the_same_way(
-    s3: Any, fake: FakeRekognition, community: Path, monkeypatch: pytest.MonkeyPatch
+    s3: Any, fake: FakeRekognition, prefixes_only: None
 ) -> None:
-    monkeypatch.setenv("CONTEXT_PREFIXES", json.dumps(PREFIXES))
-    monkeypatch.setenv("CONTEXT_FROM_METADATA", "false")
     key = "uploads/chat/m.jpg"
     version = upload(s3, key, surface="feed")
     fake.respond(uri(key, version), VIOLENT)
