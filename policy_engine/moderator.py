@@ -373,6 +373,20 @@ class Moderator:
         Raises ``OSError`` for a file that cannot be read and ``ValueError``
         for an unsupported input. A failing detector is part of the decision
         (the policy's ``on_error``), and a failing hook is logged."""
+        decided = self.check_in(image, context=context, name=name)
+        return decided.decision if isinstance(decided, SetDecision) else decided
+
+    def check_in(
+        self,
+        image: ImageSource,
+        *,
+        context: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Decision | SetDecision:
+        """:meth:`check`, giving a set's whole
+        :class:`~policy_engine.policy_set.SetDecision` (the routed policy's
+        decision, the context, the route, the set) for a record that names them;
+        a single policy's :class:`Decision` as :meth:`check` does."""
         serving = self._serving  # one read: this check uses one policy throughout
         return self._decide(
             serving, to_image(image, name, max_bytes=serving.engine.max_image_bytes), context
@@ -404,20 +418,13 @@ class Moderator:
 
     def _decide(
         self, serving: ServingPolicy, image: Image, context: Mapping[str, Any] | None
-    ) -> Decision:
+    ) -> Decision | SetDecision:
         engine = serving.engine
         given = dict(context or {})
         if engine.policy_set is not None:  # a bad context costs no call and is never an allow
             engine.policy_set.resolve_context(given)
         results, failures = engine.detect(image)
         decided = engine.decide_in(results, failures, given)
-        decision = decided.decision if isinstance(decided, SetDecision) else decided
-        route: dict[str, Any] | None = None
-        policy_set: dict[str, str] | None = None
-        if isinstance(decided, SetDecision):
-            record = decided.to_dict()
-            route = {**record["route"], "context": record["context"]}
-            policy_set = record["policy_set"]
         shadow: Decision | None = None
         if serving.shadow is not None:
             try:
@@ -432,22 +439,40 @@ class Moderator:
                     serving.shadow_path,
                     loggable(image.name),
                 )
+        self.announce(image, decided, given, shadow=shadow)
+        return decided
+
+    def announce(
+        self,
+        image: Image,
+        decided: Decision | SetDecision,
+        context: Mapping[str, Any] | None = None,
+        *,
+        shadow: Decision | None = None,
+    ) -> None:
+        """Tell the decision hooks (the audit log among them) of a decision, as
+        :meth:`check` does of its own: for a host that decided ``image`` some
+        other way (the Lambda, for an object whose context it cannot
+        determine). Each hook implementation is called on its own
+        (:func:`call_each`), so that one that fails neither stops the others
+        nor reaches the caller."""
+        decision = decided.decision if isinstance(decided, SetDecision) else decided
+        route: dict[str, Any] | None = None
+        policy_set: dict[str, str] | None = None
+        if isinstance(decided, SetDecision):
+            record = decided.to_dict()
+            route = {**record["route"], "context": record["context"]}
+            policy_set = record["policy_set"]
         event = DecisionEvent(
             time=_now(),
             input=image.name,
             key=image.key,
             decision=decision,
-            context=MappingProxyType(given),
+            context=MappingProxyType(dict(context or {})),
             shadow=shadow,
             route=route,
             policy_set=policy_set,
         )
-        self._notify(event)
-        return decision
-
-    def _notify(self, event: DecisionEvent) -> None:
-        """Call every hook implementation on its own (:func:`call_each`), so that
-        one that fails neither stops the others nor reaches the caller."""
 
         def on_error(plugin: str | None, exc: Exception) -> None:
             logger.exception(

@@ -77,6 +77,36 @@ def test_a_set_routes_by_the_callers_context_with_one_detector_call(tmp_path: Pa
     assert line["policy_set"]["name"] == "one" and line["decision"] == "block"
 
 
+def test_check_in_gives_the_whole_set_decision_and_announce_tells_the_hooks(
+    tmp_path: Path,
+) -> None:
+    """check_in is check with the route and context a record names; announce
+    tells the hooks (the audit log) of a decision a host made some other way."""
+    from policy_engine.image import Image
+    from policy_engine.policy_set import SetDecision
+
+    one, _ = write_sets(tmp_path)
+    detector, recorder = CountingDetector(), Recorder()
+    moderator = Moderator.from_policy_file(
+        one,
+        registry=registry_with(detector),
+        plugin_manager=make_plugin_manager(load_entry_points=False),
+        plugins=[recorder],
+    )
+    with moderator:
+        decided = moderator.check_in(b"x", context={"surface": "chat", "upload_id": "u1"})
+        assert isinstance(decided, SetDecision)
+        assert decided.verdict == "block" and decided.route.index == 1
+        assert decided.to_dict()["context"] == {"surface": "chat", "audience": "adult"}
+        assert moderator.check(b"x", context={"surface": "chat"}) == decided.decision
+        moderator.announce(Image(name="elsewhere", data=b"y"), decided, {"upload_id": "u2"})
+    assert detector.calls == 2  # announce calls no detector
+    announced = recorder.events[-1]
+    assert (announced.input, announced.context["upload_id"]) == ("elsewhere", "u2")
+    assert announced.route is not None and announced.route["index"] == 1
+    assert announced.policy_set == {"name": "one", "digest": load_policy_set(one).digest}
+
+
 @pytest.mark.parametrize(
     "context",
     [{}, {"surface": "billboard"}, {"surface": "feed", "audience": "child"}, {"surface": 3}],

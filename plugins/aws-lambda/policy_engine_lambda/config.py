@@ -1,8 +1,13 @@
 """What the function does with each decision, from its environment variables.
 
 ``POLICY_FILE``
-    The policy; a relative path is taken from ``LAMBDA_TASK_ROOT`` (the code
-    root). Unset: ``policy.yaml`` beside the handler.
+    The policy, or a policy set (``kind: policy-set``); a relative path is
+    taken from ``LAMBDA_TASK_ROOT`` (the code root). Unset: ``policy.yaml``
+    beside the handler.
+``CONTEXT_FROM_METADATA``, ``CONTEXT_PREFIXES``
+    With a policy set: where each object's context comes from, its user
+    metadata ``x-amz-meta-<dimension>`` (default ``true``) and a JSON map of
+    key prefixes to dimension values (see :mod:`policy_engine_lambda.context`).
 ``TAG_OBJECTS``
     Tag each object with ``moderation-decision`` and
     ``moderation-policy-digest``, and ``moderation-version-id`` (in a
@@ -69,6 +74,8 @@ ACTION_VARIABLES = (
 
 FUNCTION_VARIABLES = (
     "POLICY_FILE",
+    "CONTEXT_FROM_METADATA",
+    "CONTEXT_PREFIXES",
     *ACTION_VARIABLES,
     "RECORDINGS_BUCKET",
     "RECORDINGS_PREFIX",
@@ -87,7 +94,7 @@ class ConfigError(ValueError):
     """A setting that makes no sense; raised when the function starts."""
 
 
-def _flag(name: str, value: str) -> bool:
+def flag(name: str, value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in _TRUE:
         return True
@@ -190,7 +197,7 @@ class ActionConfig:
                 continue
             value = str(raw)
             if name == "TAG_OBJECTS":
-                changes["tag"] = _flag(name, value)
+                changes["tag"] = flag(name, value)
             elif name == "QUARANTINE_ON":
                 changes["quarantine_on"] = _verdicts(name, value)
             elif name == "QUARANTINE_BUCKET":
@@ -198,7 +205,7 @@ class ActionConfig:
             elif name == "QUARANTINE_PREFIX":
                 changes["quarantine_prefix"] = _prefix(name, value.strip())
             elif name == "DELETE_ORIGINAL":
-                changes["delete_original"] = _flag(name, value)
+                changes["delete_original"] = flag(name, value)
             elif name == "RECORDS":
                 changes["records"] = value.strip().lower()
             elif name == "RESULTS_BUCKET":

@@ -49,6 +49,7 @@ from policy_engine_lambda.config import (
     recordings_location,
     shadow_policy_path,
 )
+from policy_engine_lambda.context import ContextSettings
 from policy_engine_lambda.events import (
     BatchInvocation,
     InvocationError,
@@ -59,7 +60,7 @@ from policy_engine_lambda.events import (
     parse_batch_invocation,
     parse_s3_notification,
 )
-from policy_engine_lambda.moderate import ObjectModerator, Outcome, Status
+from policy_engine_lambda.moderate import AUDIT_KEYS, ObjectModerator, Outcome, Status
 from policy_engine_lambda.store import S3RecordingStore
 
 LOG = logging.getLogger("policy_engine_lambda")
@@ -116,6 +117,7 @@ def _started() -> _State:
             registry = DetectorRegistry.installed()
             path = policy_path()
             config = ActionConfig.from_environ()
+            context = ContextSettings.from_environ(os.environ)
             final_after = final_attempt_after()
             location = recordings_location()
             s3 = build_s3_client()
@@ -136,8 +138,10 @@ def _started() -> _State:
                 concurrency=1,
                 detector_timeout=detector_timeout(),
             )
+            context.check_against(moderating.serving.engine.policy_set, AUDIT_KEYS)
             _state = _State(
-                ObjectModerator(moderating, s3, config, recordings=location), final_after
+                ObjectModerator(moderating, s3, config, recordings=location, context=context),
+                final_after,
             )
             LOG.info(
                 json.dumps(
@@ -149,6 +153,8 @@ def _started() -> _State:
                         "shadow": moderating.serving.shadow_digest,
                         "recordings": store.uri("") if store is not None else None,
                         "final_attempt_after": final_after,
+                        "context_from_metadata": context.from_metadata,
+                        "context_prefixes": [rule.prefix for rule in context.prefixes],
                     }
                 )
             )
@@ -208,6 +214,7 @@ def handle_batch(event: Mapping[str, Any], mod: ObjectModerator) -> dict[str, An
                 mod.s3,
                 mod.config.with_user_arguments(invocation.user_arguments),
                 recordings=mod.recordings,
+                context=mod.context_settings,
             )
         except ConfigError as exc:
             problem = str(exc)

@@ -53,6 +53,18 @@ written then if the crash lost it.
   (``If-Match``); if it changed while the tags were being set, the object
   fails as temporary, so that a retry decides what the key holds now.
 
+**Policy sets.** Serving a set, each object is routed by the context its
+metadata and key give (:mod:`policy_engine_lambda.context`); the dimension
+values join the object's own keys in the context the decision hooks get, and
+the record carries ``context``, ``route``, ``policy_set`` and
+``context_sources``. The tags name the context (``moderation-context``), and a
+decision is reused only in the context found now. An object whose context is
+undetermined is decided with no detector call by ``on_error`` of every route
+it could reach (:mod:`policy_engine_lambda.undetermined`), enforced, recorded
+and audited like any decision, and reported as a ``PermanentFailure`` (a
+retry would decide the same). Its decision is reused like any other: the same
+bytes, metadata, key and settings give the same decision.
+
 A detector failure that may succeed later (throttling, a timeout) takes no
 action at all, so that the retry decides afresh, until the final attempt
 (``final_attempt``: the event is older than ``FINAL_ATTEMPT_AFTER``, or was
@@ -78,6 +90,7 @@ from urllib.parse import quote, urlencode
 
 from policy_engine import Decision, Image, Moderator, Verdict
 from policy_engine.errors import InvalidDetectorResult
+from policy_engine.policy_set import SetDecision
 from policy_engine.recordings import RECORDING_FORMAT, recorded_responses
 from policy_engine_lambda.config import (
     RECORD_SUFFIX,
@@ -85,7 +98,9 @@ from policy_engine_lambda.config import (
     RecordingsLocation,
     fitted_key,
 )
+from policy_engine_lambda.context import ContextSettings, ObjectContext, object_context
 from policy_engine_lambda.events import ObjectRef, strip_etag
+from policy_engine_lambda.undetermined import decide_undetermined
 from policy_engine_rekognition.images import S3_MAX_BYTES
 
 LOG = logging.getLogger("policy_engine_lambda")
@@ -105,7 +120,15 @@ PROVISIONAL_TAG = "moderation-provisional"
 because a detector kept failing in a way a retry may fix (the codes, e.g.
 ``timeout``): such a decision is enforced but never reused, so the next event
 or backfill asks the detectors again."""
-MODERATION_TAGS = frozenset({DECISION_TAG, DIGEST_TAG, CONTENT_TAG, VERSION_TAG, PROVISIONAL_TAG})
+CONTEXT_TAG = "moderation-context"
+"""With a policy set, the context the object was decided in
+(``surface=profile audience=adult``; see :meth:`ObjectContext.tag_value
+<policy_engine_lambda.context.ObjectContext.tag_value>`): a decision is reused
+only in the context the object's metadata and key give now, so that new
+metadata (a copy in place) or new ``CONTEXT_PREFIXES`` decide it again."""
+MODERATION_TAGS = frozenset(
+    {DECISION_TAG, DIGEST_TAG, CONTENT_TAG, VERSION_TAG, PROVISIONAL_TAG, CONTEXT_TAG}
+)
 _TAG_VALUE = re.compile(r"[\w .:/=+\-@]{1,256}\Z")
 """What S3 takes as a tag value."""
 _TAG_UNSAFE = re.compile(r"[^\w .:/=+\-@]")
@@ -319,13 +342,17 @@ class ObjectModerator:
         *,
         clock: Callable[[], str] = _now,
         recordings: RecordingsLocation | None = None,
+        context: ContextSettings | None = None,
     ) -> None:
         self.moderator = moderator
         self.s3 = s3
         self.config = config
         self.clock = clock
         self.recordings = recordings
+        self.context_settings = context if context is not None else ContextSettings()
         self.digest = moderator.policy_digest
+        self.compiled_set = moderator.serving.engine.compiled_set
+        """The policy set served, or None for a single policy (which has no context)."""
 
     # --- where things go ---------------------------------------------------------------
 
@@ -618,14 +645,24 @@ class ObjectModerator:
                 return Outcome(ref, Status.SUCCEEDED, "skipped: a quarantined copy")
         found = self._find(ref)
         pinned = ObjectRef(ref.bucket, ref.key, found.version_id, found.size, found.etag)
-        verdict = self._reusable(found)
-        decision: Decision | None = None
+        context = self._object_context(pinned, found)
+        verdict = self._reusable(found, self._context_tag(context))
+        decided: Decision | SetDecision | None = None
         failure: str | None = None
         provisional: str | None = None
-        if verdict is None:
-            decision = self.moderator.check(
-                self._image(pinned, found), context=_context(pinned, found)
+        if verdict is None and context is not None and not context.determined:
+            decided = self._decide_undetermined(pinned, found, context)
+            considered = ", ".join(str(route.index) for route in decided.considered)
+            failure = (
+                f"context undetermined, decided by on_error of route(s) {considered}: "
+                f"{context.describe_problems()}"
             )
+            verdict = decided.verdict
+        elif verdict is None:
+            audit = _context(pinned, found)
+            given = {**audit, **context.given()} if context is not None else audit
+            decided = self.moderator.check_in(self._image(pinned, found), context=given)
+            decision = decided.decision if isinstance(decided, SetDecision) else decided
             retryable = sorted({f.code for f in decision.failures if f.retryable})
             if retryable and not final_attempt:
                 # no action: the retry decides afresh
@@ -639,8 +676,8 @@ class ObjectModerator:
                 final = " on the final attempt, decided by on_error" if retryable else ""
                 failure = f"detector failure ({codes}){final}: {decision.failures[0].error}"
             verdict = decision.verdict
-        steps = self._act(pinned, found, verdict, decision, provisional)
-        reused = decision is None
+        steps = self._act(pinned, found, verdict, decided, provisional, context)
+        reused = decided is None
         head = f"{verdict.value} ({'reused, ' if reused else ''}policy {self.digest[:19]})"
         status = steps.status
         if failure is not None and status is Status.SUCCEEDED:
@@ -656,6 +693,30 @@ class ObjectModerator:
             unfinished=bool(steps.failed),
         )
 
+    def _object_context(self, pinned: ObjectRef, found: _Found) -> ObjectContext | None:
+        """The object's context under the set served (None for a single policy)."""
+        if self.compiled_set is None:
+            return None
+        return object_context(
+            self.context_settings, self.compiled_set.policy_set, pinned.key, found.metadata
+        )
+
+    def _context_tag(self, context: ObjectContext | None) -> str | None:
+        if context is None or self.compiled_set is None:
+            return None
+        return context.tag_value(self.compiled_set.policy_set)
+
+    def _decide_undetermined(
+        self, pinned: ObjectRef, found: _Found, context: ObjectContext
+    ) -> SetDecision:
+        """Decide by on_error of every route the object could reach (no detector
+        call), and tell the decision hooks (the audit log) as for any decision."""
+        assert self.compiled_set is not None
+        decided = decide_undetermined(self.compiled_set, context)
+        audit = {**_context(pinned, found), **context.values}
+        self.moderator.announce(self._image(pinned, found), decided, audit)
+        return decided
+
     def _image(self, pinned: ObjectRef, found: _Found) -> Image:
         if found.data is not None:
             # unversioned: the bytes read are decided, and their SHA-256 keys the
@@ -667,7 +728,7 @@ class ObjectModerator:
         # as `policy-engine check 's3://bucket/key?versionId=V'` gives it
         return Image(name=pinned.uri, uri=pinned.uri, size=found.size, version=found.etag_header)
 
-    def _reusable(self, found: _Found) -> Verdict | None:
+    def _reusable(self, found: _Found, context_tag: str | None) -> Verdict | None:
         tags = found.tags
         if found.tags_error is not None:
             return None  # unknown tags: decided afresh
@@ -675,6 +736,8 @@ class ObjectModerator:
             return None  # on_error's, for want of an answer: ask the detectors again
         if tags.get(DIGEST_TAG) != self.digest:
             return None
+        if tags.get(CONTEXT_TAG) != context_tag:
+            return None  # decided in another context (other metadata or prefixes then)
         if found.version_id is None and (
             found.sha256 is None or tags.get(CONTENT_TAG) != found.sha256
         ):
@@ -686,9 +749,11 @@ class ObjectModerator:
     # --- the actions: enforcement first, then bookkeeping ------------------------------
 
     def _moderation_tags(
-        self, found: _Found, verdict: Verdict, provisional: str | None
+        self, found: _Found, verdict: Verdict, provisional: str | None, context_tag: str | None
     ) -> dict[str, str]:
         tags = {DECISION_TAG: verdict.value, DIGEST_TAG: self.digest}
+        if context_tag is not None:
+            tags[CONTEXT_TAG] = context_tag
         if provisional is not None:
             tags[PROVISIONAL_TAG] = _TAG_UNSAFE.sub("-", provisional)[:256]
         if found.version_id is None and found.sha256 is not None:
@@ -702,11 +767,12 @@ class ObjectModerator:
         ref: ObjectRef,
         found: _Found,
         verdict: Verdict,
-        decision: Decision | None,
+        decision: Decision | SetDecision | None,
         provisional: str | None = None,
+        context: ObjectContext | None = None,
     ) -> _Steps:
         steps = _Steps(ref)
-        ours = self._moderation_tags(found, verdict, provisional)
+        ours = self._moderation_tags(found, verdict, provisional, self._context_tag(context))
         tags, dropped = fit_tags(found.tags, ours)
         quarantine = verdict in self.config.quarantine_on
         copying = quarantine and not self.in_quarantine(ref)
@@ -749,6 +815,7 @@ class ObjectModerator:
                         steps.done,
                         dropped,
                         provisional=provisional,
+                        context=context,
                     )
                     steps.done.append(f"record s3://{where[0]}/{where[1]}")
             except Exception as exc:
@@ -907,13 +974,14 @@ class ObjectModerator:
         ref: ObjectRef,
         found: _Found | None,
         verdict: Verdict,
-        decision: Decision | None,
+        decision: Decision | SetDecision | None,
         actions: list[str],
         dropped: Mapping[str, str],
         *,
         note: str | None = None,
         digest: str | None = None,
         provisional: str | None = None,
+        context: ObjectContext | None = None,
     ) -> None:
         record: dict[str, Any] = {
             "format": RECORD_FORMAT,
@@ -945,6 +1013,12 @@ class ObjectModerator:
                 note=note
                 or "decided on an earlier attempt (the object's tags); its full record was lost",
             )
+            if context is not None:  # the context the tags name is the one found now
+                record.update(context=dict(context.values), policy_set=dict(record["policy"]))
+        if context is not None:
+            record["context_sources"] = context.sources_data()
+            if not context.determined:
+                record["context_undetermined"] = dict(context.problems)
         bucket, key = where
         self.s3.put_object(
             Bucket=bucket,
@@ -993,8 +1067,14 @@ def _verdict(value: str | None) -> Verdict | None:
         return None
 
 
+AUDIT_KEYS = ("bucket", "key", "version_id", "sha256")
+"""The context keys the function gives the decision hooks about the object
+(a policy set's dimension may not take one of these names)."""
+
+
 def _context(pinned: ObjectRef, found: _Found) -> dict[str, Any]:
-    """What the decision hooks (audit log, shadow) are told about the object."""
+    """What the decision hooks (audit log, shadow) are told about the object
+    (:data:`AUDIT_KEYS`); a set's dimension values are added to it."""
     context: dict[str, Any] = {
         "bucket": pinned.bucket,
         "key": pinned.key,

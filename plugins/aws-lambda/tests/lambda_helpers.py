@@ -167,3 +167,49 @@ class ScriptedS3:
             return answer
 
         return call
+
+
+SET_POLICY = """version: 1
+name: {name}
+on_error: {on_error}
+detectors:
+  rekognition-moderation: {{}}
+rules:
+  - id: violence
+    match: {{name: Violence}}
+    review_at: 50
+    block_at: {block_at}
+"""
+COMMUNITY_SET = """version: 1
+kind: policy-set
+name: community
+context:
+  surface:
+    values: [feed, profile, chat, marketplace]
+  audience:
+    values: [adult, teen]
+    default: adult
+routes:
+  - when: {audience: teen}
+    policy: teen.yaml
+  - when: {surface: [profile, chat]}
+    policy: lenient.yaml
+  - policy: general.yaml
+"""
+"""Route 0, teen: on_error block, Violence blocked from 60. Route 1, lenient
+(profile and chat): on_error allow, Violence blocked only from 99 (VIOLENT's
+97.3 is reviewed). Route 2, general: Violence blocked from 90."""
+
+
+def write_community_set(folder: Path, general_on_error: str = "review") -> Path:
+    """COMMUNITY_SET and its three policies in ``folder``; the set's path."""
+    for name, on_error, block_at in (
+        ("teen", "block", 60),
+        ("lenient", "allow", 99),
+        ("general", general_on_error, 90),
+    ):
+        text = SET_POLICY.format(name=name, on_error=on_error, block_at=block_at)
+        (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
+    path = folder / "community.set.yaml"
+    path.write_text(COMMUNITY_SET, encoding="utf-8")
+    return path

@@ -119,6 +119,13 @@ def test_the_function_and_its_trigger(template: dict[str, Any]) -> None:
     assert variables["AUDIT_LOG"] == {"Ref": "AuditLog"}
     assert variables["SHADOW_POLICY_FILE"] == {"Ref": "ShadowPolicyFile"}
     assert variables["FINAL_ATTEMPT_AFTER"] == {"Ref": "FinalAttemptAfter"}
+    # a policy set's context: no prefixes and metadata read, unless the stack says
+    assert variables["CONTEXT_PREFIXES"] == {"Ref": "ContextPrefixes"}
+    assert variables["CONTEXT_FROM_METADATA"] == {"Ref": "ContextFromMetadata"}
+    parameters = template["Parameters"]
+    assert parameters["ContextPrefixes"]["Default"] == ""
+    assert parameters["ContextFromMetadata"]["AllowedValues"] == ["true", "false"]
+    assert parameters["ContextFromMetadata"]["Default"] == "true"
     final = template["Parameters"]["FinalAttemptAfter"]
     assert (final["Type"], final["Default"], final["MinValue"]) == ("Number", 900, 0)
     # every object created, whatever its name: a suffix filter is case-sensitive

@@ -68,15 +68,15 @@ def replace_after_deciding(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any, by
     KEY with ``body`` (deterministically, between the decision and the actions)."""
 
     def arm(s3: Any, body: bytes) -> None:
-        original = Moderator.check
+        original = Moderator.check_in
 
-        def check(self: Moderator, *args: Any, **kwargs: Any) -> Any:
+        def check_in(self: Moderator, *args: Any, **kwargs: Any) -> Any:
             decision = original(self, *args, **kwargs)
-            monkeypatch.setattr(Moderator, "check", original)
+            monkeypatch.setattr(Moderator, "check_in", original)
             upload(s3, body)
             return decision
 
-        monkeypatch.setattr(Moderator, "check", check)
+        monkeypatch.setattr(Moderator, "check_in", check_in)
 
     return arm
 
