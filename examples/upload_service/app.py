@@ -32,7 +32,6 @@ import re
 import socket
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +40,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 from wsgiref.simple_server import WSGIServer, make_server
 
-from policy_engine import Moderator, hookimpl
+from policy_engine import Moderator
 from policy_engine.errors import ContextError
-from policy_engine.events import DecisionEvent
-from policy_engine.policy_set import PolicySet
+from policy_engine.policy_set import PolicySet, SetDecision
 
 logger = logging.getLogger("upload_service")
 
@@ -216,24 +214,6 @@ def refused_context(exc: ContextError, policy_set: PolicySet | None) -> HttpErro
     )
 
 
-class DecisionEvents:
-    """Hands each request thread the event of the check it just made: a set's
-    route and context reach the caller only through the decision hook, which
-    runs in the thread that called :meth:`Moderator.check`."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    @hookimpl
-    def policy_engine_decision_made(self, event: DecisionEvent) -> None:
-        self._local.event = event
-
-    def take(self) -> DecisionEvent | None:
-        event: DecisionEvent | None = getattr(self._local, "event", None)
-        self._local.event = None
-        return event
-
-
 def _extension(data: bytes) -> str:
     if data.startswith(b"\xff\xd8\xff"):
         return ".jpg"
@@ -274,8 +254,6 @@ class UploadService:
                 ),
             )
         self.moderator = moderator
-        self.decisions = DecisionEvents()
-        moderator.plugin_manager.register(self.decisions)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -329,18 +307,14 @@ class UploadService:
         data = self._read_body(environ)
         context = {**given, "upload_id": upload_id} if upload_id else given
         try:
-            decision = self.moderator.check(data, context=context, name=upload_id or "upload")
+            decided = self.moderator.check_in(data, context=context, name=upload_id or "upload")
         except ContextError as exc:  # a reload since the context was resolved changed the set
             raise refused_context(exc, self.moderator.serving.engine.policy_set) from None
-        event = self.decisions.take()
-        answer: dict[str, Any] = {"upload_id": upload_id, **decision.to_dict()}
-        if event is not None and event.route is not None and event.policy_set is not None:
-            route = dict(event.route)
-            used: dict[str, str] = route.pop("context")
-            answer["context"] = used  # the record's keys for a set, as `check` writes them
-            answer["route"] = route
-            answer["policy_set"] = dict(event.policy_set)
-            answer["defaulted"] = [name for name in used if name not in given]
+        # a set's record names its context (defaults included), route and set, as `check` writes
+        answer: dict[str, Any] = {"upload_id": upload_id, **decided.to_dict()}
+        if isinstance(decided, SetDecision):
+            answer["defaulted"] = [name for name in answer["context"] if name not in given]
+        decision = decided.decision if isinstance(decided, SetDecision) else decided
         verdict = decision.verdict.value
         if verdict == "block":
             return 422, answer
