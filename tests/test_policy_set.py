@@ -24,8 +24,10 @@ from policy_engine.names import name_key
 from policy_engine.policy_set import (
     Dimension,
     PolicySet,
+    PolicySetLoadResult,
     Route,
     analyse_routes,
+    check_policy_or_set_file,
     check_policy_set_file,
     compile_policy_set,
     is_policy_set_text,
@@ -542,3 +544,15 @@ def test_eight_routes_that_extend_one_base_read_and_parse_each_file_once(
     assert sorted(parsed) == sorted(
         ["name: eight", "name: base"] + [f"name: route{n}" for n in range(8)]
     )
+
+    # what the Moderator and the CLI load with: telling a set from a policy reads nothing twice
+    read.clear()
+    parsed.clear()
+    loaded = check_policy_or_set_file(set_file)
+    assert isinstance(loaded, PolicySetLoadResult) and loaded.policy_set is not None
+    assert loaded.policy_set.digest == policy_set.digest
+    assert sorted(read) == sorted(files)
+    read.clear()
+    one = check_policy_or_set_file(tmp_path / "route0.yaml")
+    assert isinstance(one, loader.LoadResult) and one.policy is not None
+    assert sorted(read) == ["base.yaml", "route0.yaml"]
