@@ -536,8 +536,7 @@ class Engine:
         :class:`~policy_engine.policy_set.SetDecision`; a policy ignores it."""
         if self.compiled_set is None:
             return self.decide(results, failures)
-        given = {key: value for key, value in (context or {}).items()}
-        return self.compiled_set.decide_results(results, failures, given)
+        return self.compiled_set.decide_results(results, failures, context or {})
 
     def check_in(
         self, image: Image, context: Mapping[str, Any] | None = None

@@ -642,8 +642,14 @@ class PolicyFileCache:
         self._layers: dict[tuple[Path, int], _Layer] = {}
         self._registries: dict[int, DetectorRegistry | None] = {}
         self._loading: list[Path] = []
+        self._texts: dict[Path, str] = {}
         self.reads = 0
         self.parses = 0
+
+    def read_already(self, path: Path, text: str) -> None:
+        """``path``'s ``text``, read by the caller (to tell a set from a policy):
+        loading ``path`` uses it instead of reading the file again."""
+        self._texts[self._key(path)] = text
 
     def _key(self, path: Path) -> Path:
         return _resolved(path) if self._read is None else Path(os.path.normpath(path))
@@ -674,7 +680,9 @@ class PolicyFileCache:
         folder = str(resolved.parent)
         self.reads += 1
         try:
-            text = read_policy_text(path) if self._read is None else self._read(str(resolved))
+            text = self._texts.pop(resolved, None)
+            if text is None:
+                text = read_policy_text(path) if self._read is None else self._read(str(resolved))
         except SourceError as exc:
             return _failed_layer(shown, folder, sort_diagnostics(exc.diagnostics))
         except (OSError, ValueError) as exc:  # ValueError: a NUL character in the name

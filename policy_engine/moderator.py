@@ -41,7 +41,6 @@ from policy_engine.engine import DEFAULT_DETECTOR_TIMEOUT, Engine
 from policy_engine.errors import PolicyEngineError, PolicyLoadError
 from policy_engine.events import DecisionEvent
 from policy_engine.image import DEFAULT_MAX_IMAGE_BYTES, Image
-from policy_engine.loader import check_policy_file
 from policy_engine.local_files import read_bounded
 from policy_engine.model import Policy
 from policy_engine.plugins import (
@@ -165,16 +164,15 @@ def _store(value: PathOrStore | None) -> ResponseStore | None:
 def _load_engine(path: str, options: _Options) -> tuple[Engine, tuple[Diagnostic, ...]]:
     """The engine for the policy at ``path`` and the linter's warnings; raises
     :class:`PolicyLoadError` or another :class:`PolicyEngineError`."""
-    from policy_engine.policy_set import check_policy_set_file, is_policy_set_file
+    from policy_engine.policy_set import PolicySetLoadResult, check_policy_or_set_file
 
     loaded: Policy | PolicySet
-    if is_policy_set_file(path):  # a set: the whole compiled set is one serving snapshot
-        found = check_policy_set_file(path, registry=options.registry)
-        if found.policy_set is None or found.errors:
-            raise PolicyLoadError(found.errors or found.diagnostics)
-        loaded, warnings = found.policy_set, found.warnings
+    result = check_policy_or_set_file(path, registry=options.registry)  # the file read once
+    if isinstance(result, PolicySetLoadResult):  # the whole compiled set is one snapshot
+        if result.policy_set is None or result.errors:
+            raise PolicyLoadError(result.errors or result.diagnostics)
+        loaded, warnings = result.policy_set, result.warnings
     else:
-        result = check_policy_file(path, registry=options.registry)
         if result.policy is None or result.errors:
             raise PolicyLoadError(result.errors or result.diagnostics)
         loaded, warnings = result.policy, result.warnings

@@ -8,12 +8,13 @@ import itertools
 import json
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policy_engine import loader
+from policy_engine import loader, source
 from policy_engine.decision import DetectorFailure
 from policy_engine.diagnostics import Severity
 from policy_engine.errors import ContextError, PolicyLoadError, PolicySetLoadError
@@ -23,8 +24,10 @@ from policy_engine.names import name_key
 from policy_engine.policy_set import (
     Dimension,
     PolicySet,
+    PolicySetLoadResult,
     Route,
     analyse_routes,
+    check_policy_or_set_file,
     check_policy_set_file,
     compile_policy_set,
     is_policy_set_text,
@@ -521,13 +524,35 @@ def test_eight_routes_that_extend_one_base_read_and_parse_each_file_once(
         encoding="utf-8",
     )
     read: list[str] = []
-    original = loader.read_policy_text
+    parsed: list[str] = []
+    read_bytes, compose = source.read_bounded, source.yaml.compose
 
-    def counting(path: Path) -> str:
+    def reading(path: Path, max_bytes: int, *, what: str = "file") -> bytes:
         read.append(Path(path).name)
-        return original(path)
+        return read_bytes(path, max_bytes, what=what)
 
-    monkeypatch.setattr(loader, "read_policy_text", counting)
+    def parsing(text: str, **options: Any) -> Any:
+        parsed.append(next(line for line in text.splitlines() if line.startswith("name:")))
+        return compose(text, **options)
+
+    monkeypatch.setattr(source, "read_bounded", reading)
+    monkeypatch.setattr(source.yaml, "compose", parsing)
     policy_set = load_policy_set(set_file)
     assert policy_set is not None and len(policy_set.routes) == 8
-    assert sorted(read) == sorted(["base.yaml", *(f"route{n}.yaml" for n in range(8))])
+    files = ["eight.set.yaml", "base.yaml", *(f"route{n}.yaml" for n in range(8))]
+    assert sorted(read) == sorted(files)
+    assert sorted(parsed) == sorted(
+        ["name: eight", "name: base"] + [f"name: route{n}" for n in range(8)]
+    )
+
+    # what the Moderator and the CLI load with: telling a set from a policy reads nothing twice
+    read.clear()
+    parsed.clear()
+    loaded = check_policy_or_set_file(set_file)
+    assert isinstance(loaded, PolicySetLoadResult) and loaded.policy_set is not None
+    assert loaded.policy_set.digest == policy_set.digest
+    assert sorted(read) == sorted(files)
+    read.clear()
+    one = check_policy_or_set_file(tmp_path / "route0.yaml")
+    assert isinstance(one, loader.LoadResult) and one.policy is not None
+    assert sorted(read) == ["base.yaml", "route0.yaml"]

@@ -22,7 +22,6 @@ from policy_engine.cli.common import (
     add_context_argument,
     context_or_fail,
     installed_plugins,
-    load_policy_or_fail,
     load_policy_or_set_or_fail,
     reaches,
 )
@@ -31,7 +30,6 @@ from policy_engine.engine import DEFAULT_DETECTOR_TIMEOUT, Engine
 from policy_engine.errors import DetectorUnavailableError, PolicyEngineError
 from policy_engine.image import Image
 from policy_engine.model import Policy, Verdict
-from policy_engine.policy_set import is_policy_set_file
 from policy_engine.ratelimit import RateLimiter
 from policy_engine.recordings import RecordingStore
 from policy_engine.text import json_dumps, printable
@@ -224,11 +222,7 @@ def _nul_separated(stream: BinaryIO) -> Iterator[str]:
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     manager, registry = installed_plugins()
-    policy = (
-        load_policy_or_set_or_fail(args.policy, registry, stderr)
-        if is_policy_set_file(args.policy)
-        else load_policy_or_fail(args.policy, registry, stderr, show_warnings=True)
-    )
+    policy = load_policy_or_set_or_fail(args.policy, registry, stderr, show_warnings=True)
     run_context: dict[str, str] | None = None
     if args.inputs_jsonl and not isinstance(policy, Policy):
         # each line completes the run's context, so it is resolved per input; an

@@ -16,7 +16,7 @@ import pluggy
 from policy_engine.detectors import DetectorResult
 from policy_engine.errors import InvalidDetectorResult, PluginError, UnrecognisedResponseError
 from policy_engine.image import sniff_format
-from policy_engine.loader import check_policy_file
+from policy_engine.loader import LoadResult, check_policy_file
 from policy_engine.model import Policy, Verdict
 from policy_engine.plugins import DetectorRegistry, make_plugin_manager
 from policy_engine.recordings import RecordedResponse, RecordingStore, recorded_responses
@@ -51,7 +51,10 @@ def load_policy_or_fail(
 ) -> Policy:
     """The policy at ``path``, or a CommandError after its errors on ``stderr``;
     with ``show_warnings``, the linter's warnings about it go to ``stderr`` too."""
-    result = check_policy_file(path, registry=registry)
+    return _policy_or_fail(path, check_policy_file(path, registry=registry), stderr, show_warnings)
+
+
+def _policy_or_fail(path: str, result: LoadResult, stderr: TextIO, show_warnings: bool) -> Policy:
     if result.policy is None:
         for diagnostic in result.errors or result.diagnostics:
             print(diagnostic.render(), file=stderr)
@@ -63,15 +66,16 @@ def load_policy_or_fail(
 
 
 def load_policy_or_set_or_fail(
-    path: str, registry: DetectorRegistry, stderr: TextIO
+    path: str, registry: DetectorRegistry, stderr: TextIO, *, show_warnings: bool = False
 ) -> Policy | PolicySet:
     """The policy or policy set (a file with ``kind: policy-set``) at ``path``, or a
-    CommandError after its errors on ``stderr``."""
-    from policy_engine.policy_set import check_policy_set_file, is_policy_set_file
+    CommandError after its errors on ``stderr``; the file is read once. With
+    ``show_warnings``, a policy's linter warnings go to ``stderr`` too."""
+    from policy_engine.policy_set import PolicySetLoadResult, check_policy_or_set_file
 
-    if not is_policy_set_file(path):
-        return load_policy_or_fail(path, registry, stderr)
-    result = check_policy_set_file(path, registry=registry)
+    result = check_policy_or_set_file(path, registry=registry)
+    if not isinstance(result, PolicySetLoadResult):
+        return _policy_or_fail(path, result, stderr, show_warnings)
     if result.policy_set is None:
         for diagnostic in result.errors or result.diagnostics:
             print(diagnostic.render(), file=stderr)
