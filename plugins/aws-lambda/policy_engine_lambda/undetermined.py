@@ -31,6 +31,7 @@ from policy_engine.policy_set import (
     PolicySet,
     ResolvedContext,
     Route,
+    Routing,
     SetDecision,
 )
 from policy_engine_lambda.context import ObjectContext
@@ -87,4 +88,5 @@ def decide_undetermined(compiled: CompiledPolicySet, context: ObjectContext) -> 
     if best is None:  # a set the loader checked is total: never allow by default
         raise PolicyEngineError(f"no route of policy set {policy_set.name!r} takes this object")
     resolved = ResolvedContext(MappingProxyType(dict(context.values)))
-    return SetDecision(best[0], resolved, best[1], routes, policy_set.name, compiled.digest)
+    routing = Routing(resolved, best[1], routes, policy_set.name, compiled.digest)
+    return SetDecision(best[0], routing)
