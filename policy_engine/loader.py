@@ -652,7 +652,7 @@ class PolicyFileCache:
         self._texts[self._key(path)] = text
 
     def _key(self, path: Path) -> Path:
-        return _resolved(path) if self._read is None else Path(os.path.normpath(path))
+        return resolved_path(path) if self._read is None else Path(os.path.normpath(path))
 
     def loading(self, path: Path) -> bool:
         """Whether ``path`` is being loaded now (extending it again is a cycle)."""
@@ -692,7 +692,9 @@ class PolicyFileCache:
         return _check_layer(text, shown, folder, registry, self)
 
 
-def _resolved(path: Path) -> Path:
+def resolved_path(path: Path) -> Path:
+    """``path`` resolved; as written (made absolute) when it cannot be: a
+    symlink loop, a NUL character. Reading it then fails with a located error."""
     try:
         return path.resolve()
     except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL: compare as written

@@ -239,7 +239,7 @@ def _routes(
     registry: DetectorRegistry | None,
     diagnostics: list[Diagnostic],
 ) -> list[Route]:
-    from policy_engine.loader import PolicyFileCache, check_policy_file
+    from policy_engine.loader import PolicyFileCache, check_policy_file, resolved_path
 
     file = source_map.file
     shared = PolicyFileCache()  # a base that several routed policies extend is read once
@@ -289,7 +289,7 @@ def _routes(
                     )
             when[key] = items
         written = raw["policy"]
-        policy_path = (base_dir / written).resolve()
+        policy_path = resolved_path(base_dir / written)
         result = loaded.get(policy_path)
         if result is None:
             result = check_policy_file(policy_path, registry=registry, cache=shared)
