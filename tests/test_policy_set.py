@@ -133,7 +133,11 @@ def test_the_spec_example_loads_total_with_every_route_reachable(tmp_path: Path)
         ("name: community", "name: community\nroute: []", ("unknown-key", 4, 1)),
         ("policy: lenient.yaml", "policy: missing.yaml", ("route-policy-does-not-load", 15, 13)),
         # a NUL cannot name a file: an error at the node, never a ValueError traceback
-        ("policy: lenient.yaml", 'policy: "lenient\\0.yaml"', ("route-policy-does-not-load", 15, 13)),
+        (
+            "policy: lenient.yaml",
+            'policy: "lenient\\0.yaml"',
+            ("route-policy-does-not-load", 15, 13),
+        ),
     ],
 )
 def test_each_error_is_located_in_the_set_file(
