@@ -44,10 +44,10 @@ def _undocumented(schema: dict[str, Any]) -> tuple[int, list[str]]:
     return len(seen), missing
 
 
-def test_schema_prints_the_packaged_policy_schema(h):
+def test_schema_core_prints_the_packaged_policy_schema(h):
     from jsonschema import Draft202012Validator
 
-    result = h.run("schema")
+    result = h.run("schema", "--core")
 
     assert result.code == 0, result
     printed = result.json()
@@ -72,6 +72,68 @@ def test_schema_accepts_a_good_policy_and_rejects_a_typo(h):
     assert list(validator.iter_errors(typo)) != []
 
 
+def test_schema_documents_every_installed_detectors_settings(h):
+    printed = h.run("schema").json()
+
+    detectors = printed["properties"]["detectors"]
+    assert sorted(detectors["properties"]) == [
+        "rekognition-custom-labels",
+        "rekognition-moderation",
+        "stub",
+    ]
+    _, missing = _undocumented(printed)
+    assert missing == []
+    for key in ("region", "adapter_arn", "project_version_arn", "recordings"):
+        assert any(
+            key in printed["$defs"][f"detector:{name}"]["properties"]
+            for name in detectors["properties"]
+        ), key
+
+
+def test_schema_validates_the_repositorys_policies_and_sets(h):
+    import yaml
+    from jsonschema import Draft202012Validator
+
+    validators = {
+        "policy": Draft202012Validator(h.run("schema").json()),
+        "policy-set": Draft202012Validator(h.run("schema", "--kind", "policy-set").json()),
+    }
+    checked = []
+    for path in sorted((h.MAIN / "policies").glob("*.yaml")):
+        if path.name.endswith(".tests.yaml"):
+            continue
+        data = yaml.safe_load(path.read_text("utf-8"))
+        kind = "policy-set" if data.get("kind") == "policy-set" else "policy"
+        errors = [e.message for e in validators[kind].iter_errors(data)]
+        assert errors == [], (path.name, errors)
+        checked.append(kind)
+    assert sorted(set(checked)) == ["policy", "policy-set"]
+
+
+def test_schema_rejects_a_bad_detector_setting_at_its_path(h):
+    import yaml
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(h.run("schema").json())
+    policy = yaml.safe_load((h.MAIN / "policies" / "general-ugc.yaml").read_text("utf-8"))
+    policy["detectors"]["rekognition-moderation"] = {"region": 5}
+    policy["detectors"]["stub"] = {"recordings": "r", "missing": "skip"}
+
+    found = sorted((list(e.absolute_path), e.validator) for e in validator.iter_errors(policy))
+
+    assert found == [
+        (["detectors", "rekognition-moderation", "region"], "type"),
+        (["detectors", "stub", "missing"], "enum"),
+    ]
+
+
+def test_schema_holds_only_the_detectors_that_load(h):
+    printed = h.run("schema", env={"POLICY_ENGINE_PLUGINS": "stub"}).json()
+
+    assert list(printed["properties"]["detectors"]["properties"]) == ["stub"]
+    assert not any(name.startswith("detector:rekognition") for name in printed["$defs"])
+
+
 def test_schema_policy_set_documents_every_key(h):
     printed = h.run("schema", "--kind", "policy-set").json()
     checked, missing = _undocumented(printed)
@@ -92,7 +154,13 @@ def test_schema_decision(h):
 
 
 @pytest.mark.parametrize(
-    "name", ["policy.schema.json", "decision.schema.json", "policy-set.schema.json"]
+    "name",
+    [
+        "policy.schema.json",
+        "decision.schema.json",
+        "policy-set.schema.json",
+        "policy-tests.schema.json",
+    ],
 )
 def test_repository_schemas_are_the_packaged_files(h, name):
     assert (h.MAIN / "schemas" / name).read_bytes() == (h.PACKAGED_SCHEMAS / name).read_bytes()
