@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+# The distribution's one version: pyproject.toml reads it (dynamic version).
 __version__ = "0.1.0"
 
 # public name -> module that defines it

@@ -7,4 +7,5 @@ policy-engine plugin (it registers no detector); it uses the installed ones.
 
 from __future__ import annotations
 
+# The distribution's one version: plugins/aws-lambda/pyproject.toml reads it (dynamic version).
 __version__ = "0.1.0"

@@ -8,4 +8,5 @@ so listing or parsing with this plugin installed never pays for it.
 
 from __future__ import annotations
 
+# The distribution's one version: plugins/rekognition/pyproject.toml reads it (dynamic version).
 __version__ = "0.1.0"
