@@ -409,7 +409,8 @@ class Moderator:
         given = dict(context or {})
         if engine.policy_set is not None:  # a bad context costs no call and is never an allow
             engine.policy_set.resolve_context(given)
-        results, failures = engine.detect(image)
+        found = engine.detection(image)
+        results, failures = list(found.results), list(found.failures)
         decided = engine.decide_in(results, failures, given)
         decision = decided.decision if isinstance(decided, SetDecision) else decided
         route: dict[str, Any] | None = None
@@ -441,6 +442,7 @@ class Moderator:
             shadow=shadow,
             route=route,
             policy_set=policy_set,
+            detector_calls=found.calls,
         )
         self._notify(event)
         return decision
