@@ -26,6 +26,7 @@ from policy_engine.events import DetectorCall
 from policy_engine.image import DEFAULT_MAX_IMAGE_BYTES, Image
 from policy_engine.labels import Label
 from policy_engine.loader import UNKNOWN_NAME_CODES, load_policy, registry_errors
+from policy_engine.log_fields import error_fields, fields
 from policy_engine.model import Policy
 from policy_engine.plugins import DetectorRegistry
 from policy_engine.ratelimit import RateLimiter
@@ -344,6 +345,12 @@ class Engine:
                     detector.name,
                     loggable(image.name),
                     loggable(exc),
+                    extra=fields(
+                        "response-not-recorded",
+                        detector=detector.name,
+                        input=loggable(image.name),
+                        **error_fields(exc),
+                    ),
                 )
         return result
 
@@ -370,6 +377,12 @@ class Engine:
                 detector.name,
                 loggable(image.name),
                 exc,
+                extra=fields(
+                    "image-not-identified",
+                    detector=detector.name,
+                    input=loggable(image.name),
+                    **error_fields(exc),
+                ),
             )
             return image, False
         if not found.identified:
@@ -378,6 +391,9 @@ class Engine:
                 "from the cache nor recorded",
                 detector.name,
                 loggable(image.name),
+                extra=fields(
+                    "image-without-version", detector=detector.name, input=loggable(image.name)
+                ),
             )
         return found, found.identified
 
@@ -390,11 +406,17 @@ class Engine:
         try:
             raw = self.cache.lookup(image.key, detector.name, configured.settings_digest)
             result = detector.from_stored(raw, configured.context) if raw is not None else None
-        except Exception:
+        except Exception as exc:
             logger.warning(
                 "ignoring an unusable cached %s response for %s",
                 detector.name,
                 loggable(image.name),
+                extra=fields(
+                    "cached-response-unusable",
+                    detector=detector.name,
+                    input=loggable(image.name),
+                    **error_fields(exc),
+                ),
             )
             return None
         if result is None:
@@ -445,8 +467,12 @@ class Engine:
             configured.prepared.set()
             try:
                 detector.prepare(configured.context)
-            except Exception:  # the call itself will report it
-                logger.debug("prepare failed for %s", detector.name)
+            except Exception as exc:  # the call itself will report it
+                logger.debug(
+                    "prepare failed for %s",
+                    detector.name,
+                    extra=fields("prepare-failed", detector=detector.name, **error_fields(exc)),
+                )
         limiter.acquire()
         try:
             result = self._send(configured, image, trace)

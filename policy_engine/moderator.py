@@ -43,6 +43,7 @@ from policy_engine.events import DecisionEvent
 from policy_engine.image import DEFAULT_MAX_IMAGE_BYTES, Image
 from policy_engine.loader import check_policy_file
 from policy_engine.local_files import read_bounded
+from policy_engine.log_fields import error_fields, fields
 from policy_engine.model import Policy
 from policy_engine.plugins import (
     AUDIT_LOG_PLUGIN,
@@ -179,7 +180,17 @@ def _load_engine(path: str, options: _Options) -> tuple[Engine, tuple[Diagnostic
             raise PolicyLoadError(result.errors or result.diagnostics)
         loaded, warnings = result.policy, result.warnings
     for diagnostic in warnings:  # a warning may mean a rule does not do what was meant
-        logger.warning("%s", diagnostic.render())
+        logger.warning(
+            "%s",
+            diagnostic.render(),
+            extra=fields(
+                "policy-warning",
+                code=diagnostic.code,
+                file=diagnostic.file,
+                line=diagnostic.line,
+                column=diagnostic.column,
+            ),
+        )
     engine = Engine(
         loaded,
         options.registry,
@@ -310,6 +321,7 @@ class Moderator:
                 audit_log,
                 AUDIT_LOG_PLUGIN,
                 BLOCK_ENV,
+                extra=fields("audit-log-ignored", plugin=AUDIT_LOG_PLUGIN),
             )
             audit_log = None
         if audit_log is not None and not isinstance(audit_log, AuditLog):
@@ -427,11 +439,17 @@ class Moderator:
                     shadow = candidate.decide_results(results, failures, given).decision
                 else:
                     shadow = candidate.evaluate_results(results, failures)
-            except Exception:  # the candidate must never cost the active decision
+            except Exception as exc:  # the candidate must never cost the active decision
                 logger.exception(
                     "shadow policy %s failed on %s; decided without it",
                     serving.shadow_path,
                     loggable(image.name),
+                    extra=fields(
+                        "shadow-failed",
+                        shadow_path=serving.shadow_path,
+                        input=loggable(image.name),
+                        **error_fields(exc),
+                    ),
                 )
         event = DecisionEvent(
             time=_now(),
@@ -444,6 +462,8 @@ class Moderator:
             policy_set=policy_set,
             detector_calls=found.calls,
         )
+        if logger.isEnabledFor(logging.DEBUG):
+            _log_decision(event, serving.digest)
         self._notify(event)
         return decision
 
@@ -456,6 +476,9 @@ class Moderator:
                 "policy_engine_decision_made hook of %s failed for %s",
                 f"plugin {plugin!r}" if plugin is not WRAPPED else "a hook wrapper",
                 loggable(event.input),
+                extra=fields(
+                    "hook-failed", plugin=plugin, input=loggable(event.input), **error_fields(exc)
+                ),
             )
 
         call_each(
@@ -500,6 +523,12 @@ class Moderator:
                     old.digest,
                     exc,
                     exc_info=not isinstance(exc, PolicyEngineError),  # a bug: show where
+                    extra=fields(
+                        "reload-failed",
+                        path=failed_path,
+                        policy_digest=old.digest,
+                        **error_fields(exc),
+                    ),
                 )
                 return ReloadResult(
                     ok=False,
@@ -514,7 +543,18 @@ class Moderator:
             new = ServingPolicy(source, engine, engine.digest, candidate, shadow_path, warnings)
             self._serving = new  # the swap: one assignment
         logger.info(
-            "policy %s reloaded from %s: %s -> %s", new.name, source, old.digest, new.digest
+            "policy %s reloaded from %s: %s -> %s",
+            new.name,
+            source,
+            old.digest,
+            new.digest,
+            extra=fields(
+                "policy-reloaded",
+                policy=new.name,
+                path=source,
+                previous_digest=old.digest,
+                policy_digest=new.digest,
+            ),
         )
         return ReloadResult(
             ok=True,
@@ -544,6 +584,37 @@ class Moderator:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _log_decision(event: DecisionEvent, digest: str) -> None:
+    """One debug line per decision, its fields what a metric would count."""
+    decision = event.decision
+    logger.debug(
+        "%s decided %s under %s",
+        loggable(event.input),
+        decision.verdict.value,
+        digest,
+        extra=fields(
+            "decision-made",
+            input=loggable(event.input),
+            key=event.key,
+            decision=decision.verdict.value,
+            policy=decision.policy_name,
+            policy_digest=digest,
+            route=event.route["index"] if event.route is not None else None,
+            calls=event.calls,
+            cache_hits=event.cache_hits,
+            detectors=[
+                {
+                    "detector": call.detector,
+                    "seconds": round(call.seconds, 6),
+                    "cached": call.cached,
+                    "error_code": call.error_code,
+                }
+                for call in event.detector_calls
+            ],
+        ),
+    )
 
 
 def to_image(
