@@ -18,13 +18,14 @@ from policy_engine.events import DecisionEvent
 @dataclass(frozen=True, slots=True)
 class Metric:
     """One metric, named for each exporter: ``prometheus`` (without the
-    ``_total`` a counter gets) and ``opentelemetry``; ``unit`` is UCUM ("s",
-    "1") as OpenTelemetry wants it."""
+    ``_total`` a counter gets) and ``opentelemetry``; ``kind`` is ``counter``
+    or ``histogram``; ``unit`` is UCUM ("s", "1") as OpenTelemetry wants it."""
 
     prometheus: str
     opentelemetry: str
     description: str
     labels: tuple[str, ...]
+    kind: str = "counter"
     unit: str = "1"
 
 
@@ -39,6 +40,7 @@ DETECTOR_DURATION = Metric(
     "policy_engine.detector.duration",
     "Seconds each detector call took (calls that went out; cached answers excluded)",
     ("detector",),
+    kind="histogram",
     unit="s",
 )
 DETECTOR_CALLS = Metric(

@@ -123,3 +123,19 @@ def test_a_response_not_recorded_and_an_audit_line_not_written_carry_fields(
     assert (unrecorded["detector"], unrecorded["error_type"]) == ("counting", "OSError")
     unwritten = fields_of(caplog, "audit-line-not-written")
     assert (unwritten["decision"], unwritten["failures"]) == ("block", 1)
+
+
+def test_every_log_event_is_named_in_the_readme() -> None:
+    events = {
+        node.args[0].value
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "fields"
+        and isinstance(node.args[0], ast.Constant)
+    }
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("**Structured logs.**") :]
+    assert len(events) >= 15
+    assert [e for e in sorted(events) if f"`{e}`" not in section] == []

@@ -633,7 +633,8 @@ def test_a_shadow_that_fails_to_evaluate_never_costs_the_decision(
 
 def test_readme_moderator_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "Moderator" in b]
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    (block,) = [b for b in blocks if "moderator.acheck" in b]
     monkeypatch.chdir(ROOT)
     log = tmp_path / "audit.jsonl"
     code = block.replace('"audit.jsonl"', repr(str(log)))

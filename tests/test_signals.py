@@ -67,3 +67,13 @@ def test_every_metric_has_a_prometheus_and_an_opentelemetry_name_and_bounded_lab
         assert metric.opentelemetry.startswith("policy_engine.")
         assert set(metric.labels) <= allowed
     assert len({m.prometheus for m in METRICS}) == len(METRICS)
+
+
+def test_the_readme_names_every_metric_for_both_exporters() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Metrics") : readme.index("## Scaling out")]
+    for metric in METRICS:
+        suffix = "_total" if metric.kind == "counter" else ""  # prometheus_client names it so
+        assert f"`{metric.prometheus}{suffix}`" in section
+        assert f"`{metric.opentelemetry}`" in section
+        assert all(f"`{label}`" in section for label in metric.labels)
