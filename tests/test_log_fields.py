@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps({"message": record.getMessage(), **getattr(record, LOG_FIELD, {})})
 
 
+@functools.cache
+def parsed() -> tuple[tuple[Path, ast.Module], ...]:
+    paths = sorted(PACKAGE.rglob("*.py"))
+    return tuple((path, ast.parse(path.read_text(encoding="utf-8"))) for path in paths)
+
+
+def calls() -> Iterator[tuple[Path, ast.Call]]:
+    """Every call in the library's source, with its file."""
+    for path, tree in parsed():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                yield path, node
+
+
 def fields_of(caplog: pytest.LogCaptureFixture, event: str) -> dict[str, Any]:
     (found,) = [
         json.loads(JsonFormatter().format(r))
@@ -38,18 +53,16 @@ def fields_of(caplog: pytest.LogCaptureFixture, event: str) -> dict[str, Any]:
 
 def test_every_log_call_of_the_library_passes_fields() -> None:
     missing, checked = [], 0
-    for path in sorted(PACKAGE.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and isinstance(node.func.value, ast.Name)
-                and node.func.value.id == "logger"
-                and node.func.attr in LOG_METHODS
-            ):
-                checked += 1
-                if not any(k.arg == "extra" for k in node.keywords):
-                    missing.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    for path, node in calls():
+        if (
+            isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "logger"
+            and node.func.attr in LOG_METHODS
+        ):
+            checked += 1
+            if not any(k.arg == "extra" for k in node.keywords):
+                missing.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert missing == []
     assert checked >= 15  # the walk found the library's log calls
 
@@ -128,10 +141,8 @@ def test_a_response_not_recorded_and_an_audit_line_not_written_carry_fields(
 def test_every_log_event_is_named_in_the_readme() -> None:
     events = {
         node.args[0].value
-        for path in PACKAGE.rglob("*.py")
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
+        for _, node in calls()
+        if isinstance(node.func, ast.Name)
         and node.func.id == "fields"
         and isinstance(node.args[0], ast.Constant)
     }

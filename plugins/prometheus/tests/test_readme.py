@@ -29,7 +29,7 @@ def test_the_readme_example_serves_its_metrics(monkeypatch: pytest.MonkeyPatch) 
     exec(compile(block, str(README), "exec"), namespace)
 
     server = make_server("127.0.0.1", 0, namespace["metrics_app"], handler_class=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/metrics"
