@@ -61,11 +61,13 @@ class _Configured:
 class _Trace:
     """What happened in one detector's turn for one image (one thread's, never shared)."""
 
-    __slots__ = ("cached", "called")
+    __slots__ = ("cached", "called", "seconds")
 
     def __init__(self) -> None:
         self.cached = False
         self.called = False
+        self.seconds: float | None = None
+        """How long the detector's own call took, when one was made."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,8 +327,7 @@ class Engine:
         detector = configured.detector
         if not detector.remote:
             detector.precheck(image, configured.context)
-            trace.called = True
-            return self._call(configured, image)
+            return self._timed_call(configured, image, trace)
         image, keyed = self._identified(configured, image)
         cached = self._cached(configured, image) if keyed else None
         if cached is not None:
@@ -450,9 +451,8 @@ class Engine:
         when the detector says that nothing was sent (``DetectorError.sent``:
         no credentials, an image refused before the request)."""
         self.counter.add(calls=1)
-        trace.called = True
         try:
-            return self._call(configured, image)
+            return self._timed_call(configured, image, trace)
         except DetectorError as exc:
             if not exc.sent:
                 self.counter.add(calls=-1)
@@ -480,6 +480,15 @@ class Engine:
             limiter.defer_next()
         configured.warmed.set()
         return result
+
+    def _timed_call(self, configured: _Configured, image: Image, trace: _Trace) -> DetectorResult:
+        """:meth:`_call`, timed alone: a rate limit's wait is not the detector's latency."""
+        trace.called = True
+        started = time.perf_counter()
+        try:
+            return self._call(configured, image)
+        finally:
+            trace.seconds = time.perf_counter() - started
 
     def _call(self, configured: _Configured, image: Image) -> DetectorResult:
         """The detector's ``detect``, within :attr:`detector_timeout`.
@@ -571,7 +580,7 @@ class Engine:
                 results.append(result)
             if failure is not None:
                 failures.append(failure)
-            seconds = time.perf_counter() - started
+            seconds = trace.seconds if trace.seconds is not None else time.perf_counter() - started
             code = failure.code if failure is not None else None
             calls.append(DetectorCall(name, seconds, trace.cached, trace.called, code))
         return Detection(tuple(results), tuple(failures), tuple(calls))

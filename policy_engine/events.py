@@ -14,13 +14,14 @@ from policy_engine.decision import Decision
 class DetectorCall:
     """What asking one detector about one image cost (for metrics).
 
-    ``seconds`` is the engine's wall time for the detector's turn (cache
-    look-up, checks, the call itself; 0 for an image refused before any
-    detector ran). ``cached`` is True when a recorded answer stood in for the
-    call. ``called`` is True when the detector's ``detect`` ran, and for a
-    remote detector a request went out (what its service bills): False for a
-    cached answer and for an image refused before the call. ``error_code`` is
-    the failure's stable code (``timeout``, ``throttled``, ...), None when the
+    ``seconds`` is how long the answer took: the call itself when one was
+    made (a rate limit's wait excluded), else the cache look-up or the check
+    that refused the image (0 for an image refused before any detector ran).
+    ``cached`` is True when a recorded answer stood in for the call.
+    ``called`` is True when the detector's ``detect`` ran, and for a remote
+    detector a request went out (what its service bills): False for a cached
+    answer and for an image refused before the call. ``error_code`` is the
+    failure's stable code (``timeout``, ``throttled``, ...), None when the
     detector answered.
     """
 

@@ -9,6 +9,7 @@ import inspect
 import logging
 import re
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -469,6 +470,17 @@ def test_the_event_says_what_each_detector_call_cost(tmp_path: Path) -> None:
     assert [(e.calls, e.cache_hits) for e in recorder.events] == [
         (1, 0), (0, 1), (1, 0), (0, 0), (0, 0)
     ]
+
+
+def test_a_rate_limits_wait_is_not_timed_as_the_detectors(tmp_path: Path) -> None:
+    recorder = Recorder()
+    moderator = moderator_for(tmp_path, detector=SlowDetector(), plugins=[recorder], rate=4)
+    started = time.perf_counter()
+    for upload in (b"calm", b"fight"):  # the second waits a quarter second for its slot
+        moderator.check(upload)
+    waited = time.perf_counter() - started
+    seconds = [call.seconds for e in recorder.events for call in e.detector_calls]
+    assert waited >= 0.25 and all(SlowDetector.pause <= s < 0.2 for s in seconds)
 
 
 def test_a_detector_past_its_time_limit_is_timed_as_a_timeout(tmp_path: Path) -> None:
