@@ -37,6 +37,7 @@ from typing import IO, Any, cast
 from policy_engine.decision import Decision
 from policy_engine.events import DecisionEvent
 from policy_engine.hookspecs import hookimpl
+from policy_engine.log_fields import error_fields, fields
 from policy_engine.redaction import REDACTED, is_secret_key, key_text, redact_text
 from policy_engine.text import json_dumps, name_fields
 
@@ -261,6 +262,12 @@ class AuditLog:
                 self.name,
                 _decision_of(event),
                 type(exc).__name__,
+                extra=fields(
+                    "audit-line-cut-short",
+                    audit_log=self.name,
+                    decision=_decision_of(event),
+                    **error_fields(exc),
+                ),
             )
             try:
                 data = encode_line(_minimal_record(event, exc))
@@ -309,6 +316,13 @@ class AuditLog:
             _decision_of(event),
             type(exc).__name__,
             exc,
+            extra=fields(
+                "audit-line-not-written",
+                audit_log=self.name,
+                decision=_decision_of(event),
+                failures=self.failures,
+                **error_fields(exc),
+            ),
         )
         return False
 

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,9 +22,11 @@ from policy_engine.errors import (
     PolicyDetectorsError,
     RunStopped,
 )
+from policy_engine.events import DetectorCall
 from policy_engine.image import DEFAULT_MAX_IMAGE_BYTES, Image
 from policy_engine.labels import Label
 from policy_engine.loader import UNKNOWN_NAME_CODES, load_policy, registry_errors
+from policy_engine.log_fields import error_fields, fields
 from policy_engine.model import Policy
 from policy_engine.plugins import DetectorRegistry
 from policy_engine.ratelimit import RateLimiter
@@ -53,6 +56,28 @@ class _Configured:
     warmed: threading.Event = field(default_factory=threading.Event)
     warming: threading.Lock = field(default_factory=threading.Lock)
     prepared: threading.Event = field(default_factory=threading.Event)
+
+
+class _Trace:
+    """What happened in one detector's turn for one image (one thread's, never shared)."""
+
+    __slots__ = ("cached", "called", "seconds")
+
+    def __init__(self) -> None:
+        self.cached = False
+        self.called = False
+        self.seconds: float | None = None
+        """How long the detector's own call took, when one was made."""
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """What :meth:`Engine.detection` found for one image: each detector's
+    result or failure, and what asking each one cost."""
+
+    results: tuple[DetectorResult, ...]
+    failures: tuple[DetectorFailure, ...]
+    calls: tuple[DetectorCall, ...]
 
 
 class CallCounter:
@@ -298,17 +323,18 @@ class Engine:
                     code="plugin-exception",
                 ) from exc
 
-    def _run_one(self, configured: _Configured, image: Image) -> DetectorResult:
+    def _run_one(self, configured: _Configured, image: Image, trace: _Trace) -> DetectorResult:
         detector = configured.detector
         if not detector.remote:
             detector.precheck(image, configured.context)
-            return self._call(configured, image)
+            return self._timed_call(configured, image, trace)
         image, keyed = self._identified(configured, image)
         cached = self._cached(configured, image) if keyed else None
         if cached is not None:
+            trace.cached = True
             return cached
         detector.precheck(image, configured.context)  # a refused image costs no call
-        result = self._paced(configured, image)
+        result = self._paced(configured, image, trace)
         raw = result.raw if isinstance(result, DetectorResult) else None
         if keyed and self.record is not None and raw is not None:
             try:
@@ -320,6 +346,12 @@ class Engine:
                     detector.name,
                     loggable(image.name),
                     loggable(exc),
+                    extra=fields(
+                        "response-not-recorded",
+                        detector=detector.name,
+                        input=loggable(image.name),
+                        **error_fields(exc),
+                    ),
                 )
         return result
 
@@ -346,6 +378,12 @@ class Engine:
                 detector.name,
                 loggable(image.name),
                 exc,
+                extra=fields(
+                    "image-not-identified",
+                    detector=detector.name,
+                    input=loggable(image.name),
+                    **error_fields(exc),
+                ),
             )
             return image, False
         if not found.identified:
@@ -354,6 +392,9 @@ class Engine:
                 "from the cache nor recorded",
                 detector.name,
                 loggable(image.name),
+                extra=fields(
+                    "image-without-version", detector=detector.name, input=loggable(image.name)
+                ),
             )
         return found, found.identified
 
@@ -366,11 +407,17 @@ class Engine:
         try:
             raw = self.cache.lookup(image.key, detector.name, configured.settings_digest)
             result = detector.from_stored(raw, configured.context) if raw is not None else None
-        except Exception:
+        except Exception as exc:
             logger.warning(
                 "ignoring an unusable cached %s response for %s",
                 detector.name,
                 loggable(image.name),
+                extra=fields(
+                    "cached-response-unusable",
+                    detector=detector.name,
+                    input=loggable(image.name),
+                    **error_fields(exc),
+                ),
             )
             return None
         if result is None:
@@ -379,7 +426,7 @@ class Engine:
         # the record says so: a cached answer has no request id of its own
         return dataclasses.replace(result, metadata={**result.metadata, "from_cache": True})
 
-    def _paced(self, configured: _Configured, image: Image) -> DetectorResult:
+    def _paced(self, configured: _Configured, image: Image, trace: _Trace) -> DetectorResult:
         """Call a remote detector within the rate limit, counting the call when
         it goes out.
 
@@ -391,43 +438,57 @@ class Engine:
         counted from when that call returned."""
         limiter = self.rate_limit
         if limiter is None:
-            return self._send(configured, image)
+            return self._send(configured, image, trace)
         if not configured.warmed.is_set():
             with configured.warming:
                 if not configured.warmed.is_set():
-                    return self._warm_up(configured, image, limiter)
+                    return self._warm_up(configured, image, limiter, trace)
         limiter.acquire()
-        return self._send(configured, image)
+        return self._send(configured, image, trace)
 
-    def _send(self, configured: _Configured, image: Image) -> DetectorResult:
+    def _send(self, configured: _Configured, image: Image, trace: _Trace) -> DetectorResult:
         """Call the detector, counted as a call when it goes out, and uncounted
         when the detector says that nothing was sent (``DetectorError.sent``:
         no credentials, an image refused before the request)."""
         self.counter.add(calls=1)
         try:
-            return self._call(configured, image)
+            return self._timed_call(configured, image, trace)
         except DetectorError as exc:
             if not exc.sent:
                 self.counter.add(calls=-1)
+                trace.called = False
             raise
 
     def _warm_up(
-        self, configured: _Configured, image: Image, limiter: RateLimiter
+        self, configured: _Configured, image: Image, limiter: RateLimiter, trace: _Trace
     ) -> DetectorResult:
         detector = configured.detector
         if not configured.prepared.is_set():
             configured.prepared.set()
             try:
                 detector.prepare(configured.context)
-            except Exception:  # the call itself will report it
-                logger.debug("prepare failed for %s", detector.name)
+            except Exception as exc:  # the call itself will report it
+                logger.debug(
+                    "prepare failed for %s",
+                    detector.name,
+                    extra=fields("prepare-failed", detector=detector.name, **error_fields(exc)),
+                )
         limiter.acquire()
         try:
-            result = self._send(configured, image)
+            result = self._send(configured, image, trace)
         finally:
             limiter.defer_next()
         configured.warmed.set()
         return result
+
+    def _timed_call(self, configured: _Configured, image: Image, trace: _Trace) -> DetectorResult:
+        """:meth:`_call`, timed alone: a rate limit's wait is not the detector's latency."""
+        trace.called = True
+        started = time.perf_counter()
+        try:
+            return self._call(configured, image)
+        finally:
+            trace.seconds = time.perf_counter() - started
 
     def _call(self, configured: _Configured, image: Image) -> DetectorResult:
         """The detector's ``detect``, within :attr:`detector_timeout`.
@@ -485,14 +546,25 @@ class Engine:
 
     def detect(self, image: Image) -> tuple[list[DetectorResult], list[DetectorFailure]]:
         """Run every detector over ``image``; failures are collected, never raised."""
+        found = self.detection(image)
+        return list(found.results), list(found.failures)
+
+    def detection(self, image: Image) -> Detection:
+        """:meth:`detect`, with what asking each detector cost (its time, whether
+        the cache answered, whether a call went out), for the decision hook."""
         results: list[DetectorResult] = []
         failures = self._refusals(image)
         if failures:
-            return results, failures
+            refused = tuple(DetectorCall(f.source, 0.0, error_code=f.code) for f in failures)
+            return Detection((), tuple(failures), refused)
+        calls: list[DetectorCall] = []
         for configured in self._configured:
             name = configured.detector.name
+            trace = _Trace()
+            started = time.perf_counter()
+            failure: DetectorFailure | None = None
             try:
-                result = self._run_one(configured, image)
+                result = self._run_one(configured, image, trace)
                 _check_result(result)
                 for label in result.labels:
                     # a plugin's taxonomy look-up fails here, as this detector's error
@@ -501,12 +573,17 @@ class Engine:
                 if not (results or failures):
                     raise  # nothing of this image was asked: it is dropped, undecided
                 # another detector's call went out (paid for): decide and keep the image
-                failures.append(DetectorFailure(name, str(exc), "stopped", retryable=True))
+                failure = DetectorFailure(name, str(exc), "stopped", retryable=True)
             except Exception as exc:  # a plugin's bug must not crash the others
-                failures.append(_failure_of(name, exc))
+                failure = _failure_of(name, exc)
             else:
                 results.append(result)
-        return results, failures
+            if failure is not None:
+                failures.append(failure)
+            seconds = trace.seconds if trace.seconds is not None else time.perf_counter() - started
+            code = failure.code if failure is not None else None
+            calls.append(DetectorCall(name, seconds, trace.cached, trace.called, code))
+        return Detection(tuple(results), tuple(failures), tuple(calls))
 
     def decide(self, results: list[DetectorResult], failures: list[DetectorFailure]) -> Decision:
         """What the policy decides for one image from what :meth:`detect` found:

@@ -39,9 +39,10 @@ from policy_engine.decision import Decision
 from policy_engine.diagnostics import Diagnostic, Position, error
 from policy_engine.engine import DEFAULT_DETECTOR_TIMEOUT, Engine
 from policy_engine.errors import PolicyEngineError, PolicyLoadError
-from policy_engine.events import DecisionEvent
+from policy_engine.events import DecisionEvent, DetectorCall
 from policy_engine.image import DEFAULT_MAX_IMAGE_BYTES, Image
 from policy_engine.local_files import read_bounded
+from policy_engine.log_fields import error_fields, fields
 from policy_engine.model import Policy
 from policy_engine.plugins import (
     AUDIT_LOG_PLUGIN,
@@ -177,7 +178,17 @@ def _load_engine(path: str, options: _Options) -> tuple[Engine, tuple[Diagnostic
             raise PolicyLoadError(result.errors or result.diagnostics)
         loaded, warnings = result.policy, result.warnings
     for diagnostic in warnings:  # a warning may mean a rule does not do what was meant
-        logger.warning("%s", diagnostic.render())
+        logger.warning(
+            "%s",
+            diagnostic.render(),
+            extra=fields(
+                "policy-warning",
+                code=diagnostic.code,
+                file=diagnostic.file,
+                line=diagnostic.line,
+                column=diagnostic.column,
+            ),
+        )
     engine = Engine(
         loaded,
         options.registry,
@@ -308,6 +319,7 @@ class Moderator:
                 audit_log,
                 AUDIT_LOG_PLUGIN,
                 BLOCK_ENV,
+                extra=fields("audit-log-ignored", plugin=AUDIT_LOG_PLUGIN),
             )
             audit_log = None
         if audit_log is not None and not isinstance(audit_log, AuditLog):
@@ -421,7 +433,8 @@ class Moderator:
         given = dict(context or {})
         if engine.policy_set is not None:  # a bad context costs no call and is never an allow
             engine.policy_set.resolve_context(given)
-        results, failures = engine.detect(image)
+        found = engine.detection(image)
+        results, failures = list(found.results), list(found.failures)
         decided = engine.decide_in(results, failures, given)
         shadow: Decision | None = None
         if serving.shadow is not None:
@@ -431,13 +444,19 @@ class Moderator:
                     shadow = candidate.decide_results(results, failures, given).decision
                 else:
                     shadow = candidate.evaluate_results(results, failures)
-            except Exception:  # the candidate must never cost the active decision
+            except Exception as exc:  # the candidate must never cost the active decision
                 logger.exception(
                     "shadow policy %s failed on %s; decided without it",
                     serving.shadow_path,
                     loggable(image.name),
+                    extra=fields(
+                        "shadow-failed",
+                        shadow_path=serving.shadow_path,
+                        input=loggable(image.name),
+                        **error_fields(exc),
+                    ),
                 )
-        self.announce(image, decided, given, shadow=shadow)
+        self.announce(image, decided, given, shadow=shadow, detector_calls=found.calls)
         return decided
 
     def announce(
@@ -447,13 +466,15 @@ class Moderator:
         context: Mapping[str, Any] | None = None,
         *,
         shadow: Decision | None = None,
+        detector_calls: tuple[DetectorCall, ...] = (),
     ) -> None:
         """Tell the decision hooks (the audit log among them) of a decision, as
         :meth:`check` does of its own: for a host that decided ``image`` some
         other way (the Lambda, for an object whose context it cannot
         determine). Each hook implementation is called on its own
         (:func:`call_each`), so that one that fails neither stops the others
-        nor reaches the caller."""
+        nor reaches the caller. ``detector_calls``: what each detector's turn
+        cost, for metrics (none for a decision made without calling one)."""
         decision = decided.decision if isinstance(decided, SetDecision) else decided
         route: dict[str, Any] | None = None
         policy_set: dict[str, str] | None = None
@@ -470,13 +491,20 @@ class Moderator:
             shadow=shadow,
             route=route,
             policy_set=policy_set,
+            detector_calls=detector_calls,
         )
+        if logger.isEnabledFor(logging.DEBUG):
+            digest = policy_set["digest"] if policy_set is not None else decision.policy_digest
+            _log_decision(event, digest)
 
         def on_error(plugin: str | None, exc: Exception) -> None:
             logger.exception(
                 "policy_engine_decision_made hook of %s failed for %s",
                 f"plugin {plugin!r}" if plugin is not WRAPPED else "a hook wrapper",
                 loggable(event.input),
+                extra=fields(
+                    "hook-failed", plugin=plugin, input=loggable(event.input), **error_fields(exc)
+                ),
             )
 
         call_each(
@@ -521,6 +549,12 @@ class Moderator:
                     old.digest,
                     exc,
                     exc_info=not isinstance(exc, PolicyEngineError),  # a bug: show where
+                    extra=fields(
+                        "reload-failed",
+                        path=failed_path,
+                        policy_digest=old.digest,
+                        **error_fields(exc),
+                    ),
                 )
                 return ReloadResult(
                     ok=False,
@@ -535,7 +569,18 @@ class Moderator:
             new = ServingPolicy(source, engine, engine.digest, candidate, shadow_path, warnings)
             self._serving = new  # the swap: one assignment
         logger.info(
-            "policy %s reloaded from %s: %s -> %s", new.name, source, old.digest, new.digest
+            "policy %s reloaded from %s: %s -> %s",
+            new.name,
+            source,
+            old.digest,
+            new.digest,
+            extra=fields(
+                "policy-reloaded",
+                policy=new.name,
+                path=source,
+                previous_digest=old.digest,
+                policy_digest=new.digest,
+            ),
         )
         return ReloadResult(
             ok=True,
@@ -565,6 +610,37 @@ class Moderator:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _log_decision(event: DecisionEvent, digest: str) -> None:
+    """One debug line per decision, its fields what a metric would count."""
+    decision = event.decision
+    logger.debug(
+        "%s decided %s under %s",
+        loggable(event.input),
+        decision.verdict.value,
+        digest,
+        extra=fields(
+            "decision-made",
+            input=loggable(event.input),
+            key=event.key,
+            decision=decision.verdict.value,
+            policy=decision.policy_name,
+            policy_digest=digest,
+            route=event.route["index"] if event.route is not None else None,
+            calls=event.calls,
+            cache_hits=event.cache_hits,
+            detectors=[
+                {
+                    "detector": call.detector,
+                    "seconds": round(call.seconds, 6),
+                    "cached": call.cached,
+                    "error_code": call.error_code,
+                }
+                for call in event.detector_calls
+            ],
+        ),
+    )
 
 
 def to_image(

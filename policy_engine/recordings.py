@@ -39,6 +39,7 @@ from typing import IO, Any, Protocol
 
 from policy_engine.errors import InvalidDetectorResult, RecordingWriteError
 from policy_engine.json_types import json_type_name, plain
+from policy_engine.log_fields import fields
 from policy_engine.model import plain_number
 
 RECORDING_FORMAT = "policy-engine-recording/1"
@@ -248,7 +249,12 @@ def _entries_to_keep(path: Path, where: str) -> tuple[RecordedResponse, ...]:
     try:
         return recorded_responses(json.loads(data), f"recording {path}")
     except (UnicodeDecodeError, json.JSONDecodeError, InvalidDetectorResult) as exc:
-        logger.warning("replacing %s, which is not a recording: %s", path, exc)
+        logger.warning(
+            "replacing %s, which is not a recording: %s",
+            path,
+            exc,
+            extra=fields("recording-replaced", path=str(path)),
+        )
         return ()
 
 

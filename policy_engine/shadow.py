@@ -19,6 +19,7 @@ from policy_engine.errors import ShadowPolicyError
 from policy_engine.events import DecisionEvent
 from policy_engine.hookspecs import hookimpl
 from policy_engine.loader import check_policy_file
+from policy_engine.log_fields import fields
 from policy_engine.plugins import DetectorRegistry
 from policy_engine.redaction import loggable
 
@@ -84,4 +85,15 @@ class ShadowDisagreementLog:
             shadow.policy_name,
             shadow.policy_digest,
             shadow.verdict.value,
+            extra=fields(
+                "shadow-disagreement",
+                input=loggable(event.input),
+                key=event.key,
+                decision=decision.verdict.value,
+                policy=decision.policy_name,
+                policy_digest=decision.policy_digest,
+                shadow_decision=shadow.verdict.value,
+                shadow_policy=shadow.policy_name,
+                shadow_digest=shadow.policy_digest,
+            ),
         )

@@ -9,6 +9,7 @@ import inspect
 import logging
 import re
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -432,6 +433,67 @@ def test_hooks_are_called_once_per_decision_with_the_event(tmp_path: Path) -> No
     assert dict(recorder.events[1].context) == {}
 
 
+class SlowDetector(CachableDetector):
+    """Takes at least ``pause`` seconds per call; ``b"unsent"`` fails before sending."""
+
+    pause: ClassVar[float] = 0.05
+
+    def detect(self, image: Image, context: DetectContext) -> DetectorResult:
+        if image.data == b"unsent":
+            raise DetectorError("no credentials", code="no-credentials", sent=False)
+        threading.Event().wait(self.pause)
+        return super().detect(image, context)
+
+
+def test_the_event_says_what_each_detector_call_cost(tmp_path: Path) -> None:
+    recorder = Recorder()
+    store = tmp_path / "rec"
+    moderator = moderator_for(
+        tmp_path, detector=SlowDetector(), plugins=[recorder], cache=store, record=store
+    )
+
+    for upload in (b"fight", b"fight", b"explode", b"unsent", b""):
+        moderator.check(upload)
+
+    called, cached, failed, unsent, empty = (e.detector_calls for e in recorder.events)
+    (call,) = called
+    assert (call.detector, call.cached, call.called, call.error_code) == (
+        "counting", False, True, None
+    )
+    assert call.seconds >= SlowDetector.pause
+    (hit,) = cached  # the same bytes again: the recording answers, nothing is sent
+    assert (hit.cached, hit.called, hit.error_code) == (True, False, None)
+    assert hit.seconds < call.seconds
+    assert [(c.called, c.error_code) for c in failed] == [(True, "unavailable")]
+    assert [(c.called, c.error_code) for c in unsent] == [(False, "no-credentials")]
+    assert [(c.called, c.error_code, c.seconds) for c in empty] == [(False, "empty-image", 0.0)]
+    assert [(e.calls, e.cache_hits) for e in recorder.events] == [
+        (1, 0), (0, 1), (1, 0), (0, 0), (0, 0)
+    ]
+
+
+def test_a_rate_limits_wait_is_not_timed_as_the_detectors(tmp_path: Path) -> None:
+    recorder = Recorder()
+    moderator = moderator_for(tmp_path, detector=SlowDetector(), plugins=[recorder], rate=4)
+    started = time.perf_counter()
+    for upload in (b"calm", b"fight"):  # the second waits a quarter second for its slot
+        moderator.check(upload)
+    waited = time.perf_counter() - started
+    seconds = [call.seconds for e in recorder.events for call in e.detector_calls]
+    assert waited >= 0.25 and all(SlowDetector.pause <= s < 0.2 for s in seconds)
+
+
+def test_a_detector_past_its_time_limit_is_timed_as_a_timeout(tmp_path: Path) -> None:
+    recorder = Recorder()
+    moderator = moderator_for(
+        tmp_path, detector=SlowDetector(), plugins=[recorder], detector_timeout=0.01
+    )
+    assert moderator.check(b"fight").verdict == "review"
+    (call,) = recorder.events[0].detector_calls
+    assert (call.called, call.error_code) == (True, "timeout")
+    assert 0.01 <= call.seconds < SlowDetector.pause
+
+
 def test_the_context_is_copied_at_the_check(tmp_path: Path) -> None:
     recorder = Recorder()
     moderator = moderator_for(tmp_path, plugins=[recorder])
@@ -583,7 +645,8 @@ def test_a_shadow_that_fails_to_evaluate_never_costs_the_decision(
 
 def test_readme_moderator_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "Moderator" in b]
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    (block,) = [b for b in blocks if "moderator.acheck" in b]
     monkeypatch.chdir(ROOT)
     log = tmp_path / "audit.jsonl"
     code = block.replace('"audit.jsonl"', repr(str(log)))
