@@ -20,7 +20,7 @@ POLICY_SUFFIXES = (".yaml", ".yml")
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Check policy files and policy sets (kind: policy-set, with the policies they route "
-        "to): errors (the policy does not load) and the linter's "
+        "to), named or found in folders: errors (the policy does not load) and the linter's "
         "warnings. Text prints each finding as file:line:col: severity[code]: message; json, "
         "sarif (SARIF 2.1.0) and github (GitHub Actions workflow commands) suit tools and CI. "
         "Exit 2 if any file has errors (or, with --strict, warnings)."
@@ -33,7 +33,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         f"(recursively), each a policy or a policy set; *{TESTS_SUFFIX} files there are "
         "left to 'test'",
     )
-    parser.add_argument("--format", choices=tuple(RENDERERS), default="text")
+    parser.add_argument(
+        "--format",
+        choices=tuple(RENDERERS),
+        default="text",
+        help="how findings are written (default: text); sarif paths are relative to the "
+        "repository root",
+    )
     parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
     parser.set_defaults(run=run)
 
