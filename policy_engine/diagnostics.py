@@ -358,6 +358,9 @@ DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
             "duplicate-detector": (
                 "Two plugins register a detector under the same name (DuplicateDetectorError)."
             ),
+            "unknown-plugin": (
+                "POLICY_ENGINE_PLUGINS names a plugin that is not installed (UnknownPluginError)."
+            ),
             "detector-unavailable": (
                 "A configured detector cannot be called at all, found before the first image "
                 "(DetectorUnavailableError, with the detector's own code)."

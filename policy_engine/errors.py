@@ -127,6 +127,22 @@ class DuplicateDetectorError(PluginError):
         )
 
 
+class UnknownPluginError(PluginError):
+    """``POLICY_ENGINE_PLUGINS`` names a plugin that is not installed: loading
+    the others alone would run without a detector the setting asks for."""
+
+    code = "unknown-plugin"
+
+    def __init__(self, variable: str, missing: Sequence[str], installed: Sequence[str]) -> None:
+        self.variable = variable
+        self.missing = tuple(missing)
+        names = ", ".join(repr(name) for name in self.missing)
+        super().__init__(
+            f"{variable} names {names}, which no installed plugin is called "
+            f"(installed: {', '.join(installed) or 'none'}); install it, or fix {variable}"
+        )
+
+
 class UnknownDetectorError(PolicyEngineError):
     """No installed plugin provides the named detector."""
 

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from policy_engine.taxonomy import Taxonomy
+
+NEAREST_CURRENT_CUTOFF = 0.8
+"""How alike (difflib's ratio of the name keys) an older model's name and a
+current name must be for one to be suggested for the other."""
 
 
 @lru_cache(maxsize=4096)
@@ -44,3 +53,22 @@ def alias_keys(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
         if target not in seen:
             resolved[key] = target
     return resolved
+
+
+def nearest_name(written: str, spellings: Iterable[str], *, cutoff: float) -> str | None:
+    """The spelling nearest to ``written``, compared as name keys (difflib's
+    ratio at least ``cutoff``), other than ``written``'s own; None if none is."""
+    key = name_key(written)
+    by_key = {name_key(spelling): spelling for spelling in spellings}
+    by_key.pop(key, None)
+    close = difflib.get_close_matches(key, list(by_key), n=1, cutoff=cutoff)
+    return by_key[close[0]] if close else None
+
+
+def nearest_current_name(written: str, current: Taxonomy) -> str | None:
+    """The name of ``current`` (a detector's current taxonomy) nearest to an
+    older model's name that has no successor: what ``validate`` (the
+    ``model-6-name`` warning) and ``migrate`` (``migrate-unmapped``) both
+    suggest, so that they never disagree."""
+    spellings = [current.display_name(key) or key for key in list(current.keys())]
+    return nearest_name(written, spellings, cutoff=NEAREST_CURRENT_CUTOFF)

@@ -24,6 +24,7 @@ from policy_engine.errors import (
     DuplicateDetectorError,
     PluginError,
     UnknownDetectorError,
+    UnknownPluginError,
     UnrecognisedResponseError,
 )
 from policy_engine.taxonomy import Taxonomy
@@ -72,9 +73,14 @@ def make_plugin_manager(
         manager.set_blocked(name)
     if load_entry_points:
         allowed = _names(environ.get(PLUGINS_ENV))
-        for entry_point in sorted(
+        entry_points = sorted(
             metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name
-        ):
+        )
+        installed = [ep.name for ep in entry_points]
+        missing = sorted((allowed or set()) - {*installed, *BUILTIN_PLUGINS})
+        if missing:
+            raise UnknownPluginError(PLUGINS_ENV, missing, installed)
+        for entry_point in entry_points:
             if allowed is not None and entry_point.name not in allowed:
                 continue
             if manager.has_plugin(entry_point.name) or manager.is_blocked(entry_point.name):
@@ -92,8 +98,7 @@ def make_plugin_manager(
         name = manager.get_name(exc.plugin) or repr(exc.plugin)
         hooks = ", ".join(sorted(manager.hook.__dict__))
         raise PluginError(
-            f"plugin {name!r} implements a hook that does not exist ({exc}); "
-            f"the hooks are: {hooks}"
+            f"plugin {name!r} implements a hook that does not exist ({exc}); the hooks are: {hooks}"
         ) from exc
     return manager
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from policy_engine.names import name_key, tidy_name
+from policy_engine.names import name_key, nearest_name, tidy_name
 
 
 @pytest.mark.parametrize(
@@ -41,3 +41,11 @@ def test_tidy_name_keeps_case_but_collapses_spaces() -> None:
 
 def test_case_folding_is_unicode_aware() -> None:
     assert name_key("STRASSE") == name_key("straße")
+
+
+def test_nearest_name_compares_name_keys_and_never_offers_the_name_itself() -> None:
+    spellings = ["Graphic Violence", "Violence", "Weapons"]
+    assert nearest_name("graphic  violence or gore", spellings, cutoff=0.8) == "Graphic Violence"
+    # its own spelling, in another case, is no suggestion: the next nearest is
+    assert nearest_name("VIOLENCE", spellings, cutoff=0.6) == "Graphic Violence"
+    assert nearest_name("Tobacco", spellings, cutoff=0.8) is None

@@ -29,6 +29,7 @@ from policy_engine import (
     hookspecs,
 )
 from policy_engine.batch import expand_inputs
+from policy_engine.errors import UnknownPluginError
 from policy_engine.events import DecisionEvent
 from policy_engine.hookspecs import PROJECT_NAME
 from policy_engine.plugins import (
@@ -405,3 +406,17 @@ def test_the_environment_blocks_an_installed_plugin_by_name(
     manager = make_plugin_manager(environ={BLOCK_ENV: "a"})
     DetectorRegistry.from_plugin_manager(manager)
     assert loaded == ["b"] and manager.is_blocked("a") and not manager.has_plugin("a")
+
+
+def test_a_plugin_the_environment_names_that_is_not_installed_is_an_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    installed(monkeypatch, FakeEntryPoint("a", plugin_module()))
+    with pytest.raises(UnknownPluginError) as caught:
+        make_plugin_manager(environ={"POLICY_ENGINE_PLUGINS": "a, rekognitoin"})
+    assert caught.value.code == "unknown-plugin"
+    assert caught.value.missing == ("rekognitoin",)
+    assert "POLICY_ENGINE_PLUGINS names 'rekognitoin'" in str(caught.value)
+    assert "(installed: a)" in str(caught.value)
+    # a built-in plugin's name is a plugin's name too
+    make_plugin_manager(environ={"POLICY_ENGINE_PLUGINS": "a,policy-engine-audit-log"})

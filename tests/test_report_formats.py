@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -165,7 +166,9 @@ def test_json_keeps_its_shape() -> None:
     assert data[0]["diagnostics"] == [ERROR.to_dict()]
 
 
-def test_sarif_structure() -> None:
+def test_sarif_structure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".git").mkdir()  # the files are relative to the repository's root
+    monkeypatch.chdir(tmp_path)
     log = json.loads(render_sarif(REPORTS))
     assert sarif_problems(log) == []
     (run,) = log["runs"]
@@ -184,9 +187,11 @@ def test_sarif_structure() -> None:
     assert second["message"]["text"] == WARNING.message
     location = second["locations"][0]["physicalLocation"]
     assert location == {
-        "artifactLocation": {"uri": "dir/b%20c.yaml"},
+        "artifactLocation": {"uri": "dir/b%20c.yaml", "uriBaseId": "%SRCROOT%"},
         "region": {"startLine": 8, "startColumn": 5},
     }
+    root = run["originalUriBaseIds"]["%SRCROOT%"]["uri"]
+    assert root == tmp_path.resolve().as_uri() + "/"
 
 
 def test_sarif_without_results_still_lists_the_rules() -> None:

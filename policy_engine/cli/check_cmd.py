@@ -75,7 +75,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy", required=True, metavar="FILE", help="the policy file, or a policy set"
     )
-    parser.add_argument("paths", nargs="*", metavar="INPUT")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="INPUT",
+        help="an image file, a folder (its images, recursively), a URI a plugin lists "
+        "(s3://bucket/prefix/), or - for a list of inputs on stdin",
+    )
     add_context_argument(parser)
     parser.add_argument(
         "--inputs-jsonl",
@@ -286,6 +292,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         )
     stats = BatchStats()
     progress = stderr.isatty()
+    progress_line = ProgressLine(stderr)
     ordered = args.ordered if args.ordered is not None else args.format == "text"
     results = check_many(
         engine,
@@ -307,8 +314,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                         break
                     stats.add(result)
                 if progress:
-                    stderr.write(f"\r{_progress(stats, engine)}")
-                    stderr.flush()
+                    progress_line.show(_progress(stats, engine))
     except KeyboardInterrupt:  # the second Ctrl-C, or the first when run off the main thread
         results.close()
         stop.set()
@@ -416,6 +422,22 @@ RENDERERS: Mapping[str, Callable[[CheckResult], str]] = {
 def _write(result: CheckResult, output_format: str, stdout: TextIO) -> None:
     stdout.write(RENDERERS[output_format](result))
     stdout.flush()
+
+
+class ProgressLine:
+    """A status line rewritten in place: each text after a carriage return,
+    padded with spaces over what the longer text before it left on the line
+    (spaces, not the ANSI erase-line code, so any terminal, and a log that
+    keeps the raw bytes, shows no stale characters)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._width = 0
+
+    def show(self, text: str) -> None:
+        self._stream.write("\r" + text.ljust(self._width))
+        self._stream.flush()
+        self._width = len(text)
 
 
 def _progress(stats: BatchStats, engine: Engine) -> str:

@@ -5,7 +5,7 @@ OK = 0
 FAIL_ON = 1
 """A decision reached the ``--fail-on`` verdict; ``test`` had failures; ``diff``
 found a change (``--fail-on-change``) or a band NEW decides less severely than
-OLD (``--fail-on lenient``)."""
+OLD (``--fail-on lenient``); ``migrate`` left names that need a look by hand."""
 USAGE = 2
 """Bad usage, a policy that does not load, a malformed labels file, a broken plugin."""
 INCOMPLETE = 3

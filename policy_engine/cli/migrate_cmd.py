@@ -23,7 +23,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "quoting are kept). Prints the new policy (or writes it with --write) and lists on "
         "stderr every rule whose meaning could not be carried over exactly: a name that maps "
         "to several model 7 labels (left as is, with the candidates), a name with no "
-        "equivalent, a category that covers other labels in model 7."
+        "equivalent (with the nearest model 7 name, as validate gives it), a category that "
+        "covers other labels in model 7. Exit 1 when some name needs a look by hand (what "
+        "could be rewritten is, with --write), 0 when every rule carried over exactly."
     )
     parser.add_argument("--to", required=True, choices=("7",), help="the target model version")
     parser.add_argument("file", metavar="FILE", help="the policy file")
@@ -120,7 +122,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         ),
         file=stderr,
     )
-    return exit_codes.OK
+    # a script or hook must not take a partial migration for a finished one
+    return exit_codes.FAIL_ON if attention else exit_codes.OK
 
 
 def _old_only_names(policy: Policy, old: Taxonomy, new: Taxonomy) -> list[str]:

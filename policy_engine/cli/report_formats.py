@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +19,8 @@ from policy_engine.text import json_dumps
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
+SRCROOT = "%SRCROOT%"
+"""The base id of the repository root, relative to which SARIF paths are given."""
 TOOL_NAME = "policy-engine"
 
 
@@ -61,13 +64,48 @@ def sarif_uri(path: str) -> str:
     return quote(path.replace("\\", "/"), safe="/:@!$&'()*+,;=-._~")
 
 
+def repository_root(path: str | Path) -> Path | None:
+    """The root of the git work tree holding ``path``: the nearest folder above
+    it with a ``.git`` (a folder, or the file of a linked work tree), or None."""
+    for folder in Path(path).resolve().parents:
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+class _SarifLocations:
+    """Where each file is for code scanning: relative to the repository root
+    (``uriBaseId`` %SRCROOT%), which is what GitHub matches against its
+    checkout, whatever folder the command ran in. The root is the first
+    checked file's repository; a file outside it, or outside any
+    repository, keeps the path as given."""
+
+    def __init__(self, files: Sequence[str]) -> None:
+        self.root = next(filter(None, map(repository_root, files)), None)
+
+    def artifact(self, file: str) -> dict[str, str]:
+        if self.root is not None:
+            resolved = Path(file).resolve()
+            if resolved.is_relative_to(self.root):
+                relative = resolved.relative_to(self.root).as_posix()
+                return {"uri": sarif_uri(relative), "uriBaseId": SRCROOT}
+        return {"uri": sarif_uri(file)}
+
+    def base_ids(self) -> dict[str, Any]:
+        if self.root is None:
+            return {}
+        return {"originalUriBaseIds": {SRCROOT: {"uri": self.root.as_uri().rstrip("/") + "/"}}}
+
+
 def sarif_log(reports: Sequence[FileReport]) -> dict[str, Any]:
-    """The SARIF 2.1.0 log: one run, every known code as a rule."""
+    """The SARIF 2.1.0 log: one run, every known code as a rule, each file
+    relative to the repository root where there is one."""
     codes = dict(DIAGNOSTIC_CODES)
     for report in reports:  # a code missing from the table still gets a rule
         for diagnostic in report.diagnostics:
             if diagnostic.code not in codes:
                 codes[diagnostic.code] = CodeInfo(diagnostic.severity, diagnostic.code)
+    locations = _SarifLocations([d.file for report in reports for d in report.diagnostics])
     rule_ids = list(codes)
     index = {code: i for i, code in enumerate(rule_ids)}
     rules = [
@@ -88,7 +126,7 @@ def sarif_log(reports: Sequence[FileReport]) -> dict[str, Any]:
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": {"uri": sarif_uri(d.file)},
+                        "artifactLocation": locations.artifact(d.file),
                         "region": {"startLine": d.line, "startColumn": d.column},
                     }
                 }
@@ -109,6 +147,7 @@ def sarif_log(reports: Sequence[FileReport]) -> dict[str, Any]:
                         "rules": rules,
                     }
                 },
+                **locations.base_ids(),
                 "results": results,
             }
         ],

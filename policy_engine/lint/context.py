@@ -3,13 +3,12 @@ findings so far; and how findings are worded (names quoted, numbers plain)."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from policy_engine.diagnostics import Diagnostic, error, warning
 from policy_engine.model import Policy, plain_number
-from policy_engine.names import name_key
+from policy_engine.names import nearest_name
 from policy_engine.source import JsonPath, SourceMap
 
 if TYPE_CHECKING:
@@ -84,14 +83,13 @@ def nearest_hint(
 ) -> str:
     """``did you mean 'X'?`` for the known spelling nearest to ``key``; with a cutoff
     of 0, the nearest whatever its distance; else ``otherwise``."""
-    by_key = {name_key(s): s for s in spellings if name_key(s) != key}
-    nearest = difflib.get_close_matches(key, list(by_key), n=1, cutoff=max(cutoff, 0.6))
-    if nearest:
-        return f"did you mean '{by_key[nearest[0]]}'?"
+    nearest = nearest_name(key, spellings, cutoff=max(cutoff, 0.6))
+    if nearest is not None:
+        return f"did you mean '{nearest}'?"
     if cutoff <= 0:
-        nearest = difflib.get_close_matches(key, list(by_key), n=1, cutoff=0.0)
-        if nearest:
-            return f"the nearest known name is '{by_key[nearest[0]]}'"
+        nearest = nearest_name(key, spellings, cutoff=0.0)
+        if nearest is not None:
+            return f"the nearest known name is '{nearest}'"
     return otherwise
 
 

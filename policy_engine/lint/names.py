@@ -15,14 +15,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from policy_engine.detectors import current_taxonomy, taxonomies_of
 from policy_engine.lint.context import UNKNOWN_NAME, LintContext, nearest_hint, quoted
-from policy_engine.names import name_key, tidy_name
+from policy_engine.names import name_key, nearest_current_name, tidy_name
 from policy_engine.source import JsonPath
 from policy_engine.taxonomy import Taxonomy
 
@@ -215,11 +214,10 @@ class _NameCheck:
         if new_names:
             advice = f"write {quoted(new_names)} (what the current model calls it)"
         else:
-            current_names = [s for e in self.known.values() if e.current for s in e.spellings[:1]]
-            close = difflib.get_close_matches(written, current_names, n=1, cutoff=0.8)
+            close = nearest_current_name(written, now) if now is not None else None
             advice = (
-                f"the nearest current name is '{close[0]}'"
-                if close
+                f"the nearest current name is '{close}'"
+                if close is not None
                 else f"{now_id} has no equivalent: decide what the rule should "
                 "cover now (policy-engine migrate lists such rules)"
             )

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from policy_engine.diagnostics import Diagnostic, Position, warning
-from policy_engine.names import name_key
+from policy_engine.names import name_key, nearest_current_name
 from policy_engine.taxonomy import Taxonomy
 
 NameMapping = Mapping[str, tuple[str, ...]]
@@ -281,10 +281,12 @@ class _Migrator:
             )
             return None
         if not targets:
+            nearest = nearest_current_name(scalar.value, self.new)
             self.note(
                 "migrate-unmapped",
                 scalar,
-                f"{what} has no model 7 equivalent; left as is (it would select nothing)",
+                f"{what} has no model 7 equivalent; left as is (it would select nothing)"
+                + (f"; the nearest current name is '{nearest}'" if nearest is not None else ""),
             )
             return None
         return targets[0]

@@ -34,6 +34,7 @@ from policy_engine.errors import (
     TestsLoadError,
     UnrecognisedResponseError,
 )
+from policy_engine.file_selection import select_files
 from policy_engine.labels import Label
 from policy_engine.loader import check_policy_file
 from policy_engine.model import Policy, Verdict
@@ -541,29 +542,23 @@ def find_tests_files(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
     """The tests files for ``paths``: each folder's ``*.tests.yaml`` (recursively),
     each tests file given, and for a policy file given, the tests file beside it.
     Returns the files (in order, each once) and a message per path that gave none."""
-    found: list[Path] = []
-    problems: list[str] = []
-    for written in paths:
-        path = Path(written)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob(f"*{TESTS_SUFFIX}") if p.is_file())
-            if not files:
-                problems.append(f"{written}: no *{TESTS_SUFFIX} files in this folder")
-            found.extend(files)
-        elif path.is_file() and path.name.endswith(TESTS_SUFFIX):
-            found.append(path)
-        elif path.is_file():
-            beside = path.with_name(path.name.rsplit(".", 1)[0] + TESTS_SUFFIX)
-            if beside.is_file():
-                found.append(beside)
-            else:
-                problems.append(f"{written}: no tests file for this policy ({beside} is missing)")
-        else:
-            problems.append(f"{written}: no such file or folder")
-    unique: dict[Path, Path] = {}
-    for path in found:
-        unique.setdefault(path.resolve(), path)
-    return list(unique.values()), problems
+    return select_files(
+        paths,
+        in_folder=lambda path: path.name.endswith(TESTS_SUFFIX),
+        folder_holds=f"*{TESTS_SUFFIX} files",
+        named=_tests_file_for,
+    )
+
+
+def _tests_file_for(path: Path, written: str) -> Path | str:
+    if path.is_file() and path.name.endswith(TESTS_SUFFIX):
+        return path
+    if path.is_file():
+        beside = path.with_name(path.name.rsplit(".", 1)[0] + TESTS_SUFFIX)
+        if beside.is_file():
+            return beside
+        return f"{written}: no tests file for this policy ({beside} is missing)"
+    return f"{written}: no such file or folder"
 
 
 def _one_or_many(

@@ -124,5 +124,5 @@ def test_migrate_checks_an_extending_policy_over_its_base_from_any_folder(h, tmp
 
     result = h.run("migrate", "--to", "7", "policies/teen.yaml", cwd=tmp_path)
 
-    assert result.code == 0, result
+    assert result.code == 1, result  # Suggestive maps to several model 7 labels
     assert "extends: base/general-ugc.yaml" in result.out

@@ -195,3 +195,13 @@ def test_plugins_env_restricts_the_listing(h, allowed, expected):
 
     assert result.code == 0, result
     assert [plugin["name"] for plugin in result.json()] == expected
+
+
+@pytest.mark.parametrize("command", [("plugins",), ("validate", "policies")])
+def test_plugins_env_naming_a_plugin_not_installed_is_exit_2_naming_the_variable(h, command):
+    result = h.run(*command, env={"POLICY_ENGINE_PLUGINS": "stub,rekogniton"}, cwd=h.MAIN)
+
+    assert result.code == 2, result
+    assert result.out == ""
+    assert result.err.startswith("policy-engine: POLICY_ENGINE_PLUGINS names 'rekogniton'")
+    assert "Traceback" not in result.err

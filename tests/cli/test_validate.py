@@ -176,3 +176,51 @@ def test_validate_checks_tests_files_as_tests_files(h, tmp_path):
     assert result.code == 2, result
     assert f"{bad}:4:13: error[invalid-value]" in result.out
     assert str(good) not in result.out
+
+
+SET = """\
+version: 1
+kind: policy-set
+name: routes
+context:
+  surface:
+    values: [feed]
+    default: feed
+routes:
+  - policy: good.yaml
+"""
+
+
+def test_a_folder_is_validated_recursively_policies_and_sets(h, tmp_path):
+    folder = tmp_path / "policies"
+    good = h.write_text(folder / "good.yaml", GOOD)
+    policy_set = h.write_text(folder / "routes.set.yaml", SET)
+    bad = h.write_text(folder / "team" / "bad.yml", BAD)
+    # not policies: a tests file (test's job) and a file of another kind
+    h.write_text(folder / "team" / "bad.tests.yaml", "policy: nowhere.yaml\ncases: []\n")
+    h.write_text(folder / "README.txt", "rules: not yaml of ours")
+
+    result = h.run("validate", "--format", "json", folder)
+    assert result.code == 2, result
+    checked = {entry["file"]: entry["ok"] for entry in result.json()}
+    assert checked == {str(good): True, str(policy_set): True, str(bad): False}
+    assert "3 file(s) checked, 1 with errors" in result.err
+
+
+def test_a_file_named_and_found_in_a_folder_is_checked_once(h, files, tmp_path):
+    result = h.run("validate", "--format", "json", files["good"], tmp_path)
+    assert result.code == 2, result  # bad.yaml is in the folder
+    assert [entry["file"] for entry in result.json()].count(str(files["good"])) == 1
+
+
+def test_a_folder_without_policies_is_exit_2_naming_it(h, tmp_path):
+    empty = tmp_path / "empty"
+    h.write_text(empty / "only.tests.yaml", "policy: p.yaml\ncases: []\n")
+    result = h.run("validate", empty)
+    assert result.code == 2, result
+    assert f"{empty}: no *.yaml or *.yml policy files in this folder" in result.err
+
+
+def test_the_reference_policies_folder_validates(h):
+    result = h.run("validate", "--strict", h.MAIN / "policies")
+    assert result.code == 0, result

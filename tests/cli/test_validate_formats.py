@@ -165,3 +165,38 @@ def test_unknown_format_is_a_usage_error(folder: Path) -> None:
     result = run("--format", "xml", "policies/clean.yaml", cwd=folder)
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def _sarif_locations(log: dict[str, object]) -> list[dict[str, str]]:
+    run = log["runs"][0]  # type: ignore[index]
+    return [r["locations"][0]["physicalLocation"]["artifactLocation"] for r in run["results"]]
+
+
+@pytest.mark.parametrize("git", ["folder", "file"])  # a clone, or a linked work tree
+def test_sarif_paths_are_relative_to_the_repository_root(h, tmp_path, elsewhere, git) -> None:
+    repo = tmp_path / "repo"
+    broken = h.write_text(repo / "policies" / "team" / "broken.yaml", BROKEN)
+    if git == "folder":
+        (repo / ".git").mkdir()
+    else:
+        h.write_text(repo / ".git", "gitdir: /somewhere/.git/worktrees/repo\n")
+    # run from an unrelated folder, and from inside the repository with a relative path
+    for cwd, path in ((elsewhere, broken), (repo / "policies", "team/broken.yaml")):
+        result = h.run("validate", "--format", "sarif", path, cwd=cwd)
+        assert result.code == 2, result
+        log = json.loads(result.out)
+        assert _sarif_locations(log) == [
+            {"uri": "policies/team/broken.yaml", "uriBaseId": "%SRCROOT%"}
+        ]
+        base = log["runs"][0]["originalUriBaseIds"]["%SRCROOT%"]["uri"]
+        assert base == repo.resolve().as_uri() + "/"
+
+
+def test_sarif_paths_outside_a_repository_stay_as_given(h, tmp_path) -> None:
+    h.write_text(tmp_path / "policies" / "broken.yaml", BROKEN)
+    if any((folder / ".git").exists() for folder in tmp_path.resolve().parents):
+        pytest.fail(f"{tmp_path} is inside a git repository: this test needs one outside")
+    result = h.run("validate", "--format", "sarif", "policies/broken.yaml", cwd=tmp_path)
+    log = json.loads(result.out)
+    assert _sarif_locations(log) == [{"uri": "policies/broken.yaml"}]
+    assert "originalUriBaseIds" not in log["runs"][0]
