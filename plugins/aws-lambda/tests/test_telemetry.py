@@ -22,6 +22,21 @@ KEY = "uploads/fight.jpg"
 COPY = "quarantine/" + KEY
 CONTEXT = types.SimpleNamespace(aws_request_id="c0ffee00-xmpl-4a1b-9c2d-0123456789ab")
 
+pytestmark = pytest.mark.usefixtures("s3")
+
+
+@pytest.fixture
+def version(put: Callable[..., str]) -> str:
+    """The uploaded object's version."""
+    return put(KEY)
+
+
+@pytest.fixture
+def quarantined(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks and reviews quarantined in their own bucket."""
+    monkeypatch.setenv("QUARANTINE_BUCKET", QUARANTINE)
+    monkeypatch.setenv("QUARANTINE_ON", "block,review")
+
 
 def uri(version: str) -> str:
     return f"s3://{BUCKET}/{KEY}?versionId={version}"
@@ -68,15 +83,13 @@ def namespaces(out: str) -> set[str]:
 
 
 def test_a_quarantined_block_is_logged_as_json_and_counted(
-    s3: Any,
     fake: FakeRekognition,
-    put: Callable[..., str],
+    version: str,
+    quarantined: None,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("QUARANTINE_BUCKET", QUARANTINE)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Moderation/Test")
-    version = put(KEY)
     fake.respond(uri(version), VIOLENT)
 
     handler(s3_event(KEY, version), CONTEXT)
@@ -107,12 +120,8 @@ def test_a_quarantined_block_is_logged_as_json_and_counted(
 
 
 def test_a_throttled_detector_is_counted_as_an_error_and_a_temporary_failure(
-    s3: Any,
-    fake: FakeRekognition,
-    put: Callable[..., str],
-    capsys: pytest.CaptureFixture[str],
+    fake: FakeRekognition, version: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    version = put(KEY)
     fake.throttle(times=100)
 
     with pytest.raises(RetryableFailure):
@@ -130,15 +139,8 @@ def test_a_throttled_detector_is_counted_as_an_error_and_a_temporary_failure(
 
 
 def test_the_final_attempt_counts_on_errors_decision_and_its_enforcement(
-    s3: Any,
-    fake: FakeRekognition,
-    put: Callable[..., str],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    fake: FakeRekognition, version: str, quarantined: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("QUARANTINE_BUCKET", QUARANTINE)
-    monkeypatch.setenv("QUARANTINE_ON", "block,review")
-    version = put(KEY)
     fake.throttle(times=100)
 
     handler(s3_event(KEY, version, age=DEFAULT_FINAL_ATTEMPT_AFTER + 1), CONTEXT)
@@ -152,7 +154,6 @@ def test_the_final_attempt_counts_on_errors_decision_and_its_enforcement(
 
 
 def test_a_batch_counts_each_verdict_once_per_invocation(
-    s3: Any,
     fake: FakeRekognition,
     put: Callable[..., str],
     capsys: pytest.CaptureFixture[str],
@@ -176,7 +177,7 @@ def test_a_batch_counts_each_verdict_once_per_invocation(
 def test_metrics_that_cannot_be_written_never_fail_the_object(
     s3: Any,
     fake: FakeRekognition,
-    put: Callable[..., str],
+    version: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -184,7 +185,6 @@ def test_metrics_that_cannot_be_written_never_fail_the_object(
         raise RuntimeError("EMF serialisation failed")
 
     monkeypatch.setattr(telemetry, "single_metric", broken)
-    version = put(KEY)
     fake.respond(uri(version), VIOLENT)
 
     (result,) = handler(s3_event(KEY, version), CONTEXT)["results"]
@@ -197,17 +197,13 @@ def test_metrics_that_cannot_be_written_never_fail_the_object(
     assert warning["level"] == "WARNING" and "EMF serialisation failed" in warning["message"]
 
 
+@pytest.mark.usefixtures("fake")
 def test_no_secret_and_no_event_reaches_the_log(
-    s3: Any,
-    fake: FakeRekognition,
-    put: Callable[..., str],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    version: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-xmpl-secret")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "xmpl-session-token")
     monkeypatch.setenv("LOG_LEVEL", "DEBUG")
-    version = put(KEY)
     event = s3_event(KEY, version)
 
     handler(event, CONTEXT)
