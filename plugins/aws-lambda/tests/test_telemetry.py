@@ -172,6 +172,8 @@ def test_a_batch_counts_each_verdict_once_per_invocation(
     }
     keys = [line["key"] for line in log_lines(out) if "outcome" in line]
     assert keys == ["a.jpg", "b.jpg", "c.jpg"]
+    # an object's keys leave with it; the invocation's stay
+    assert {line["function_request_id"] for line in log_lines(out)} == {CONTEXT.aws_request_id}
 
 
 def test_metrics_that_cannot_be_written_never_fail_the_object(
