@@ -83,6 +83,7 @@ FUNCTION_VARIABLES = (
     "SHADOW_POLICY_FILE",
     "DETECTOR_TIMEOUT",
     "FINAL_ATTEMPT_AFTER",
+    "POWERTOOLS_METRICS_NAMESPACE",
 )
 """Every environment variable the function reads (besides AWS's own and ``LOG_LEVEL``)."""
 

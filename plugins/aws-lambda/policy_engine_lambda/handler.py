@@ -29,7 +29,6 @@ container, on the first invocation, and reused by every later one.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import os
 import sys
@@ -53,6 +52,7 @@ from policy_engine_lambda.context import ContextSettings
 from policy_engine_lambda.events import (
     BatchInvocation,
     InvocationError,
+    ObjectRef,
     failed_notification,
     is_batch_invocation,
     is_failure_record,
@@ -62,6 +62,7 @@ from policy_engine_lambda.events import (
 )
 from policy_engine_lambda.moderate import AUDIT_KEYS, ObjectModerator, Outcome, Status
 from policy_engine_lambda.store import S3RecordingStore
+from policy_engine_lambda.telemetry import Tally, about, invocation
 
 LOG = logging.getLogger("policy_engine_lambda")
 MAX_RESULT_STRING = 1000
@@ -113,7 +114,6 @@ def _started() -> _State:
     global _state
     with _lock:
         if _state is None:
-            LOG.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
             registry = DetectorRegistry.installed()
             path = policy_path()
             config = ActionConfig.from_environ()
@@ -144,19 +144,19 @@ def _started() -> _State:
                 final_after,
             )
             LOG.info(
-                json.dumps(
-                    {
-                        "started": True,
-                        "policy": moderating.policy_name,
-                        "policy_file": str(path),
-                        "digest": moderating.policy_digest,
-                        "shadow": moderating.serving.shadow_digest,
-                        "recordings": store.uri("") if store is not None else None,
-                        "final_attempt_after": final_after,
-                        "context_from_metadata": context.from_metadata,
-                        "context_prefixes": [rule.prefix for rule in context.prefixes],
-                    }
-                )
+                "started with policy %s (%s)",
+                moderating.policy_name,
+                moderating.policy_digest,
+                extra={
+                    "policy": moderating.policy_name,
+                    "policy_file": str(path),
+                    "digest": moderating.policy_digest,
+                    "shadow": moderating.serving.shadow_digest,
+                    "recordings": store.uri("") if store is not None else None,
+                    "final_attempt_after": final_after,
+                    "context_from_metadata": context.from_metadata,
+                    "context_prefixes": [rule.prefix for rule in context.prefixes],
+                },
             )
         return _state
 
@@ -168,9 +168,23 @@ def reset() -> None:
         _state = None
 
 
-def _log(outcome: Outcome) -> None:
-    level = logging.INFO if outcome.status is Status.SUCCEEDED else logging.WARNING
-    LOG.log(level, json.dumps(outcome.to_log(), sort_keys=True))
+def _moderated(
+    mod: ObjectModerator, ref: ObjectRef, tally: Tally | None, *, final_attempt: bool = False
+) -> Outcome:
+    """Moderate ``ref``; log the outcome (``outcome``: its fields) and count it."""
+    with about(ref):
+        outcome = mod.moderate(ref, final_attempt=final_attempt)
+        level = logging.INFO if outcome.status is Status.SUCCEEDED else logging.WARNING
+        LOG.log(
+            level,
+            "%s: %s",
+            outcome.status.value,
+            outcome.message,
+            extra={"outcome": outcome.to_log()},
+        )
+    if tally is not None:
+        tally.count(outcome)
+    return outcome
 
 
 def handle_s3_notification(
@@ -179,6 +193,7 @@ def handle_s3_notification(
     *,
     final_after: float | None = None,
     redriven: bool = False,
+    tally: Tally | None = None,
 ) -> dict[str, Any]:
     """Decide the objects of an S3 notification. An attempt is the final one
     (see :meth:`ObjectModerator.moderate`) for an event ``redriven`` from the
@@ -188,13 +203,16 @@ def handle_s3_notification(
     outcomes: list[Outcome] = []
     for record in parse_s3_notification(event):
         if record.ref is None:
-            LOG.info(json.dumps({"skipped": record.event_name, "reason": record.skipped}))
+            LOG.info(
+                "skipped %s: %s",
+                record.event_name,
+                record.skipped,
+                extra={"skipped": record.event_name, "reason": record.skipped},
+            )
             continue
         age = record.age(now)
         final = redriven or (final_after is not None and age is not None and age >= final_after)
-        outcome = mod.moderate(record.ref, final_attempt=final)
-        _log(outcome)
-        outcomes.append(outcome)
+        outcomes.append(_moderated(mod, record.ref, tally, final_attempt=final))
     retry = [o for o in outcomes if o.must_fail_invocation]
     if retry:
         names = ", ".join(o.ref.uri for o in retry)
@@ -204,7 +222,9 @@ def handle_s3_notification(
     return {"results": [o.to_log() for o in outcomes]}
 
 
-def handle_batch(event: Mapping[str, Any], mod: ObjectModerator) -> dict[str, Any]:
+def handle_batch(
+    event: Mapping[str, Any], mod: ObjectModerator, tally: Tally | None = None
+) -> dict[str, Any]:
     invocation: BatchInvocation = parse_batch_invocation(event)
     problem: str | None = None
     if invocation.user_arguments:
@@ -223,8 +243,7 @@ def handle_batch(event: Mapping[str, Any], mod: ObjectModerator) -> dict[str, An
         if problem is not None or task.ref is None:
             code, text = Status.PERMANENT_FAILURE.value, problem or task.problem or "no object"
         else:
-            outcome = mod.moderate(task.ref)
-            _log(outcome)
+            outcome = _moderated(mod, task.ref, tally)
             code, text = outcome.status.value, outcome.message
         results.append(
             {"taskId": task.task_id, "resultCode": code, "resultString": text[:MAX_RESULT_STRING]}
@@ -238,32 +257,45 @@ def handle_batch(event: Mapping[str, Any], mod: ObjectModerator) -> dict[str, An
 
 
 def handler(event: Mapping[str, Any], context: object = None) -> dict[str, Any]:
-    """Lambda's entry point for S3 notifications and Batch Operations tasks."""
+    """Lambda's entry point for S3 notifications and Batch Operations tasks.
+    Its log lines are JSON (see :mod:`policy_engine_lambda.telemetry`), and
+    its metrics are written once the objects are done, whatever the outcome."""
+    tally = Tally()
+    with invocation(getattr(context, "aws_request_id", None)):
+        try:
+            return _dispatch(event, tally)
+        finally:
+            tally.emit()
+
+
+def _dispatch(event: Mapping[str, Any], tally: Tally) -> dict[str, Any]:
     if not isinstance(event, Mapping):
         raise InvocationError(f"the event is a {type(event).__name__}, not an object")
     if event.get("Event") == "s3:TestEvent":  # sent once when a notification is configured
-        LOG.info(json.dumps({"skipped": "s3:TestEvent"}))
+        LOG.info("skipped s3:TestEvent", extra={"skipped": "s3:TestEvent"})
         return {"results": []}
     if is_batch_invocation(event):
-        return handle_batch(event, moderator())
+        return handle_batch(event, moderator(), tally)
     if is_s3_notification(event):
         state = _started()
-        return handle_s3_notification(event, state.moderator, final_after=state.final_attempt_after)
+        return handle_s3_notification(
+            event, state.moderator, final_after=state.final_attempt_after, tally=tally
+        )
     if is_failure_record(event):
         # a failed event fed back from the failed-events queue: decided as it was sent
         notification = failed_notification(event)
-        context = event.get("requestContext") or {}
+        failed = event.get("requestContext") or {}
         LOG.info(
-            json.dumps(
-                {
-                    "redriven": context.get("requestId"),
-                    "condition": context.get("condition"),
-                    "approximateInvokeCount": context.get("approximateInvokeCount"),
-                }
-            )
+            "re-driven failed event of request %s",
+            failed.get("requestId"),
+            extra={
+                "redriven": failed.get("requestId"),
+                "condition": failed.get("condition"),
+                "approximateInvokeCount": failed.get("approximateInvokeCount"),
+            },
         )
         # retried already, and exhausted or expired: its attempt is the final one
-        return handle_s3_notification(notification, moderator(), redriven=True)
+        return handle_s3_notification(notification, moderator(), redriven=True, tally=tally)
     raise InvocationError(
         "the event is neither an S3 notification (Records), nor an S3 Batch Operations "
         "invocation (invocationSchemaVersion, tasks), nor a failed event from the "

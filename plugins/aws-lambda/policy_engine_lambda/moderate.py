@@ -190,6 +190,10 @@ class Outcome:
     actions: tuple[str, ...] = ()
     unfinished: bool = False
     """Nothing could be decided, or a step the decision asks for failed."""
+    quarantined: bool = False
+    """A quarantined copy was made this time (not found made already)."""
+    detector_errors: tuple[str, ...] = ()
+    """The codes of the detector failures of this decision, one per failure."""
 
     @property
     def must_fail_invocation(self) -> bool:
@@ -310,6 +314,8 @@ class _Steps:
     ref: ObjectRef
     done: list[str] = field(default_factory=list)
     failed: list[tuple[Status, str]] = field(default_factory=list)
+    copied: bool = False
+    """A quarantined copy was made."""
 
     def fail(self, what: str, exc: BaseException) -> None:
         status = Status.TEMPORARY_FAILURE if isinstance(exc, ObjectReplaced) else classify(exc)
@@ -650,6 +656,7 @@ class ObjectModerator:
         decided: Decision | SetDecision | None = None
         failure: str | None = None
         provisional: str | None = None
+        errors: tuple[str, ...] = ()
         if verdict is None and context is not None and not context.determined:
             decided = self._decide_undetermined(pinned, found, context)
             considered = ", ".join(str(route.index) for route in decided.considered)
@@ -664,11 +671,12 @@ class ObjectModerator:
             decided = self.moderator.check_in(self._image(pinned, found), context=given)
             decision = decided.decision if isinstance(decided, SetDecision) else decided
             retryable = sorted({f.code for f in decision.failures if f.retryable})
+            errors = tuple(f.code for f in decision.failures)
             if retryable and not final_attempt:
                 # no action: the retry decides afresh
                 first = next(f for f in decision.failures if f.retryable)
                 message = f"retryable detector failure ({', '.join(retryable)}): {first.error}"
-                return Outcome(pinned, Status.TEMPORARY_FAILURE, message)
+                return Outcome(pinned, Status.TEMPORARY_FAILURE, message, detector_errors=errors)
             if retryable:
                 provisional = "+".join(retryable)
             if decision.failures:
@@ -691,6 +699,8 @@ class ObjectModerator:
             reused,
             tuple(steps.done),
             unfinished=bool(steps.failed),
+            quarantined=steps.copied,
+            detector_errors=errors,
         )
 
     def _object_context(self, pinned: ObjectRef, found: _Found) -> ObjectContext | None:
@@ -911,6 +921,7 @@ class ObjectModerator:
                 refused = refused or exc
                 continue
             steps.done.append(f"quarantined to s3://{bucket}/{key}")
+            steps.copied = True
             if refused is not None:
                 lacking = ([] if with_tags else ["is untagged"]) + (
                     ["lacks the original key in its metadata"] if own and not with_metadata else []

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lambda_helpers import BUCKET, JPEG, QUARANTINE, ScriptedS3
 from policy_engine_lambda import handler as lambda_handler
+from policy_engine_lambda import telemetry
 from policy_engine_lambda.config import FUNCTION_VARIABLES
+from policy_engine_lambda.telemetry import LOGGED
 
 from policy_engine_rekognition.testing import (
     AWS_ENVIRONMENT,
@@ -23,6 +26,20 @@ from policy_engine_rekognition.testing import (
 )
 
 _VARIABLES = (*AWS_ENVIRONMENT, "POLICY_ENGINE_PLUGINS", "LAMBDA_TASK_ROOT", *FUNCTION_VARIABLES)
+
+
+@pytest.fixture(autouse=True)
+def restored_loggers() -> Iterator[None]:
+    """The loggers as they were: the function gives them Powertools' handler
+    (and stops their propagation), which other tests' caplog must not meet."""
+    loggers = [logging.getLogger(name) for name in LOGGED]
+    saved = [(lg, lg.handlers[:], lg.propagate, lg.level) for lg in loggers]
+    yield
+    for lg, handlers, propagate, level in saved:
+        lg.handlers[:] = handlers
+        lg.propagate = propagate
+        lg.setLevel(level)
+    telemetry._logger = None
 
 
 @pytest.fixture(autouse=True)

@@ -4,12 +4,15 @@ upload is left unmoderated with only a log line."""
 from __future__ import annotations
 
 import importlib
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from policy_engine_lambda.config import FUNCTION_VARIABLES
+from policy_engine_lambda.telemetry import DEFAULT_NAMESPACE
 
 TEMPLATE = Path(__file__).resolve().parents[3] / "deploy" / "template.yaml"
 # Rekognition's Detect* actions support no resource-level permissions: AWS requires "*".
@@ -251,3 +254,41 @@ def test_only_the_function_copies_into_the_source_bucket(template: dict[str, Any
         "Null": {"s3:x-amz-copy-source": "false"},  # the request names a copy source
         **ONLY_THE_FUNCTION,
     }
+
+
+BUILD = TEMPLATE.parent / "build.sh"
+
+
+def test_the_architecture_is_a_parameter_that_build_sh_knows(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["Architecture"]
+    assert parameter["Default"] == "x86_64"  # an existing stack keeps its build
+    props = template["Resources"]["ModeratorFunction"]["Properties"]
+    assert props["Architectures"] == [{"Ref": "Architecture"}]
+    # build.sh refuses any other value before building anything, and names the ones it takes
+    done = subprocess.run(
+        ["bash", str(BUILD)],
+        env={"ARCHITECTURE": "sparc", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    found = re.search(r"ARCHITECTURE must be (\S+) or (\S+), got 'sparc'", done.stderr)
+    assert found is not None, done.stderr
+    assert sorted(found.groups()) == sorted(parameter["AllowedValues"])
+    # and fetches each one's wheels
+    text = BUILD.read_text(encoding="utf-8")
+    assert "arm64) platform=manylinux2014_aarch64" in text
+    assert "x86_64) platform=manylinux2014_x86_64" in text
+
+
+def test_logs_are_json_and_metrics_go_to_the_namespace_given(template: dict[str, Any]) -> None:
+    props = template["Resources"]["ModeratorFunction"]["Properties"]
+    assert props["LoggingConfig"] == {"LogFormat": "JSON"}
+    variables = props["Environment"]["Variables"]
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
+    assert template["Parameters"]["MetricsNamespace"]["Default"] == DEFAULT_NAMESPACE
+    # EMF lines are log lines: the role's logs:PutLogEvents is all they need
+    actions = {a for _, s in _statements(template) for a in _listed(s["Action"])}
+    assert "cloudwatch:PutMetricData" not in actions
