@@ -461,12 +461,19 @@ class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     request_queue_size = socket.SOMAXCONN
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="An example upload service with moderation.")
+def server_arguments(description: str, argv: list[str] | None) -> argparse.Namespace:
+    """``--host`` and ``--port`` (default ``HOST``, ``PORT``, else 127.0.0.1:8000);
+    sets up the log a server writes."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = server_arguments("An example upload service with moderation.", argv)
     app = create_app()
     logger.info("%s", serving_note(app.moderator, app.config))
     with make_server(args.host, args.port, app, server_class=ThreadingWSGIServer) as server:
