@@ -13,6 +13,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from policy_engine import Moderator
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "examples" / "images"
 SET_FILE = ROOT / "policies" / "community.set.yaml"
-LIMIT = 4096  # over every example image; 413 is sent a larger Content-Length
+LIMIT = 4096  # over every example image
 
 
 def config(folder: Path, policy: Path = SET_FILE) -> wsgi.Config:
@@ -62,17 +63,32 @@ def serving_asgi(app: Any) -> Iterator[tuple[str, int]]:
         listener.close()
 
 
+@dataclass(frozen=True)
+class NoBody:
+    """A request whose headers announce a body that is never sent: the answer
+    must come without the server reading it (and without a race with a
+    server that closes a connection whose body it refused)."""
+
+    header: str
+    value: str
+
+
 def send(
     address: tuple[str, int],
     method: str,
     path: str,
-    body: bytes | list[bytes] | None = None,
+    body: bytes | NoBody | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], Any]:
-    """One request; a list body is sent chunked (no Content-Length)."""
     connection = http.client.HTTPConnection(address[0], address[1], timeout=10)
     try:
-        connection.request(method, path, body, headers or {})
+        if isinstance(body, NoBody):
+            connection.putrequest(method, path)
+            for name, value in [*(headers or {}).items(), (body.header, body.value)]:
+                connection.putheader(name, value)
+            connection.endheaders()
+        else:
+            connection.request(method, path, body, headers or {})
         response = connection.getresponse()
         return response.status, dict(response.getheaders()), json.loads(response.read())
     finally:
@@ -116,8 +132,9 @@ def comparable(answer: Any) -> Any:
         ("POST", "/upload/feed", b"GIF89a" + bytes(16), {}, 415),
         ("POST", "/upload/feed", b"not an image at all", {}, 415),
         ("POST", "/upload/feed", None, {}, 400),  # Content-Length: 0
-        ("POST", "/upload/feed", [image("landscape.png")], {}, 411),  # chunked
-        ("POST", "/upload/feed", b"x" * (LIMIT + 1), {}, 413),
+        ("POST", "/upload/feed", NoBody("Transfer-Encoding", "chunked"), {}, 411),
+        ("POST", "/upload/feed", NoBody("Content-Length", str(50 * 1024 * 1024)), {}, 413),
+        ("POST", "/upload/feed", NoBody("Content-Length", str(LIMIT + 1)), {}, 413),
         ("POST", "/upload/feed/more", image("landscape.png"), {}, 404),
         ("POST", "/upload/", image("landscape.png"), {}, 404),
         ("GET", "/nowhere", None, {}, 404),
@@ -128,7 +145,7 @@ def test_every_request_gets_the_wsgi_examples_answer(
     both: tuple[Any, Any, Any],
     method: str,
     path: str,
-    body: bytes | list[bytes] | None,
+    body: bytes | NoBody | None,
     headers: dict[str, str],
     status: int,
 ) -> None:
@@ -147,21 +164,6 @@ def test_a_wrong_method_is_refused_with_the_allowed_ones(both: tuple[Any, Any, A
     status, headers, answer = send(address, "GET", "/upload/feed")
     assert status == 405 and headers["allow"] == "POST"
     assert answer == {"error": "use POST for /upload/feed"}
-
-
-def test_an_oversize_body_is_refused_before_it_is_sent(both: tuple[Any, Any, Any]) -> None:
-    """The 413 comes back while the client has sent no byte of the body."""
-    _, address, _ = both
-    connection = http.client.HTTPConnection(address[0], address[1], timeout=10)
-    try:
-        connection.putrequest("POST", "/upload/feed")
-        connection.putheader("Content-Length", str(50 * 1024 * 1024))
-        connection.endheaders()
-        response = connection.getresponse()
-        assert response.status == 413
-        assert str(LIMIT) in json.loads(response.read())["error"]
-    finally:
-        connection.close()
 
 
 def test_reload_answers_as_the_wsgi_example(tmp_path: Path) -> None:
