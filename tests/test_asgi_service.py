@@ -140,6 +140,7 @@ def comparable(answer: Any) -> Any:
         ("GET", "/nowhere", None, {}, 404),
         ("GET", "/healthz", None, {}, 200),
     ],
+    ids=lambda value: f"{len(value)}-bytes" if isinstance(value, bytes) else None,
 )
 def test_every_request_gets_the_wsgi_examples_answer(
     both: tuple[Any, Any, Any],
