@@ -411,8 +411,19 @@ class Moderator:
     ) -> Decision:
         """:meth:`check` for asyncio: runs in this moderator's thread pool (at most
         ``concurrency`` at once), so the event loop never blocks on a detector."""
+        decided = await self.acheck_in(image, context=context, name=name)
+        return decided.decision if isinstance(decided, SetDecision) else decided
+
+    async def acheck_in(
+        self,
+        image: ImageSource,
+        *,
+        context: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Decision | SetDecision:
+        """:meth:`check_in` for asyncio, in the same thread pool as :meth:`acheck`."""
         loop = asyncio.get_running_loop()
-        call = functools.partial(self.check, image, context=context, name=name)
+        call = functools.partial(self.check_in, image, context=context, name=name)
         return await loop.run_in_executor(self._pool(), contextvars.copy_context().run, call)
 
     def _pool(self) -> ThreadPoolExecutor:

@@ -5,6 +5,7 @@ carry the route, and a candidate set is shadowed on the same labels."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from pathlib import Path
@@ -105,6 +106,34 @@ def test_check_in_gives_the_whole_set_decision_and_announce_tells_the_hooks(
     assert (announced.input, announced.context["upload_id"]) == ("elsewhere", "u2")
     assert announced.route is not None and announced.route["index"] == 1
     assert announced.policy_set == {"name": "one", "digest": load_policy_set(one).digest}
+
+
+def test_acheck_in_gives_the_set_decision_without_blocking_the_loop(tmp_path: Path) -> None:
+    from policy_engine.policy_set import SetDecision
+
+    one, _ = write_sets(tmp_path)
+    moderator = Moderator.from_policy_file(
+        one,
+        registry=registry_with(CountingDetector()),
+        plugin_manager=make_plugin_manager(load_entry_points=False),
+    )
+
+    async def both() -> tuple[object, object]:
+        return await asyncio.gather(
+            moderator.acheck_in(b"x", context={"surface": "feed"}),
+            moderator.acheck(b"x", context={"surface": "chat"}),
+        )
+
+    with moderator:
+        feed, chat = asyncio.run(both())
+        with pytest.raises(ContextError):
+            asyncio.run(moderator.acheck_in(b"x", context={"surface": "billboard"}))
+    assert isinstance(feed, SetDecision)
+    assert (feed.verdict, feed.route.index) == ("review", 0)
+    assert feed.to_dict()["context"] == {"surface": "feed", "audience": "adult"}
+    assert not isinstance(chat, SetDecision) and chat.verdict == "block"  # acheck: the decision
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(moderator.acheck_in(b"x", context={"surface": "feed"}))
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ WSGI interface, with the example images replayed from examples/recordings."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import http.client
 import importlib.util
@@ -201,6 +202,38 @@ def test_bad_requests_are_refused(
     response, _ = call(service, "POST", "/upload", body, headers, content_length)
     assert response.code == code
     assert response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (b"hello, this is text", None),
+        (b"GIF89a" + bytes(32), "GIF"),
+        (b"%PDF-1.7\n" + bytes(32), "PDF"),
+        (b"\x89PNG\r\n", None),  # a PNG signature cut short
+    ],
+)
+def test_a_body_that_is_not_a_jpeg_or_png_is_refused_and_never_decided(
+    service: Any, body: bytes, named: str | None
+) -> None:
+    response, stream = call(service, "POST", "/upload", body, {"X-Upload-Id": "u-9"})
+    assert response.code == 415
+    answer = response.json()
+    assert "JPEG or PNG" in answer["error"] and answer["format"] == named
+    assert stream.read_bytes == len(body)
+    assert service.config.audit_log.read_text(encoding="utf-8") == ""  # nothing decided
+    assert not service.config.store_dir.exists() and not service.config.review_dir.exists()
+
+
+def test_the_start_up_line_says_whether_it_replays_or_calls_aws(service: Any) -> None:
+    replaying = app_module.serving_note(service.moderator, service.config)
+    live = app_module.serving_note(
+        service.moderator, dataclasses.replace(service.config, replay=None)
+    )
+    digest = service.moderator.policy_digest
+    assert "general-ugc" in replaying and digest in replaying and digest in live
+    assert f"replaying recordings from {service.config.replay}" in replaying
+    assert "no AWS calls" in replaying and "AWS" in live and "replaying" not in live
 
 
 def test_healthz_names_the_policy_and_unknown_routes_are_refused(service: Any) -> None:

@@ -8,7 +8,8 @@ built at start-up and shared by every request thread:
   (``?audience=teen``), optional ``X-Upload-Id`` header: ``allow`` stores it
   and answers 201, ``review`` stores it in the review folder and answers 202,
   ``block`` answers 422 with the reasons. A body over the limit is refused
-  with 413 before it is read. Serving a policy set, a context the set cannot
+  with 413 before it is read, and one that is not a JPEG or PNG image (the
+  formats Rekognition takes) with 415. Serving a policy set, a context the set cannot
   route (a dimension missing or unknown, a value not in its list, two values
   for one dimension) is refused with 400 before the body is read.
 - ``GET /healthz``: the policy's (or set's) name and digest, and a set's
@@ -41,7 +42,9 @@ from urllib.parse import parse_qsl
 from wsgiref.simple_server import WSGIServer, make_server
 
 from policy_engine import Moderator
+from policy_engine.decision import Decision
 from policy_engine.errors import ContextError
+from policy_engine.image import sniff_format
 from policy_engine.policy_set import PolicySet, SetDecision
 
 logger = logging.getLogger("upload_service")
@@ -58,6 +61,8 @@ CONTEXT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """Context keys and values: a set's dimension names and values follow these
 characters (the rule-id rule), and nothing else reaches the audit log."""
 UPLOAD_PREFIX = "/upload/"
+IMAGE_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png"}
+"""The formats an upload may be (Rekognition's), by :func:`sniff_format`'s name."""
 
 StartResponse = Callable[..., Any]
 Environ = Mapping[str, Any]
@@ -71,6 +76,7 @@ STATUS = {
     405: "405 Method Not Allowed",
     411: "411 Length Required",
     413: "413 Content Too Large",
+    415: "415 Unsupported Media Type",
     422: "422 Unprocessable Content",
     500: "500 Internal Server Error",
 }
@@ -214,12 +220,134 @@ def refused_context(exc: ContextError, policy_set: PolicySet | None) -> HttpErro
     )
 
 
-def _extension(data: bytes) -> str:
-    if data.startswith(b"\xff\xd8\xff"):
-        return ".jpg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return ".png"
-    return ".bin"
+# -- the request, the answer: shared with the ASGI example -----------------
+
+
+def upload_id_of(header: str | None) -> str | None:
+    """The ``X-Upload-Id`` header's value, refused (400) unless it is a name."""
+    upload_id = header or None
+    if upload_id is not None and not UPLOAD_ID.fullmatch(upload_id):
+        raise HttpError(400, "X-Upload-Id: letters, digits, '.', '_', ':' or '-', at most 128")
+    return upload_id
+
+
+def declared_length(length_text: str | None, max_bytes: int) -> int:
+    """The body's ``Content-Length``, refused before any of the body is read:
+    absent (411), not a number or zero (400), over ``max_bytes`` (413)."""
+    length_text = length_text or ""
+    if not length_text.strip():
+        raise HttpError(411, "send the image as the body, with a Content-Length")
+    try:
+        length = int(length_text)
+    except ValueError:
+        raise HttpError(400, f"bad Content-Length: {length_text!r}") from None
+    if length > max_bytes:
+        raise HttpError(413, f"the image is {length} bytes; the limit is {max_bytes}")
+    if length <= 0:
+        raise HttpError(400, "the body is empty: send the image as the body")
+    return length
+
+
+def image_extension(data: bytes) -> str:
+    """The stored file's extension; 415 for a body that is not a JPEG or PNG
+    image by its magic bytes: no detector could read it, so it is refused
+    rather than held for review."""
+    found = sniff_format(data)
+    if found not in IMAGE_EXTENSIONS:
+        what = f"a {found} file" if found else "not an image this service knows"
+        raise HttpError(
+            415, f"the body is {what}: send a JPEG or PNG image", details={"format": found}
+        )
+    return IMAGE_EXTENSIONS[found]
+
+
+def build_moderator(config: Config) -> Moderator:
+    """The service's one :class:`Moderator`, replaying ``config.replay`` if set."""
+    return Moderator.from_policy_file(
+        config.policy_file,
+        shadow=config.shadow_policy_file,
+        audit_log=config.audit_log,
+        detectors=(
+            {"stub": {"recordings": str(config.replay.resolve())}}
+            if config.replay is not None
+            else None
+        ),
+    )
+
+
+def serving_note(moderator: Moderator, config: Config) -> str:
+    """The start-up log line: what serves, and whether it replays or calls out."""
+    serving = moderator.serving
+    source = (
+        f"replaying recordings from {config.replay} (stub detector: no AWS calls)"
+        if config.replay is not None
+        else "calling the policy's own detectors (Rekognition: AWS, with boto3's credentials)"
+    )
+    return f"policy {serving.name} ({serving.digest}) from {serving.path}, {source}"
+
+
+def decided_answer(
+    config: Config,
+    decided: Decision | SetDecision,
+    given: Mapping[str, str],
+    upload_id: str | None,
+    data: bytes,
+    extension: str,
+) -> tuple[int, dict[str, Any]]:
+    """The status and JSON answer for a decision, storing an allowed upload
+    in ``store_dir`` (201) and a reviewed one in ``review_dir`` (202); a
+    blocked one is not stored (422)."""
+    # a set's record names its context (defaults included), route and set, as `check` writes
+    answer: dict[str, Any] = {"upload_id": upload_id, **decided.to_dict()}
+    if isinstance(decided, SetDecision):
+        answer["defaulted"] = [name for name in answer["context"] if name not in given]
+    decision = decided.decision if isinstance(decided, SetDecision) else decided
+    verdict = decision.verdict.value
+    if verdict == "block":
+        return 422, answer
+    name = f"{hashlib.sha256(data).hexdigest()}{extension}"
+    folder = config.store_dir if verdict == "allow" else config.review_dir
+    stored = _store(folder, name, data)
+    answer["stored"] = str(stored)
+    return (201 if verdict == "allow" else 202), answer
+
+
+def health(moderator: Moderator, config: Config) -> dict[str, Any]:
+    """``GET /healthz``: the policy's (or set's) name and digest, a set's
+    dimensions and routes."""
+    serving = moderator.serving  # one read: name and digest of one policy
+    policy_set = serving.engine.policy_set
+    return {
+        "status": "ok",
+        "policy": {"name": serving.name, "digest": serving.digest, "path": serving.path},
+        "policy_set": None
+        if policy_set is None
+        else {
+            "name": policy_set.name,
+            "digest": serving.digest,
+            "dimensions": {
+                d.name: {"values": list(d.values), "default": d.default}
+                for d in policy_set.dimensions
+            },
+            "routes": [route.to_dict() for route in policy_set.routes],
+        },
+        "path_dimension": config.path_dimension,
+        "shadow": serving.shadow_digest,
+    }
+
+
+def reloaded(moderator: Moderator) -> tuple[int, dict[str, Any]]:
+    """``POST /reload``: 200 with the new digest, or 422 with the errors."""
+    result = moderator.reload()
+    return (200 if result.ok else 422), result.to_dict()
+
+
+def error_answer(exc: HttpError) -> dict[str, Any]:
+    return {"error": str(exc), **exc.details}
+
+
+def json_bytes(body: Mapping[str, Any]) -> bytes:
+    return (json.dumps(body, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def _store(folder: Path, name: str, data: bytes) -> Path:
@@ -242,18 +370,7 @@ class UploadService:
 
     def __init__(self, config: Config, moderator: Moderator | None = None) -> None:
         self.config = config
-        if moderator is None:
-            moderator = Moderator.from_policy_file(
-                config.policy_file,
-                shadow=config.shadow_policy_file,
-                audit_log=config.audit_log,
-                detectors=(
-                    {"stub": {"recordings": str(config.replay.resolve())}}
-                    if config.replay is not None
-                    else None
-                ),
-            )
-        self.moderator = moderator
+        self.moderator = moderator if moderator is not None else build_moderator(config)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -277,11 +394,11 @@ class UploadService:
             status, body = handler(environ)
             headers: list[tuple[str, str]] = []
         except HttpError as exc:
-            status, body, headers = exc.status, {"error": str(exc), **exc.details}, exc.headers
+            status, body, headers = exc.status, error_answer(exc), exc.headers
         except Exception:
             logger.exception("%s %s failed", method, path)
             status, body, headers = 500, {"error": "internal error"}, []
-        payload = (json.dumps(body, ensure_ascii=False) + "\n").encode("utf-8")
+        payload = json_bytes(body)
         start_response(
             STATUS[status],
             [
@@ -295,9 +412,7 @@ class UploadService:
     # -- routes ----------------------------------------------------------
 
     def upload(self, environ: Environ, path_value: str | None = None) -> tuple[int, dict[str, Any]]:
-        upload_id = environ.get("HTTP_X_UPLOAD_ID") or None
-        if upload_id is not None and not UPLOAD_ID.fullmatch(upload_id):
-            raise HttpError(400, "X-Upload-Id: letters, digits, '.', '_', ':' or '-', at most 128")
+        upload_id = upload_id_of(environ.get("HTTP_X_UPLOAD_ID"))
         given = request_context(  # before the body is read: a refused context costs nothing
             path_value,
             environ.get("QUERY_STRING", ""),
@@ -305,64 +420,22 @@ class UploadService:
             self.moderator.serving.engine.policy_set,
         )
         data = self._read_body(environ)
+        extension = image_extension(data)
         context = {**given, "upload_id": upload_id} if upload_id else given
         try:
             decided = self.moderator.check_in(data, context=context, name=upload_id or "upload")
         except ContextError as exc:  # a reload since the context was resolved changed the set
             raise refused_context(exc, self.moderator.serving.engine.policy_set) from None
-        # a set's record names its context (defaults included), route and set, as `check` writes
-        answer: dict[str, Any] = {"upload_id": upload_id, **decided.to_dict()}
-        if isinstance(decided, SetDecision):
-            answer["defaulted"] = [name for name in answer["context"] if name not in given]
-        decision = decided.decision if isinstance(decided, SetDecision) else decided
-        verdict = decision.verdict.value
-        if verdict == "block":
-            return 422, answer
-        name = f"{hashlib.sha256(data).hexdigest()}{_extension(data)}"
-        folder = self.config.store_dir if verdict == "allow" else self.config.review_dir
-        stored = _store(folder, name, data)
-        answer["stored"] = str(stored)
-        return (201 if verdict == "allow" else 202), answer
+        return decided_answer(self.config, decided, given, upload_id, data, extension)
 
     def healthz(self, environ: Environ) -> tuple[int, dict[str, Any]]:
-        serving = self.moderator.serving  # one read: name and digest of one policy
-        policy_set = serving.engine.policy_set
-        return 200, {
-            "status": "ok",
-            "policy": {"name": serving.name, "digest": serving.digest, "path": serving.path},
-            "policy_set": None
-            if policy_set is None
-            else {
-                "name": policy_set.name,
-                "digest": serving.digest,
-                "dimensions": {
-                    d.name: {"values": list(d.values), "default": d.default}
-                    for d in policy_set.dimensions
-                },
-                "routes": [route.to_dict() for route in policy_set.routes],
-            },
-            "path_dimension": self.config.path_dimension,
-            "shadow": serving.shadow_digest,
-        }
+        return 200, health(self.moderator, self.config)
 
     def reload(self, environ: Environ) -> tuple[int, dict[str, Any]]:
-        result = self.moderator.reload()
-        return (200 if result.ok else 422), result.to_dict()
+        return reloaded(self.moderator)
 
     def _read_body(self, environ: Environ) -> bytes:
-        length_text = environ.get("CONTENT_LENGTH") or ""
-        if not length_text.strip():
-            raise HttpError(411, "send the image as the body, with a Content-Length")
-        try:
-            length = int(length_text)
-        except ValueError:
-            raise HttpError(400, f"bad Content-Length: {length_text!r}") from None
-        if length > self.config.max_bytes:  # refused before reading any of it
-            raise HttpError(
-                413, f"the image is {length} bytes; the limit is {self.config.max_bytes}"
-            )
-        if length <= 0:
-            raise HttpError(400, "the body is empty: send the image as the body")
+        length = declared_length(environ.get("CONTENT_LENGTH"), self.config.max_bytes)
         stream = environ["wsgi.input"]
         chunks: list[bytes] = []
         remaining = length
@@ -388,15 +461,21 @@ class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     request_queue_size = socket.SOMAXCONN
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="An example upload service with moderation.")
+def server_arguments(description: str, argv: list[str] | None) -> argparse.Namespace:
+    """``--host`` and ``--port`` (default ``HOST``, ``PORT``, else 127.0.0.1:8000);
+    sets up the log a server writes."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = server_arguments("An example upload service with moderation.", argv)
     app = create_app()
-    serving = app.moderator.serving
-    logger.info("policy %s (%s) from %s", serving.name, serving.digest, serving.path)
+    logger.info("%s", serving_note(app.moderator, app.config))
     with make_server(args.host, args.port, app, server_class=ThreadingWSGIServer) as server:
         logger.info("listening on http://%s:%d", args.host, args.port)
         try:

@@ -1,0 +1,1 @@
+"""An example upload service: an ASGI (Starlette) app moderating every upload."""
