@@ -81,8 +81,8 @@ def test_validate_never_imports_boto3(h, tmp_path):
 
 # What a cold start (a new Lambda container, a pre-commit run) must not pay
 # for: the AWS SDK and the metrics libraries wait for the first call or
-# decision, and plugins are found without importlib.metadata (and its email).
-NOT_AT_START = {"boto3", "botocore", "prometheus_client", "opentelemetry", "email"}
+# decision, and plugins are found without importlib.metadata.
+NOT_AT_START = {"boto3", "botocore", "prometheus_client", "opentelemetry"}
 
 
 def test_loading_and_compiling_with_the_installed_plugins_imports_no_client_library(h):
