@@ -1,10 +1,15 @@
-"""A value made on first use, for what start-up should not pay for."""
+"""Values made on first use, for what start-up should not pay for."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+
+from policy_engine.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from policy_engine.events import DecisionEvent
 
 T = TypeVar("T")
 
@@ -25,3 +30,20 @@ class Once(Generic[T]):
                 if not self._made:
                     self._made.append(self._make())
         return self._made[0]
+
+
+class DecisionPlugin(Protocol):
+    def policy_engine_decision_made(self, event: DecisionEvent) -> None: ...
+
+
+P = TypeVar("P", bound=DecisionPlugin)
+
+
+class DeferredDecisionPlugin(Once[P]):
+    """A ``policy_engine_decision_made`` plugin made at the first decision: an
+    entry-point module exposes :meth:`policy_engine_decision_made` (bound) as
+    its hook, and loading it imports nothing of what ``make`` needs."""
+
+    @hookimpl
+    def policy_engine_decision_made(self, event: DecisionEvent) -> None:
+        self.get().policy_engine_decision_made(event)

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from policy_engine import hookimpl
-from policy_engine.once import Once
+from policy_engine.once import DeferredDecisionPlugin
 
 if TYPE_CHECKING:
-    from policy_engine.events import DecisionEvent
     from policy_engine_opentelemetry.metrics import OpenTelemetryMetrics
 
 
@@ -25,15 +23,6 @@ def _metrics() -> OpenTelemetryMetrics:
     return OpenTelemetryMetrics()
 
 
-METRICS_ONCE = Once(_metrics)
-
-
-def __getattr__(name: str) -> OpenTelemetryMetrics:
-    if name == "METRICS":  # the plugin's instruments, made by the first look
-        return METRICS_ONCE.get()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-@hookimpl
-def policy_engine_decision_made(event: DecisionEvent) -> None:
-    METRICS_ONCE.get().policy_engine_decision_made(event)
+METRICS = DeferredDecisionPlugin(_metrics)
+"""``METRICS.get()`` is the plugin's :class:`OpenTelemetryMetrics` (made by that call)."""
+policy_engine_decision_made = METRICS.policy_engine_decision_made

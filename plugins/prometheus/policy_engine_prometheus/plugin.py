@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from policy_engine import hookimpl
-from policy_engine.once import Once
+from policy_engine.once import DeferredDecisionPlugin
 
 if TYPE_CHECKING:
-    from policy_engine.events import DecisionEvent
     from policy_engine_prometheus.metrics import PrometheusMetrics
 
 
@@ -24,15 +22,6 @@ def _metrics() -> PrometheusMetrics:
     return PrometheusMetrics()
 
 
-METRICS_ONCE = Once(_metrics)
-
-
-def __getattr__(name: str) -> PrometheusMetrics:
-    if name == "METRICS":  # the plugin's metrics, made by the first look
-        return METRICS_ONCE.get()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-@hookimpl
-def policy_engine_decision_made(event: DecisionEvent) -> None:
-    METRICS_ONCE.get().policy_engine_decision_made(event)
+METRICS = DeferredDecisionPlugin(_metrics)
+"""``METRICS.get()`` is the plugin's :class:`PrometheusMetrics` (made by that call)."""
+policy_engine_decision_made = METRICS.policy_engine_decision_made
