@@ -15,12 +15,14 @@ there check both). ``Detector`` methods are not hooks: see
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import pluggy
 
-from policy_engine.detectors import Detector
-from policy_engine.events import DecisionEvent
-from policy_engine.image import Image
+if TYPE_CHECKING:  # annotations only: loading a plugin must not import the decision types
+    from policy_engine.detectors import Detector
+    from policy_engine.events import DecisionEvent
+    from policy_engine.image import Image
 
 PROJECT_NAME = "policy_engine"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -61,6 +60,8 @@ def nearest_name(written: str, spellings: Iterable[str], *, cutoff: float) -> st
     key = name_key(written)
     by_key = {name_key(spelling): spelling for spelling in spellings}
     by_key.pop(key, None)
+    import difflib  # only when a name is wrong: start-up does not pay for it
+
     close = difflib.get_close_matches(key, list(by_key), n=1, cutoff=cutoff)
     return by_key[close[0]] if close else None
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 import pluggy
 
 from policy_engine import hookspecs
 from policy_engine.detectors import Detector, DetectorResult
+from policy_engine.entry_points import entry_points as installed_entry_points
 from policy_engine.errors import (
     DuplicateDetectorError,
     PluginError,
@@ -73,9 +73,7 @@ def make_plugin_manager(
         manager.set_blocked(name)
     if load_entry_points:
         allowed = _names(environ.get(PLUGINS_ENV))
-        entry_points = sorted(
-            metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name
-        )
+        entry_points = sorted(installed_entry_points(ENTRY_POINT_GROUP), key=lambda ep: ep.name)
         installed = [ep.name for ep in entry_points]
         missing = sorted((allowed or set()) - {*installed, *BUILTIN_PLUGINS})
         if missing:

@@ -61,7 +61,7 @@ def installed(monkeypatch: pytest.MonkeyPatch, *entry_points: FakeEntryPoint) ->
         assert group == "policy_engine"
         return list(entry_points)
 
-    monkeypatch.setattr("policy_engine.plugins.metadata.entry_points", entry_points_of)
+    monkeypatch.setattr("policy_engine.plugins.installed_entry_points", entry_points_of)
 
 
 def plugin_module(**hooks: Callable[..., Any]) -> types.SimpleNamespace:

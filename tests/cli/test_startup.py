@@ -79,6 +79,32 @@ def test_validate_never_imports_boto3(h, tmp_path):
     assert aws_modules == []
 
 
+# What a cold start (a new Lambda container, a pre-commit run) must not pay
+# for: the AWS SDK and the metrics libraries wait for the first call or
+# decision, and plugins are found without importlib.metadata.
+NOT_AT_START = {"boto3", "botocore", "prometheus_client", "opentelemetry"}
+
+
+def test_loading_and_compiling_with_the_installed_plugins_imports_no_client_library(h):
+    policy = Path(__file__).resolve().parents[2] / "policies" / "general-ugc.yaml"
+    code = (
+        "import sys, json\n"
+        "from policy_engine import DetectorRegistry, compile_policy, load_policy\n"
+        "registry = DetectorRegistry.installed()\n"
+        f"compiled = compile_policy(load_policy({str(policy)!r}, registry=registry), registry)\n"
+        "print(json.dumps([compiled.policy.name, registry.names(), sorted(m for m in sys.modules "
+        f"if m.split('.')[0] in {sorted(NOT_AT_START)!r} or m == 'importlib.metadata')]))\n"
+    )
+
+    result = h.python(code)
+
+    assert result.code == 0, result
+    name, detectors, loaded = json.loads(result.out.splitlines()[-1])
+    assert name == "general-ugc"
+    assert "rekognition-moderation" in detectors  # the installed plugins really loaded
+    assert loaded == []
+
+
 COMMANDS = sorted(
     path.stem.removesuffix("_cmd")
     for path in (Path(__file__).resolve().parents[2] / "policy_engine" / "cli").glob("*_cmd.py")

@@ -1,19 +1,28 @@
 """Entry point of the ``opentelemetry`` plugin (``[project.entry-points.policy_engine]``):
 installed, it records every decision with the global meter provider.
 
-The instruments are made when the plugin loads; a provider set after that
-(``metrics.set_meter_provider``) still receives them, since the API's global
-meter forwards to it."""
+Loading the plugin costs nothing (every ``validate``, every new Lambda
+container loads it): the OpenTelemetry API is imported and the instruments
+made at the first decision. A provider set before or after that
+(``metrics.set_meter_provider``) receives them, since the API's global meter
+forwards to it."""
 
 from __future__ import annotations
 
-from policy_engine import hookimpl
-from policy_engine.events import DecisionEvent
-from policy_engine_opentelemetry.metrics import OpenTelemetryMetrics
+from typing import TYPE_CHECKING
 
-METRICS = OpenTelemetryMetrics()
+from policy_engine.once import DeferredDecisionPlugin
+
+if TYPE_CHECKING:
+    from policy_engine_opentelemetry.metrics import OpenTelemetryMetrics
 
 
-@hookimpl
-def policy_engine_decision_made(event: DecisionEvent) -> None:
-    METRICS.policy_engine_decision_made(event)
+def _metrics() -> OpenTelemetryMetrics:
+    from policy_engine_opentelemetry.metrics import OpenTelemetryMetrics
+
+    return OpenTelemetryMetrics()
+
+
+METRICS = DeferredDecisionPlugin(_metrics)
+"""``METRICS.get()`` is the plugin's :class:`OpenTelemetryMetrics` (made by that call)."""
+policy_engine_decision_made = METRICS.policy_engine_decision_made

@@ -1,19 +1,27 @@
 """Entry point of the ``prometheus`` plugin (``[project.entry-points.policy_engine]``):
 installed, it counts every decision into prometheus_client's global ``REGISTRY``.
 
-The metrics are registered when the plugin loads, once per process (the
-registry refuses a second set of the same names), so a scrape lists them
-before the first decision."""
+Loading the plugin costs nothing (every ``validate``, every new Lambda
+container loads it): prometheus_client is imported and the metrics are
+registered at the first decision, once per process (the registry refuses a
+second set of the same names)."""
 
 from __future__ import annotations
 
-from policy_engine import hookimpl
-from policy_engine.events import DecisionEvent
-from policy_engine_prometheus.metrics import PrometheusMetrics
+from typing import TYPE_CHECKING
 
-METRICS = PrometheusMetrics()
+from policy_engine.once import DeferredDecisionPlugin
+
+if TYPE_CHECKING:
+    from policy_engine_prometheus.metrics import PrometheusMetrics
 
 
-@hookimpl
-def policy_engine_decision_made(event: DecisionEvent) -> None:
-    METRICS.policy_engine_decision_made(event)
+def _metrics() -> PrometheusMetrics:
+    from policy_engine_prometheus.metrics import PrometheusMetrics
+
+    return PrometheusMetrics()
+
+
+METRICS = DeferredDecisionPlugin(_metrics)
+"""``METRICS.get()`` is the plugin's :class:`PrometheusMetrics` (made by that call)."""
+policy_engine_decision_made = METRICS.policy_engine_decision_made

@@ -27,4 +27,4 @@ def test_the_entry_point_counts_into_the_global_registry(
     moderator.check(images / "explicit.png")
     moderator.check(images / "knife-fight.jpg")
     assert REGISTRY.get_sample_value("policy_engine_decisions_total", labels) == before + 2
-    assert plugin.METRICS.registry is REGISTRY
+    assert plugin.METRICS.get().registry is REGISTRY

@@ -16,7 +16,6 @@ from policy_engine import (
     Label,
     NoRecordingError,
 )
-from policy_engine.recordings import read_recording
 from policy_engine_stub.settings import MISSING_NO_LABELS, SETTINGS_SCHEMA, SOURCE, StubSettings
 
 
@@ -101,5 +100,8 @@ def _replay(path: Path, context: DetectContext) -> tuple[DetectorResult, ...]:
 
 
 def _read_responses(path: Path) -> list[Mapping[str, Any]]:
-    # the store's format is the core's, shared with --record and --cache
+    # the store's format is the core's, shared with --record and --cache; imported
+    # here, since registering the detector (every start) must not pay for it
+    from policy_engine.recordings import read_recording
+
     return [entry.response for entry in read_recording(path)]
