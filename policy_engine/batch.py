@@ -246,6 +246,7 @@ def check_many(
     ordered: bool = False,
     stop: threading.Event | None = None,
     context: Mapping[str, Any] | None = None,
+    skip: Callable[[str, str | None], bool] | None = None,
 ) -> Generator[CheckResult, None, None]:
     """Decide every input, ``concurrency`` at a time, yielding each result as it is made,
     or with ``ordered`` in input order (each result still as soon as those before it are).
@@ -268,6 +269,10 @@ def check_many(
     ``context``); an input whose context names no value for a dimension
     without a default, or an unknown value, yields a result with ``error``
     (no detector is called for it), never an allow.
+
+    ``skip(name, sha256)`` true drops an input without sending it or yielding
+    anything (``--resume``: its record exists); it is asked once the input is
+    read (``sha256`` None for an input that cannot be).
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -285,16 +290,21 @@ def check_many(
     def check_one(item: InputItem) -> CheckResult | None:
         if dropped():
             return None  # dropped before it started
+        unread: str | None = None
         if item.problem is not None or item.load is None:
-            return CheckResult(item.name, error=item.problem or "nothing to read")
-        try:
-            image = item.load()
-        except OSError as exc:
-            return CheckResult(item.name, error=f"cannot read: {exc.strerror or exc}")
-        except Exception as exc:  # a plugin's loader: one input's problem, never the run's
-            return CheckResult(item.name, error=f"cannot read: {type(exc).__name__}: {exc}")
-        if dropped():
-            return None  # stopped while it was being read: not sent
+            unread = item.problem or "nothing to read"
+        else:
+            try:
+                image = item.load()
+            except OSError as exc:
+                unread = f"cannot read: {exc.strerror or exc}"
+            except Exception as exc:  # a plugin's loader: one input's problem, never the run's
+                unread = f"cannot read: {type(exc).__name__}: {exc}"
+        if unread is not None:
+            skipped = skip is not None and skip(item.name, None)
+            return None if skipped else CheckResult(item.name, error=unread)
+        if dropped() or (skip is not None and skip(item.name, image.sha256)):
+            return None  # stopped while it was being read, or done before: not sent
         given = item.context if item.context is not None else context
         if engine.policy_set is not None:
             try:
