@@ -311,7 +311,10 @@ def main() -> int:
             )
         )
 
-        print(f"check -c {CONCURRENCY} / boto3 pool of {CONCURRENCY} (steady rates, best of {args.rounds}):")
+        print(
+            f"check -c {CONCURRENCY} / boto3 pool of {CONCURRENCY} "
+            f"(steady rates, best of {args.rounds}):"
+        )
         own = compare_with_pool(fake.endpoint_url, policy, root / "images", args.rounds)
         print(f"  against the project's fake:    {own}")
         with IndependentFake(args.latency) as endpoint:

@@ -4,9 +4,10 @@
 
 Sends every file of FOLDER (sorted) to DetectModerationLabels at ENDPOINT,
 ``--concurrency`` at a time through one client whose connection pool fits
-them, configured as the benchmark's policy configures ``check``'s (retry mode
-``adaptive``, 3 attempts: like for like), and prints one JSON line per answer as it comes (as ``check`` does),
-so that ``bench_batch.py`` times both the same way.
+them, configured as the benchmark's policy configures ``check``'s (retry
+mode ``adaptive``, 3 attempts: like for like), and prints one JSON line per
+answer as it comes (as ``check`` does), so that ``bench_batch.py`` times both
+the same way.
 """
 
 from __future__ import annotations

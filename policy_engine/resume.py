@@ -17,11 +17,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from policy_engine.errors import ResumeError
 from policy_engine.text import name_fields
-
-
-class ResumeError(Exception):
-    """The output cannot be continued (another policy, a line that is no record)."""
 
 
 def _done_key(fields: tuple[Any, Any], sha256: str | None) -> bytes:

@@ -83,7 +83,6 @@ def test_a_plain_policy_engine_ignores_the_context(tmp_path: Path) -> None:
     assert engine.policy.name == "strict"
 
 
-
 def test_set_decisions_moved_to_the_runs_index_on_disk_come_back_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -94,8 +93,11 @@ def test_set_decisions_moved_to_the_runs_index_on_disk_come_back_the_same(
     engine, a, _ = _set_engine(tmp_path)
     contexts = [{"surface": "feed", "audience": "teen"}, {"surface": "feed"}]
     inputs = [
-        InputItem(f"{n}-{i}", load=lambda i=i: Image(data=str(i).encode(), name=str(i)),
-                  context=contexts[i % 2])
+        InputItem(
+            f"{n}-{i}",
+            load=lambda i=i: Image(data=str(i).encode(), name=str(i)),
+            context=contexts[i % 2],
+        )
         for n in ("first", "again")
         for i in range(12)
     ]

@@ -27,12 +27,12 @@ from policy_engine.cli.common import (
 )
 from policy_engine.cli.render import decision_text, route_lines
 from policy_engine.engine import DEFAULT_DETECTOR_TIMEOUT, Engine
-from policy_engine.errors import DetectorUnavailableError, PolicyEngineError
+from policy_engine.errors import DetectorUnavailableError, PolicyEngineError, ResumeError
 from policy_engine.image import Image
 from policy_engine.model import Policy, Verdict
 from policy_engine.ratelimit import RateLimiter
 from policy_engine.recordings import RecordingStore
-from policy_engine.resume import ResumeError, ResumePoint, read_previous
+from policy_engine.resume import ResumePoint, read_previous
 from policy_engine.text import json_dumps, printable
 
 

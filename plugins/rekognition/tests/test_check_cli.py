@@ -683,5 +683,6 @@ def test_resume_needs_an_output_file_of_json_lines(tmp_path: Path) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text("version: 1\nname: p\ndetectors: {}\nrules: []\n")
     assert "give it" in check("--policy", policy, tmp_path, "--resume").err
-    text = check("--policy", policy, tmp_path, "--resume", "--output", tmp_path / "o", "--format", "text")
+    output = tmp_path / "o"
+    text = check("--policy", policy, tmp_path, "--resume", "--output", output, "--format", "text")
     assert text.code == 2 and "JSON Lines" in text.err
