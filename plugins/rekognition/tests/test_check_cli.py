@@ -605,7 +605,7 @@ def test_an_interrupted_run_resumed_gives_the_records_of_an_uninterrupted_one(
     assert whole.code == 0, whole
     fake.reset()
 
-    fake.latency = 0.05
+    fake.latency = 0.2  # 2.4 s for the run: a loaded machine still stops it midway
     out, record = tmp_path / "out.jsonl", tmp_path / "rec"
     command = cli_command(
         "--policy", policy, images, "--concurrency", "2", "--output", out, "--record", record
@@ -623,7 +623,7 @@ def test_an_interrupted_run_resumed_gives_the_records_of_an_uninterrupted_one(
             process.wait()
     written = lines_in(out)
     assert 4 <= written < RESUME_IMAGES  # stopped midway
-    time.sleep(0.3)  # the killed run's calls in flight reach the fake and end
+    time.sleep(0.6)  # the killed run's calls in flight reach the fake and end
     fake.latency = 0.0
     done = {json.loads(line)["sha256"] for line in out.read_text().splitlines()[:written]}
     answered = {path.stem for path in record.glob("*.json")}  # done, or paid for in flight
