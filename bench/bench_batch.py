@@ -12,6 +12,11 @@ run so that the ratios compare like with like:
 3. ``policy-engine check --concurrency 16`` over every image, ``--rounds``
    times: target at least 90% of the concurrency bound (16 / latency = 160
    images/s at 100 ms) in the slowest round;
+3b. ``check --concurrency 16`` beside a plain boto3 thread pool of 16
+   (``bench/boto3_pool.py``), in interleaved rounds, against the project's
+   fake and against an independent one (``bench/independent_fake.py``,
+   standard library only), each in a process of its own: target ``check`` at
+   least 0.98x the pool (best round of each) against both;
 4. the fake limited to 50 transactions per second and ``--rate 50``: target
    at least 47 images/s and no failed image;
 5. peak memory (max RSS of the ``check`` process) for ``--images`` and for
@@ -89,6 +94,21 @@ class CheckRun:
 
 def run_check(policy: Path, folder: Path, *extra: str) -> CheckRun:
     """One `policy-engine check` run, its records timestamped as they stream out."""
+    return run_streaming([PROBE_PREFIX, "check", "--policy", str(policy), str(folder), *extra])
+
+
+def run_pool(endpoint: str, folder: Path) -> CheckRun:
+    """One run of the plain boto3 pool, timed as :func:`run_check` times `check`."""
+    pool = Path(__file__).with_name("boto3_pool.py")
+    return run_streaming([str(pool), endpoint, str(folder), "--concurrency", str(CONCURRENCY)])
+
+
+PROBE_PREFIX = "-"
+
+
+def run_streaming(arguments: list[str]) -> CheckRun:
+    """A command's JSON Lines timestamped as they stream out, and its peak memory.
+    ``arguments`` starting with :data:`PROBE_PREFIX` run the CLI, else a script."""
     probe = (
         "import resource, sys\n"
         "from policy_engine.cli import main\n"
@@ -96,7 +116,18 @@ def run_check(policy: Path, folder: Path, *extra: str) -> CheckRun:
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
         "raise SystemExit(code)\n"
     )
-    command = [sys.executable, "-c", probe, "check", "--policy", str(policy), str(folder), *extra]
+    if arguments[0] == PROBE_PREFIX:
+        command = [sys.executable, "-c", probe, *arguments[1:]]
+    else:
+        script = (
+            "import resource, runpy, sys\n"
+            "sys.argv = sys.argv[1:]\n"
+            "try:\n"
+            "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+            "finally:\n"
+            "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        )
+        command = [sys.executable, "-c", script, *arguments]
     started = time.perf_counter()
     with subprocess.Popen(
         command,
@@ -115,7 +146,7 @@ def run_check(policy: Path, folder: Path, *extra: str) -> CheckRun:
         code = process.wait()
     seconds = time.perf_counter() - started
     if code not in (0, 1):
-        raise SystemExit(f"check failed ({code}):\n{errors}")
+        raise SystemExit(f"{arguments[:2]} failed ({code}):\n{errors}")
     steady = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
     return CheckRun(seconds, steady, records, int(errors.strip().splitlines()[-1]))
 
@@ -161,6 +192,59 @@ def aws_cli_loop(endpoint: str, images: list[Path]) -> float | None:
     return time.perf_counter() - started
 
 
+@dataclass(frozen=True)
+class PoolComparison:
+    check: list[float]
+    pool: list[float]
+
+    @property
+    def ratio(self) -> float:
+        return max(self.check) / max(self.pool)
+
+    def __str__(self) -> str:
+        def rates(values: list[float]) -> str:
+            return ", ".join(f"{v:.1f}" for v in values)
+
+        return (
+            f"{self.ratio:.3f}x (check {max(self.check):.1f}/s [{rates(self.check)}], "
+            f"pool {max(self.pool):.1f}/s [{rates(self.pool)}])"
+        )
+
+
+def compare_with_pool(endpoint: str, policy: Path, folder: Path, rounds: int) -> PoolComparison:
+    """Interleaved rounds, so load on a shared machine moves both alike."""
+    check: list[float] = []
+    pool: list[float] = []
+    for _ in range(rounds):
+        pool.append(run_pool(endpoint, folder).steady_rate)
+        check.append(run_check(policy, folder, "--concurrency", str(CONCURRENCY)).steady_rate)
+    return PoolComparison(check, pool)
+
+
+class IndependentFake:
+    """``bench/independent_fake.py`` in a process of its own; its endpoint while open."""
+
+    def __init__(self, latency: float) -> None:
+        self._command = [
+            sys.executable,
+            str(Path(__file__).with_name("independent_fake.py")),
+            "--latency",
+            str(latency),
+        ]
+
+    def __enter__(self) -> str:
+        self._process = subprocess.Popen(
+            self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self._process.stdout is not None
+        return self._process.stdout.readline().strip()
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        self._process.wait(timeout=10)
+
+
 def failed(records: list[dict[str, object]]) -> int:
     return sum(1 for r in records if r.get("errors") or r.get("error"))
 
@@ -173,6 +257,9 @@ def main() -> int:
     parser.add_argument("--sample", type=int, default=20, help="images for the sequential loops")
     parser.add_argument(
         "--rounds", type=int, default=3, help="runs of check -c 16; the slowest is judged"
+    )
+    parser.add_argument(
+        "--pool-only", action="store_true", help="only the comparison with a boto3 pool (3b)"
     )
     args = parser.parse_args()
     results: list[tuple[str, bool]] = []
@@ -224,6 +311,21 @@ def main() -> int:
             )
         )
 
+        print(
+            f"check -c {CONCURRENCY} / boto3 pool of {CONCURRENCY} "
+            f"(steady rates, best of {args.rounds}):"
+        )
+        own = compare_with_pool(fake.endpoint_url, policy, root / "images", args.rounds)
+        print(f"  against the project's fake:    {own}")
+        with IndependentFake(args.latency) as endpoint:
+            other_policy = write_policy(root / "independent.yaml", endpoint)
+            independent = compare_with_pool(endpoint, other_policy, root / "images", args.rounds)
+        print(f"  against an independent fake:   {independent}")
+        for which, ratio in (("the project's", own), ("an independent", independent)):
+            results.append((f"check >= 0.98x a boto3 pool, {which} fake", ratio.ratio >= 0.98))
+        if args.pool_only:
+            return report(results)
+
         fake.tps = 50
         fake.reset()
         limited = run_check(
@@ -256,6 +358,10 @@ def main() -> int:
         )
         results.append(("peak memory flat (at most 1.15x for 10x the images)", growth <= 1.15))
 
+    return report(results)
+
+
+def report(results: list[tuple[str, bool]]) -> int:
     for title, ok in results:
         print(f"target: {title:.<60} {'met' if ok else 'MISSED'}")
     return 0 if all(ok for _, ok in results) else 1

@@ -3,8 +3,10 @@
 Results come out as each image is decided (completion order), so a caller
 can write them at once and an interrupted run keeps everything it finished.
 At most ``concurrency`` images are being checked and twice that many read
-ahead; what grows with the number of inputs is only the run's index of
-decided images (about 1 KB each), which sends each distinct image once.
+ahead. The run's index of decided images, which sends each distinct image
+once, keeps its recent decisions in memory and the rest in a temporary file
+(:mod:`~policy_engine.decided_index`), so memory stays flat however many
+inputs there are.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from policy_engine.decided_index import DecidedIndex
 from policy_engine.decision import Decision
 from policy_engine.engine import Engine
 from policy_engine.errors import ContextError, RunStopped
 from policy_engine.image import DEFAULT_MAX_IMAGE_BYTES, Image
 from policy_engine.local_files import describe_stat_error, read_bounded, walk_folder
-from policy_engine.policy_set import SetDecision
+from policy_engine.policy_set import Routing, SetDecision
 from policy_engine.text import name_fields
 
 Outcome = Decision | SetDecision
@@ -135,13 +138,35 @@ class _OncePerImage:
     """Decides each distinct image (by key) once per run; identical images wait
     for and share the first one's decision.
 
-    A finished entry keeps only the decision, not its future (whose lock and
-    condition would cost more than the decision itself, for every image)."""
+    Only the images being decided have a future here; a finished one's
+    decision goes to a :class:`~policy_engine.decided_index.DecidedIndex`,
+    which keeps memory flat however long the run. A set's decision is kept
+    as its policy's decision and a reference to its routing (the few routings
+    are made once and shared, and stay in memory)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._lock = threading.Lock()
-        self._decisions: dict[str, Future[Outcome] | Outcome] = {}
+        self._pending: dict[str, Future[Outcome]] = {}
+        self._decided: DecidedIndex[Decision | tuple[Decision, int]] = DecidedIndex()
+        self._routings: dict[int, Routing] = {}
+
+    def _kept(self, outcome: Outcome) -> Decision | tuple[Decision, int]:
+        if isinstance(outcome, Decision):
+            return outcome
+        self._routings.setdefault(id(outcome.routing), outcome.routing)
+        return outcome.decision, id(outcome.routing)
+
+    def _found(self, key: str) -> Outcome | None:
+        kept = self._decided.get(key)
+        if isinstance(kept, tuple):
+            decision, routing = kept
+            return SetDecision(decision, self._routings[routing])
+        return kept
+
+    def close(self) -> None:
+        with self._lock:
+            self._decided.close()
 
     def decide(
         self, image: Image, context: Mapping[str, Any] | None = None
@@ -152,14 +177,15 @@ class _OncePerImage:
         if self._engine.policy_set is not None:
             key += "\0" + json.dumps(sorted((context or {}).items()), default=str)
         with self._lock:
-            found = self._decisions.get(key)
-            if found is None:
+            pending = self._pending.get(key)
+            decided = self._found(key) if pending is None else None
+            if decided is not None:
+                return decided, True
+            if pending is None:
                 future: Future[Outcome] = Future()
-                self._decisions[key] = future
-        if isinstance(found, Decision | SetDecision):
-            return found, True
-        if found is not None:
-            return found.result(), True
+                self._pending[key] = future
+        if pending is not None:
+            return pending.result(), True
         try:
             engine = self._engine
             decision: Outcome = (
@@ -169,11 +195,12 @@ class _OncePerImage:
             )
         except BaseException as exc:
             with self._lock:
-                del self._decisions[key]  # a later copy may try again
+                del self._pending[key]  # a later copy may try again
             future.set_exception(exc)
             raise
         with self._lock:
-            self._decisions[key] = decision
+            self._decided.put(key, self._kept(decision))
+            del self._pending[key]
         future.set_result(decision)
         return decision, False
 
@@ -219,6 +246,7 @@ def check_many(
     ordered: bool = False,
     stop: threading.Event | None = None,
     context: Mapping[str, Any] | None = None,
+    skip: Callable[[str, str | None], bool] | None = None,
 ) -> Generator[CheckResult, None, None]:
     """Decide every input, ``concurrency`` at a time, yielding each result as it is made,
     or with ``ordered`` in input order (each result still as soon as those before it are).
@@ -241,6 +269,10 @@ def check_many(
     ``context``); an input whose context names no value for a dimension
     without a default, or an unknown value, yields a result with ``error``
     (no detector is called for it), never an allow.
+
+    ``skip(name, sha256)`` true drops an input without sending it or yielding
+    anything (``--resume``: its record exists); it is asked once the input is
+    read (``sha256`` None for an input that cannot be).
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -258,16 +290,21 @@ def check_many(
     def check_one(item: InputItem) -> CheckResult | None:
         if dropped():
             return None  # dropped before it started
+        unread: str | None = None
         if item.problem is not None or item.load is None:
-            return CheckResult(item.name, error=item.problem or "nothing to read")
-        try:
-            image = item.load()
-        except OSError as exc:
-            return CheckResult(item.name, error=f"cannot read: {exc.strerror or exc}")
-        except Exception as exc:  # a plugin's loader: one input's problem, never the run's
-            return CheckResult(item.name, error=f"cannot read: {type(exc).__name__}: {exc}")
-        if dropped():
-            return None  # stopped while it was being read: not sent
+            unread = item.problem or "nothing to read"
+        else:
+            try:
+                image = item.load()
+            except OSError as exc:
+                unread = f"cannot read: {exc.strerror or exc}"
+            except Exception as exc:  # a plugin's loader: one input's problem, never the run's
+                unread = f"cannot read: {type(exc).__name__}: {exc}"
+        if unread is not None:
+            skipped = skip is not None and skip(item.name, None)
+            return None if skipped else CheckResult(item.name, error=unread)
+        if dropped() or (skip is not None and skip(item.name, image.sha256)):
+            return None  # stopped while it was being read, or done before: not sent
         given = item.context if item.context is not None else context
         if engine.policy_set is not None:
             try:
@@ -335,7 +372,10 @@ def check_many(
                 yield result
     finally:
         closing.set()
-        pool.shutdown(wait=ended is not None and yielded == submitted[0], cancel_futures=True)
+        finished = ended is not None and yielded == submitted[0]
+        pool.shutdown(wait=finished, cancel_futures=True)
+        if finished:  # else a thread may still be deciding: the index goes with the run
+            once.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -376,6 +376,10 @@ DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
             "timeout": "A detector call took longer than the engine's detector time limit.",
             "empty-image": "An empty image, refused before any detector is called.",
             "stopped": "A run was stopped before this image's call went out (RunStopped).",
+            "resume-refused": (
+                "check --resume cannot continue its output: another policy's record, or a "
+                "line that is no record (ResumeError)."
+            ),
             "not-a-regular-file": (
                 "A local input that is not a regular file (a FIFO, a device), refused unread "
                 "(InputFileError)."

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from policy_engine.call_threads import run_on_call_thread
 from policy_engine.compiler import CompiledPolicy
 from policy_engine.decision import Decision, DetectorFailure
 from policy_engine.detectors import DetectContext, Detector, DetectorResult
@@ -493,7 +494,8 @@ class Engine:
     def _call(self, configured: _Configured, image: Image) -> DetectorResult:
         """The detector's ``detect``, within :attr:`detector_timeout`.
 
-        A call runs on a thread of its own, so a detector that hangs costs its
+        A call runs on a thread of its own (reused from call to call: see
+        :mod:`~policy_engine.call_threads`), so a detector that hangs costs its
         image a ``timeout`` failure (the policy's ``on_error``), not the run.
         Python cannot stop a thread: a call past its time goes on in the
         background (a daemon, so it never holds up exit) and its answer is
@@ -513,9 +515,7 @@ class Engine:
             finally:
                 done.set()
 
-        threading.Thread(
-            target=call, name=f"{DETECTOR_THREAD_PREFIX}{detector.name}", daemon=True
-        ).start()
+        run_on_call_thread(call, f"{DETECTOR_THREAD_PREFIX}{detector.name}")
         if not done.wait(timeout):
             raise DetectorError(
                 f"{detector.name} gave no answer within {timeout:g} s "

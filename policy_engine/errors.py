@@ -224,6 +224,13 @@ class RunStopped(PolicyEngineError):
     code = "stopped"
 
 
+class ResumeError(PolicyEngineError):
+    """``check --resume`` cannot continue its output: a record made by another
+    policy, or a complete line that is no record. Nothing was changed."""
+
+    code = "resume-refused"
+
+
 class InputFileError(PolicyEngineError, OSError):
     """A local file refused before it was read whole: not a regular file (a FIFO
     would block, a device never end), or larger than what may be read. An

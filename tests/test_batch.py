@@ -477,3 +477,22 @@ def test_a_broken_cache_entry_is_a_miss_and_a_failing_store_never_fails_a_check(
     assert result.decision.failures == ()
     assert detector.calls == [b"fight"]  # the miss made the real call
     assert (engine.counter.calls, engine.counter.cached) == (1, 0)
+
+
+def test_duplicates_far_apart_share_the_decision_from_the_index_on_disk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from policy_engine import decided_index
+
+    monkeypatch.setattr(decided_index, "RECENT", 4)  # most decisions move to disk
+    detector = RemoteDetector()
+    engine = engine_for(detector)
+    first = [str(i).encode() for i in range(30)] + [b"fight", b"calm"]
+    results = list(check_many(engine, items(*first, *first), concurrency=2, ordered=True))
+    assert sorted(detector.calls) == sorted(first)  # every distinct image sent once
+    assert engine.counter.calls == len(first)
+    originals, copies = results[: len(first)], results[len(first) :]
+    assert all(copy.duplicate for copy in copies) and not any(o.duplicate for o in originals)
+    for original, copy in zip(originals, copies, strict=True):
+        record = {k: v for k, v in copy.to_dict().items() if k not in ("input", "duplicate")}
+        assert record == {k: v for k, v in original.to_dict().items() if k != "input"}

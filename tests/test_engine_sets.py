@@ -81,3 +81,30 @@ def test_a_plain_policy_engine_ignores_the_context(tmp_path: Path) -> None:
     decided = engine.check_in(Image(data=b"x", name="x"), {"surface": "anything"})
     assert not isinstance(decided, SetDecision) and decided.verdict is Verdict.BLOCK
     assert engine.policy.name == "strict"
+
+
+def test_set_decisions_moved_to_the_runs_index_on_disk_come_back_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from policy_engine import decided_index
+    from policy_engine.batch import InputItem, check_many
+
+    monkeypatch.setattr(decided_index, "RECENT", 2)  # most decisions move to disk
+    engine, a, _ = _set_engine(tmp_path)
+    contexts = [{"surface": "feed", "audience": "teen"}, {"surface": "feed"}]
+    inputs = [
+        InputItem(
+            f"{n}-{i}",
+            load=lambda i=i: Image(data=str(i).encode(), name=str(i)),
+            context=contexts[i % 2],
+        )
+        for n in ("first", "again")
+        for i in range(12)
+    ]
+    results = list(check_many(engine, inputs, concurrency=2, ordered=True))
+    assert a.calls == 12  # each image decided once; its copy came from the index
+    originals, copies = results[:12], results[12:]
+    assert all(copy.duplicate and copy.routed is not None for copy in copies)
+    for original, copy in zip(originals, copies, strict=True):
+        record = {k: v for k, v in copy.to_dict().items() if k not in ("input", "duplicate")}
+        assert record == {k: v for k, v in original.to_dict().items() if k != "input"}

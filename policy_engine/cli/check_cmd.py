@@ -27,11 +27,12 @@ from policy_engine.cli.common import (
 )
 from policy_engine.cli.render import decision_text, route_lines
 from policy_engine.engine import DEFAULT_DETECTOR_TIMEOUT, Engine
-from policy_engine.errors import DetectorUnavailableError, PolicyEngineError
+from policy_engine.errors import DetectorUnavailableError, PolicyEngineError, ResumeError
 from policy_engine.image import Image
 from policy_engine.model import Policy, Verdict
 from policy_engine.ratelimit import RateLimiter
 from policy_engine.recordings import RecordingStore
+from policy_engine.resume import ResumePoint, read_previous
 from policy_engine.text import json_dumps, printable
 
 
@@ -159,6 +160,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(the default with --format text; jsonl writes in completion order)",
     )
     parser.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write the records to FILE instead of stdout (replacing it, unless --resume)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --output: continue an interrupted run, skipping every input FILE has a "
+        "record of (same name, same SHA-256), cutting off a torn last line, and appending; "
+        "with --record, answers recorded there are not asked again. Refused (exit 2) when "
+        "FILE holds decisions of another policy",
+    )
+    parser.add_argument(
         "--fail-on",
         choices=("review", "block"),
         help="exit 1 when any decision is this verdict or more severe",
@@ -241,6 +255,10 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         raise CommandError("policy-engine: --inputs-jsonl reads the inputs from stdin: give none")
     if not args.inputs_jsonl and not args.paths:
         raise CommandError("policy-engine: give at least one INPUT (or --inputs-jsonl)")
+    if args.resume and not args.output:
+        raise CommandError("policy-engine: --resume continues the file named by --output: give it")
+    if args.resume and args.format != "jsonl":
+        raise CommandError("policy-engine: --resume reads JSON Lines: use --format jsonl")
     stop = threading.Event()  # set by the first Ctrl-C
     overrides = None
     if args.replay is not None:
@@ -249,6 +267,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         overrides = {"stub": {"recordings": os.path.abspath(args.replay)}}
     cache = RecordingStore(args.cache) if args.cache else None
     record = RecordingStore(args.record) if args.record else None
+    if args.resume and cache is None and record is not None:
+        cache = record  # what the interrupted run paid for is answered from its store
     try:
         engine = Engine(
             policy,
@@ -273,8 +293,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             raise CommandError(
                 f"policy-engine: --record {args.record}: cannot write there: {exc.strerror or exc}"
             ) from exc
-    if cache is not None and not os.path.isdir(args.cache):
+    if args.cache and not os.path.isdir(args.cache):
         raise CommandError(f"policy-engine: --cache {args.cache}: no such folder")
+    resumed = _resume_point(args.output, engine.digest) if args.resume else None
 
     def expand_uri(spec: str) -> Iterable[Image] | None:
         found: Iterable[Image] | None = manager.hook.policy_engine_expand_input(spec=spec)
@@ -301,14 +322,16 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         ordered=ordered,
         stop=stop,
         context=run_context,
+        skip=resumed.done if resumed is not None else None,
     )
     output_failed: OSError | None = None
+    output = _open_output(args.output, append=args.resume) if args.output else stdout
     try:
         with _CtrlC(stop, stderr) as ctrl_c:
             for result in results:
                 with ctrl_c.held():  # a record is written and counted, or neither
                     try:
-                        _write(result, args.format, stdout)
+                        _write(result, args.format, output)
                     except OSError as exc:  # the reader went away, the disk filled:
                         output_failed = exc  # send nothing more
                         break
@@ -318,6 +341,10 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     except KeyboardInterrupt:  # the second Ctrl-C, or the first when run off the main thread
         results.close()
         stop.set()
+    finally:
+        if output is not stdout:
+            with contextlib.suppress(OSError):
+                output.close()
     if output_failed is not None:
         stop.set()
         results.close()
@@ -331,6 +358,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             output_failed=output_failed,
             cost_per_call=args.cost_per_call,
         )
+        if resumed is not None:
+            _resume_summary(resumed, args.output, stderr)
     if isinstance(output_failed, BrokenPipeError):
         return exit_codes.OUTPUT_CLOSED
     if output_failed is not None:
@@ -342,6 +371,39 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     counts = stats.decisions
     worst = "block" if counts["block"] else "review" if counts["review"] else "allow"
     return exit_codes.FAIL_ON if reaches(Verdict(worst), args.fail_on) else exit_codes.OK
+
+
+def _resume_point(path: str, policy_digest: str) -> ResumePoint:
+    try:
+        return read_previous(path, policy_digest)
+    except ResumeError as exc:
+        raise CommandError(f"policy-engine: --resume: {exc}") from exc
+    except OSError as exc:
+        raise CommandError(
+            f"policy-engine: --resume: cannot read {path}: {exc.strerror or exc}"
+        ) from exc
+
+
+def _open_output(path: str, *, append: bool) -> TextIO:
+    try:
+        return open(path, "a" if append else "w", encoding="utf-8", newline="\n")
+    except OSError as exc:
+        raise CommandError(
+            f"policy-engine: --output {path}: cannot write there: {exc.strerror or exc}"
+        ) from exc
+
+
+def _resume_summary(resumed: ResumePoint, path: str, stderr: TextIO) -> None:
+    torn = (
+        f"; a torn last line ({resumed.cut_bytes} bytes) was cut off and its input checked again"
+        if resumed.cut_bytes
+        else ""
+    )
+    print(
+        f"resumed {path}: {resumed.records} record(s) there, {resumed.skipped} input(s) "
+        f"skipped as already decided{torn}",
+        file=stderr,
+    )
 
 
 _STOPPING = "\nstopping: writing the images already sent; Ctrl-C again to quit now\n"

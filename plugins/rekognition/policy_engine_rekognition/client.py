@@ -283,6 +283,9 @@ class ClientCache(Generic[ClientT]):
         self._lock = threading.Lock()
 
     def get(self, settings: ClientSettings) -> ClientT:
+        found = self._clients.get(settings)  # built already: no lock on every call
+        if found is not None:
+            return found
         with self._lock:
             client = self._clients.get(settings)
             if client is None:

@@ -566,3 +566,123 @@ def test_a_second_ctrl_c_quits_without_waiting_for_the_calls_in_flight(
     # the calls in flight are paid for, so counted; nothing more was sent
     assert "detector calls: 3 made, 0 saved" in run.err, run
     assert fake.received == 3
+
+
+# ``check --output FILE --resume``: an interrupted run, resumed, ends with the
+# records an uninterrupted one writes, and sends no image whose record (or,
+# with ``--record``, whose answer) it already has. Interrupted for real: a
+# subprocess stopped by SIGINT or killed by SIGKILL mid-run against the fake.
+
+RESUME_IMAGES = 24
+TIMING_FIELDS = {"seconds", "elapsed", "latency", "duration_ms", "request_id"}
+
+
+def _untimed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if k not in TIMING_FIELDS}
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
+
+
+def record_set(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return sorted(json.dumps(_untimed(json.loads(line)), sort_keys=True) for line in lines)
+
+
+def lines_in(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_an_interrupted_run_resumed_gives_the_records_of_an_uninterrupted_one(
+    fake: FakeRekognition, tmp_path: Path, how: signal.Signals
+) -> None:
+    policy = write_policy(tmp_path, fake)
+    images = tmp_path / "imgs"
+    write_images(images, *(f"{i:02d}.jpg" for i in range(RESUME_IMAGES)))
+    whole = check("--policy", policy, images, "--output", tmp_path / "whole.jsonl")
+    assert whole.code == 0, whole
+    fake.reset()
+
+    fake.latency = 0.2  # 2.4 s for the run: a loaded machine still stops it midway
+    out, record = tmp_path / "out.jsonl", tmp_path / "rec"
+    command = cli_command(
+        "--policy", policy, images, "--concurrency", "2", "--output", out, "--record", record
+    )
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while lines_in(out) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(how)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    written = lines_in(out)
+    assert 4 <= written < RESUME_IMAGES  # stopped midway
+    time.sleep(0.6)  # the killed run's calls in flight reach the fake and end
+    fake.latency = 0.0
+    done = {json.loads(line)["sha256"] for line in out.read_text().splitlines()[:written]}
+    answered = {path.stem for path in record.glob("*.json")}  # done, or paid for in flight
+    fake.reset()
+
+    resumed = check("--policy", policy, images, "--output", out, "--record", record, "--resume")
+
+    assert resumed.code == 0, resumed
+    assert f"{written} record(s) there, {written} input(s) skipped" in resumed.err, resumed.err
+    assert record_set(out) == record_set(tmp_path / "whole.jsonl")
+    # nothing answered before is asked again: its record was written, or its answer recorded
+    sent = [call.image for call in fake.calls]
+    assert done <= answered and not answered & set(sent)
+    assert len(sent) == len(set(sent)) == RESUME_IMAGES - len(answered)
+
+
+def test_a_torn_last_line_is_cut_off_and_its_input_checked_again(
+    fake: FakeRekognition, tmp_path: Path
+) -> None:
+    policy = write_policy(tmp_path, fake)
+    images = tmp_path / "imgs"
+    write_images(images, "a.jpg", "b.jpg", "c.jpg")
+    out = tmp_path / "out.jsonl"
+    assert check("--policy", policy, images, "--output", out).code == 0
+    whole = record_set(out)
+    first, *_ = out.read_bytes().splitlines(keepends=True)
+    out.write_bytes(first + b'{"input": "torn')  # killed while writing the second
+    fake.reset()
+
+    resumed = check("--policy", policy, images, "--output", out, "--resume")
+
+    assert resumed.code == 0, resumed
+    assert "1 record(s) there, 1 input(s) skipped" in resumed.err
+    assert "torn last line (15 bytes) was cut off" in resumed.err
+    assert record_set(out) == whole
+    assert len(fake.calls) == 2
+
+
+def test_resuming_under_another_policy_is_refused(fake: FakeRekognition, tmp_path: Path) -> None:
+    policy = write_policy(tmp_path, fake)
+    images = tmp_path / "imgs"
+    write_images(images, "a.jpg", "b.jpg")
+    out = tmp_path / "out.jsonl"
+    assert check("--policy", policy, images, "--output", out).code == 0
+    before = out.read_bytes()
+    policy.write_text(policy.read_text().replace("block_at: 90", "block_at: 80"))
+    fake.reset()
+
+    refused = check("--policy", policy, images, "--output", out, "--resume")
+
+    assert refused.code == 2
+    assert "decided by a policy with digest" in refused.err and "new --output" in refused.err
+    assert out.read_bytes() == before and not fake.calls
+
+
+def test_resume_needs_an_output_file_of_json_lines(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\nname: p\ndetectors: {}\nrules: []\n")
+    assert "give it" in check("--policy", policy, tmp_path, "--resume").err
+    output = tmp_path / "o"
+    text = check("--policy", policy, tmp_path, "--resume", "--output", output, "--format", "text")
+    assert text.code == 2 and "JSON Lines" in text.err
