@@ -46,8 +46,9 @@ class _Decided:
 
 def check_decisions(context: LintContext, registry: DetectorRegistry) -> None:
     compiled = CompiledPolicy(context.policy, registry.taxonomy_for)
-    _never_decides(context, registry, _decided(compiled, registry, all_taxonomies=True))
-    current = _decided(compiled, registry, all_taxonomies=False)
+    everywhere = _decided(compiled, registry, all_taxonomies=True)
+    _never_decides(context, registry, everywhere)
+    current = _under_current_taxonomies(everywhere, registry)
     _narrowing(context, current)
     _carve_outs(context, compiled, current)
 
@@ -84,6 +85,19 @@ def _decided(
         _Decided(label, taxonomy, compiled.explain_in(label, taxonomy))
         for label, taxonomy in _universe(compiled, registry, all_taxonomies)
     ]
+
+
+def _under_current_taxonomies(
+    decided: Sequence[_Decided], registry: DetectorRegistry
+) -> list[_Decided]:
+    """Of labels decided under every taxonomy, those under the current ones, in the
+    same order (each source's taxonomies are walked sorted by id either way): what
+    ``_decided(..., all_taxonomies=False)`` gives, without deciding them again."""
+    current = {
+        source: {id(t) for t in source_taxonomies(source, registry, False)}
+        for source in registry.names()
+    }
+    return [item for item in decided if id(item.taxonomy) in current[item.label.source]]
 
 
 # -- rules that never decide ------------------------------------------------
