@@ -47,24 +47,21 @@ _ANNOTATIONS = frozenset({"format", "contentEncoding", "contentMediaType", "cont
 _UNTRANSLATABLE = frozenset({"patternProperties", "dependencies", "$dynamicRef", "$recursiveRef"})
 
 
-class _Untranslatable(Exception):
-    pass
-
-
 def _translate(schema: Any, patterns: dict[str, str]) -> Any:
-    """``schema`` with each ``pattern`` turned into a ``format`` named in ``patterns``."""
+    """``schema`` with each ``pattern`` turned into a ``format`` named in ``patterns``;
+    ValueError for a schema this cannot translate."""
     if not isinstance(schema, Mapping):
         return schema  # a boolean schema (or the caller's mistake, which jsonschema-rs refuses)
     found = _UNTRANSLATABLE.intersection(schema)
     if found:
-        raise _Untranslatable(sorted(found)[0])
+        raise ValueError(f"{sorted(found)[0]} is not translated")
     result: dict[str, Any] = {}
     for keyword, value in schema.items():
         if keyword in _ANNOTATIONS:
             continue
         if keyword == "pattern":
             if not isinstance(value, str):
-                raise _Untranslatable(keyword)
+                raise ValueError("a pattern that is not a string")
             name = f"python-re-{len(patterns)}"
             patterns[name] = value
             result["format"] = name

@@ -173,3 +173,12 @@ def test_a_name_of_a_character_only_python_calls_a_space_is_refused() -> None:
     document = {"version": 1, "name": "p", "rules": [], "labels": [{"name": "\x1c", "parent": ""}]}
     assert not validator.known_valid(document)
     assert [e.validator for e in validator.iter_errors(document)] == ["pattern"]
+
+
+def test_a_schema_with_regular_expressions_in_keys_is_checked_by_jsonschema_alone() -> None:
+    # patternProperties' keys are regular expressions jsonschema-rs would run itself
+    validator = SchemaValidator({"type": "object", "patternProperties": {"^x": {"type": "string"}}})
+    assert not validator.has_fast_check
+    assert not validator.known_valid({"x1": "a"})
+    assert not list(validator.iter_errors({"x1": "a"}))
+    assert [e.validator for e in validator.iter_errors({"x1": 1})] == ["type"]
