@@ -6,16 +6,18 @@ import difflib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from policy_engine.diagnostics import Diagnostic, error
+from policy_engine.fast_schema import FastCheck, fast_check
 from policy_engine.json_types import json_type_name, plain
 from policy_engine.source import JsonPath, SourceMap
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 
 @cache
@@ -26,10 +28,46 @@ def packaged_schema(name: str) -> Mapping[str, Any]:
     return schema
 
 
+class SchemaValidator:
+    """A JSON Schema (2020-12) and its two validators, each built on first use: a
+    fast one (:mod:`policy_engine.fast_schema`) that says whether a document is
+    valid, and jsonschema's, imported only for a document that is not, for its
+    located errors."""
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self.schema = schema
+
+    @cached_property
+    def _fast(self) -> FastCheck | None:
+        return fast_check(self.schema)
+
+    @cached_property
+    def precise(self) -> Draft202012Validator:
+        from jsonschema import Draft202012Validator
+
+        return Draft202012Validator(self.schema)
+
+    @property
+    def has_fast_check(self) -> bool:
+        """Whether jsonschema-rs took the schema (which it checks as it compiles)."""
+        return self._fast is not None
+
+    def known_valid(self, data: Any) -> bool:
+        """Whether the fast validator vouches for ``data`` (False also where it cannot tell)."""
+        fast = self._fast
+        return fast is not None and fast(data)
+
+    def iter_errors(self, data: Any) -> Iterator[ValidationError]:
+        """jsonschema's errors about ``data``: none where the fast validator finds it valid."""
+        if self.known_valid(data):
+            return iter(())
+        return self.precise.iter_errors(data)
+
+
 @cache
-def packaged_validator(name: str) -> Draft202012Validator:
-    """A validator of :func:`packaged_schema`, built once."""
-    return Draft202012Validator(packaged_schema(name))
+def packaged_validator(name: str) -> SchemaValidator:
+    """A validator of :func:`packaged_schema`, made once (and compiled on first use)."""
+    return SchemaValidator(packaged_schema(name))
 
 
 def policy_schema() -> Mapping[str, Any]:
@@ -157,7 +195,7 @@ class SchemaReport:
 
 
 def check_against_schema(
-    validator: Draft202012Validator,
+    validator: SchemaValidator,
     data: Any,
     source_map: SourceMap,
     base: JsonPath = (),
@@ -184,12 +222,17 @@ def check_policy_data(
 
 
 @cache
-def _settings_validator(schema_json: str) -> Draft202012Validator:
+def _settings_validator(schema_json: str) -> SchemaValidator:
     schema = json.loads(schema_json)
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    validator = SchemaValidator(schema)
+    if not validator.has_fast_check:
+        # where jsonschema-rs did not take a plugin's schema, jsonschema says what is wrong
+        from jsonschema import Draft202012Validator
+
+        Draft202012Validator.check_schema(schema)
+    return validator
 
 
-def settings_validator(schema: Mapping[str, Any]) -> Draft202012Validator:
+def settings_validator(schema: Mapping[str, Any]) -> SchemaValidator:
     """A validator for a detector's settings schema (cached per schema)."""
     return _settings_validator(json.dumps(plain(schema), sort_keys=True))

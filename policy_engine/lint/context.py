@@ -4,11 +4,12 @@ findings so far; and how findings are worded (names quoted, numbers plain)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from policy_engine.diagnostics import Diagnostic, error, warning
-from policy_engine.model import Policy, plain_number
-from policy_engine.names import nearest_name
+from policy_engine.model import Policy, Rule, plain_number
+from policy_engine.names import name_key, nearest_name
 from policy_engine.source import JsonPath, SourceMap
 
 if TYPE_CHECKING:
@@ -51,6 +52,19 @@ class LintContext:
 
     def rule_path(self, position: int) -> JsonPath:
         return ("rules", self.rule_indexes[position])
+
+    @cached_property
+    def _positions(self) -> dict[int, int]:
+        return {id(rule): position for position, rule in enumerate(self.policy.rules)}
+
+    def path_of_rule(self, rule: Rule) -> JsonPath:
+        """Where ``rule`` (one of the policy's, by identity) stands."""
+        return self.rule_path(self._positions[id(rule)])
+
+    @cached_property
+    def placements(self) -> frozenset[tuple[str, str]]:
+        """(name key, parent key) of every ``labels:`` entry."""
+        return frozenset((name_key(d.name), name_key(d.parent)) for d in self.policy.labels)
 
     def written(self, path: JsonPath, fallback: str) -> str:
         """The string at ``path`` in the parsed document, as written."""

@@ -46,8 +46,9 @@ class _Decided:
 
 def check_decisions(context: LintContext, registry: DetectorRegistry) -> None:
     compiled = CompiledPolicy(context.policy, registry.taxonomy_for)
-    _never_decides(context, registry, _decided(compiled, registry, all_taxonomies=True))
-    current = _decided(compiled, registry, all_taxonomies=False)
+    everywhere = _decided(compiled, registry, all_taxonomies=True)
+    _never_decides(context, registry, everywhere)
+    current = _under_current_taxonomies(everywhere, registry)
     _narrowing(context, current)
     _carve_outs(context, compiled, current)
 
@@ -86,11 +87,17 @@ def _decided(
     ]
 
 
-def _rule_path(context: LintContext, rule: Rule) -> tuple[str | int, ...]:
-    for position, candidate in enumerate(context.policy.rules):
-        if candidate is rule:
-            return context.rule_path(position)
-    raise ValueError(rule.id)
+def _under_current_taxonomies(
+    decided: Sequence[_Decided], registry: DetectorRegistry
+) -> list[_Decided]:
+    """Of labels decided under every taxonomy, those under the current ones, in the
+    same order (each source's taxonomies are walked sorted by id either way): what
+    ``_decided(..., all_taxonomies=False)`` gives, without deciding them again."""
+    current = {
+        source: {id(t) for t in source_taxonomies(source, registry, False)}
+        for source in registry.names()
+    }
+    return [item for item in decided if id(item.taxonomy) in current[item.label.source]]
 
 
 # -- rules that never decide ------------------------------------------------
@@ -153,11 +160,8 @@ def _parents_of(
     """The parents the installed taxonomies give ``name`` (by taxonomy), or None
     when one of them may report it under another parent or does not know it."""
     parent_key = name_key(parent)
-    for definition in context.policy.labels:
-        if name_key(definition.name) == name_key(name) and (
-            name_key(definition.parent) == parent_key
-        ):
-            return None
+    if (name_key(name), parent_key) in context.placements:
+        return None
     sources = (source,) if source is not None else registry.names()
     evidence: list[tuple[str, set[str]]] = []
     for src in sources:
@@ -221,7 +225,7 @@ def _narrowing(context: LintContext, decided: Sequence[_Decided]) -> None:
             f"{'blocked' if key == 'block_at' else 'reviewed'}, because "
             f"rules do not combine; set {key} on '{rule.id}' (e.g. {number(fires)}) if they "
             "should be",
-            _rule_path(context, rule),
+            context.path_of_rule(rule),
         )
 
 
@@ -286,7 +290,7 @@ def _carve_outs(
             f"{'blocked' if band.verdict is Verdict.BLOCK else 'reviewed'}; add "
             f"{{name: {parent_name}, action: allow}} if the parent alone should not count "
             "(POLICY_SPEC section 5)",
-            _rule_path(context, rule),
+            context.path_of_rule(rule),
         )
 
 

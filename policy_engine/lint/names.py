@@ -153,6 +153,10 @@ class _NameCheck:
             for n in (r.match.name, r.match.parent)
             if n is not None
         }
+        # each name check is one set look-up, whatever the size of the policy
+        self.defined = self.policy_names | self.policy_parents
+        self.named_or_matched = self.policy_names | self.rule_names
+        rule_parents = [r.match.parent for r in policy.rules if r.match.parent]
         self.policy_spellings = {d.name for d in policy.labels} | {
             d.parent for d in policy.labels if d.parent.strip()
         }
@@ -164,6 +168,7 @@ class _NameCheck:
             }
             | self.policy_spellings
         )
+        self.parent_suggestions = [*self.suggestions, *rule_parents]
         self.successors: dict[str, tuple[str, ...]] = {}
         for detector in registry.detectors():
             self.successors.update(_successors(detector))
@@ -240,7 +245,7 @@ class _NameCheck:
         written = self.context.written(path, fallback)
         key = name_key(written)
         entry = self.known.get(key)
-        defined = self.canonical(written) in self.policy_names | self.policy_parents
+        defined = self.canonical(written) in self.defined
         if not sight.without:
             # every detector the rule can see has a taxonomy: the name is checkable
             if key in sight.keys:
@@ -324,15 +329,12 @@ class _NameCheck:
         entry = self.known.get(name_key(written))
         if entry is not None:
             self.spelling(parent_path, written, "parent", entry)
-        elif self.canonical(
-            written
-        ) not in self.policy_names | self.rule_names and not context.is_acknowledged(
-            parent_path, "unknown-parent"
+        elif self.canonical(written) not in self.named_or_matched and not (
+            context.is_acknowledged(parent_path, "unknown-parent")
         ):
-            rule_parents = [r.match.parent for r in context.policy.rules if r.match.parent]
             hint = nearest_hint(
                 name_key(written),
-                [*self.suggestions, *rule_parents],
+                self.parent_suggestions,
                 cutoff=0.6,
                 otherwise="a rule on it would decide them as one category",
             )

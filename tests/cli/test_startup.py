@@ -67,15 +67,17 @@ def test_validate_never_imports_boto3(h, tmp_path):
         "from policy_engine.cli import main\n"
         f"code = main(['validate', {str(policy)!r}])\n"
         "print(json.dumps([code, sorted(m for m in sys.modules "
-        "if m.split('.')[0] in {'boto3', 'botocore'}), 'jsonschema' in sys.modules]))\n"
+        "if m.split('.')[0] in {'boto3', 'botocore'}), "
+        "'jsonschema_rs' in sys.modules, 'jsonschema' in sys.modules]))\n"
     )
 
     result = h.python(code)
 
     assert result.code == 0, result
-    exit_code, aws_modules, jsonschema_loaded = json.loads(result.out.splitlines()[-1])
+    exit_code, aws_modules, fast_loaded, precise_loaded = json.loads(result.out.splitlines()[-1])
     assert exit_code == 0, result
-    assert jsonschema_loaded  # validation really ran (it needs jsonschema)
+    assert fast_loaded  # validation really ran (the fast schema check needs jsonschema-rs)
+    assert not precise_loaded  # jsonschema is for a document that fails
     assert aws_modules == []
 
 
