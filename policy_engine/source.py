@@ -21,11 +21,11 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from policy_engine.diagnostics import Diagnostic, Position, error
-from policy_engine.errors import InputFileError, SourceError
+from policy_engine.errors import InputFileError, NestingTooDeepError, SourceError
 from policy_engine.gc_pause import gc_paused
 from policy_engine.local_files import read_bounded
 from policy_engine.text import has_surrogates, join_surrogate_pairs, printable
-from policy_engine.yaml_compose import Composed, NestingTooDeepError, compose
+from policy_engine.yaml_compose import Composed, compose
 
 MAX_POLICY_BYTES = 1024 * 1024
 """Largest policy file, and the most its aliases may expand to (POLICY_SPEC section 2)."""
@@ -252,13 +252,14 @@ def _too_deep(file: str) -> SourceError:
     return SourceError([error("yaml-depth", "the document is nested too deeply", file, Position())])
 
 
-_PARSERS_DIFFER = re.compile("[\t\ufeff\x85\u2028\u2029]")
-"""Characters the two parsers treat differently, found by comparing them: libyaml
-takes tabs PyYAML refuses (as in "{<tab>name: x}"), skips a byte order mark at
-the start of any line (PyYAML only at the start of the text), and is not relied
-on for the rarer line breaks. A text with one of them, or whose last line has
-no line break (libyaml then puts the end of the stream, and an empty value
-there, on the line after), is left to PyYAML's own parser."""
+_PARSERS_DIFFER = re.compile("[\t\ufeff\x85\u2028\u2029]|[|>][-+0-9]*#")
+"""What the two parsers read differently, found by comparing them: libyaml takes
+tabs PyYAML refuses (as in "{<tab>name: x}") and a comment right after a block
+scalar's "|" or ">" (PyYAML wants a space), skips a byte order mark at the
+start of any line (PyYAML only at the start of the text), and is not relied on
+for the rarer line breaks. A text with one of them, or whose last line has no
+line break (libyaml then puts the end of the stream, and an empty value there,
+on the line after), is left to PyYAML's own parser."""
 
 
 FAST_LOADER: type[yaml.CSafeLoader] | None = getattr(yaml, "CSafeLoader", None)

@@ -31,15 +31,13 @@ from yaml.events import (
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
+from policy_engine.errors import NestingTooDeepError
+
 MAX_NESTING_DEPTH = 256
 """Deepest nesting of lists and maps a document may have (a policy needs about 6)."""
 
 INFINITE = float("inf")
 """The expanded size of a node that holds an alias to itself."""
-
-
-class NestingTooDeepError(Exception):
-    """The document nests lists and maps deeper than :data:`MAX_NESTING_DEPTH`."""
 
 
 class EventSource(Protocol):
@@ -110,15 +108,15 @@ def compose(loader: EventSource) -> Composed:
 
 def _compose_stream(next_event: Any) -> Composed:
     next_event()  # the stream's start
-    start = next_event()
-    if isinstance(start, StreamEndEvent):
+    if isinstance(next_event(), StreamEndEvent):
         return Composed(None, 0)
     composed = _compose_document(next_event)
     event = next_event()
     if not isinstance(event, StreamEndEvent):
+        assert composed.root is not None  # a document always has a root node
         raise ComposerError(
             "expected a single document in the stream",
-            start.start_mark,
+            composed.root.start_mark,
             "but found another document",
             event.start_mark,
         )
@@ -205,10 +203,4 @@ def _anchor(anchors: dict[str, Node], event: Any, node: Node) -> None:
     anchors[event.anchor] = node
 
 
-__all__ = [
-    "INFINITE",
-    "MAX_NESTING_DEPTH",
-    "Composed",
-    "NestingTooDeepError",
-    "compose",
-]
+__all__ = ["INFINITE", "MAX_NESTING_DEPTH", "Composed", "compose"]

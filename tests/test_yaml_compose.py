@@ -54,6 +54,8 @@ CORNERS = [
     "a:",
     "\x85\ufeff\n",  # libyaml skips a byte order mark at the start of any line
     "{\tname: x}\n",  # libyaml takes the tab
+    "|#\n",  # and a comment with no space before it, after a block scalar's header
+    "a: >-2#\n  x\n",
     "a: 1\r\nb: [\r\n  2]\r\n",  # not one of them: Windows line ends take the fast path
 ]
 YAML_TOKENS = [
@@ -116,6 +118,7 @@ def test_the_graph_is_pyyamls_for_every_reference_and_golden_file(path: Path) ->
         "",
         "# only a comment\n",
         "a: 1\n---\nb: 2\n",
+        "%YAML 1.1\n---\n%YAML 1.1\n---\n",
         "a: *nowhere\n",
         "a: &x 1\nb: &x 2\n",
         "a: &x [1, *x]\n",
