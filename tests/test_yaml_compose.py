@@ -55,6 +55,8 @@ CORNERS = [
     "\x85\ufeff\n",  # libyaml skips a byte order mark at the start of any line
     "{\tname: x}\n",  # libyaml takes the tab
     "|#\n",  # and a comment with no space before it, after a block scalar's header
+    "- {n?ame: a, b: c}\n",  # and a "?" in a plain scalar in flow style
+    "[a ?b]\n",
     "a: >-2#\n  x\n",
     "a: 1\r\nb: [\r\n  2]\r\n",  # not one of them: Windows line ends take the fast path
 ]
