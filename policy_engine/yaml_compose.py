@@ -67,7 +67,7 @@ class _Frame:
         self.node = node
         self.items: list[Any] = node.value
         self.key: Node | None = None
-        self.size: float = 2
+        self.size = 2.0
         self.anchored = anchored
 
 
@@ -142,7 +142,7 @@ def _compose_document(next_event: Any) -> Composed:
             # libyaml's parser marks a plain scalar with style "", PyYAML's with None
             style = event.style or None
             node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style)
-            size: float = len(event.value) + 1
+            size = float(len(event.value) + 1)  # floats: an overflow is inf, never an error
             if event.anchor is not None:
                 _anchor(anchors, event, node)
                 sizes[id(node)] = size

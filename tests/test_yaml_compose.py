@@ -328,9 +328,17 @@ def test_a_caller_deep_in_its_own_stack_gets_the_depth_error_not_a_traceback() -
         "\n".join(
             ["a0: &a0 [xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx]"]
             + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
-        ),
+        )
+        + "\n",
+        # expands to 10**400 (more than a float holds) beside a recursive alias
+        "\n".join(
+            ["a0: &a0 [x]"]
+            + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 401)]
+            + ["r: &r [*a400, *r]"]
+        )
+        + "\n",
     ],
-    ids=["recursive-list", "recursive-map", "billion-laughs"],
+    ids=["recursive-list", "recursive-map", "billion-laughs", "beyond-floats"],
 )
 def test_aliases_expanding_past_the_limit_are_refused(fast: bool, text: str) -> None:
     found = _document(text)
