@@ -57,6 +57,7 @@ CORNERS = [
     "|#\n",  # and a comment with no space before it, after a block scalar's header
     "- {n?ame: a, b: c}\n",  # and a "?" in a plain scalar in flow style
     "[a ?b]\n",
+    "!:!!str \n",  # and tags PyYAML does not scan
     "a: >-2#\n  x\n",
     "a: 1\r\nb: [\r\n  2]\r\n",  # not one of them: Windows line ends take the fast path
 ]
