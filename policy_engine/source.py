@@ -252,7 +252,9 @@ def _too_deep(file: str) -> SourceError:
     return SourceError([error("yaml-depth", "the document is nested too deeply", file, Position())])
 
 
-_PARSERS_DIFFER = re.compile("[\t?!\ufeff\x85\u2028\u2029]|[|>][-+0-9]*#|^%", re.MULTILINE)
+_PARSERS_DIFFER = re.compile(
+    "[\t?!\ufeff\x85\u2028\u2029]|[|>][-+0-9]*#|^%|:(?:\\s|#[^\n]*\n)*[,}\\]]", re.MULTILINE
+)
 """What the two parsers read differently, found by comparing them. libyaml takes
 tags PyYAML refuses to scan ("!:x"; a policy has no use for tags or directives,
 so any "!" or "%" directive is left to PyYAML), tabs PyYAML refuses (as in
@@ -260,9 +262,10 @@ so any "!" or "%" directive is left to PyYAML), tabs PyYAML refuses (as in
 scalar there: "{n?ame: x}") and a comment right after a block scalar's "|" or
 ">" (PyYAML wants a space); it skips a byte order mark at the start of any
 line (PyYAML only at the start of the text); and it is not relied on for the
-rarer line breaks. A text with one of them, or whose last line has no line
-break (libyaml then puts the end of the stream, and an empty value there, on
-the line after), is left to PyYAML's own parser."""
+rarer line breaks. It also places an empty value in flow style ("{a: }")
+after the blanks, PyYAML right after the colon. A text with one of them, or
+whose last line has no line break (libyaml then puts the end of the stream,
+and an empty value there, on the line after), is left to PyYAML's parser."""
 
 
 FAST_LOADER: type[yaml.CSafeLoader] | None = getattr(yaml, "CSafeLoader", None)

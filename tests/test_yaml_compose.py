@@ -58,6 +58,7 @@ CORNERS = [
     "- {n?ame: a, b: c}\n",  # and a "?" in a plain scalar in flow style
     "[a ?b]\n",
     "!:!!str \n",  # and tags PyYAML does not scan
+    "- {a: 1, b: }\n- [c:  ]\n- {d: # note\n  , e: 1}\n",  # empty values in flow style
     "a: >-2#\n  x\n",
     "a: 1\r\nb: [\r\n  2]\r\n",  # not one of them: Windows line ends take the fast path
 ]
