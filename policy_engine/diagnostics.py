@@ -126,7 +126,7 @@ DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
             "encoding": "The file is not UTF-8, or holds a lone surrogate.",
             "empty-policy": "The policy file holds no YAML document.",
             "yaml-syntax": "The file is not valid YAML, or holds more than one document.",
-            "yaml-depth": "The document is nested too deeply.",
+            "yaml-depth": "The document nests lists and maps more than 256 deep.",
             "document-too-large": "The document's aliases expand past 1 MiB.",
             "recursive-alias": "A YAML alias refers to itself.",
             "yaml-node": "An unsupported YAML node.",

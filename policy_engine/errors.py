@@ -81,6 +81,13 @@ class SourceError(DiagnosedError):
     code = "not-a-document"
 
 
+class NestingTooDeepError(PolicyEngineError):
+    """A YAML document nests lists and maps deeper than the composer takes
+    (:data:`policy_engine.yaml_compose.MAX_NESTING_DEPTH`)."""
+
+    code = "yaml-depth"
+
+
 class TestsLoadError(DiagnosedError):
     """A tests file did not load; ``diagnostics`` holds every error found."""
 

@@ -1,9 +1,10 @@
 """Reading a policy's YAML: safely, bounded, with every node's position kept.
 
-PyYAML composes the text into a node graph (aliases are shared nodes, not yet
-copies); we build plain Python values from it ourselves so that we can count
-what aliases expand to, refuse duplicate keys and object-building tags, and
-remember where each value and each key came from. Positions come from the
+The text is composed into PyYAML's node graph (aliases are shared nodes, not
+yet copies; see :mod:`policy_engine.yaml_compose`, which also counts what the
+aliases expand to); we build plain Python values from it ourselves so that we
+can refuse duplicate keys and object-building tags, and remember where each
+value and each key came from. Positions come from the
 parser's marks, never recovered afterwards.
 """
 
@@ -20,15 +21,18 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from policy_engine.diagnostics import Diagnostic, Position, error
-from policy_engine.errors import InputFileError, SourceError
+from policy_engine.errors import InputFileError, NestingTooDeepError, SourceError
+from policy_engine.gc_pause import gc_paused
 from policy_engine.local_files import read_bounded
 from policy_engine.text import has_surrogates, join_surrogate_pairs, printable
+from policy_engine.yaml_compose import Composed, compose
 
 MAX_POLICY_BYTES = 1024 * 1024
 """Largest policy file, and the most its aliases may expand to (POLICY_SPEC section 2)."""
 
 JsonPath = tuple[str | int, ...]
 
+_STR_TAG = "tag:yaml.org,2002:str"
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _DECIMAL_INT = re.compile(r"[-+]?[0-9]+\Z")
@@ -37,7 +41,7 @@ MAX_NUMBER_LENGTH = 64
 """Longer number texts are refused before any conversion (huge integers are slow)."""
 
 _PLAIN_TAGS = {
-    "tag:yaml.org,2002:str",
+    _STR_TAG,
     "tag:yaml.org,2002:int",
     "tag:yaml.org,2002:float",
     "tag:yaml.org,2002:bool",
@@ -174,6 +178,8 @@ class _Builder:
                 f"the text '{printable(node.value)}' holds a lone surrogate, which is not "
                 "valid Unicode; write the character itself (or \\U and its 8 hex digits)",
             )
+        if node.tag == _STR_TAG:  # what SafeConstructor builds, without its bookkeeping
+            return node.value, None
         try:
             value = self._constructor.construct_object(node)
         except ConstructorError as exc:
@@ -229,33 +235,6 @@ class _Builder:
         return result
 
 
-def _expanded_size(node: Node, sizes: dict[int, int], active: set[int]) -> int:
-    """What the node would take once every alias is copied out, computed once per
-    distinct node so that a "billion laughs" document is refused in microseconds."""
-    known = sizes.get(id(node))
-    if known is not None:
-        return known
-    if id(node) in active:
-        return MAX_POLICY_BYTES + 1  # recursive alias: infinite
-    if isinstance(node, ScalarNode):
-        size = len(node.value) + 1
-    else:
-        active.add(id(node))
-        children: list[Node] = []
-        if isinstance(node, SequenceNode):
-            children = list(node.value)
-        elif isinstance(node, MappingNode):
-            children = [part for pair in node.value for part in pair]
-        size = 2
-        for child in children:
-            size += _expanded_size(child, sizes, active)
-            if size > MAX_POLICY_BYTES:
-                break
-        active.discard(id(node))
-    sizes[id(node)] = size
-    return size
-
-
 def _too_large(file: str) -> SourceError:
     return SourceError(
         [
@@ -269,6 +248,44 @@ def _too_large(file: str) -> SourceError:
     )
 
 
+def _too_deep(file: str) -> SourceError:
+    return SourceError([error("yaml-depth", "the document is nested too deeply", file, Position())])
+
+
+_PARSERS_DIFFER = re.compile(
+    "[\t?!\ufeff\x85\u2028\u2029]|[|>][-+0-9]*#|^%|:(?:\\s|#[^\n]*\n)*[,}\\]]", re.MULTILINE
+)
+"""What the two parsers read differently, found by comparing them. libyaml takes
+tags PyYAML refuses to scan ("!:x"; a policy has no use for tags or directives,
+so any "!" or "%" directive is left to PyYAML), tabs PyYAML refuses (as in
+"{<tab>name: x}"), a "?" inside a plain scalar in flow style (PyYAML ends the
+scalar there: "{n?ame: x}") and a comment right after a block scalar's "|" or
+">" (PyYAML wants a space); it skips a byte order mark at the start of any
+line (PyYAML only at the start of the text); and it is not relied on for the
+rarer line breaks. It also places an empty value in flow style ("{a: }")
+after the blanks, PyYAML right after the colon. A text with one of them, or
+whose last line has no line break (libyaml then puts the end of the stream,
+and an empty value there, on the line after), is left to PyYAML's parser."""
+
+
+FAST_LOADER: type[yaml.CSafeLoader] | None = getattr(yaml, "CSafeLoader", None)
+"""libyaml's loader, when PyYAML was built with it (its wheels are); else None."""
+
+
+def _compose(text: str) -> Composed:
+    """The document's node graph: from libyaml's parser where it is available and
+    the text parses cleanly; otherwise from PyYAML's pure-Python parser, whose
+    error messages and marks the diagnostics have always used (libyaml words its
+    errors otherwise, and refuses some texts PyYAML takes, such as the escape
+    of a lone surrogate)."""
+    if FAST_LOADER is not None and text.endswith("\n") and not _PARSERS_DIFFER.search(text):
+        try:
+            return compose(FAST_LOADER(text))
+        except Exception:  # the pure parser below reports it, as before
+            pass
+    return compose(yaml.SafeLoader(text))
+
+
 def parse_document(text: str, file: str) -> Document:
     """Parse one YAML document into plain values and a source map.
 
@@ -278,8 +295,13 @@ def parse_document(text: str, file: str) -> Document:
     """
     if len(text.encode("utf-8", errors="surrogatepass")) > MAX_POLICY_BYTES:
         raise _too_large(file)
+    with gc_paused():
+        return _parse(text, file)
+
+
+def _parse(text: str, file: str) -> Document:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        composed = _compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = Position(mark.line + 1, mark.column + 1) if mark else Position()
@@ -291,13 +313,12 @@ def parse_document(text: str, file: str) -> Document:
         raise SourceError(
             [error("yaml-syntax", f"invalid YAML: {exc}", file, Position())]
         ) from None
-    except RecursionError:
-        raise SourceError(
-            [error("yaml-depth", "the document is nested too deeply", file, Position())]
-        ) from None
+    except NestingTooDeepError:
+        raise _too_deep(file) from None
+    root = composed.root
     if root is None:
         raise SourceError([error("empty-policy", "the policy file is empty", file, Position())])
-    if _expanded_size(root, {}, set()) > MAX_POLICY_BYTES:
+    if composed.expanded_size > MAX_POLICY_BYTES:
         raise SourceError(
             [
                 error(
@@ -310,7 +331,10 @@ def parse_document(text: str, file: str) -> Document:
             ]
         )
     builder = _Builder(file)
-    data = builder.build(root, ())
+    try:
+        data = builder.build(root, ())
+    except RecursionError:  # a caller already deep in its own stack
+        raise _too_deep(file) from None
     return Document(
         data, builder.source_map, tuple(builder.diagnostics), frozenset(builder.refused)
     )

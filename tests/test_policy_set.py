@@ -531,18 +531,18 @@ def test_eight_routes_that_extend_one_base_read_and_parse_each_file_once(
     )
     read: list[str] = []
     parsed: list[str] = []
-    read_bytes, compose = source.read_bounded, source.yaml.compose
+    read_bytes, compose = source.read_bounded, source._compose
 
     def reading(path: Path, max_bytes: int, *, what: str = "file") -> bytes:
         read.append(Path(path).name)
         return read_bytes(path, max_bytes, what=what)
 
-    def parsing(text: str, **options: Any) -> Any:
+    def parsing(text: str) -> Any:
         parsed.append(next(line for line in text.splitlines() if line.startswith("name:")))
-        return compose(text, **options)
+        return compose(text)
 
     monkeypatch.setattr(source, "read_bounded", reading)
-    monkeypatch.setattr(source.yaml, "compose", parsing)
+    monkeypatch.setattr(source, "_compose", parsing)
     policy_set = load_policy_set(set_file)
     assert policy_set is not None and len(policy_set.routes) == 8
     files = ["eight.set.yaml", "base.yaml", *(f"route{n}.yaml" for n in range(8))]
