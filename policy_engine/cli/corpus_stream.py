@@ -112,10 +112,10 @@ def stream_corpus(
                 spool.write(text if first else change_format.joiner + text)
                 first = False
     except WorkerDied as died:
-        first_name, last_name = died.chunk[0][0], died.chunk[-1][0]
         raise CommandError(
             f"policy-engine: --corpus {source.path}: a worker process ended unexpectedly "
-            f"while deciding {first_name} to {last_name}; nothing was written"
+            f"while deciding one of the items from {died.first[0]} to {died.last[0]}; "
+            "nothing was written"
         ) from None
     return StreamedCorpus(tally.counts(), spool, f"corpus-changes-{secrets.token_hex(16)}")
 

@@ -36,11 +36,14 @@ CHUNKS_PER_WORKER = 4
 
 
 class WorkerDied(Exception):
-    """A worker process ended (killed, out of memory) while working on ``chunk``."""
+    """A worker process ended (killed, out of memory) while working on one of the
+    items from ``first`` to ``last`` (the chunks then in flight: the pool does not
+    say which one)."""
 
-    def __init__(self, chunk: list[Any]) -> None:
+    def __init__(self, first: Any, last: Any) -> None:
         super().__init__("a worker process ended unexpectedly")
-        self.chunk = chunk
+        self.first = first
+        self.last = last
 
 
 def min_items() -> int:
@@ -106,27 +109,37 @@ def _pooled(
     )
     window: deque[tuple[list[Item], Future[Result]]] = deque()
     try:
-        # workers are forked on the first submit: with SIGINT blocked until each
-        # ignores it, a Ctrl-C reaches this process alone, never a half-started worker
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            for chunk in islice(chunks, workers * CHUNKS_PER_WORKER):
+        for index, chunk in enumerate(islice(chunks, workers * CHUNKS_PER_WORKER)):
+            if index == 0:
+                window.append((chunk, _first_submit(executor, work, chunk)))
+            else:
                 window.append((chunk, executor.submit(work, chunk)))
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         while window:
-            chunk, future = window.popleft()
+            chunk, future = window[0]
             try:
                 result = future.result()
+                following = next(chunks, None)
+                if following is not None:
+                    window.append((following, executor.submit(work, following)))
             except BrokenProcessPool:
-                raise WorkerDied(chunk) from None
-            following = next(chunks, None)
-            if following is not None:
-                window.append((following, executor.submit(work, following)))
+                raise WorkerDied(chunk[0], window[-1][0][-1]) from None
+            window.popleft()
             yield chunk, result
     finally:
         # on an error or Ctrl-C: chunks not started are dropped, running ones are short
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _first_submit(
+    executor: ProcessPoolExecutor, work: Callable[[list[Item]], Result], chunk: list[Item]
+) -> Future[Result]:
+    # the workers are forked now: with SIGINT blocked until each ignores it, a
+    # Ctrl-C reaches this process alone, never a half-started worker
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return executor.submit(work, chunk)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _start_worker(initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
