@@ -30,6 +30,7 @@ from policy_engine.loader import (
     check_policy_file,
     check_policy_text,
 )
+from policy_engine.indented_json import dumps_indented
 from policy_engine.model import Policy, plain_number
 from policy_engine.plugins import DetectorRegistry
 from policy_engine.policy_set import (
@@ -57,7 +58,6 @@ from policy_engine.review.set_strictness import (
     diff_sets,
 )
 from policy_engine.review.strictness import Relation, Strictness, compare_policies
-from policy_engine.text import json_dumps
 
 GIT_TIMEOUT = 60
 
@@ -484,7 +484,7 @@ def change_markdown(change: ItemChange) -> str:
 
 def change_json(change: ItemChange) -> str:
     """The item as ``json_record`` writes it in ``corpus.changes`` (three levels deep)."""
-    return json_dumps(change_dict(change), indent=2).replace("\n", "\n      ")
+    return dumps_indented(change_dict(change)).replace("\n", "\n      ")
 
 
 def diff_markdown(result: DiffResult) -> str:
