@@ -56,14 +56,14 @@ def generate(folder: Path, count: int, *, flat: bool = False) -> None:
 FLOOR = """
 import json, sys, time
 from pathlib import Path
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 for path in sorted(Path(sys.argv[1]).rglob("*.json")):
     json.loads(path.read_bytes())
-print(time.perf_counter() - start)
+print(time.perf_counter() - start, time.process_time() - cpu)
 """
 
 
-def floor_seconds(folder: Path) -> float:
+def floor_seconds(folder: Path) -> tuple[float, float]:
     """A plain loop: read and json.loads every file of the corpus (walk included).
 
     In a subprocess, as the diff is: a child forked from a process that grew
@@ -71,20 +71,23 @@ def floor_seconds(folder: Path) -> float:
     completed = subprocess.run(
         [sys.executable, "-c", FLOOR, str(folder)], capture_output=True, text=True, check=True
     )
-    return float(completed.stdout)
+    wall, cpu = completed.stdout.split()
+    return float(wall), float(cpu)
 
 
-def run_diff(folder: Path, output: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one ``diff --corpus`` subprocess."""
+def run_diff(folder: Path, output: Path, root: Path) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (its workers' too) and peak RSS (KiB) of one
+    ``diff --corpus`` subprocess, run
+    with the code of the checkout ``root`` (``python -m`` imports from its folder)."""
     command = [sys.executable, "-m", "policy_engine", "diff", str(OLD), str(NEW)]
     command += ["--corpus", str(folder), "--format", "json"]
     start = time.perf_counter()
-    pid = subprocess.Popen(command, stdout=output.open("wb"), cwd=ROOT).pid
+    pid = subprocess.Popen(command, stdout=output.open("wb"), cwd=root).pid
     _, status, usage = os.wait4(pid, 0)
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) not in (0, 1):
         raise SystemExit(f"diff failed: {command}")
-    return seconds, int(usage.ru_maxrss)
+    return seconds, usage.ru_utime + usage.ru_stime, int(usage.ru_maxrss)
 
 
 def main() -> int:
@@ -93,6 +96,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--tmp", type=Path, default=Path("/tmp/bench-corpus-diff"))
     parser.add_argument("--flat", action="store_true", help="every file in one folder")
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="the checkout whose diff is measured (e.g. main)"
+    )
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}  load: {os.getloadavg()[0]:.2f}")
     peaks: list[int] = []
@@ -100,10 +106,11 @@ def main() -> int:
     for size in args.sizes:
         folder = args.tmp / f"{'flat-' if args.flat else ''}{size}"
         generate(folder, size, flat=args.flat)
-        floor = min(floor_seconds(folder) for _ in range(args.repeat))
-        runs = [run_diff(folder, args.tmp / "out.json") for _ in range(args.repeat)]
-        seconds = min(r[0] for r in runs)
-        peak = max(r[1] for r in runs)
+        floors = [floor_seconds(folder) for _ in range(args.repeat)]
+        floor, floor_cpu = min(f[0] for f in floors), min(f[1] for f in floors)
+        runs = [run_diff(folder, args.tmp / "out.json", args.root) for _ in range(args.repeat)]
+        seconds, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
+        peak = max(r[2] for r in runs)
         peaks.append(peak)
         ratio, grown = seconds / floor, peak / peaks[0]
         missed |= ratio > 2 or grown > 1.2
@@ -111,6 +118,13 @@ def main() -> int:
             f"{size:>9,} items: read+json.loads loop {floor:6.2f} s   diff {seconds:6.2f} s "
             f"= {ratio:4.2f}x   peak RSS {peak / 1024:6.1f} MiB = {grown:4.2f}x of "
             f"{args.sizes[0]:,}"
+        )
+        # on a loaded machine wall time shows the load: CPU time, divided by the
+        # cores, is what the wall time would be with the cores free
+        cores = os.cpu_count() or 1
+        print(
+            f"{'':>9}        CPU: loop {floor_cpu:6.2f} s   diff {cpu:6.2f} s; "
+            f"diff / {cores} cores = {cpu / cores / floor_cpu:4.2f}x the loop"
         )
     print(f"load after: {os.getloadavg()[0]:.2f}")
     print(

@@ -21,9 +21,11 @@ scalars = (
 keys = st.text() | st.integers() | st.floats(allow_nan=False) | st.booleans() | st.none()
 values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.tuples(inner, inner)
-    | st.dictionaries(keys, inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(keys, inner, max_size=4)
+    ),
     max_leaves=30,
 )
 

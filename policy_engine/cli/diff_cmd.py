@@ -24,13 +24,13 @@ from policy_engine.cli.corpus_stream import (
 from policy_engine.cli.render import group_title, json_record, md_cell
 from policy_engine.compiler import compile_policy
 from policy_engine.errors import SetComparisonError
+from policy_engine.indented_json import dumps_indented
 from policy_engine.loader import (
     LoadResult,
     PolicyFileCache,
     check_policy_file,
     check_policy_text,
 )
-from policy_engine.indented_json import dumps_indented
 from policy_engine.model import Policy, plain_number
 from policy_engine.plugins import DetectorRegistry
 from policy_engine.policy_set import (

@@ -29,7 +29,7 @@ Result = TypeVar("Result")
 
 MIN_ITEMS_VARIABLE = "POLICY_ENGINE_POOL_MIN_ITEMS"
 """Environment variable: the number of items from which a pool is used (tests set 1)."""
-DEFAULT_MIN_ITEMS = 4000
+DEFAULT_MIN_ITEMS = 1000
 """Below this, one process is faster (measured with bench/bench_corpus_diff.py)."""
 CHUNK_ITEMS = 250
 CHUNKS_PER_WORKER = 4
