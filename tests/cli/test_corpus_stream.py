@@ -179,6 +179,8 @@ def test_ctrl_c_stops_the_pool_cleanly(h: Any, tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        # as a shell starts it: a test runner's worker may ignore SIGINT, which a child inherits
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     rng = random.Random(5)
     with fifo.open("w", encoding="utf-8") as writer:
