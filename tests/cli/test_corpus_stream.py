@@ -144,7 +144,7 @@ def test_a_worker_that_dies_is_a_located_error(
     h: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_chunks: None
 ) -> None:
     corpus = random_corpus(tmp_path / "corpus", 60)
-    real = corpus_items.read_responses
+    real = read_responses
 
     def read_or_die(path: str, registry: Any) -> Any:
         if path.endswith("/a/crash.json"):
