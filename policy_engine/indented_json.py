@@ -19,15 +19,11 @@ _string: Any = json.encoder.encode_basestring  # the C one where it is built
 _float = json.encoder.INFINITY
 
 
-class _Unusual(Exception):
-    """A value this writer leaves to :func:`json.dumps`."""
-
-
 def dumps_indented(value: Any, indent: int = 2) -> str:
     """``json_dumps(value, indent=indent)``, the same text."""
     try:
         text = _value(value, "\n", " " * indent)
-    except _Unusual:
+    except TypeError:  # a type this writer leaves to json.dumps (which may refuse it)
         return json_dumps(value, indent=indent)
     return json_dumps(value, indent=indent) if has_surrogates(text) else text
 
@@ -56,7 +52,7 @@ def _value(value: Any, newline: str, step: str) -> str:
             return "[]"
         items = [_value(v, inner, step) for v in value]
         return "[" + inner + ("," + inner).join(items) + newline + "]"
-    raise _Unusual
+    raise TypeError(type(value).__name__)
 
 
 def _number(value: float) -> str:
@@ -74,4 +70,4 @@ def _key(key: Any) -> str:
         return str(_string(key))
     if isinstance(key, bool | int | float) or key is None:
         return str(_string(json.dumps(key)))
-    raise _Unusual
+    raise TypeError(type(key).__name__)
