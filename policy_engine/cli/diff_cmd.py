@@ -4,26 +4,27 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TextIO
 
 from policy_engine.cli import exit_codes
-from policy_engine.cli.common import CommandError, installed_registry, read_responses
+from policy_engine.cli.common import CommandError, installed_registry
+from policy_engine.cli.corpus_items import corpus_source
+from policy_engine.cli.corpus_stream import (
+    ChangeFormat,
+    StreamedCorpus,
+    stream_corpus,
+    write_report,
+)
 from policy_engine.cli.render import group_title, json_record, md_cell
 from policy_engine.compiler import compile_policy
-from policy_engine.decision import DetectorFailure
-from policy_engine.errors import (
-    InvalidDetectorResult,
-    SetComparisonError,
-    UnrecognisedResponseError,
-)
-from policy_engine.labels import Label
+from policy_engine.errors import SetComparisonError
+from policy_engine.indented_json import dumps_indented
 from policy_engine.loader import (
     LoadResult,
     PolicyFileCache,
@@ -41,10 +42,10 @@ from policy_engine.policy_set import (
 )
 from policy_engine.review.diff import (
     CorpusDiff,
-    CorpusItem,
+    ItemChange,
     PolicyDiff,
     RowChange,
-    corpus_diff,
+    change_dict,
     diff_policies,
     reasons_text,
     verdict_name,
@@ -213,85 +214,6 @@ def load_both(args: argparse.Namespace, registry: DetectorRegistry, stderr: Text
     return policies
 
 
-# -- reading a corpus -------------------------------------------------------------------
-
-
-def read_corpus(path: str, registry: DetectorRegistry) -> list[CorpusItem]:
-    """A folder of raw responses (one image a file) or a JSON Lines file (one a line)."""
-    if os.path.isdir(path):
-        files = sorted(p for p in Path(path).rglob("*.json") if p.is_file())
-        items = []
-        for file in files:
-            results = read_responses(str(file), registry)
-            name = file.relative_to(path).as_posix()
-            items.append(CorpusItem(name, tuple(lab for r in results for lab in r.labels)))
-        return items
-    if os.path.isfile(path):
-        return list(_read_jsonl(path, registry))
-    raise CommandError(f"policy-engine: --corpus {path}: no such file or folder")
-
-
-def _read_jsonl(path: str, registry: DetectorRegistry) -> Iterator[CorpusItem]:
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise CommandError(f"policy-engine: {path}: cannot read: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise CommandError(f"policy-engine: {path}: not UTF-8 text") from exc
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CommandError(f"policy-engine: {where}: not valid JSON: {exc.msg}") from exc
-        if not isinstance(data, dict):
-            raise CommandError(f"policy-engine: {where}: expected a JSON object")
-        try:
-            if ("decision" in data and "labels" in data) or ("input" in data and "error" in data):
-                item = _check_record(data, where)
-            else:
-                result = registry.parse_response(data)
-                item = CorpusItem(where, result.labels)
-        except (InvalidDetectorResult, UnrecognisedResponseError, ValueError) as exc:
-            raise CommandError(f"policy-engine: {where}: {exc}") from exc
-        if item is not None:
-            yield item
-
-
-def _check_record(record: Mapping[str, Any], where: str) -> CorpusItem | None:
-    """A ``policy-engine check`` record: its labels (dropped ones too, since the other
-    policy's min_confidence may keep them) and its detector errors. An unreadable
-    input (no decision) is skipped."""
-    if "decision" not in record:
-        return None
-    name = str(record.get("input") or where)
-    labels = []
-    for key in ("labels", "dropped"):
-        entries = record.get(key) or []
-        if not isinstance(entries, list):
-            raise ValueError(f"{key} must be a list")
-        for entry in entries:
-            if not isinstance(entry, dict):
-                raise ValueError(f"each of {key} must be an object")
-            labels.append(
-                Label(
-                    name=entry.get("name"),  # type: ignore[arg-type]  # checked by Label
-                    confidence=entry.get("confidence"),  # type: ignore[arg-type]
-                    source=str(entry.get("source", "")),
-                    parent=entry.get("parent") or "",
-                    model_version=entry.get("model_version"),
-                )
-            )
-    failures = tuple(
-        DetectorFailure(str(e.get("source", "")), str(e.get("error", "")))
-        for e in record.get("errors") or []
-        if isinstance(e, dict)
-    )
-    return CorpusItem(name, tuple(labels), failures)
-
-
 # -- the command ------------------------------------------------------------------------
 
 
@@ -381,10 +303,17 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     strictness = compare_policies(new, old, registry)
     corpus = None
     if args.corpus is not None:
-        corpus = corpus_diff(old, new, read_corpus(args.corpus, registry))
-    result = DiffResult(report, corpus, args.old, args.new, strictness)
-    stdout.write(RENDERERS[args.format](result))
-    changed = report.decisions_change or (corpus is not None and corpus.changed > 0)
+        source = corpus_source(args.corpus)
+        change_format = CHANGE_FORMATS[args.format]
+        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="surrogateescape") as spool:
+            corpus = stream_corpus(old, new, registry, source, change_format, spool)
+            result = DiffResult(report, corpus, args.old, args.new, strictness)
+            write_report(stdout, RENDERERS[args.format](result), corpus, change_format.quoted)
+    else:
+        stdout.write(
+            RENDERERS[args.format](DiffResult(report, None, args.old, args.new, strictness))
+        )
+    changed = report.decisions_change or (corpus is not None and corpus.counts.changed > 0)
     if args.fail_on_change and changed:
         return exit_codes.FAIL_ON
     if args.fail_on == "lenient" and not strictness.a_at_least_as_strict:
@@ -400,7 +329,8 @@ class DiffResult:
     """What ``diff`` prints: the exact diff, the corpus diff if asked, and the two specs."""
 
     report: PolicyDiff
-    corpus: CorpusDiff | None
+    corpus: CorpusDiff | StreamedCorpus | None
+    """In memory, or streamed (its changed items spooled, a marker where they go)."""
     old: str
     new: str
     strictness: Strictness
@@ -520,19 +450,41 @@ def diff_text(result: DiffResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _corpus_text(corpus: CorpusDiff) -> list[str]:
-    lines = [f"Corpus: {corpus.total} item(s), {corpus.changed} decision(s) change"]
-    for old, new, count in corpus.transitions():
+def _corpus_text(corpus: CorpusDiff | StreamedCorpus) -> list[str]:
+    counts = corpus.counts
+    lines = [f"Corpus: {counts.total} item(s), {counts.changed} decision(s) change"]
+    for old, new, count in counts.transitions():
         lines.append(f"  {old.value} -> {new.value}: {count}")
     lines.append("  old \\ new   allow  review  block")
-    for index, row in enumerate(corpus.matrix):
+    for index, row in enumerate(counts.matrix):
         name = ("allow", "review", "block")[index]
         lines.append(f"  {name:<10} {row[0]:>6} {row[1]:>7} {row[2]:>6}")
-    for change in corpus.changes:
-        lines.append(f"  {change.item}:")
-        lines.append(f"    old: {reasons_text(change.old)}")
-        lines.append(f"    new: {reasons_text(change.new)}")
-    return lines
+    return lines + _changes(corpus, change_text)
+
+
+def _changes(corpus: CorpusDiff | StreamedCorpus, render: Callable[[ItemChange], str]) -> list[str]:
+    """The changed items' lines, or the marker a streamed corpus' spool replaces."""
+    if isinstance(corpus, StreamedCorpus):
+        return [corpus.marker]
+    return [render(change) for change in corpus.changes]
+
+
+def change_text(change: ItemChange) -> str:
+    return (
+        f"  {change.item}:\n"
+        f"    old: {reasons_text(change.old)}\n"
+        f"    new: {reasons_text(change.new)}"
+    )
+
+
+def change_markdown(change: ItemChange) -> str:
+    cells = [change.item, reasons_text(change.old), reasons_text(change.new)]
+    return "| " + " | ".join(md_cell(c) for c in cells) + " |"
+
+
+def change_json(change: ItemChange) -> str:
+    """The item as ``json_record`` writes it in ``corpus.changes`` (three levels deep)."""
+    return dumps_indented(change_dict(change)).replace("\n", "\n      ")
 
 
 def diff_markdown(result: DiffResult) -> str:
@@ -578,21 +530,20 @@ def diff_markdown(result: DiffResult) -> str:
         )
         lines += ["", f"Same verdicts, another rule: {renamed}"]
     if corpus is not None:
+        counts = corpus.counts
         lines += [
             "",
-            f"**Corpus:** {corpus.total} item(s), {corpus.changed} decision(s) change",
+            f"**Corpus:** {counts.total} item(s), {counts.changed} decision(s) change",
             "",
             "| old \\ new | allow | review | block |",
             "| --- | --- | --- | --- |",
         ]
-        for index, counts in enumerate(corpus.matrix):
+        for index, counted in enumerate(counts.matrix):
             name = ("allow", "review", "block")[index]
-            lines.append(f"| **{name}** | " + " | ".join(str(c) for c in counts) + " |")
-        if corpus.changes:
+            lines.append(f"| **{name}** | " + " | ".join(str(c) for c in counted) + " |")
+        if counts.changed:
             lines += ["", "| Item | Old | New |", "| --- | --- | --- |"]
-            for item in corpus.changes:
-                cells = [item.item, reasons_text(item.old), reasons_text(item.new)]
-                lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
+            lines += _changes(corpus, change_markdown)
     lines += ["", md_cell(strictness_line(result.strictness))]
     return "\n".join(lines) + "\n"
 
@@ -602,6 +553,13 @@ RENDERERS: Mapping[str, Callable[[DiffResult], str]] = {
     "markdown": diff_markdown,
     "json": json_record,
 }
+
+CHANGE_FORMATS: Mapping[str, ChangeFormat] = {
+    "text": ChangeFormat(lambda change: change_text(change) + "\n", "", quoted=False),
+    "markdown": ChangeFormat(lambda change: change_markdown(change) + "\n", "", quoted=False),
+    "json": ChangeFormat(change_json, ",\n      ", quoted=True),
+}
+"""How each format writes one changed item while a corpus streams (same text as RENDERERS)."""
 
 
 # -- policy sets ------------------------------------------------------------------------

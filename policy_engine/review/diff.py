@@ -298,18 +298,17 @@ VERDICTS = (Verdict.ALLOW, Verdict.REVIEW, Verdict.BLOCK)
 
 
 @dataclass(frozen=True, slots=True)
-class CorpusDiff:
-    """Every item decided under both policies: how many decisions move where, and which."""
+class CorpusCounts:
+    """How many items a corpus holds and how many decisions move where."""
 
     total: int
     matrix: tuple[tuple[int, int, int], ...]
     """``matrix[old][new]``: items the old policy decides ``VERDICTS[old]`` and the new
     ``VERDICTS[new]``."""
-    changes: tuple[ItemChange, ...]
 
     @property
     def changed(self) -> int:
-        return len(self.changes)
+        return sum(self.matrix[i][j] for i in range(3) for j in range(3) if i != j)
 
     def transitions(self) -> tuple[tuple[Verdict, Verdict, int], ...]:
         """(old, new, count) for every pair that changes, in severity order."""
@@ -320,7 +319,8 @@ class CorpusDiff:
             if i != j and self.matrix[i][j]
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, changes: list[Any]) -> dict[str, Any]:
+        """The JSON ``corpus`` field, with ``changes`` as its list of changed items."""
         return {
             "items": self.total,
             "changed": self.changed,
@@ -328,35 +328,98 @@ class CorpusDiff:
                 VERDICTS[i].value: {VERDICTS[j].value: self.matrix[i][j] for j in range(3)}
                 for i in range(3)
             },
-            "changes": [
-                {
-                    "item": change.item,
-                    "old": {
-                        "decision": change.old.verdict.value,
-                        "reasons": [r.to_dict() for r in change.old.reasons()],
-                    },
-                    "new": {
-                        "decision": change.new.verdict.value,
-                        "reasons": [r.to_dict() for r in change.new.reasons()],
-                    },
-                }
-                for change in self.changes
-            ],
+            "changes": changes,
         }
+
+
+class CorpusTally:
+    """Counts kept while a corpus streams past: the items and the verdict matrix."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.cells = [0] * 9
+
+    def add(self, cells: list[int]) -> None:
+        """Adds the counts of a part of the corpus (``cells[3 * old + new]``)."""
+        for index, count in enumerate(cells):
+            self.cells[index] += count
+        self.total += sum(cells)
+
+    def add_cell(self, cell: int) -> None:
+        """Adds one item in ``cell`` (``3 * old + new``)."""
+        self.cells[cell] += 1
+        self.total += 1
+
+    def counts(self) -> CorpusCounts:
+        c = self.cells
+        return CorpusCounts(
+            self.total, ((c[0], c[1], c[2]), (c[3], c[4], c[5]), (c[6], c[7], c[8]))
+        )
+
+
+def change_dict(change: ItemChange) -> dict[str, Any]:
+    """One changed item as the JSON ``corpus.changes`` lists it."""
+    return {
+        "item": change.item,
+        "old": {
+            "decision": change.old.verdict.value,
+            "reasons": [r.to_dict() for r in change.old.reasons()],
+        },
+        "new": {
+            "decision": change.new.verdict.value,
+            "reasons": [r.to_dict() for r in change.new.reasons()],
+        },
+    }
+
+
+def decide_item(
+    old: CompiledPolicy, new: CompiledPolicy, item: CorpusItem
+) -> tuple[int, ItemChange | None]:
+    """The item's cell of the verdict matrix (``3 * old + new``), and its change if any."""
+    before = old.evaluate(item.labels, item.failures)
+    after = new.evaluate(item.labels, item.failures)
+    cell = 3 * before.verdict.severity + after.verdict.severity
+    if before.verdict is after.verdict:
+        return cell, None
+    return cell, ItemChange(item.name, before, after)
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusDiff:
+    """Every item decided under both policies: how many decisions move where, and which."""
+
+    total: int
+    matrix: tuple[tuple[int, int, int], ...]
+    """``matrix[old][new]``: items the old policy decides ``VERDICTS[old]`` and the new
+    ``VERDICTS[new]``."""
+    changes: tuple[ItemChange, ...]
+
+    @property
+    def counts(self) -> CorpusCounts:
+        return CorpusCounts(self.total, self.matrix)
+
+    @property
+    def changed(self) -> int:
+        return len(self.changes)
+
+    def transitions(self) -> tuple[tuple[Verdict, Verdict, int], ...]:
+        """(old, new, count) for every pair that changes, in severity order."""
+        return self.counts.transitions()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.counts.to_dict([change_dict(change) for change in self.changes])
 
 
 def corpus_diff(
     old: CompiledPolicy, new: CompiledPolicy, items: Iterable[CorpusItem]
 ) -> CorpusDiff:
     """Decide every item under ``old`` and ``new``; count and list the changes."""
-    matrix = [[0, 0, 0] for _ in VERDICTS]
+    tally = CorpusTally()
     changes: list[ItemChange] = []
-    total = 0
     for item in items:
-        total += 1
-        before = old.evaluate(item.labels, item.failures)
-        after = new.evaluate(item.labels, item.failures)
-        matrix[before.verdict.severity][after.verdict.severity] += 1
-        if before.verdict is not after.verdict:
-            changes.append(ItemChange(item.name, before, after))
-    return CorpusDiff(total, tuple((row[0], row[1], row[2]) for row in matrix), tuple(changes))
+        cell, change = decide_item(old, new, item)
+        tally.add_cell(cell)
+        if change is not None:
+            changes.append(change)
+    counts = tally.counts()
+    return CorpusDiff(counts.total, counts.matrix, tuple(changes))
