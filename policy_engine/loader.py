@@ -30,7 +30,13 @@ from policy_engine.json_types import plain
 from policy_engine.lint import lint_policy
 from policy_engine.model import Body, LabelDefinition, Match, Policy, Rule, Verdict
 from policy_engine.names import alias_keys, name_key, tidy_name
-from policy_engine.source import JsonPath, SourceMap, parse_document, read_policy_text
+from policy_engine.source import (
+    JsonPath,
+    SourceMap,
+    decimal_version,
+    parse_document,
+    read_policy_text,
+)
 
 if TYPE_CHECKING:
     from policy_engine.plugins import DetectorRegistry
@@ -88,16 +94,7 @@ def _check_layer(
     detectors = data.get("detectors")
     if isinstance(detectors, dict) and report.usable(("detectors",)):
         diagnostics.extend(_check_detectors(detectors, source_map, registry))
-    if isinstance(data.get("version"), float):
-        # JSON Schema counts 1.0 as an integer; the spec asks for the integer 1
-        diagnostics.append(
-            error(
-                "invalid-value",
-                "version: write the integer 1, not a decimal",
-                file,
-                source_map.at(("version",)),
-            )
-        )
+    diagnostics.extend(decimal_version(data, source_map))
     effective = _Effective(data, source_map, report, {}, 0)
     complete = True  # whether ``effective`` is the whole effective policy
     if "extends" in data:

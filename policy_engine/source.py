@@ -358,3 +358,12 @@ def read_policy_text(path: Path) -> str:
         raise SourceError(
             [error("encoding", "a policy file must be UTF-8", file, Position(line, 1))]
         ) from None
+
+
+def decimal_version(data: dict[str, Any], source_map: SourceMap) -> list[Diagnostic]:
+    """``version: 1.0``, which JSON Schema counts as an integer: the spec asks
+    for the integer 1 (policies and policy sets alike)."""
+    if not isinstance(data.get("version"), float):
+        return []
+    message = "version: write the integer 1, not a decimal"
+    return [error("invalid-value", message, source_map.file, source_map.at(("version",)))]

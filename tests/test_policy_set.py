@@ -126,6 +126,7 @@ def test_the_spec_example_loads_total_with_every_route_reachable(tmp_path: Path)
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
+        ("version: 1\n", "version: 1.0\n", ("invalid-value", 1, 10)),
         ("audience: teen}", "audiance: teen}", ("unknown-dimension", 11, 12)),
         ("[feed, chat]", "[feed, chats]", ("unknown-context-value", 13, 28)),
         ("default: adult", "default: grown", ("unknown-context-value", 9, 14)),

@@ -33,7 +33,13 @@ from policy_engine.sets.model import (
     Route,
 )
 from policy_engine.sets.totality import analyse_routes, combination_count, describe_combination
-from policy_engine.source import JsonPath, SourceMap, parse_document, read_policy_text
+from policy_engine.source import (
+    JsonPath,
+    SourceMap,
+    decimal_version,
+    parse_document,
+    read_policy_text,
+)
 
 if TYPE_CHECKING:
     from policy_engine.loader import LoadResult
@@ -154,15 +160,7 @@ def check_policy_set_text(
     diagnostics.extend(report.diagnostics)
     if not isinstance(data, dict):
         return PolicySetLoadResult(None, sort_diagnostics(diagnostics))
-    if isinstance(data.get("version"), float):
-        diagnostics.append(
-            error(
-                "invalid-value",
-                "version: write the integer 1, not a decimal",
-                file,
-                source_map.at(("version",)),
-            )
-        )
+    diagnostics.extend(decimal_version(data, source_map))
     dimensions = _dimensions(data, source_map, report.usable, diagnostics)
     routes = _routes(
         data,
