@@ -610,7 +610,9 @@ def test_an_interrupted_run_resumed_gives_the_records_of_an_uninterrupted_one(
     command = cli_command(
         "--policy", policy, images, "--concurrency", "2", "--output", out, "--record", record
     )
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_interruptible
+    )
     try:
         deadline = time.monotonic() + 30
         while lines_in(out) < 4 and time.monotonic() < deadline:
