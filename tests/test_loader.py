@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+from pathlib import Path
+
 import pytest
 
 from policy_engine import DetectorRegistry, PolicyLoadError, parse_policy
 from policy_engine.diagnostics import Severity
-from policy_engine.loader import check_policy_text
+from policy_engine.loader import check_policy_file, check_policy_text
 from policy_engine.model import Verdict
 
 FILE = "f.yaml"
@@ -588,3 +591,17 @@ def test_rule_ids_used_by_records_are_reserved(reserved: str) -> None:
     diagnostic = only_error(HEAD + rule("    action: block\n", rid=reserved).join(["rules:\n", ""]))
     assert diagnostic.code == "schema"
     assert "reserved" in diagnostic.message
+
+
+def test_loading_a_file_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("version: 1\nname: p\ndetectors: {}\nrules: []\n", encoding="utf-8")
+    assert gc.isenabled()
+    check_policy_file(path)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        check_policy_file(path)
+        assert not gc.isenabled()  # a caller's own pause is kept
+    finally:
+        gc.enable()
