@@ -14,6 +14,7 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from policy_engine.errors import InputFileError
 
@@ -55,13 +56,35 @@ def read_bounded(path: str | os.PathLike[str], max_bytes: int, *, what: str = "f
             raise _too_large(what, info.st_size, max_bytes)
         with os.fdopen(fd, "rb") as stream:
             fd = -1  # the stream owns it now
-            data = stream.read(max_bytes + 1)
+            data = _read_upto(stream, info.st_size, max_bytes + 1)
     finally:
         if fd >= 0:
             os.close(fd)
     if len(data) > max_bytes:  # it grew since fstat
         raise _too_large(what, len(data), max_bytes, at_least=True)
     return data
+
+
+_CHUNK_BYTES = 1024 * 1024
+"""What a read past the size ``fstat`` gave asks for at a time."""
+
+
+def _read_upto(stream: BinaryIO, size: int, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``stream``, a file ``fstat`` said is ``size`` bytes.
+
+    A read of ``n`` bytes allocates ``n`` first: asking for ``limit`` (64 MiB
+    for an image) cost every image that much address space and a map and unmap.
+    So the size is asked for (plus a byte, to see a file that grew since, or
+    one whose size says nothing, as in /proc), and only beyond it, in chunks."""
+    data = stream.read(min(size, limit - 1) + 1)
+    if len(data) <= size or len(data) >= limit:
+        return data
+    chunks = [data]
+    read = len(data)
+    while read < limit and (chunk := stream.read(min(_CHUNK_BYTES, limit - read))):
+        chunks.append(chunk)
+        read += len(chunk)
+    return b"".join(chunks)
 
 
 def _refuse_special(mode: int) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import threading
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
+from policy_engine import local_files
 from policy_engine.errors import InputFileError
 from policy_engine.local_files import FolderEntry, read_bounded, walk_folder
 
@@ -27,6 +30,44 @@ def test_a_larger_file_is_refused_naming_both_sizes(tmp_path: Path) -> None:
     assert caught.value.code == "file-too-large"
     assert "image file is 11 bytes, over the 10" in str(caught.value)
     assert isinstance(caught.value, OSError)  # callers that catch OSError keep working
+
+
+def test_a_small_file_costs_its_size_not_the_bound(tmp_path: Path) -> None:
+    # a read asks for what fstat said: every image used to allocate the whole bound
+    path = tmp_path / "small.png"
+    path.write_bytes(b"x" * 100)
+    tracemalloc.start()
+    try:
+        assert read_bounded(path, 64 * 1024 * 1024) == b"x" * 100
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024
+
+
+def test_a_file_that_grew_since_fstat_is_read_to_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "growing.png"
+    content = bytes(range(256)) * 40  # 10,240 bytes
+    path.write_bytes(content)
+    real_fstat = os.fstat
+
+    def stale_fstat(fd: int) -> os.stat_result:
+        fields = list(real_fstat(fd))
+        fields[stat.ST_SIZE] = 10  # as it was when fstat looked
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(os, "fstat", stale_fstat)
+    monkeypatch.setattr(local_files, "_CHUNK_BYTES", 1000)
+    assert read_bounded(path, len(content)) == content
+    with pytest.raises(InputFileError, match="at least 5,001 bytes, over the 5,000"):
+        read_bounded(path, 5000)
+
+
+def test_a_file_whose_size_says_nothing_is_read_whole() -> None:
+    # /proc files are regular, of size 0, and have content
+    assert read_bounded("/proc/self/status", 1 << 20).startswith(b"Name:")
 
 
 def test_an_endless_device_is_refused_without_reading_it() -> None:
