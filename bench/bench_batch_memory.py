@@ -6,7 +6,7 @@ For each count, that many distinct tiny image files (kept in ``--folder``,
 default a folder under the system's temporary one, and reused by later runs),
 listed on stdin (``-``), are checked with the ``stub`` detector (fixed
 labels: no network), ``--concurrency 16``, records to /dev/null. Printed:
-each run's peak memory (max RSS of the ``check`` process), its images per
+each run's peak memory (the ``check`` process's own peak RSS, VmHWM), its images per
 second, and the ratio of the largest count's peak to the smallest's (the
 baseline, measured in the same run). Target: at most 1.2x. Exits 1 when
 missed.
@@ -29,11 +29,19 @@ POLICY = (
     "detectors:\n  stub:\n    labels: [{name: Violence, confidence: 70}]\n"
     "rules:\n  - {id: violence, match: {name: Violence}, review_at: 60, block_at: 90}\n"
 )
+# The peak is VmHWM, this process's own: its ru_maxrss also counts the parent's
+# peak (exec hands it down), which made a million names listed here look like
+# check's memory. ru_maxrss only where there is no /proc.
 PROBE = (
     "import resource, sys\n"
     "from policy_engine.cli import main\n"
     "code = main(sys.argv[1:])\n"
-    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "try:\n"
+    "    with open('/proc/self/status') as status:\n"
+    "        peak = next(int(l.split()[1]) for l in status if l.startswith('VmHWM:'))\n"
+    "except (OSError, StopIteration):\n"
+    "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "print(peak, file=sys.stderr)\n"
     "raise SystemExit(code)\n"
 )
 
@@ -43,15 +51,16 @@ def ensure_images(folder: Path, count: int) -> Path:
     listing = folder / f"list-{count}.txt"
     if listing.exists():
         return listing
-    names = []
-    for index in range(count):
-        sub = folder / f"{index // PER_FOLDER:05d}"
-        path = sub / f"{index:07d}.png"
-        if not path.exists():
-            sub.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(PNG_SIGNATURE + index.to_bytes(8, "big"))
-        names.append(str(path))
-    listing.write_text("\n".join(names) + "\n", encoding="utf-8")
+    partial = listing.with_suffix(".partial")
+    with partial.open("w", encoding="utf-8") as names:  # written as made, not held
+        for index in range(count):
+            sub = folder / f"{index // PER_FOLDER:05d}"
+            path = sub / f"{index:07d}.png"
+            if not path.exists():
+                sub.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(PNG_SIGNATURE + index.to_bytes(8, "big"))
+            names.write(f"{path}\n")
+    partial.replace(listing)
     return listing
 
 
