@@ -6,8 +6,8 @@ The policy is :func:`big_policy.big_policy_text` (4,400 rules, 6,000 ``labels:``
 entries), checked with the installed detectors. Each phase of a load is timed
 on its own, as the loader runs it: parse (YAML to values and positions),
 schema (the policy schema and the detectors' settings), build, meaning (the
-checks of what the rules say), lint, and compile (what an engine does next,
-not part of ``validate``). Then the whole ``validate``, in this process
+checks of what the rules say), lint, and compile with the digest (what an
+engine does next, not part of ``validate``). Then the whole ``validate``, in this process
 (:func:`~policy_engine.loader.check_policy_file`) and as a command
 (``python -m policy_engine validate FILE``, interpreter start included).
 
@@ -86,7 +86,10 @@ def _phases(text: str, file: str, registry: DetectorRegistry) -> dict[str, float
             acknowledged_in={file: acknowledged},
         )
     )
-    times["compile"], _ = _timed(lambda: CompiledPolicy(built.policy, registry.taxonomy_for))
+    # with its digest (what every decision record carries), which it computes on first use
+    times["compile"], _ = _timed(
+        lambda: CompiledPolicy(built.policy, registry.taxonomy_for).digest
+    )
     return times
 
 
