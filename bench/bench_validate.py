@@ -87,9 +87,7 @@ def _phases(text: str, file: str, registry: DetectorRegistry) -> dict[str, float
         )
     )
     # with its digest (what every decision record carries), which it computes on first use
-    times["compile"], _ = _timed(
-        lambda: CompiledPolicy(built.policy, registry.taxonomy_for).digest
-    )
+    times["compile"], _ = _timed(lambda: CompiledPolicy(built.policy, registry.taxonomy_for).digest)
     return times
 
 
