@@ -125,7 +125,12 @@ def name_comparer(policy: Policy, taxonomy: Taxonomy | None) -> Callable[[str], 
     if taxonomy is None:
         if not aliases:
             return name_key
-        return lambda name: aliases.get(name_key(name), name_key(name))
+
+        def aliased(name: str) -> str:
+            key = name_key(name)
+            return aliases.get(key, key)
+
+        return aliased
     if not aliases:
         return taxonomy.canonical_key
 
@@ -141,7 +146,7 @@ class CompiledPolicy:
 
     def __init__(self, policy: Policy, taxonomy_for: TaxonomyLookup = _no_taxonomy) -> None:
         self.policy = policy
-        self._digest = policy.digest
+        self._digest: str | None = None  # on first use: a lint pass never reads it
         self._taxonomy_for = taxonomy_for
         self._floor = policy.min_confidence
         self._on_error_severity = policy.on_error.severity
@@ -161,6 +166,8 @@ class CompiledPolicy:
 
     @property
     def digest(self) -> str:
+        if self._digest is None:  # two threads may both compute it: the same value
+            self._digest = self.policy.digest
         return self._digest
 
     @property

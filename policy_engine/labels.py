@@ -76,7 +76,8 @@ class Label:
                     f"a label's {name} is not valid Unicode (a lone surrogate): {value!r}",
                     field=name,
                 )
-        object.__setattr__(self, "extra", frozen(self.extra))
+        if self.extra is not _EMPTY:  # the default is read-only and empty already
+            object.__setattr__(self, "extra", frozen(self.extra))
         object.__setattr__(self, "key", (self.source, self.model_version, self.name, self.parent))
 
     def __reduce__(self) -> tuple[type[Label], tuple[Any, ...]]:

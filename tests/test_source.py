@@ -38,6 +38,20 @@ def test_source_map_records_value_and_key_positions() -> None:
     assert where(source_map.at(("rules", 0, "match", "name"))) == (5, 19)
 
 
+def test_positions_are_plain_position_values() -> None:
+    """The builder fills positions' slots directly (fast); they must be the very
+    values Position(line, column) makes: equal, hashed, ordered and shown alike."""
+    source_map = parse_document("name: p\nrules:\n  - id: a\n", "f.yaml").source_map
+    made = source_map.at(("rules", 0, "id"))
+    assert made == Position(3, 9) and hash(made) == hash(Position(3, 9))
+    assert repr(made) == repr(Position(3, 9)) and made.file is None
+    assert sorted([made, Position(1, 1), Position(3, 10)]) == [
+        Position(1, 1),
+        Position(3, 9),
+        Position(3, 10),
+    ]
+
+
 # -- duplicate keys ----------------------------------------------------------
 
 

@@ -70,9 +70,10 @@ class LintContext:
         """The string at ``path`` in the parsed document, as written."""
         value = self.data
         for part in path:
-            in_map = isinstance(value, dict) and isinstance(part, str) and part in value
-            in_list = isinstance(value, list) and isinstance(part, int) and part < len(value)
-            if not (in_map or in_list):
+            if isinstance(value, dict):
+                if not isinstance(part, str) or part not in value:
+                    return fallback
+            elif not isinstance(value, list) or not isinstance(part, int) or part >= len(value):
                 return fallback
             value = value[part]
         return value if isinstance(value, str) else fallback

@@ -58,8 +58,13 @@ def _universe(
 ) -> Iterator[tuple[Label, Taxonomy | None]]:
     """Every label a detector may report, as it would report it (the decision
     table's labels, without made-up ones under categories); and for a detector
-    without any taxonomy, any name a rule mentions (no parent)."""
+    without any taxonomy, any name a rule mentions (no parent). A source no rule
+    can select (every rule names another) is left out: the default decides its
+    labels, and no check reads a label no rule selects."""
+    rule_sources = {rule.match.source for rule in compiled.policy.rules}
     for source in registry.names():
+        if None not in rule_sources and source not in rule_sources:
+            continue
         for taxonomy in source_taxonomies(source, registry, all_taxonomies):
             canonical = compiled.canonical_key(taxonomy)
             seen: set[str] = set()
