@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from corpus_builders import SHAPES, children, process_state, random_corpus, response
 
 from policy_engine.cli import corpus_items, ordered_pool
 from policy_engine.cli.common import installed_registry, read_responses
@@ -26,7 +27,6 @@ from policy_engine.review.strictness import compare_policies
 ROOT = Path(__file__).resolve().parents[2]
 OLD = ROOT / "policies" / "general-ugc.yaml"
 NEW = ROOT / "policies" / "marketplace.yaml"
-SHAPES = [json.loads(p.read_text()) for p in sorted((ROOT / "examples" / "recordings").glob("*"))]
 POOL = {ordered_pool.MIN_ITEMS_VARIABLE: "1"}
 NO_POOL = {ordered_pool.MIN_ITEMS_VARIABLE: "1000000"}
 
@@ -54,33 +54,6 @@ def in_memory_report(format_name: str, corpus: Path) -> str:
         compare_policies(new, old, registry),
     )
     return RENDERERS[format_name](result)
-
-
-def response(rng: random.Random) -> dict[str, Any]:
-    shape = rng.choice(SHAPES)
-    labels = [
-        dict(label, Confidence=round(rng.uniform(40, 100), 2))
-        for label in shape["ModerationLabels"]
-    ]
-    return dict(shape, ModerationLabels=labels)
-
-
-def random_corpus(folder: Path, count: int, seed: int = 12) -> Path:
-    """Items in nested folders whose names sort in tricky ways (``a`` before ``a-b``
-    and ``a.json``, upper case first, a folder named like a response), lists of
-    responses, and files that are not responses."""
-    rng = random.Random(seed)
-    places = ["", "a", "a-b", "B", "a/x.json", "z/deeper/still"]
-    for index in range(count):
-        place = folder / rng.choice(places)
-        place.mkdir(parents=True, exist_ok=True)
-        data: Any = response(rng)
-        if index % 17 == 0:
-            data = [response(rng), response(rng)]
-        name = rng.choice(["", "a", "A", "a-", "_", "."]) + f"{rng.getrandbits(24):06x}.json"
-        (place / name).write_text(json.dumps(data), encoding="utf-8")
-    (folder / "a" / "notes.txt").write_text("not a response")
-    return folder
 
 
 @pytest.fixture
@@ -159,14 +132,6 @@ def test_a_worker_that_dies_is_a_located_error(
     assert "Traceback" not in result.err
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]
-
-
 def test_ctrl_c_stops_the_pool_cleanly(h: Any, tmp_path: Path) -> None:
     """A real process reading a FIFO that never ends: Ctrl-C (SIGINT to the whole
     process group, as a terminal sends it) exits 130, no traceback, no worker left."""
@@ -187,7 +152,7 @@ def test_ctrl_c_stops_the_pool_cleanly(h: Any, tmp_path: Path) -> None:
         writer.write("".join(json.dumps(response(rng)) + "\n" for _ in range(600)))
         writer.flush()
         deadline = time.monotonic() + 30
-        while len(workers := _children(process.pid)) < 2 and time.monotonic() < deadline:
+        while len(workers := children(process.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(workers) >= 2, "the pool did not start"
         os.killpg(process.pid, signal.SIGINT)
@@ -195,11 +160,4 @@ def test_ctrl_c_stops_the_pool_cleanly(h: Any, tmp_path: Path) -> None:
     assert process.returncode == 130, err
     assert b"Traceback" not in err and out == b""
     for worker in workers:
-        assert not Path(f"/proc/{worker}").exists() or "Z" in _state(worker)
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return "Z"
+        assert not Path(f"/proc/{worker}").exists() or "Z" in process_state(worker)
