@@ -22,7 +22,7 @@ from typing import Any, Generic, TextIO, TypeVar
 
 from policy_engine.cli.common import CommandError
 from policy_engine.cli.corpus_items import CorpusSource, Entry, parse_entry
-from policy_engine.cli.ordered_pool import WorkerDied, ordered_map
+from policy_engine.cli.ordered_pool import WorkerDied, ordered_chunks
 from policy_engine.compiler import CompiledPolicy
 from policy_engine.plugins import DetectorRegistry
 from policy_engine.review.diff import (
@@ -45,28 +45,21 @@ class _Worker(Generic[Result]):
     decide: Callable[[list[CorpusItem]], Result]
 
 
-_worker: _Worker[Any] | None = None
-
-
-def _set_worker(worker: _Worker[Any]) -> None:
-    global _worker
-    _worker = worker
-
-
-def _decide_chunk(entries: list[Entry]) -> tuple[Any, CommandError | None]:
+def _decide_chunk(
+    worker: _Worker[Result], entries: list[Entry]
+) -> tuple[Result, CommandError | None]:
     """The chunk's items decided, up to the first that cannot be read (and its error)."""
-    assert _worker is not None, "the worker is set up before any chunk"
     items: list[CorpusItem] = []
     error = None
     for entry in entries:
         try:
-            item = parse_entry(_worker.folder, entry, _worker.registry)
+            item = parse_entry(worker.folder, entry, worker.registry)
         except CommandError as exc:
             error = exc
             break
         if item is not None:
             items.append(item)
-    return _worker.decide(items), error
+    return worker.decide(items), error
 
 
 def decided_chunks(
@@ -82,9 +75,8 @@ def decided_chunks(
     yielded, then its located CommandError raised. A worker process that dies is
     a CommandError naming the items it may have held, then ``on_worker_death``
     (what became of the output)."""
-    worker = _Worker(registry, source.folder, decide)
-    results = ordered_map(
-        _decide_chunk, source.entries(), initializer=_set_worker, initargs=(worker,)
+    results = ordered_chunks(
+        _decide_chunk, _Worker(registry, source.folder, decide), source.entries()
     )
     try:
         for _, (result, error) in results:
