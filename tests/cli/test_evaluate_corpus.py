@@ -5,47 +5,39 @@ located errors; a clean Ctrl-C."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from corpus_builders import SHAPES, children, process_state, random_corpus, response
+from corpus_builders import (
+    NO_POOL,
+    POOL,
+    add_broken_files,
+    compiled,
+    crash_reading,
+    interrupt_pool,
+    random_corpus,
+    response,
+)
 
-from policy_engine.cli import corpus_items, ordered_pool
 from policy_engine.cli.common import installed_registry, read_responses
-from policy_engine.compiler import compile_policy
-from policy_engine.loader import check_policy_file
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "policies" / "general-ugc.yaml"
 SET = ROOT / "policies" / "community.set.yaml"
-POOL = {ordered_pool.MIN_ITEMS_VARIABLE: "1"}
-NO_POOL = {ordered_pool.MIN_ITEMS_VARIABLE: "1000000"}
-
-
-@pytest.fixture
-def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Many chunks from a small corpus, so the order of results is put to the test."""
-    monkeypatch.setattr(ordered_pool, "CHUNK_ITEMS", 7)
 
 
 def one_by_one(corpus: Path) -> list[dict[str, Any]]:
     """What ``evaluate --labels FILE`` decides for each file alone, in sorted path order."""
     registry = installed_registry()
-    loaded = check_policy_file(str(POLICY), registry=registry).policy
-    assert loaded is not None
-    compiled = compile_policy(loaded, registry)
+    policy = compiled(POLICY, registry)
     files = sorted(p for p in corpus.rglob("*.json") if p.is_file())
     return [
         {
             "input": f.relative_to(corpus).as_posix(),
-            **compiled.evaluate_results(read_responses(str(f), registry)).to_dict(),
+            **policy.evaluate_results(read_responses(str(f), registry)).to_dict(),
         }
         for f in files
     ]
@@ -155,10 +147,7 @@ def test_a_bad_file_stops_the_run_located_after_the_items_before_it(
 ) -> None:
     corpus = random_corpus(tmp_path / "corpus", 60)
     before = [r for r in one_by_one(corpus) if Path(r["input"]) < Path("B/m-broken.json")]
-    (corpus / "B" / "m-broken.json").parent.mkdir(exist_ok=True)
-    (corpus / "B" / "m-broken.json").write_text('{"ModerationLabels": [', encoding="utf-8")
-    (corpus / "z" / "broken.json").parent.mkdir(exist_ok=True)
-    (corpus / "z" / "broken.json").write_text("[1", encoding="utf-8")
+    add_broken_files(corpus)
     for env in (POOL, NO_POOL):
         result = h.run("evaluate", "--policy", POLICY, "--corpus", corpus, env=env)
         assert result.code == 2, result
@@ -171,15 +160,7 @@ def test_a_worker_that_dies_is_a_located_error(
     h: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_chunks: None
 ) -> None:
     corpus = random_corpus(tmp_path / "corpus", 60)
-    real = read_responses
-
-    def read_or_die(path: str, registry: Any) -> Any:
-        if path.endswith("/a/crash.json"):
-            os._exit(9)  # as a worker killed by the OOM killer would end
-        return real(path, registry)
-
-    (corpus / "a" / "crash.json").write_text(json.dumps(SHAPES[0]))
-    monkeypatch.setattr(corpus_items, "read_responses", read_or_die)  # inherited by the fork
+    crash_reading(monkeypatch, corpus)
     result = h.run("evaluate", "--policy", POLICY, "--corpus", corpus, env=POOL)
     assert result.code == 2, result
     assert f"policy-engine: --corpus {corpus}: a worker process ended unexpectedly" in result.err
@@ -224,30 +205,10 @@ def test_ctrl_c_stops_the_pool_cleanly(h: Any, tmp_path: Path) -> None:
     """A real process reading a FIFO that never ends: Ctrl-C (SIGINT to the whole
     process group, as a terminal sends it) exits 130, no traceback, no worker left."""
     fifo = tmp_path / "corpus.jsonl"
-    os.mkfifo(fifo)
     command = [sys.executable, "-m", "policy_engine", "evaluate", "--policy", str(POLICY)]
-    process = subprocess.Popen(
-        [*command, "--corpus", str(fifo)],
-        env=h.cli_env(POOL),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        # as a shell starts it: a test runner's worker may ignore SIGINT, which a child inherits
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    rng = random.Random(5)
-    with fifo.open("w", encoding="utf-8") as writer:
-        writer.write("".join(json.dumps(response(rng)) + "\n" for _ in range(600)))
-        writer.flush()
-        deadline = time.monotonic() + 30
-        while len(workers := children(process.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(workers) >= 2, "the pool did not start"
-        os.killpg(process.pid, signal.SIGINT)
-        out, err = process.communicate(timeout=30)
-    assert process.returncode == 130, err
-    assert b"Traceback" not in err
-    for line in out.splitlines():  # what was written before Ctrl-C is whole records
+    ended = interrupt_pool([*command, "--corpus", str(fifo)], fifo, h.cli_env(POOL))
+    assert ended.returncode == 130, ended.err
+    assert b"Traceback" not in ended.err
+    for line in ended.out.splitlines():  # what was written before Ctrl-C is whole records
         assert json.loads(line)["input"].startswith(f"{fifo}:")
-    for worker in workers:
-        assert not Path(f"/proc/{worker}").exists() or "Z" in process_state(worker)
+    assert ended.workers_gone()
