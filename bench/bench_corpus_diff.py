@@ -79,14 +79,21 @@ def run_diff(folder: Path, output: Path, root: Path) -> tuple[float, float, int]
     """Wall seconds, CPU seconds (its workers' too) and peak RSS (KiB) of one
     ``diff --corpus`` subprocess, run
     with the code of the checkout ``root`` (``python -m`` imports from its folder)."""
-    command = [sys.executable, "-m", "policy_engine", "diff", str(OLD), str(NEW)]
-    command += ["--corpus", str(folder), "--format", "json"]
+    command = ["diff", str(OLD), str(NEW), "--corpus", str(folder), "--format", "json"]
+    return run_measured(command, output, root)
+
+
+def run_measured(arguments: list[str], output: Path, root: Path) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (its workers' too) and peak RSS (KiB) of one
+    ``policy-engine ARGUMENTS`` subprocess, its stdout to ``output``, run with the
+    code of the checkout ``root`` (``python -m`` imports from its folder)."""
+    command = [sys.executable, "-m", "policy_engine", *arguments]
     start = time.perf_counter()
     pid = subprocess.Popen(command, stdout=output.open("wb"), cwd=root).pid
     _, status, usage = os.wait4(pid, 0)
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) not in (0, 1):
-        raise SystemExit(f"diff failed: {command}")
+        raise SystemExit(f"failed: {command}")
     return seconds, usage.ru_utime + usage.ru_stime, int(usage.ru_maxrss)
 
 

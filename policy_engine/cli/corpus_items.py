@@ -53,7 +53,11 @@ def parse_entry(folder: bool, entry: Entry, registry: DetectorRegistry) -> Corpu
     name, payload = entry
     if folder:
         results = read_responses(payload, registry)
-        return CorpusItem(name, tuple(lab for r in results for lab in r.labels))
+        return CorpusItem(
+            name,
+            tuple(lab for r in results for lab in r.labels),
+            metadata={r.source: r.metadata for r in results if r.metadata},
+        )
     return _line_item(name, payload, registry)
 
 
@@ -103,7 +107,9 @@ def _line_item(where: str, line: str, registry: DetectorRegistry) -> CorpusItem 
     try:
         if ("decision" in data and "labels" in data) or ("input" in data and "error" in data):
             return _check_record(data, where)
-        return CorpusItem(where, registry.parse_response(data).labels)
+        result = registry.parse_response(data)
+        metadata = {result.source: result.metadata} if result.metadata else {}
+        return CorpusItem(where, result.labels, metadata=metadata)
     except (InvalidDetectorResult, UnrecognisedResponseError, ValueError) as exc:
         raise CommandError(f"policy-engine: {where}: {exc}") from exc
 
@@ -137,4 +143,7 @@ def _check_record(record: Mapping[str, Any], where: str) -> CorpusItem | None:
         for e in record.get("errors") or []
         if isinstance(e, dict)
     )
-    return CorpusItem(name, tuple(labels), failures)
+    detectors = record.get("detectors") or {}
+    if not isinstance(detectors, dict) or not all(isinstance(m, dict) for m in detectors.values()):
+        raise ValueError("detectors must be an object of objects")
+    return CorpusItem(name, tuple(labels), failures, detectors)

@@ -10,6 +10,10 @@ start-up per worker, which a few thousand items do not repay.
 Each worker runs ``initializer(*initargs)`` once, in a process forked from this
 one, so the arguments are not pickled (a compiled policy holds what pickle
 refuses). Where ``fork`` does not exist, everything runs in this process.
+
+:func:`ordered_chunks` is the form the commands use: what every chunk is
+worked with (compiled policies, the registry) is handed over once per worker,
+and the work is a module-level function of it and a chunk.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from itertools import chain, islice
 from typing import Any, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+State = TypeVar("State")
 
 MIN_ITEMS_VARIABLE = "POLICY_ENGINE_POOL_MIN_ITEMS"
 """Environment variable: the number of items from which a pool is used (tests set 1)."""
@@ -83,6 +89,31 @@ def ordered_map(
             yield chunk, work(chunk)
         return
     yield from _pooled(work, chunks, workers, initializer, initargs)
+
+
+def ordered_chunks(
+    work: Callable[[State, list[Item]], Result], state: State, items: Iterable[Item]
+) -> Iterator[tuple[list[Item], Result]]:
+    """``(chunk, work(state, chunk))`` for consecutive chunks of ``items``, in order.
+
+    ``state`` reaches each worker once, by fork (not pickled); ``work`` is pickled
+    by name, so it is a module-level function. Raises as :func:`ordered_map`.
+    One stream at a time in a process: a short stream's state is this process'
+    until it ends."""
+    return ordered_map(partial(_with_state, work), items, initializer=_set_state, initargs=(state,))
+
+
+_state: Any = None
+"""What :func:`ordered_chunks` hands its work: set once in each worker (and here)."""
+
+
+def _set_state(state: Any) -> None:
+    global _state
+    _state = state
+
+
+def _with_state(work: Callable[[Any, list[Item]], Result], chunk: list[Item]) -> Result:
+    return work(_state, chunk)
 
 
 def _can_fork() -> bool:

@@ -14,8 +14,8 @@ is decided under both policies (:func:`corpus_diff`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
@@ -279,6 +279,8 @@ class CorpusItem:
     name: str
     labels: tuple[Label, ...]
     failures: tuple[DetectorFailure, ...] = ()
+    metadata: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
+    """Each detector's metadata (model version, content types), for a decision record."""
 
 
 @dataclass(frozen=True, slots=True)

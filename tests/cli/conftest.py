@@ -310,3 +310,11 @@ def elsewhere(tmp_path: Path) -> Iterator[Path]:
     folder = tmp_path / "elsewhere" / "deeper"
     folder.mkdir(parents=True)
     yield folder
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many chunks from a small corpus, so the order of results is put to the test."""
+    from policy_engine.cli import ordered_pool
+
+    monkeypatch.setattr(ordered_pool, "CHUNK_ITEMS", 7)

@@ -4,40 +4,38 @@ as deciding the whole corpus in memory; located errors; a clean Ctrl-C."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from corpus_builders import (
+    NO_POOL,
+    POOL,
+    SHAPES,
+    add_broken_files,
+    compiled,
+    crash_reading,
+    interrupt_pool,
+    random_corpus,
+    response,
+)
 
-from policy_engine.cli import corpus_items, ordered_pool
 from policy_engine.cli.common import installed_registry, read_responses
 from policy_engine.cli.diff_cmd import RENDERERS, DiffResult
-from policy_engine.compiler import compile_policy
-from policy_engine.loader import check_policy_file
 from policy_engine.review.diff import CorpusItem, corpus_diff, diff_policies
 from policy_engine.review.strictness import compare_policies
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD = ROOT / "policies" / "general-ugc.yaml"
 NEW = ROOT / "policies" / "marketplace.yaml"
-SHAPES = [json.loads(p.read_text()) for p in sorted((ROOT / "examples" / "recordings").glob("*"))]
-POOL = {ordered_pool.MIN_ITEMS_VARIABLE: "1"}
-NO_POOL = {ordered_pool.MIN_ITEMS_VARIABLE: "1000000"}
 
 
 def in_memory_report(format_name: str, corpus: Path) -> str:
     """The report as ``diff`` made it before streaming: every item read, sorted, in memory."""
     registry = installed_registry()
-    old, new = (
-        compile_policy(check_policy_file(str(p), registry=registry).policy, registry)  # type: ignore[arg-type]
-        for p in (OLD, NEW)
-    )
+    old, new = (compiled(p, registry) for p in (OLD, NEW))
     files = sorted(p for p in corpus.rglob("*.json") if p.is_file())
     items = [
         CorpusItem(
@@ -54,39 +52,6 @@ def in_memory_report(format_name: str, corpus: Path) -> str:
         compare_policies(new, old, registry),
     )
     return RENDERERS[format_name](result)
-
-
-def response(rng: random.Random) -> dict[str, Any]:
-    shape = rng.choice(SHAPES)
-    labels = [
-        dict(label, Confidence=round(rng.uniform(40, 100), 2))
-        for label in shape["ModerationLabels"]
-    ]
-    return dict(shape, ModerationLabels=labels)
-
-
-def random_corpus(folder: Path, count: int, seed: int = 12) -> Path:
-    """Items in nested folders whose names sort in tricky ways (``a`` before ``a-b``
-    and ``a.json``, upper case first, a folder named like a response), lists of
-    responses, and files that are not responses."""
-    rng = random.Random(seed)
-    places = ["", "a", "a-b", "B", "a/x.json", "z/deeper/still"]
-    for index in range(count):
-        place = folder / rng.choice(places)
-        place.mkdir(parents=True, exist_ok=True)
-        data: Any = response(rng)
-        if index % 17 == 0:
-            data = [response(rng), response(rng)]
-        name = rng.choice(["", "a", "A", "a-", "_", "."]) + f"{rng.getrandbits(24):06x}.json"
-        (place / name).write_text(json.dumps(data), encoding="utf-8")
-    (folder / "a" / "notes.txt").write_text("not a response")
-    return folder
-
-
-@pytest.fixture
-def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Many chunks from a small corpus, so the order of results is put to the test."""
-    monkeypatch.setattr(ordered_pool, "CHUNK_ITEMS", 7)
 
 
 @pytest.mark.parametrize("format_name", ["text", "markdown", "json"])
@@ -129,10 +94,7 @@ def test_json_lines_through_the_pool(h: Any, tmp_path: Path, small_chunks: None)
 
 def test_a_bad_file_is_a_located_error(h: Any, tmp_path: Path, small_chunks: None) -> None:
     corpus = random_corpus(tmp_path / "corpus", 60)
-    (corpus / "B" / "m-broken.json").parent.mkdir(exist_ok=True)
-    (corpus / "B" / "m-broken.json").write_text('{"ModerationLabels": [', encoding="utf-8")
-    (corpus / "z" / "broken.json").parent.mkdir(exist_ok=True)
-    (corpus / "z" / "broken.json").write_text("[1", encoding="utf-8")
+    add_broken_files(corpus)
     result = h.run("diff", OLD, NEW, "--corpus", corpus, env=POOL)
     # the first bad file in the corpus' order, as reading it all first would say
     assert result.code == 2 and result.out == "", result
@@ -144,62 +106,19 @@ def test_a_worker_that_dies_is_a_located_error(
     h: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_chunks: None
 ) -> None:
     corpus = random_corpus(tmp_path / "corpus", 60)
-    real = read_responses
-
-    def read_or_die(path: str, registry: Any) -> Any:
-        if path.endswith("/a/crash.json"):
-            os._exit(9)  # as a worker killed by the OOM killer would end
-        return real(path, registry)
-
-    (corpus / "a" / "crash.json").write_text(json.dumps(SHAPES[0]))
-    monkeypatch.setattr(corpus_items, "read_responses", read_or_die)  # inherited by the fork
+    crash_reading(monkeypatch, corpus)
     result = h.run("diff", OLD, NEW, "--corpus", corpus, env=POOL)
     assert result.code == 2 and result.out == "", result
     assert "a worker process ended unexpectedly while deciding " in result.err, result
     assert "Traceback" not in result.err
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]
-
-
 def test_ctrl_c_stops_the_pool_cleanly(h: Any, tmp_path: Path) -> None:
     """A real process reading a FIFO that never ends: Ctrl-C (SIGINT to the whole
     process group, as a terminal sends it) exits 130, no traceback, no worker left."""
     fifo = tmp_path / "corpus.jsonl"
-    os.mkfifo(fifo)
     command = [sys.executable, "-m", "policy_engine", "diff", str(OLD), str(NEW)]
-    process = subprocess.Popen(
-        [*command, "--corpus", str(fifo)],
-        env=h.cli_env(POOL),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        # as a shell starts it: a test runner's worker may ignore SIGINT, which a child inherits
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    rng = random.Random(5)
-    with fifo.open("w", encoding="utf-8") as writer:
-        writer.write("".join(json.dumps(response(rng)) + "\n" for _ in range(600)))
-        writer.flush()
-        deadline = time.monotonic() + 30
-        while len(workers := _children(process.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(workers) >= 2, "the pool did not start"
-        os.killpg(process.pid, signal.SIGINT)
-        out, err = process.communicate(timeout=30)
-    assert process.returncode == 130, err
-    assert b"Traceback" not in err and out == b""
-    for worker in workers:
-        assert not Path(f"/proc/{worker}").exists() or "Z" in _state(worker)
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return "Z"
+    ended = interrupt_pool([*command, "--corpus", str(fifo)], fifo, h.cli_env(POOL))
+    assert ended.returncode == 130, ended.err
+    assert b"Traceback" not in ended.err and ended.out == b""
+    assert ended.workers_gone()
