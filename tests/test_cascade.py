@@ -34,6 +34,7 @@ from policy_engine import (
     Image,
     Label,
     Taxonomy,
+    load_policy,
     parse_policy,
 )
 from policy_engine.cascade import (
@@ -43,6 +44,7 @@ from policy_engine.cascade import (
     most_severe_answer,
 )
 from policy_engine.decision import Decision
+from policy_engine.loader import check_policy_text
 from policy_engine.model import Verdict
 from policy_engine.plugins import RegisteredDetector
 from policy_engine.policy_set import SetDecision, load_policy_set
@@ -423,3 +425,72 @@ def test_a_replay_calls_every_stand_in() -> None:
     engine = Engine(policy, registry, detectors={"cheap": {}, "paid": {}})
     engine.check(IMAGE)
     assert paid.calls == 1
+
+
+def test_with_a_shadow_a_detector_the_candidate_needs_is_called(tmp_path: Path) -> None:
+    from policy_engine.moderator import Moderator
+
+    cheap = Scripted("cheap", labels=(Label("Known Image", 100.0, "cheap"),), remote=False)
+    paid = Scripted("paid", labels=(Label("Violence", 95.0, "paid"),))
+    registry = registry_of(cheap, paid)
+    active = tmp_path / "active.yaml"
+    active.write_text(POLICY.format(on_error="review"))
+    lenient = POLICY.format(on_error="review").replace("action: block", "action: allow")
+    (tmp_path / "lenient.yaml").write_text(lenient.replace("name: cascade", "name: lenient"))
+    (tmp_path / "same.yaml").write_text(
+        POLICY.format(on_error="review").replace("name: cascade", "name: same")
+    )
+    with Moderator(active, registry=registry, shadow=tmp_path / "lenient.yaml") as moderator:
+        decision = moderator.check(IMAGE)
+    # the candidate allows Known Image: only paid's Violence can decide it
+    assert paid.calls == 1 and decision.verdict is Verdict.BLOCK and not decision.skipped
+    with Moderator(active, registry=registry, shadow=tmp_path / "same.yaml") as moderator:
+        decision = moderator.check(IMAGE)
+    assert paid.calls == 1 and [s.source for s in decision.skipped] == ["paid"]
+
+
+BASE = """\
+version: 1
+name: base
+detectors: {a: {}, b: {}}
+cascade: {skip: false, costs: {a: 2, b: 1}}
+rules: []
+"""
+
+
+def test_extends_merges_costs_by_detector_and_replaces_skip(tmp_path: Path) -> None:
+    a, b = Scripted("a"), Scripted("b")
+    registry = registry_of(a, b)
+    (tmp_path / "base.yaml").write_text(BASE)
+    child = tmp_path / "child.yaml"
+    child.write_text(
+        "version: 1\nname: child\nextends: base.yaml\ncascade: {costs: {b: 3}}\nrules: []\n"
+    )
+    policy = load_policy(child, registry=registry)
+    assert policy.cascade.skip is False and dict(policy.cascade.costs) == {"a": 2.0, "b": 3.0}
+    child.write_text(
+        "version: 1\nname: child\nextends: base.yaml\ncascade: {skip: true}\nrules: []\n"
+    )
+    policy = load_policy(child, registry=registry)
+    assert policy.cascade.skip is True and dict(policy.cascade.costs) == {"a": 2.0, "b": 1.0}
+    written_out = tmp_path / "whole.yaml"
+    written_out.write_text(
+        BASE.replace("name: base", "name: child").replace("skip: false", "skip: true")
+    )
+    assert load_policy(written_out, registry=registry).digest == policy.digest
+
+
+def test_the_digest_covers_cascade_only_where_it_is_not_the_default() -> None:
+    text = "version: 1\nname: p\nrules: []\n"
+    plain = parse_policy(text)
+    assert parse_policy(text + "cascade: {skip: true}\n").digest == plain.digest
+    assert parse_policy(text + "cascade: {}\n").digest == plain.digest
+    assert parse_policy(text + "cascade: {skip: false}\n").digest != plain.digest
+
+
+def test_a_cost_for_a_detector_the_policy_does_not_run_is_an_error() -> None:
+    head = "version: 1\nname: p\ndetectors: {a: {}}\nrules: []\n"
+    unknown = check_policy_text(head + "cascade: {costs: {b: 1}}\n", "p.yaml").errors
+    assert [(d.code, d.line, d.column) for d in unknown] == [("cascade-unknown-detector", 5, 19)]
+    negative = check_policy_text(head + "cascade: {costs: {a: -1}}\n", "p.yaml").errors
+    assert [d.code for d in negative] == ["out-of-range"]
