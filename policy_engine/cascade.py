@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from policy_engine.compiler import CompiledPolicy
 from policy_engine.decision import Decision, DetectorFailure, SkippedDetector
@@ -98,20 +98,38 @@ def _pooled(
     return labels, metadata
 
 
+def _bounds(
+    compiled: CompiledPolicy, detectors: Sequence[Detector], ignored: frozenset[str] = frozenset()
+) -> dict[str, int]:
+    """The severity of :func:`most_severe_answer` for each of ``detectors``."""
+    return {
+        d.name: most_severe_answer(
+            compiled, d.name, other_sources=d.reports_other_sources, ignored=ignored
+        ).severity
+        for d in detectors
+    }
+
+
+class Judge(Protocol):
+    """What decides an image, asked which detectors it still needs."""
+
+    def why(
+        self,
+        results: Sequence[DetectorResult],
+        failures: Sequence[DetectorFailure],
+        context: Mapping[str, Any] | None,
+    ) -> Why:
+        """Given the answers in hand (and a set's ``context``), why each detector
+        need not be called, or None where it must be."""
+        ...
+
+
 class PolicyJudge:
     """Whether a single policy's decision still needs each detector."""
 
     def __init__(self, compiled: CompiledPolicy, detectors: Sequence[Detector]) -> None:
         self.compiled = compiled
-        self._most = {
-            d.name: most_severe_answer(
-                compiled, d.name, other_sources=d.reports_other_sources
-            ).severity
-            for d in detectors
-        }
-
-    def most(self, detector: str) -> Verdict:
-        return VERDICT_BY_SEVERITY[self._most[detector]]
+        self._most = _bounds(compiled, detectors)
 
     def why(
         self,
@@ -135,20 +153,7 @@ class SetJudge:
     def __init__(self, compiled_set: CompiledPolicySet, detectors: Sequence[Detector]) -> None:
         self.compiled_set = compiled_set
         self._detectors = tuple(detectors)
-        self._most: dict[int, dict[str, int]] = {}  # by route index
-
-    def _most_under(
-        self, index: int, compiled: CompiledPolicy, ignored: frozenset[str]
-    ) -> dict[str, int]:
-        found = self._most.get(index)
-        if found is None:
-            found = self._most[index] = {
-                d.name: most_severe_answer(
-                    compiled, d.name, other_sources=d.reports_other_sources, ignored=ignored
-                ).severity
-                for d in self._detectors
-            }
-        return found
+        self._most: dict[int, dict[str, int]] = {}  # by route index, filled as routes are met
 
     def why(
         self,
@@ -167,12 +172,12 @@ class SetJudge:
                 return lambda detector: EVERY_ROUTE_BLOCKS
             return lambda detector: None
         ((route, _, ignored),) = routes
-        most = self._most_under(route.index, self.compiled_set.compiled(route), ignored)
+        most = self._most.get(route.index)
+        if most is None:
+            compiled = self.compiled_set.compiled(route)
+            most = self._most[route.index] = _bounds(compiled, self._detectors, ignored)
         current = decided[0].verdict.severity
         return lambda detector: _why(most[detector], current)
-
-
-Judge = PolicyJudge | SetJudge
 
 
 def judge_for(deciding: CompiledPolicy | CompiledPolicySet, detectors: Sequence[Detector]) -> Judge:

@@ -587,8 +587,9 @@ class Engine:
         return failures
 
     def detect(self, image: Image) -> tuple[list[DetectorResult], list[DetectorFailure]]:
-        """Run every detector over ``image``; failures are collected, never raised."""
-        found = self.detection(image)
+        """Run every detector over ``image`` (none skipped: a caller may decide the
+        answers in any context, under any policy); failures are collected, never raised."""
+        found = self.detection(image, skip=False)
         return list(found.results), list(found.failures)
 
     def detection(
@@ -597,6 +598,7 @@ class Engine:
         *,
         context: Mapping[str, Any] | None = None,
         shadow: CompiledPolicy | CompiledPolicySet | None = None,
+        skip: bool = True,
     ) -> Detection:
         """:meth:`detect`, with what asking each detector cost (its time, whether
         the cache answered, whether a call went out), for the decision hook.
@@ -604,8 +606,10 @@ class Engine:
         Detectors are called cheapest first, and one whose every possible answer
         can no longer change the decision (of a set in ``context``, and of the
         ``shadow`` candidate too) is skipped (:mod:`policy_engine.cascade`),
-        unless the policy turns skipping off. Results, failures and calls are
-        listed in the detectors' usual order (by name) whatever the calling order."""
+        unless the policy turns skipping off or ``skip`` is False (the answers
+        are then good for any context and any candidate). Results, failures and
+        calls are listed in the detectors' usual order (by name) whatever the
+        calling order."""
         results: list[DetectorResult] = []
         failures = self._refusals(image)
         if failures:
@@ -613,7 +617,7 @@ class Engine:
             return Detection((), tuple(failures), refused)
         calls: list[DetectorCall] = []
         skipped: list[SkippedDetector] = []
-        deciders = self._deciders(shadow)
+        deciders = self._deciders(shadow) if skip else None
         for configured in self._by_cost:
             name = configured.detector.name
             if deciders is not None:
