@@ -298,7 +298,9 @@ class Engine:
             given = [p.cascade.costs[name] for p in policies if name in p.cascade.costs]
             return max(given) if given else detector_cost(configured.detector)
 
-        self._by_cost = tuple(sorted(self._configured, key=cost))  # stable: by name within a cost
+        by_cost = tuple(sorted(self._configured, key=cost))  # stable: by name within a cost
+        # the same tuple where the order is the usual one: nothing to put back per image
+        self._by_cost = self._configured if by_cost == self._configured else by_cost
         self._positions = {c.detector.name: i for i, c in enumerate(self._configured)}
         self._judge: Judge | None = None
         self._shadow_judges: dict[int, tuple[object, Judge]] = {}

@@ -339,6 +339,19 @@ def test_a_block_from_a_local_detector_skips_the_paid_one() -> None:
     assert engine.counter.skipped == 1 and engine.counter.calls == 0  # a local call is no call
 
 
+def test_a_record_with_skipped_detectors_is_valid_against_the_decision_schema() -> None:
+    from jsonschema import Draft202012Validator
+
+    from policy_engine.schema import packaged_schema
+
+    cheap = Scripted("cheap", labels=(Label("Known Image", 100.0, "cheap"),), remote=False)
+    record = engine_for(cheap, Scripted("paid")).check(IMAGE).to_dict()
+    validator = Draft202012Validator(packaged_schema("decision.schema.json"))
+    assert list(validator.iter_errors(record)) == [] and record["skipped"]
+    record["skipped"] = [{"source": "paid"}]
+    assert list(validator.iter_errors(record))  # a reason is required
+
+
 def test_switched_off_every_detector_is_called() -> None:
     cheap = Scripted("cheap", labels=(Label("Known Image", 100.0, "cheap"),), remote=False)
     paid = Scripted("paid", labels=(Label("Violence", 70.0, "paid"),))
