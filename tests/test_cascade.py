@@ -185,7 +185,8 @@ def test_the_bound_holds_every_label_of_the_strictness_universe(
 
 def test_a_known_name_under_another_parent_is_bounded_too() -> None:
     """The strictness universe reports a taxonomy label under its taxonomy parent
-    only; the bound also covers the same name reported under another parent."""
+    only; the bound also covers the same name reported under another parent
+    (a bound over the universe would have skipped s1 as never mattering)."""
     rules = (
         "rules:\n"
         "  - {id: carve, match: {name: Knife, parent: Weapons}, action: allow}\n"
@@ -199,10 +200,16 @@ def test_a_known_name_under_another_parent_is_bounded_too() -> None:
         f"version: 1\nname: p\non_error: allow\ndetectors: {{s1: {{}}}}\n{rules}", registry
     )
     compiled = CompiledPolicy(policy, registry.taxonomy_for)
-    assert (
-        compiled.evaluate([Label("Knife", 99.0, "s1", parent="Explicit")]).verdict is Verdict.BLOCK
-    )
+    misplaced = Label("Knife", 99.0, "s1", parent="Explicit")
+    assert compiled.evaluate([misplaced]).verdict is Verdict.BLOCK
     assert most_severe_answer(compiled, "s1") is Verdict.BLOCK
+    # why the bound is not the universe's: there, every label of s1 allows
+    in_universe = {
+        table_row(compiled, "s1", item.taxonomy, item.name, item.parent).verdict_at(100)
+        for item in universe(compiled, compiled, registry)
+        if item.source == "s1"
+    }
+    assert in_universe == {Verdict.ALLOW}
 
 
 # -- a single policy ----------------------------------------------------------------
