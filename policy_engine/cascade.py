@@ -32,13 +32,14 @@ policy is known and decides as above.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from policy_engine.compiler import CompiledPolicy
 from policy_engine.decision import Decision, DetectorFailure, SkippedDetector
 from policy_engine.detectors import Detector, DetectorResult
 from policy_engine.errors import PolicyEngineError
+from policy_engine.labels import Label
 from policy_engine.model import VERDICT_BY_SEVERITY, Verdict
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def _why(most: int, current: int) -> str | None:
 
 def _pooled(
     results: Sequence[DetectorResult],
-) -> tuple[list[Any], dict[str, Mapping[str, Any]]]:
+) -> tuple[list[Label], dict[str, Mapping[str, Any]]]:
     labels = [label for result in results for label in result.labels]
     metadata = {result.source: result.metadata for result in results if result.metadata}
     return labels, metadata
@@ -221,8 +222,4 @@ class Deciders:
 
 def skipped_into(decision: Decision, skipped: tuple[SkippedDetector, ...]) -> Decision:
     """``decision`` with the detectors the cascade skipped, for its record."""
-    if not skipped:
-        return decision
-    from dataclasses import replace
-
-    return replace(decision, skipped=skipped)
+    return replace(decision, skipped=skipped) if skipped else decision
