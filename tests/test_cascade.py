@@ -161,7 +161,7 @@ def assert_same_decision(skipping: Decision, everything: Decision) -> None:
 # -- the bound ---------------------------------------------------------------------
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=100)
 @given(policy_data(), taxonomies(), st.sampled_from(DETECTORS))
 def test_the_bound_holds_every_label_of_the_strictness_universe(
     data: dict[str, Any], tax: dict[str, str], source: str
@@ -215,7 +215,7 @@ def test_a_known_name_under_another_parent_is_bounded_too() -> None:
 # -- a single policy ----------------------------------------------------------------
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=150)
 @given(policy_data(), st.data())
 def test_skipping_never_changes_a_decision(data: dict[str, Any], draw: st.DataObject) -> None:
     detectors = draw.draw(scripted_detectors())
@@ -246,9 +246,10 @@ def test_with_a_shadow_neither_decision_changes(
         load({**candidate, "detectors": {name: {} for name in DETECTORS}}), registry.taxonomy_for
     )
 
+    engine = Engine(load(with_cascade(data, given_costs, True)), registry)
+
     def decide(skip: bool) -> tuple[Decision, Decision]:
-        engine = Engine(load(with_cascade(data, given_costs, skip)), registry)
-        found = engine.detection(IMAGE, shadow=shadow)
+        found = engine.detection(IMAGE, shadow=shadow, skip=skip)
         results, failures = list(found.results), list(found.failures)
         active = engine.decide(results, failures)
         return active, shadow.evaluate_results(results, failures)
@@ -286,7 +287,7 @@ def routed_sets(draw: st.DrawFn) -> tuple[str, list[dict[str, Any]]]:
     return yaml.safe_dump(document), policies
 
 
-@settings(SETTINGS, max_examples=100)  # each example writes and loads four files twice
+@settings(SETTINGS, max_examples=80)  # each example writes and loads four files
 @given(routed_sets(), st.sampled_from(["feed", "chat"]), st.data())
 def test_with_a_set_neither_routing_nor_decision_changes(
     routed: tuple[str, list[dict[str, Any]]], surface: str, draw: st.DataObject
@@ -296,19 +297,21 @@ def test_with_a_set_neither_routing_nor_decision_changes(
         load(policy)  # rejects the example where the generator made a labels: cycle
     detectors = draw.draw(scripted_detectors())
     registry = registry_of(*detectors)
-    skip = draw.draw(st.booleans())
+    skip = draw.draw(st.booleans())  # some routed policy turns skipping off
     with tempfile.TemporaryDirectory() as folder:
-        decided = {}
-        for skipping in (True, False):
-            for policy in policies:
-                cascade = {"skip": skipping and skip}
-                text = yaml.safe_dump({**policy, "cascade": cascade})
-                (Path(folder) / f"{policy['name']}.yaml").write_text(text)
-            (Path(folder) / "set.yaml").write_text(set_text)
-            loaded = load_policy_set(Path(folder) / "set.yaml", registry=registry)
-            found = Engine(loaded, registry).check_in(IMAGE, {"surface": surface})
-            assert isinstance(found, SetDecision)
-            decided[skipping] = found
+        for index, policy in enumerate(policies):
+            cascade = {"skip": skip or index != 1}
+            text = yaml.safe_dump({**policy, "cascade": cascade})
+            (Path(folder) / f"{policy['name']}.yaml").write_text(text)
+        (Path(folder) / "set.yaml").write_text(set_text)
+        engine = Engine(load_policy_set(Path(folder) / "set.yaml", registry=registry), registry)
+    context = {"surface": surface}
+    decided = {True: engine.check_in(IMAGE, context)}
+    found = engine.detection(IMAGE, context=context, skip=False)
+    decided[False] = engine.decide_in(list(found.results), list(found.failures), context)
+    assert isinstance(decided[True], SetDecision) and isinstance(decided[False], SetDecision)
+    if not skip:
+        assert not decided[True].decision.skipped
     skipping_decision, everything = decided[True], decided[False]
     assert skipping_decision.verdict is everything.verdict
     if skipping_decision.route.index == everything.route.index:
@@ -407,6 +410,20 @@ def test_a_detector_whose_answer_never_matters_is_skipped() -> None:
     )
     decision = Engine(parse_policy(text, registry), registry).check(IMAGE)
     assert paid.calls == 0 and decision.skipped[0].reason == NEVER_MATTERS
+
+
+def test_a_detector_reporting_other_sources_is_bounded_by_their_rules() -> None:
+    """The stub replays a Rekognition response with its labels' sources: a rule
+    for rekognition's labels can decide the stub's answer."""
+    local = Scripted("local", labels=(Label("Thing", 80.0, "local"),), remote=False)
+    replayer = Scripted("replayer", labels=(Label("Violence", 95.0, "paid"),), other_sources=True)
+    registry = registry_of(local, replayer)
+    text = (
+        "version: 1\nname: p\ndefault: review\ndetectors: {local: {}, replayer: {}}\n"
+        "rules:\n  - {id: v, match: {parent: Violence, source: paid}, block_at: 90}\n"
+    )
+    decision = Engine(parse_policy(text, registry), registry).check(IMAGE)
+    assert replayer.calls == 1 and decision.verdict is Verdict.BLOCK and not decision.skipped
 
 
 def test_costs_order_the_calls_and_the_record_keeps_the_usual_order() -> None:
