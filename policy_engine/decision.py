@@ -34,6 +34,18 @@ class DetectorFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class SkippedDetector:
+    """A detector the lossless cascade did not call for an image, and why: no
+    answer it could give could change the decision (``policy_engine.cascade``)."""
+
+    source: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """How one label was decided: verdict, deciding rule and the threshold that fired."""
 
@@ -190,6 +202,9 @@ class Decision:
     labels: tuple[Label, ...] = ()
     failures: tuple[DetectorFailure, ...] = ()
     detectors: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    skipped: tuple[SkippedDetector, ...] = ()
+    """The detectors the cascade did not call, each with why (not part of equality:
+    which calls were saved never changes what was decided)."""
 
     @property
     def decision(self) -> Verdict:
@@ -229,7 +244,10 @@ class Decision:
             {label.key: self.policy.resolve(label) for label in self.kept},
         )
         detectors = {name: dict(meta) for name, meta in self.detectors.items()}
-        return (_decision, (self.verdict, policy, self.labels, self.failures, detectors))
+        return (
+            _decision,
+            (self.verdict, policy, self.labels, self.failures, detectors, self.skipped),
+        )
 
     @property
     def policy_name(self) -> str:
@@ -300,7 +318,7 @@ class Decision:
     def to_dict(self) -> dict[str, Any]:
         """The decision record as plain JSON-ready data."""
         outcomes = self.outcomes()
-        return {
+        record = {
             "decision": self.verdict.value,
             "reasons": [reason.to_dict() for reason in self._reasons(outcomes)],
             "labels": [outcome.to_dict() for outcome in outcomes],
@@ -309,6 +327,9 @@ class Decision:
             "detectors": {name: dict(meta) for name, meta in self.detectors.items()},
             "policy": {"name": self.policy_name, "digest": self.policy_digest},
         }
+        if self.skipped:  # only where the cascade skipped one: other records stay as they were
+            record["skipped"] = [skipped.to_dict() for skipped in self.skipped]
+        return record
 
 
 def _decision(
@@ -317,7 +338,8 @@ def _decision(
     labels: tuple[Label, ...],
     failures: tuple[DetectorFailure, ...],
     detectors: Mapping[str, Mapping[str, Any]],
+    skipped: tuple[SkippedDetector, ...] = (),
 ) -> Decision:
     """Rebuild an unpickled :class:`Decision`, its metadata read-only again."""
     frozen = MappingProxyType({name: MappingProxyType(meta) for name, meta in detectors.items()})
-    return Decision(verdict, policy, labels, failures, frozen)
+    return Decision(verdict, policy, labels, failures, frozen, skipped)

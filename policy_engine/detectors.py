@@ -17,6 +17,9 @@ from policy_engine.taxonomy import Taxonomy
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
+DEFAULT_REMOTE_COST = 1.0
+"""The cost of a remote detector that does not declare one (a local one's is 0)."""
+
 
 @dataclass(frozen=True, slots=True)
 class DetectorResult:
@@ -94,10 +97,25 @@ class Detector:
         what it answers (region, profile, endpoint, retries, timeouts).
         Recordings and the cache are keyed without them, so changing one
         still finds what was recorded. Unlisted settings all count.
+    ``cost``
+        What one call costs relative to the other detectors, for the
+        lossless cascade (:mod:`policy_engine.cascade`), which calls cheaper
+        detectors first and skips a detector whose answer can no longer
+        change a decision. None (the default) means 0 for a local detector
+        and :data:`DEFAULT_REMOTE_COST` (1) for a remote one; a policy may
+        override it (``cascade: {costs: ...}``).
+    ``reports_other_sources``
+        Whether this detector's labels may carry another detector's name as
+        their ``source`` (the stub replaying a recorded Rekognition
+        response). The cascade then bounds what it may report over every
+        rule, whatever its ``source:``; otherwise a label of another source
+        from this detector is an invalid result.
     """
 
     name: ClassVar[str] = ""
     remote: ClassVar[bool] = True
+    cost: ClassVar[float | None] = None
+    reports_other_sources: ClassVar[bool] = False
     transport_settings: ClassVar[frozenset[str]] = frozenset()
     settings_schema: ClassVar[Mapping[str, Any]] = MappingProxyType(
         {"type": "object", "additionalProperties": False}
@@ -209,3 +227,11 @@ def current_taxonomy(detector: Detector) -> Taxonomy | None:
         return detector.taxonomy(None)
     except Exception:
         return None
+
+
+def detector_cost(detector: Detector) -> float:
+    """``detector.cost``, or its default: 0 for a local detector, 1 for a remote one."""
+    cost = detector.cost
+    if cost is None:
+        return DEFAULT_REMOTE_COST if detector.remote else 0.0
+    return float(cost)

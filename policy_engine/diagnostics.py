@@ -159,6 +159,7 @@ DIAGNOSTIC_CODES: Mapping[str, CodeInfo] = {
             "duplicate-label": "A label is placed twice in labels:.",
             "label-cycle": "labels: places labels in a cycle.",
             "unknown-detector": "detectors: names a detector no installed plugin provides.",
+            "cascade-unknown-detector": "cascade: costs: names a detector the policy does not run.",
         },
     ),
     **_topic(

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from policy_engine.call_threads import run_on_call_thread
+from policy_engine.cascade import Deciders, Judge, judge_for, skipped_into
 from policy_engine.compiler import CompiledPolicy
-from policy_engine.decision import Decision, DetectorFailure
-from policy_engine.detectors import DetectContext, Detector, DetectorResult
+from policy_engine.decision import Decision, DetectorFailure, SkippedDetector
+from policy_engine.detectors import DetectContext, Detector, DetectorResult, detector_cost
 from policy_engine.errors import (
     DetectorError,
     DetectorUnavailableError,
@@ -79,6 +80,8 @@ class Detection:
     results: tuple[DetectorResult, ...]
     failures: tuple[DetectorFailure, ...]
     calls: tuple[DetectorCall, ...]
+    skipped: tuple[SkippedDetector, ...] = ()
+    """The detectors the cascade did not call, each with why."""
 
 
 class CallCounter:
@@ -91,12 +94,17 @@ class CallCounter:
         self.cached = 0
         self.unrecorded = 0
         """Answers that a ``record`` store failed to keep."""
+        self.skipped = 0
+        """Calls of remote detectors the cascade saved (their answer could not matter)."""
 
-    def add(self, *, calls: int = 0, cached: int = 0, unrecorded: int = 0) -> None:
+    def add(
+        self, *, calls: int = 0, cached: int = 0, unrecorded: int = 0, skipped: int = 0
+    ) -> None:
         with self._lock:
             self.calls += calls
             self.cached += cached
             self.unrecorded += unrecorded
+            self.skipped += skipped
 
 
 def _answer_digest(detector: Detector, settings: Mapping[str, Any], min_confidence: float) -> str:
@@ -260,6 +268,7 @@ class Engine:
             )
             for detector, settings in sorted(chosen.items())
         )
+        self._cascade(policies, detectors is None)
         # Replaying in place of the policy's own detectors: theirs still check
         # each image first, so a replay refuses what a live run would.
         installed = set(registry.names())
@@ -276,6 +285,41 @@ class Engine:
         ]
         self.max_image_bytes = max(limits)
         """The most bytes of one local image file worth reading for this policy."""
+
+    def _cascade(self, policies: tuple[Policy, ...], own_detectors: bool) -> None:
+        """Order the detectors cheapest first (a policy's ``cascade: costs:`` over
+        the plugin's; for a set, the highest any routed policy gives), and judge
+        what each image still needs unless a policy turns skipping off. A replay
+        (detectors given in place of the policy's) calls every stand-in: one
+        replays what several detectors said, so no bound holds for it."""
+
+        def cost(configured: _Configured) -> float:
+            name = configured.detector.name
+            given = [p.cascade.costs[name] for p in policies if name in p.cascade.costs]
+            return max(given) if given else detector_cost(configured.detector)
+
+        by_cost = tuple(sorted(self._configured, key=cost))  # stable: by name within a cost
+        # the same tuple where the order is the usual one: nothing to put back per image
+        self._by_cost = self._configured if by_cost == self._configured else by_cost
+        self._positions = {c.detector.name: i for i, c in enumerate(self._configured)}
+        self._judge: Judge | None = None
+        self._shadow_judges: dict[int, tuple[object, Judge]] = {}
+        if own_detectors and all(p.cascade.skip for p in policies):
+            deciding = self.compiled_set if self.compiled_set is not None else self.compiled
+            self._judge = judge_for(deciding, [c.detector for c in self._configured])
+
+    def _deciders(self, shadow: CompiledPolicy | CompiledPolicySet | None) -> Deciders | None:
+        if self._judge is None:
+            return None
+        if shadow is None:
+            return Deciders(self._judge)
+        kept = self._shadow_judges.get(id(shadow))
+        if kept is None or kept[0] is not shadow:
+            if len(self._shadow_judges) >= 4:  # a reloaded candidate replaces the old ones
+                self._shadow_judges.clear()
+            kept = (shadow, judge_for(shadow, [c.detector for c in self._configured]))
+            self._shadow_judges[id(shadow)] = kept
+        return Deciders(self._judge, kept[1])
 
     @property
     def digest(self) -> str:
@@ -545,21 +589,46 @@ class Engine:
         return failures
 
     def detect(self, image: Image) -> tuple[list[DetectorResult], list[DetectorFailure]]:
-        """Run every detector over ``image``; failures are collected, never raised."""
-        found = self.detection(image)
+        """Run every detector over ``image`` (none skipped: a caller may decide the
+        answers in any context, under any policy); failures are collected, never raised."""
+        found = self.detection(image, skip=False)
         return list(found.results), list(found.failures)
 
-    def detection(self, image: Image) -> Detection:
+    def detection(
+        self,
+        image: Image,
+        *,
+        context: Mapping[str, Any] | None = None,
+        shadow: CompiledPolicy | CompiledPolicySet | None = None,
+        skip: bool = True,
+    ) -> Detection:
         """:meth:`detect`, with what asking each detector cost (its time, whether
-        the cache answered, whether a call went out), for the decision hook."""
+        the cache answered, whether a call went out), for the decision hook.
+
+        Detectors are called cheapest first, and one whose every possible answer
+        can no longer change the decision (of a set in ``context``, and of the
+        ``shadow`` candidate too) is skipped (:mod:`policy_engine.cascade`),
+        unless the policy turns skipping off or ``skip`` is False (the answers
+        are then good for any context and any candidate). Results, failures and
+        calls are listed in the detectors' usual order (by name) whatever the
+        calling order."""
         results: list[DetectorResult] = []
         failures = self._refusals(image)
         if failures:
             refused = tuple(DetectorCall(f.source, 0.0, error_code=f.code) for f in failures)
             return Detection((), tuple(failures), refused)
         calls: list[DetectorCall] = []
-        for configured in self._configured:
+        skipped: list[SkippedDetector] = []
+        deciders = self._deciders(shadow) if skip else None
+        for configured in self._by_cost:
             name = configured.detector.name
+            if deciders is not None:
+                reason = deciders.why(results, failures, context)(name)
+                if reason is not None:
+                    skipped.append(SkippedDetector(name, reason))
+                    if configured.detector.remote:
+                        self.counter.add(skipped=1)
+                    continue
             trace = _Trace()
             started = time.perf_counter()
             failure: DetectorFailure | None = None
@@ -569,6 +638,13 @@ class Engine:
                 for label in result.labels:
                     # a plugin's taxonomy look-up fails here, as this detector's error
                     self.compiled.resolve(label)
+                    if label.source != name and not configured.detector.reports_other_sources:
+                        # the cascade bounds a detector's answer by its own name's rules
+                        raise InvalidDetectorResult(
+                            f"a label from {name} has source {label.source!r}; a detector "
+                            "reports its own name (or sets reports_other_sources)",
+                            field="labels",
+                        )
             except RunStopped as exc:
                 if not (results or failures):
                     raise  # nothing of this image was asked: it is dropped, undecided
@@ -583,7 +659,12 @@ class Engine:
             seconds = trace.seconds if trace.seconds is not None else time.perf_counter() - started
             code = failure.code if failure is not None else None
             calls.append(DetectorCall(name, seconds, trace.cached, trace.called, code))
-        return Detection(tuple(results), tuple(failures), tuple(calls))
+        if self._by_cost is not self._configured:  # back in the usual order, for the record
+            at = self._positions
+            results.sort(key=lambda r: at.get(r.source, -1))
+            failures.sort(key=lambda f: at.get(f.source, -1))
+            calls.sort(key=lambda c: at.get(c.detector, -1))
+        return Detection(tuple(results), tuple(failures), tuple(calls), tuple(skipped))
 
     def decide(self, results: list[DetectorResult], failures: list[DetectorFailure]) -> Decision:
         """What the policy decides for one image from what :meth:`detect` found:
@@ -599,7 +680,9 @@ class Engine:
         """Decide ``image``: run every detector (:meth:`detect`), then
         :meth:`decide`. Never raises for a detector's failure: it is part of the
         decision, under the policy's ``on_error`` (POLICY_SPEC section 6)."""
-        return self.decide(*self.detect(image))
+        found = self.detection(image)
+        decided = self.decide(list(found.results), list(found.failures))
+        return skipped_into(decided, found.skipped)
 
     def decide_in(
         self,
@@ -622,4 +705,21 @@ class Engine:
         context is resolved before any detector is called: a bad one costs no call."""
         if self.policy_set is not None:
             self.policy_set.resolve_context(dict(context or {}))
-        return self.decide_in(*self.detect(image), context=context)
+        found = self.detection(image, context=context)
+        return with_skipped(
+            self.decide_in(list(found.results), list(found.failures), context=context),
+            found.skipped,
+        )
+
+
+def with_skipped(
+    decided: Decision | SetDecision, skipped: tuple[SkippedDetector, ...]
+) -> Decision | SetDecision:
+    """A decision (a set's too) with the detectors the cascade skipped, for its record."""
+    if not skipped:
+        return decided
+    if isinstance(decided, Decision):
+        return skipped_into(decided, skipped)
+    from policy_engine.sets.deciding import _set_decision
+
+    return _set_decision(skipped_into(decided.decision, skipped), decided.routing)

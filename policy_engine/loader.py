@@ -29,7 +29,7 @@ from policy_engine.errors import PolicyLoadError, SourceError
 from policy_engine.gc_pause import gc_paused
 from policy_engine.json_types import plain
 from policy_engine.lint import lint_policy
-from policy_engine.model import Body, LabelDefinition, Match, Policy, Rule, Verdict
+from policy_engine.model import Body, Cascade, LabelDefinition, Match, Policy, Rule, Verdict
 from policy_engine.names import alias_keys, name_key, tidy_name
 from policy_engine.source import (
     JsonPath,
@@ -406,6 +406,8 @@ def _build(
         for index, raw in _usable_items(data, "labels", report)
     ]
     detectors = field("detectors", {})
+    cascade = field("cascade", {})
+    cascade = cascade if isinstance(cascade, dict) else {}
     policy = Policy(
         name=field("name", "invalid"),
         description=field("description", None),
@@ -420,6 +422,10 @@ def _build(
         aliases=aliases,
         names_checked=registry is not None,
         detector_dirs=detector_dirs or {},
+        cascade=Cascade(
+            skip=cascade.get("skip", True) is not False,
+            costs={name: float(cost) for name, cost in (cascade.get("costs") or {}).items()},
+        ),
     )
     return _Built(policy, tuple(i for i, _ in rules), tuple(i for i, _ in labels))
 
@@ -504,6 +510,18 @@ def _check_meaning(built: _Built, source_map: SourceMap) -> list[Diagnostic]:
         found.extend(_check_body(rule.body, ("rules", index), source_map))
     found.extend(_check_body(policy.default, ("default",), source_map))
     found.extend(_check_label_definitions(policy.labels, source_map, policy.canonical_key))
+    for name in policy.cascade.costs:
+        if name not in policy.detectors:  # a typo would set no cost at all, in silence
+            runs = ", ".join(sorted(policy.detectors)) or "none"
+            found.append(
+                error(
+                    "cascade-unknown-detector",
+                    f"cascade: costs: {name!r} is not a detector this policy runs "
+                    f"(its detectors: {runs})",
+                    file,
+                    source_map.key_at(("cascade", "costs", name)),
+                )
+            )
     return found
 
 
@@ -849,6 +867,7 @@ def _merge(
         at = source_map if isinstance(own_detectors, dict) else below.source_map
         out.map.values.setdefault(("detectors",), _named(at.at(("detectors",)), at.file))
         out.map.keys.setdefault(("detectors",), _named(at.key_at(("detectors",)), at.file))
+    _merge_cascade(below, data, source_map, report, out, merged)
     # labels: the base's entries, then this file's; one for the same name and
     # source (as names compare) replaces the base's
     aliases = _alias_map(registry)
@@ -907,6 +926,40 @@ def _merge(
     out.map.values.setdefault(("rules",), _named(source_map.at(("rules",)), file))
     effective = _Effective(merged, out.map, Report((), frozenset()), dirs, below.depth + 1)
     return effective, found
+
+
+def _merge_cascade(
+    below: _Effective,
+    data: Mapping[str, Any],
+    source_map: SourceMap,
+    report: SchemaReport,
+    out: _Copier,
+    merged: dict[str, Any],
+) -> None:
+    """``cascade:`` of a file that extends a base: ``skip`` replaces the base's
+    where this file gives it; ``costs`` merge by detector name, this file's
+    entry replacing the base's."""
+    base = below.data.get("cascade")
+    own = data.get("cascade") if report.usable(("cascade",)) else None
+    if not isinstance(base, dict) and not isinstance(own, dict):
+        return
+    cascade: dict[str, Any] = {}
+    costs: dict[str, Any] = {}
+    for layer, written_in in ((base, below.source_map), (own, source_map)):
+        if not isinstance(layer, dict):
+            continue
+        if "skip" in layer:
+            cascade["skip"] = layer["skip"]
+            out.copy(written_in, ("cascade", "skip"), ("cascade", "skip"))
+        for name, cost in (layer.get("costs") or {}).items():
+            costs[name] = cost
+            out.copy(written_in, ("cascade", "costs", name), ("cascade", "costs", name))
+    if costs:
+        cascade["costs"] = costs
+    merged["cascade"] = cascade
+    at = source_map if isinstance(own, dict) else below.source_map
+    out.map.values.setdefault(("cascade",), _named(at.at(("cascade",)), at.file))
+    out.map.keys.setdefault(("cascade",), _named(at.key_at(("cascade",)), at.file))
 
 
 def _named(position: Position, file: str) -> Position:

@@ -155,6 +155,30 @@ class LabelDefinition:
         return data
 
 
+@dataclass(frozen=True, slots=True)
+class Cascade:
+    """The policy's ``cascade:`` settings: whether the engine may skip a detector
+    whose answer can no longer change the decision (``skip``, default on), and
+    the relative cost of calling each detector where the policy overrides its
+    plugin's (``costs``; cheaper detectors are called first)."""
+
+    skip: bool = True
+    costs: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "costs", MappingProxyType(dict(self.costs)))
+
+    @property
+    def is_default(self) -> bool:
+        return self.skip and not self.costs
+
+    def to_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"skip": self.skip}
+        if self.costs:
+            data["costs"] = {name: plain_number(cost) for name, cost in sorted(self.costs.items())}
+        return data
+
+
 def _numbers_normalised(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _numbers_normalised(v) for k, v in value.items()}
@@ -205,6 +229,7 @@ class Policy:
     """The folder of the file that wrote each detector's entry, where it is not
     ``base_dir`` (an entry a base the policy ``extends`` wrote): that entry's
     relative paths resolve against it (:meth:`directory_of`)."""
+    cascade: Cascade = field(default_factory=Cascade)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rules", tuple(self.rules))
@@ -235,6 +260,8 @@ class Policy:
         data["default"] = default["action"] if set(default) == {"action"} else default
         data["on_error"] = self.on_error.value
         data["detectors"] = plain(self.detectors)
+        if not self.cascade.is_default:  # left out by default: older digests stay as they were
+            data["cascade"] = self.cascade.to_data()
         data["labels"] = [label.to_data() for label in self.labels]
         data["rules"] = [rule.to_data() for rule in self.rules]
         return data

@@ -34,10 +34,11 @@ from typing import IO, Any, Concatenate, ParamSpec, TypeVar
 import pluggy
 
 from policy_engine.audit import AuditLog
+from policy_engine.cascade import skipped_into
 from policy_engine.compiler import CompiledPolicy
 from policy_engine.decision import Decision
 from policy_engine.diagnostics import Diagnostic, Position, error
-from policy_engine.engine import DEFAULT_DETECTOR_TIMEOUT, Engine
+from policy_engine.engine import DEFAULT_DETECTOR_TIMEOUT, Engine, with_skipped
 from policy_engine.errors import PolicyEngineError, PolicyLoadError
 from policy_engine.events import DecisionEvent, DetectorCall
 from policy_engine.image import DEFAULT_MAX_IMAGE_BYTES, Image
@@ -444,9 +445,10 @@ class Moderator:
         given = dict(context or {})
         if engine.policy_set is not None:  # a bad context costs no call and is never an allow
             engine.policy_set.resolve_context(given)
-        found = engine.detection(image)
+        # the cascade skips a detector only where neither policy's decision needs it
+        found = engine.detection(image, context=given, shadow=serving.shadow)
         results, failures = list(found.results), list(found.failures)
-        decided = engine.decide_in(results, failures, given)
+        decided = with_skipped(engine.decide_in(results, failures, given), found.skipped)
         shadow: Decision | None = None
         if serving.shadow is not None:
             try:
@@ -455,6 +457,7 @@ class Moderator:
                     shadow = candidate.decide_results(results, failures, given).decision
                 else:
                     shadow = candidate.evaluate_results(results, failures)
+                shadow = skipped_into(shadow, found.skipped)
             except Exception as exc:  # the candidate must never cost the active decision
                 logger.exception(
                     "shadow policy %s failed on %s; decided without it",

@@ -214,7 +214,9 @@ def test_a_stop_between_two_detectors_keeps_the_image_whose_first_call_was_paid(
 
     first, second = RemoteDetector(), Second()
     registry = DetectorRegistry([RegisteredDetector(d, "test") for d in (first, second)])
-    policy = parse_policy(POLICY.replace("{remote: {}}", "{remote: {}, second: {}}"), registry)
+    # the cascade would skip second once remote blocks: this is about a stop between calls
+    both = POLICY.replace("{remote: {}}", "{remote: {}, second: {}}\ncascade: {skip: false}")
+    policy = parse_policy(both, registry)
     stop = threading.Event()
     engine = Engine(policy, registry, rate_limit=RateLimiter(0.1, stop=stop))  # 10 s a slot
     threading.Timer(0.2, stop.set).start()

@@ -115,8 +115,8 @@ def test_engine_nan_confidence_is_a_failure_not_a_low_confidence() -> None:
     ids=["none", "dict", "list", "str"],
 )
 def test_engine_detector_returning_garbage_is_a_failure(garbage: Any) -> None:
-    checker = engine(
-        "rules:\n  - {id: k, match: {name: Knife}, review_at: 60}\n",
+    checker = engine(  # every detector called: junk's answer cannot raise good's review
+        "cascade: {skip: false}\nrules:\n  - {id: k, match: {name: Knife}, review_at: 60}\n",
         GarbageDetector("junk", garbage),
         FixedDetector("good", [("Knife", 70)]),
     )

@@ -536,10 +536,12 @@ def _summary(
         f"{state} {stats.images} image(s) in {elapsed:.1f}s: " + ", ".join(parts),
         file=stderr,
     )
-    saved = engine.counter.cached + stats.duplicates
+    counter = engine.counter
+    saved = counter.cached + stats.duplicates + counter.skipped
     print(
-        f"detector calls: {engine.counter.calls} made, {saved} saved "
-        f"({engine.counter.cached} from the cache, {stats.duplicates} duplicate image(s))",
+        f"detector calls: {counter.calls} made, {saved} saved "
+        f"({counter.cached} from the cache, {stats.duplicates} duplicate image(s), "
+        f"{counter.skipped} skipped by the cascade)",
         file=stderr,
     )
     if engine.counter.unrecorded:
@@ -549,8 +551,9 @@ def _summary(
             file=stderr,
         )
     if cost_per_call is not None:
-        calls = engine.counter.calls
+        calls, skipped = engine.counter.calls, engine.counter.skipped
         print(
-            f"estimated cost: {calls} call(s) x {cost_per_call:g} = {calls * cost_per_call:g}",
+            f"estimated cost: {calls} call(s) x {cost_per_call:g} = {calls * cost_per_call:g}"
+            f"; the cascade saved {skipped} call(s) = {skipped * cost_per_call:g}",
             file=stderr,
         )

@@ -269,6 +269,26 @@ class CompiledPolicySet:
         _set_routing_field(made, routing)
         return made
 
+    def reachable(
+        self, context: Mapping[str, str] | ResolvedContext
+    ) -> tuple[bool, tuple[tuple[Route, Evaluate, frozenset[str]], ...]]:
+        """For the cascade (:mod:`policy_engine.cascade`): whether content types
+        and detector failures can change where ``context`` routes (if so, which
+        detectors answer, and whether they fail, matters whatever their labels),
+        and every route an image in ``context`` may take, each with what decides
+        it and the set's detectors that are not its routed policy's own."""
+        try:
+            plan = self._plans[tuple(context.items())]  # type: ignore[union-attr]
+        except (KeyError, TypeError, AttributeError):
+            plan = self._plan(context)
+        outcome = (
+            (plan.fixed,) if plan.fixed is not None else self._outcome(plan, NO_CONTENT_TYPES, True)
+        )
+        return plan.fixed is None, tuple(
+            (routing.route, evaluate, self._routes[routing.route.index].foreign)
+            for routing, evaluate in outcome
+        )
+
     def resolve(self, context: Mapping[str, str]) -> ResolvedContext:
         """:meth:`PolicySet.resolve_context`, remembered for contexts given as
         before (an upload flow has few surfaces and audiences)."""

@@ -48,7 +48,8 @@ SUMMARY = re.compile(
 )
 CALLS = re.compile(
     r"^detector calls: (?P<made>\d+) made, (?P<saved>\d+) saved "
-    r"\((?P<cached>\d+) from the cache, (?P<duplicates>\d+) duplicate image\(s\)\)$",
+    r"\((?P<cached>\d+) from the cache, (?P<duplicates>\d+) duplicate image\(s\), "
+    r"(?P<skipped>\d+) skipped by the cascade\)$",
     re.M,
 )
 
@@ -169,8 +170,13 @@ def test_record_then_cache_decides_the_same_without_a_call(
     assert all(r["errors"] == [] and "duplicate" not in r for r in recorded), recorded
     assert sorted(c.image_sha256 or "" for c in fake.calls) == sorted(r["sha256"] for r in recorded)
     assert_summary_matches(first, recorded)
-    assert "detector calls: 3 made, 0 saved (0 from the cache, 0 duplicate image(s))\n" in first.err
-    assert "estimated cost: 3 call(s) x 0.001 = 0.003\n" in first.err, first
+    assert (
+        "detector calls: 3 made, 0 saved (0 from the cache, 0 duplicate image(s), "
+        "0 skipped by the cascade)\n" in first.err
+    )
+    assert (
+        "estimated cost: 3 call(s) x 0.001 = 0.003; the cascade saved 0 call(s) = 0\n" in first.err
+    ), first
     # one recording per image, under its SHA-256, holding the raw response
     # (beside the lock file that concurrent writers share)
     assert sorted(p.name for p in rec.iterdir() if p.name != ".policy-engine.lock") == sorted(
@@ -193,9 +199,12 @@ def test_record_then_cache_decides_the_same_without_a_call(
     assert all(r["detectors"]["rekognition-moderation"]["from_cache"] for r in cached), cached
     assert_summary_matches(second, cached)
     assert (
-        "detector calls: 0 made, 3 saved (3 from the cache, 0 duplicate image(s))\n" in second.err
+        "detector calls: 0 made, 3 saved (3 from the cache, 0 duplicate image(s), "
+        "0 skipped by the cascade)\n" in second.err
     )
-    assert "estimated cost: 0 call(s) x 0.001 = 0\n" in second.err, second
+    assert (
+        "estimated cost: 0 call(s) x 0.001 = 0; the cascade saved 0 call(s) = 0\n" in second.err
+    ), second
 
 
 def test_identical_images_are_sent_once_and_marked_duplicate(
@@ -227,7 +236,10 @@ def test_identical_images_are_sent_once_and_marked_duplicate(
     expected[str(copies[2])] = expected[str(scuffle)]
     assert {r["input"]: r["decision"] for r in records} == expected
     assert_summary_matches(run, records)
-    assert "detector calls: 3 made, 3 saved (0 from the cache, 3 duplicate image(s))\n" in run.err
+    assert (
+        "detector calls: 3 made, 3 saved (0 from the cache, 3 duplicate image(s), "
+        "0 skipped by the cascade)\n" in run.err
+    )
     assert "estimated cost" not in run.err  # only with --cost-per-call
 
 

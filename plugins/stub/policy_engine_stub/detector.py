@@ -30,6 +30,8 @@ class StubDetector(Detector):
     name: ClassVar[str] = SOURCE
     settings_schema: ClassVar[Mapping[str, Any]] = SETTINGS_SCHEMA
     remote: ClassVar[bool] = False
+    # a replayed recording keeps its labels' sources (rekognition-moderation, ...)
+    reports_other_sources: ClassVar[bool] = True
 
     def detect(self, image: Image, context: DetectContext) -> DetectorResult:
         settings = StubSettings.from_mapping(context.settings, base_dir=context.base_dir)
