@@ -84,7 +84,9 @@ def build_parser(plugin_commands: Sequence[PluginCommand] = ()) -> argparse.Argu
     return parser
 
 
-def _plugin_configurer(command: PluginCommand, parser: argparse.ArgumentParser) -> Callable[[], None]:
+def _plugin_configurer(
+    command: PluginCommand, parser: argparse.ArgumentParser
+) -> Callable[[], None]:
     def configure() -> None:
         command.configure(parser)
 

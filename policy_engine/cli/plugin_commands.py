@@ -65,4 +65,3 @@ def plugin_commands(
 
     call_each(manager.hook.policy_engine_register_commands, arguments, on_error)
     return found
-
