@@ -52,8 +52,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         f"(default {DEFAULT_QUALITY_FLOOR})",
     )
     add.set_defaults(run=run_add)
-    listing = actions.add_parser("list", help="each bank's name, size and digest")
-    listing.add_argument("banks", metavar="BANK", nargs="+")
+    listing = actions.add_parser(
+        "list", help="each bank's name, size and digest (given, or named by --policy)"
+    )
+    listing.add_argument("banks", metavar="BANK", nargs="*")
+    listing.add_argument(
+        "--policy", metavar="POLICY", help="also list the banks this policy's hash-match names"
+    )
     listing.set_defaults(run=run_list)
     check = actions.add_parser("check", help="an image's nearest match in a bank, and its distance")
     check.add_argument("bank", metavar="BANK")
@@ -190,9 +195,28 @@ def _summary(bank: Bank) -> dict[str, Any]:
     return {**bank.metadata(), "files": [str(f) for f in bank_files(bank.path)]}
 
 
+def _policy_banks(path: str, stderr: TextIO) -> list[Bank]:
+    """The banks ``path``'s ``hash-match`` settings name, as the detector loads them."""
+    from policy_engine.cli.common import installed_registry, load_policy_or_fail
+    from policy_engine_hash_match.matching import BankCache
+    from policy_engine_hash_match.settings import SOURCE, HashMatchSettings
+
+    policy = load_policy_or_fail(path, installed_registry(), stderr)
+    if SOURCE not in policy.detectors:
+        raise _fail(f"{path}: the policy does not run {SOURCE}")
+    settings = HashMatchSettings.from_mapping(
+        policy.detectors[SOURCE], base_dir=policy.directory_of(SOURCE)
+    )
+    return [bank for _, bank in BankCache().load_all(settings.banks).values()]
+
+
 def run_list(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    if not args.banks and args.policy is None:
+        raise _fail("name a BANK or give --policy")
     try:
         banks = [load_bank(Path(path), allow_empty=True) for path in args.banks]
+        if args.policy is not None:
+            banks += _policy_banks(args.policy, stderr)
     except BankError as exc:
         raise _fail(exc) from exc
     listing = [_summary(bank) for bank in banks]

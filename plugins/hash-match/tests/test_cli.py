@@ -31,6 +31,22 @@ def test_bank_add_hashes_images_once_and_list_shows_the_bank(
     assert cli("bank", "list", bank).out.startswith("removed: 2 PDQ, 2 SHA-256, digest ")
 
 
+def test_bank_list_lists_a_policys_banks(cli: Callable[..., object], tmp_path: Path) -> None:
+    (tmp_path / "removed.txt").write_text(f"{PDQ}\n", encoding="utf-8")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\nname: p\ndetectors:\n  hash-match:\n"
+        "    banks: [{path: removed.txt, name: Removed}]\nrules: []\n",
+        encoding="utf-8",
+    )
+    run = cli("bank", "list", "--policy", policy, "--json")
+    assert run.code == 0, run.err
+    assert [(b["name"], b["pdq"]) for b in json.loads(run.out)] == [("Removed", 1)]
+    assert cli("bank", "list").code == 2
+    policy.write_text("version: 1\nname: p\nrules: []\n", encoding="utf-8")
+    assert "does not run hash-match" in cli("bank", "list", "--policy", policy).err
+
+
 def test_bank_add_into_a_folder_writes_its_bank_file(
     cli: Callable[..., object], pictures: Pictures, tmp_path: Path
 ) -> None:
