@@ -13,7 +13,7 @@ from typing import Any
 import pluggy
 
 from policy_engine.errors import PluginError
-from policy_engine.plugins import WRAPPED, call_each, make_plugin_manager
+from policy_engine.plugins import WRAPPED, call_each, make_plugin_manager, registration_failed
 
 Configure = Callable[[argparse.ArgumentParser], None]
 
@@ -58,10 +58,7 @@ def plugin_commands(
 
         return {"register": register}
 
-    def on_error(plugin: str | None, exc: Exception) -> None:
-        if isinstance(exc, PluginError):
-            raise exc
-        raise PluginError(f"plugin {plugin!r} failed to register its commands: {exc}") from exc
-
-    call_each(manager.hook.policy_engine_register_commands, arguments, on_error)
+    call_each(
+        manager.hook.policy_engine_register_commands, arguments, registration_failed("its commands")
+    )
     return found
