@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from policy_engine import Detector, hookimpl
 from policy_engine_hash_match.detector import HashMatchDetector
+
+if TYPE_CHECKING:  # annotations only: a start that runs no command never imports argparse
+    import argparse
 
 
 @hookimpl
