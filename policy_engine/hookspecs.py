@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:  # annotations only: loading a plugin must not import the decision types
+    import argparse
+
     from policy_engine.detectors import Detector
     from policy_engine.events import DecisionEvent
     from policy_engine.image import Image
@@ -59,4 +61,22 @@ def policy_engine_decision_made(event: DecisionEvent) -> None:
     Called after the decision, in the thread that made it; keep it quick (queue
     slow work). An exception here is logged and never changes the decision nor
     reaches the caller. Return nothing.
+    """
+
+
+@hookspec
+def policy_engine_register_commands(
+    register: Callable[[str, str, Callable[[argparse.ArgumentParser], None]], None],
+) -> None:
+    """Add commands to ``policy-engine`` by calling ``register(name, summary,
+    configure)`` once each: ``summary`` is the command's line in ``--help``;
+    ``configure(parser)`` declares its arguments and sets ``run`` as the
+    ``run`` default, as a core command module does (``run(args, stdout,
+    stderr)`` returns an exit code, and may raise
+    :class:`~policy_engine.cli.common.CommandError`).
+
+    Called only when the command line names a command the core does not have,
+    and when the top-level ``--help`` is printed, so that core commands start
+    as fast as without plugins. A name that is a core command or that another
+    plugin registered already is an error naming both. Return nothing.
     """

@@ -161,6 +161,19 @@ def call_each(
             on_error(impl.plugin_name, exc)
 
 
+def registration_failed(what: str) -> Callable[[str | None, Exception], None]:
+    """The ``on_error`` of :func:`call_each` for a registration hook: a
+    :class:`PluginError` as raised, anything else one naming the plugin and
+    ``what`` it failed to register."""
+
+    def on_error(plugin: str | None, exc: Exception) -> None:
+        if isinstance(exc, PluginError):
+            raise exc
+        raise PluginError(f"plugin {plugin!r} failed to register {what}: {exc}") from exc
+
+    return on_error
+
+
 @dataclass(frozen=True, slots=True)
 class RegisteredDetector:
     detector: Detector
@@ -208,12 +221,11 @@ class DetectorRegistry:
 
             return {"register": register}
 
-        def on_error(plugin: str | None, exc: Exception) -> None:
-            if isinstance(exc, PluginError):
-                raise exc
-            raise PluginError(f"plugin {plugin!r} failed to register its detectors: {exc}") from exc
-
-        call_each(manager.hook.policy_engine_register_detectors, arguments, on_error)
+        call_each(
+            manager.hook.policy_engine_register_detectors,
+            arguments,
+            registration_failed("its detectors"),
+        )
         return registry
 
     @classmethod

@@ -268,6 +268,71 @@ def test_hook_policy_engine_decision_made(tmp_path: Path) -> None:
     assert decision.verdict is Verdict.BLOCK
 
 
+def test_hook_policy_engine_register_commands(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plugin's command runs and is in the top-level help; a core command
+    never looks the plugins' commands up; a clash names both owners."""
+    import argparse
+    import io
+
+    from policy_engine import cli
+    from policy_engine.cli import plugin_commands
+
+    def hello(args: argparse.Namespace, stdout: Any, stderr: Any) -> int:
+        stdout.write(f"hello {args.who}\n")
+        return 0
+
+    def configure(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("who")
+        parser.set_defaults(run=hello)
+
+    def commands_plugin(*names: str) -> object:
+        class Plugin:
+            @hookimpl
+            def policy_engine_register_commands(
+                self,
+                register: Callable[[str, str, Callable[[argparse.ArgumentParser], None]], None],
+            ) -> None:
+                for name in names:
+                    register(name, f"say {name}", configure)
+
+        return Plugin()
+
+    manager = make_plugin_manager(load_entry_points=False)
+    lookups: list[None] = []
+
+    def manager_for_cli() -> pluggy.PluginManager:
+        lookups.append(None)
+        return manager
+
+    monkeypatch.setattr(plugin_commands, "make_plugin_manager", manager_for_cli)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(list(argv), out, err)
+        return code, out.getvalue(), err.getvalue()
+
+    with registered(manager, commands_plugin("hello"), "greeter"):
+        assert run("hello", "world") == (0, "hello world\n", "")
+        assert run("--help")[0] == 0
+        assert "say hello" in capsys.readouterr().out  # argparse prints help to sys.stdout
+        lookups.clear()
+        assert run("schema", "--help")[0] == 0
+        assert lookups == []  # a core command starts without the plugins' commands
+        with registered(manager, commands_plugin("hello"), "copycat"):
+            code, _, err = run("hello", "world")
+            assert code == 2 and "'copycat'" in err and "'greeter'" in err
+    with registered(manager, commands_plugin("check"), "usurper"):
+        with pytest.raises(PluginError) as info:
+            plugin_commands.plugin_commands(cli.COMMANDS, manager)
+        assert "'usurper'" in str(info.value) and "core command" in str(info.value)
+        code, _, err = run("nope")  # a broken plugin is said, never a traceback
+        assert code == 2 and "usurper" in err
+        code, _, err = run("--help")  # the help still lists the core commands
+        assert code == 0 and "usurper" in err and "check" in capsys.readouterr().out
+
+
 # -- calling each implementation on its own ----------------------------------------
 
 

@@ -14,10 +14,13 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from importlib import import_module
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from policy_engine import __version__
 from policy_engine.cli import exit_codes
+
+if TYPE_CHECKING:
+    from policy_engine.cli.plugin_commands import PluginCommand
 
 COMMANDS = {
     "check": "run the policy's detectors over images (files, folders, s3://, stdin)",
@@ -36,7 +39,10 @@ command ``NAME`` is the module ``policy_engine.cli.NAME_cmd``; it is imported
 only when NAME runs (or prints its own help), so that ``--help``,
 ``--version`` and a usage error cost about what ``import policy_engine``
 does. A module declares ``configure(parser)``: its description, its
-arguments, and ``run`` as the ``run`` default."""
+arguments, and ``run`` as the ``run`` default. Plugins add commands through
+the ``policy_engine_register_commands`` hook, looked up only for a command
+not listed here and for the top-level ``--help``
+(:mod:`policy_engine.cli.plugin_commands`)."""
 
 
 class _LazyCommands(argparse._SubParsersAction):  # type: ignore[type-arg]
@@ -57,7 +63,7 @@ class _LazyCommands(argparse._SubParsersAction):  # type: ignore[type-arg]
         super().__call__(parser, namespace, values, option_string)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugin_commands: Sequence[PluginCommand] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="policy-engine",
         description="Content-policy engine for image moderation: policies as YAML, "
@@ -72,7 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
     for name, summary in COMMANDS.items():
         subparser = commands.add_parser(name, help=summary)
         commands.configure[name] = _configurer(name, subparser)
+    for command in plugin_commands:
+        subparser = commands.add_parser(command.name, help=command.summary)
+        commands.configure[command.name] = _plugin_configurer(command, subparser)
     return parser
+
+
+def _plugin_configurer(
+    command: PluginCommand, parser: argparse.ArgumentParser
+) -> Callable[[], None]:
+    def configure() -> None:
+        command.configure(parser)
+
+    return configure
 
 
 def _configurer(name: str, parser: argparse.ArgumentParser) -> Callable[[], None]:
@@ -91,7 +109,15 @@ def main(
         if err is not None:
             print("policy-engine: standard output is closed; nothing can be written", file=err)
         return exit_codes.USAGE
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        extra = _plugin_commands(argv)
+    except Exception as exc:  # a broken plugin: said, and only --help goes on without it
+        print(f"policy-engine: {exc}", file=err)
+        if "-h" not in argv and "--help" not in argv:
+            return exit_codes.USAGE
+        extra = ()
+    parser = build_parser(extra)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
@@ -113,6 +139,27 @@ def main(
             print(f"policy-engine: {exc.strerror or exc}", file=err)
         return exit_codes.USAGE
     return code
+
+
+def _plugin_commands(argv: list[str]) -> tuple[PluginCommand, ...]:
+    """The plugins' commands, where the command line may need them (never for a
+    core command: its start stays as cheap as without plugins)."""
+    if not _names_no_core_command(argv):
+        return ()
+    from policy_engine.cli.plugin_commands import plugin_commands
+
+    return tuple(plugin_commands(COMMANDS).values())
+
+
+def _names_no_core_command(argv: list[str]) -> bool:
+    """Whether the command line names a command that is not a core one, or asks
+    for the top-level help (which lists the plugins' commands too)."""
+    for arg in argv:
+        if arg in ("-h", "--help"):
+            return True
+        if not arg.startswith("-"):
+            return arg not in COMMANDS
+    return False
 
 
 def console_main() -> NoReturn:

@@ -44,17 +44,35 @@ STARTUP_MODULES = {
 }
 
 
-@pytest.mark.parametrize("args", [["--version"], ["--help"], ["frobnicate"], []])
-def test_help_version_and_usage_errors_import_no_command(h, args):
+@pytest.mark.parametrize("args", [["--version"], []])
+def test_version_and_usage_errors_import_no_command(h, args):
     command = [sys.executable, "-X", "importtime", "-m", "policy_engine", *args]
     completed = subprocess.run(command, env=h.cli_env(), capture_output=True, text=True, timeout=60)
 
-    assert completed.returncode == (0 if args in (["--version"], ["--help"]) else 2)
+    assert completed.returncode == (0 if args == ["--version"] else 2)
     imported = imported_modules(completed.stderr)
     assert "policy_engine.cli" in imported, completed.stderr[-2000:]
     ours = {m for m in imported if m.split(".")[0] == "policy_engine"}
     assert ours <= STARTUP_MODULES, sorted(ours - STARTUP_MODULES)
     assert sorted(m for m in imported if m.split(".")[0] in HEAVY | {"pluggy"}) == []
+
+
+@pytest.mark.parametrize("args", [["--help"], ["frobnicate"]])
+def test_help_and_unknown_commands_load_plugins_but_no_command(h, args):
+    """The top-level help and a name no core command has look up the plugins'
+    commands (policy_engine_register_commands): the plugins load, and still no
+    command module nor heavy dependency."""
+    command = [sys.executable, "-X", "importtime", "-m", "policy_engine", *args]
+    completed = subprocess.run(command, env=h.cli_env(), capture_output=True, text=True, timeout=60)
+
+    assert completed.returncode == (0 if args == ["--help"] else 2)
+    imported = imported_modules(completed.stderr)
+    assert "policy_engine.cli.plugin_commands" in imported, completed.stderr[-2000:]
+    commands = sorted(
+        m for m in imported if m.startswith("policy_engine.cli.") and m.endswith("_cmd")
+    )
+    assert commands == []
+    assert sorted(m for m in imported if m.split(".")[0] in HEAVY) == []
 
 
 def test_validate_never_imports_boto3(h, tmp_path):

@@ -1,0 +1,87 @@
+"""Hashing an image: SHA-256 of its bytes, and PDQ (with its quality and its
+eight dihedral variants) of its pixels."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from policy_engine_hash_match.errors import UndecodableImage
+
+HASH_BYTES = 32
+"""A PDQ hash is 256 bits; a SHA-256 digest is 256 bits too."""
+HEX_DIGITS = 2 * HASH_BYTES
+
+DIHEDRAL_VARIANTS = (
+    "original",
+    "rotate-90",
+    "rotate-180",
+    "rotate-270",
+    "flip-x",
+    "flip-y",
+    "flip-plus",
+    "flip-minus",
+)
+"""The transforms ``pdqhash.compute_dihedral`` hashes, in its order: the hash of
+a rotated or mirrored copy equals (up to noise) one of these of the original."""
+
+HashArray = npt.NDArray[np.uint8]
+"""PDQ hashes as rows of 32 bytes, the first bit the most significant (the
+order of the hex form hash exchanges use)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ImageHashes:
+    sha256: str
+    """The hex SHA-256 of the image's bytes."""
+    pdq: HashArray
+    """The image's PDQ hash and its dihedral variants, shape (8, 32), in
+    :data:`DIHEDRAL_VARIANTS` order."""
+    quality: int
+    """PDQ's quality score, 0 to 100: low for flat or featureless images, whose
+    hashes match unrelated images."""
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def pack_bits(bits: npt.ArrayLike) -> HashArray:
+    """PDQ's 256 bits (0/1, most significant first) as 32 bytes."""
+    return np.packbits(np.asarray(bits, dtype=np.uint8), axis=-1)
+
+
+def hash_image(data: bytes, *, name: str = "image") -> ImageHashes:
+    """The hashes of the encoded image ``data``; :class:`UndecodableImage` if
+    Pillow cannot decode it."""
+    import pdqhash  # type: ignore[import-untyped]  # no stubs; MIT, C++ bindings
+    from PIL import Image as PILImage
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            with PILImage.open(io.BytesIO(data)) as opened:
+                pixels = np.asarray(opened.convert("RGB"))
+    except Exception as exc:  # Pillow raises many kinds for bad or hostile input
+        raise UndecodableImage(f"{name}: cannot decode the image to hash it: {exc}") from exc
+    variants, quality = pdqhash.compute_dihedral(pixels)
+    return ImageHashes(sha256_hex(data), pack_bits(np.stack(variants)), int(quality))
+
+
+def pdq_hex(row: HashArray) -> str:
+    return bytes(row).hex()
+
+
+def parse_hex(text: str) -> bytes | None:
+    """The 32 bytes that 64 hex digits spell, or None if ``text`` is not that."""
+    if len(text) != HEX_DIGITS:
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None

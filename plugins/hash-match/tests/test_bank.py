@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from policy_engine_hash_match.bank import described, file_signature, load_bank
+from policy_engine_hash_match.errors import BankError
+
+PDQ = "f" * 8 + "0" * 56
+SHA = "ab" * 32
+
+
+def test_a_file_bank_is_named_after_its_stem_and_deduplicates(tmp_path: Path) -> None:
+    path = tmp_path / "removed.txt"
+    path.write_text(f"{PDQ}\npdq {PDQ}\nsha256 {SHA}\n", encoding="utf-8")
+    bank = load_bank(path)
+    assert (bank.name, bank.pdq_count, len(bank.sha256)) == ("removed", 1, 1)
+    assert bank.metadata("removed.txt") == {
+        "name": "removed",
+        "path": "removed.txt",
+        "digest": bank.digest,
+        "pdq": 1,
+        "sha256": 1,
+    }
+    assert load_bank(path, "Shared list").name == "Shared list"
+
+
+def test_a_folder_bank_reads_its_txt_and_csv_files(tmp_path: Path) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    (folder / "a.txt").write_text(f"{PDQ}\n", encoding="utf-8")
+    (folder / "b.csv").write_text(f"hash,signal_type\n{SHA},sha256\n", encoding="utf-8")
+    (folder / "README.md").write_text("not hashes", encoding="utf-8")
+    bank = load_bank(folder)
+    assert (bank.name, bank.pdq_count, len(bank.sha256)) == ("shared", 1, 1)
+
+
+def test_the_digest_changes_with_the_contents(tmp_path: Path) -> None:
+    path = tmp_path / "removed.txt"
+    path.write_text(f"{PDQ}\n", encoding="utf-8")
+    before, signature = load_bank(path), file_signature(path)
+    path.write_text(f"{PDQ}\nsha256 {SHA}\n", encoding="utf-8")
+    after = load_bank(path)
+    assert before.digest != after.digest and file_signature(path) != signature
+    assert described({"removed": after}) == f"removed@{after.digest[:12]}"
+
+
+def test_a_bank_that_cannot_load_is_an_error_never_an_empty_bank(tmp_path: Path) -> None:
+    with pytest.raises(BankError, match="no such bank file or folder"):
+        load_bank(tmp_path / "missing.txt")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing yet\n", encoding="utf-8")
+    with pytest.raises(BankError, match="holds no hashes"):
+        load_bank(empty)
+    assert load_bank(empty, allow_empty=True).pdq_count == 0
+    other = tmp_path / "other.csv"
+    other.write_text(f"hash,signal_type\n{'0' * 32},video_md5\n", encoding="utf-8")
+    with pytest.raises(BankError, match=r"other.csv:2: signal type 'video_md5'"):
+        load_bank(other)

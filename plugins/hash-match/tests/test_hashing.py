@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hash_match_helpers import encoded, picture
+from PIL import Image as PILImage
+from policy_engine_hash_match.errors import UndecodableImage
+from policy_engine_hash_match.hashing import DIHEDRAL_VARIANTS, hash_image, sha256_hex
+from policy_engine_hash_match.index import distances_to
+
+TRANSPOSES = [
+    PILImage.Transpose.ROTATE_90,
+    PILImage.Transpose.ROTATE_180,
+    PILImage.Transpose.ROTATE_270,
+    PILImage.Transpose.FLIP_LEFT_RIGHT,
+    PILImage.Transpose.FLIP_TOP_BOTTOM,
+    PILImage.Transpose.TRANSPOSE,
+    PILImage.Transpose.TRANSVERSE,
+]
+
+
+@pytest.mark.parametrize("transpose", TRANSPOSES, ids=lambda t: t.name)
+def test_a_rotated_or_mirrored_copy_hashes_to_one_of_the_originals_variants(
+    transpose: PILImage.Transpose,
+) -> None:
+    original = hash_image(encoded(picture(1)))
+    copy = hash_image(encoded(picture(1).transpose(transpose)))
+    # the copy's own hash is close to one of the original's eight, and far from its own
+    distances = distances_to(original.pdq, copy.pdq[0])
+    assert distances.min() <= 8 < distances[0]
+
+
+def test_a_re_encoded_copy_is_near_and_a_different_picture_is_far() -> None:
+    original = hash_image(encoded(picture(1)))
+    jpeg = hash_image(encoded(picture(1), "JPEG"))
+    other = hash_image(encoded(picture(2)))
+    assert distances_to(original.pdq[:1], jpeg.pdq[0])[0] <= 16
+    assert distances_to(original.pdq, other.pdq[0]).min() > 64
+    assert jpeg.sha256 != original.sha256
+
+
+def test_the_hashes_of_an_image() -> None:
+    data = encoded(picture(3))
+    hashes = hash_image(data)
+    assert hashes.sha256 == sha256_hex(data)
+    assert hashes.pdq.shape == (len(DIHEDRAL_VARIANTS), 32) and hashes.pdq.dtype == np.uint8
+    assert hashes.quality >= 50
+    flat = hash_image(encoded(PILImage.new("RGB", (64, 64), "grey")))
+    assert flat.quality < 50  # nothing to hash: PDQ says so
+
+
+@pytest.mark.parametrize("data", [b"", b"not an image", encoded(picture(1))[:40]])
+def test_bytes_that_do_not_decode_are_a_typed_error(data: bytes) -> None:
+    with pytest.raises(UndecodableImage, match=r"upload\.png: cannot decode the image") as info:
+        hash_image(data, name="upload.png")
+    assert info.value.code == "undecodable-image" and info.value.sent is False
