@@ -9,6 +9,7 @@ import io
 from typing import TYPE_CHECKING
 
 from policy_engine import DetectorError, Image
+from policy_engine.image import sniff_format
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,7 +38,12 @@ def opened(image: Image) -> PillowImage:
         )
     try:
         picture = Pillow.open(io.BytesIO(image.data))
-    except (Pillow.DecompressionBombError, UnidentifiedImageError, OSError) as exc:
+    except UnidentifiedImageError as exc:
+        # Pillow's message names an in-memory buffer: what the bytes look like says more
+        what = sniff_format(image.data) or "no image format Pillow knows"
+        why = f"not an image Pillow can decode (its bytes look like {what})"
+        raise _refused(image, why, "undecodable-image") from exc
+    except (Pillow.DecompressionBombError, OSError) as exc:
         why = f"not an image Pillow can decode ({exc})"
         raise _refused(image, why, "undecodable-image") from exc
     width, height = picture.size
