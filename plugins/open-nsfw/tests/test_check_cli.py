@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,18 @@ def test_check_decides_each_image_from_its_own_score(tmp_path: Path) -> None:
     score = blocked["detectors"]["open-nsfw"]["nsfw_score"]
     assert reason["confidence"] == pytest.approx(100 * score)
     assert "0 made" in err.getvalue()  # a local detector: no paid call counted
+
+
+@pytest.mark.usefixtures("registered")
+def test_the_example_readme_shows_what_check_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (EXAMPLE / "README.md").read_text(encoding="utf-8")
+    (commands,) = re.findall(r"```sh\n(.*?)```", readme, re.S)
+    (shown,) = re.findall(r"```text\n(.*?)```", readme, re.S)
+    (check,) = [c for c in commands.replace("\\\n", " ").splitlines() if " check " in c]
+    monkeypatch.chdir(ROOT)
+    out, err = io.StringIO(), io.StringIO()
+
+    code = main(shlex.split(check)[1:], out, err)
+
+    assert code == 0, err.getvalue()  # without --fail-on, decisions are not failures
+    assert out.getvalue() == shown
