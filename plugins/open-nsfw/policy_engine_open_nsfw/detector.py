@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -46,6 +48,10 @@ class OpenNsfwDetector(Detector):
     settings_schema: ClassVar[Mapping[str, Any]] = SETTINGS_SCHEMA
 
     def __init__(self) -> None:
+        self._forget_scorers()
+        _instances.add(self)
+
+    def _forget_scorers(self) -> None:
         self._scorers: dict[tuple[int, int, float], Scorer] = {}
         self._lock = threading.Lock()
 
@@ -86,3 +92,15 @@ class OpenNsfwDetector(Detector):
                     model.scores, max_batch=batch, max_wait=settings.batch_wait
                 )
             return scorer
+
+
+_instances: weakref.WeakSet[OpenNsfwDetector] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    # a batcher's lock may have been held by a thread the child does not have
+    for detector in list(_instances):
+        detector._forget_scorers()
+
+
+os.register_at_fork(after_in_child=_after_fork)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -100,6 +101,17 @@ class LoadedModel:
 
 _models: dict[int, LoadedModel] = {}
 _lock = threading.Lock()
+
+
+def _forget_models() -> None:
+    """A forked child starts afresh: a session's threads, and a lock another
+    thread held, do not survive a fork."""
+    global _lock
+    _models.clear()
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_models)
 
 
 def shared_model(threads: int) -> LoadedModel:

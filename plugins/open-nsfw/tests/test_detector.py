@@ -5,6 +5,7 @@ failure is a typed DetectorError, never a label-less success."""
 from __future__ import annotations
 
 import io
+import os
 import struct
 import sys
 import threading
@@ -228,3 +229,22 @@ def test_the_taxonomy_knows_the_label(detector: OpenNsfwDetector) -> None:
     assert taxonomy.knows(taxonomy.canonical_key("sexual content"))
     assert taxonomy.parent_key(taxonomy.canonical_key(LABEL)) == ""
     assert detector.remote is False
+
+
+def test_a_forked_child_scores_with_a_model_of_its_own(
+    detector: OpenNsfwDetector, skin: Image, context: Context
+) -> None:
+    expected = confidence(detector, skin, context())  # the parent's session is loaded
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.write(write, repr(confidence(detector, skin, context())).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        reported = pipe.read()
+    os.waitpid(child, 0)
+
+    assert float(reported) == expected
