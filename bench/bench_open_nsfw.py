@@ -16,13 +16,16 @@ per run, records to /dev/null, in three modes measured in the same run:
   images scored together in one model run.
 
 Each mode's best of ``--repeats`` (images per second over the whole run,
-start-up and model load included, and that run's peak RSS) is printed, with
-the ratio of each to ``single``. ONNX Runtime uses every CPU the process may
-(2 here) unless the policy says ``threads``.
+start-up and model load included; CPU seconds, user and system, per image,
+which other processes' load changes far less than the wall clock; and the
+run's peak RSS) is printed, with the ratio of each to ``single``. ONNX
+Runtime uses every CPU the process may (2 here) unless the policy says
+``threads``.
 
 Then the model alone (no decoding, no engine), in this process: images per
-second of one session run on batches of 1, 2, 4 and 8 preprocessed images,
-best of ``--repeats`` runs of about a second each, and the ratio to batch 1.
+second and CPU per image of one session run on batches of 1, 2, 4 and 8
+preprocessed images, best of ``--repeats`` runs of about a second each, and
+the ratio to batch 1.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import argparse
 import io
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -69,17 +73,23 @@ def draw_images(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def run(policy: Path, images: list[Path], concurrency: int) -> tuple[float, int]:
-    """(images per second, peak RSS in KiB) of one ``check`` process."""
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(policy: Path, images: list[Path], concurrency: int) -> tuple[float, int, float]:
+    """(images per second, peak RSS in KiB, CPU seconds per image) of one ``check``."""
     command = [sys.executable, "-c", PROBE, "check", "--policy", str(policy)]
     command += ["--concurrency", str(concurrency), "--output", os.devnull]
     command += [str(p) for p in images]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), children_cpu()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, children_cpu() - cpu
     if done.returncode != 0:
         raise SystemExit(f"check failed ({done.returncode}):\n{done.stderr}")
-    return len(images) / elapsed, int(done.stderr.strip().splitlines()[-1])
+    rss = int(done.stderr.strip().splitlines()[-1])
+    return len(images) / elapsed, rss, cpu / len(images)
 
 
 def model_alone(repeats: int) -> None:
@@ -92,21 +102,24 @@ def model_alone(repeats: int) -> None:
         drawn = draw_images(Path(scratch), 8)
         inputs = [model_input(Image(name=p.name, data=p.read_bytes())) for p in drawn]
     model = shared_model(available_cpus())
-    rates = {}
+    rates, cpus = {}, {}
     for size in (1, 2, 4, 8):
         batch = inputs[:size]
         model.scores(batch)  # warm
-        best = 0.0
+        rates[size], cpus[size] = 0.0, float("inf")
         for _ in range(repeats):
-            started, scored = time.perf_counter(), 0
+            started, cpu, scored = time.perf_counter(), time.process_time(), 0
             while time.perf_counter() - started < 1.0:
                 model.scores(batch)
                 scored += size
-            best = max(best, scored / (time.perf_counter() - started))
-        rates[size] = best
+            rates[size] = max(rates[size], scored / (time.perf_counter() - started))
+            cpus[size] = min(cpus[size], (time.process_time() - cpu) / scored)
     print(f"model alone, {model.threads} thread(s), best of {repeats}, load {os.getloadavg()}")
     for size, rate in rates.items():
-        print(f"  batch {size}: {rate:6.1f} images/s ({rate / rates[1]:.2f}x batch 1)")
+        print(
+            f"  batch {size}: {rate:6.1f} images/s ({rate / rates[1]:.2f}x batch 1), "
+            f"CPU {1000 * cpus[size]:4.0f} ms/image ({cpus[size] / cpus[1]:.2f}x)"
+        )
 
 
 def main() -> None:
@@ -123,19 +136,24 @@ def main() -> None:
         for mode, (batch, _) in modes.items():
             policies[mode] = folder / f"{mode}.yaml"
             policies[mode].write_text(POLICY.format(batch=batch), encoding="utf-8")
-        best: dict[str, tuple[float, int]] = {}
+        best: dict[str, tuple[float, int, float]] = {}
         for _ in range(args.repeats):  # interleaved, so load changes hit every mode
             for mode, (_, concurrency) in modes.items():
-                rate, rss = run(policies[mode], images, concurrency)
-                kept = best.get(mode)
-                best[mode] = (max(rate, kept[0]), min(rss, kept[1])) if kept else (rate, rss)
+                measured = run(policies[mode], images, concurrency)
+                kept = best.get(mode, measured)
+                best[mode] = (
+                    max(measured[0], kept[0]),
+                    min(measured[1], kept[1]),
+                    min(measured[2], kept[2]),
+                )
     print(f"{args.images} images of 640x480, best of {args.repeats}, load {os.getloadavg()}")
-    base_rate, base_rss = best["single"]
+    base_rate, base_rss, base_cpu = best["single"]
     for mode, (batch, concurrency) in modes.items():
-        rate, rss = best[mode]
+        rate, rss, cpu = best[mode]
         print(
             f"{mode:>10}: concurrency {concurrency}, batch_size {batch}: "
             f"{rate:6.1f} images/s ({rate / base_rate:.2f}x single), "
+            f"CPU {1000 * cpu:5.0f} ms/image ({cpu / base_cpu:.2f}x), "
             f"peak RSS {rss / 1024:.0f} MiB ({rss / base_rss:.2f}x)"
         )
     model_alone(args.repeats)
