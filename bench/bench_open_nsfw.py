@@ -1,7 +1,7 @@
 """Images per second and peak memory of ``check`` with the open-nsfw detector
 (Yahoo's open_nsfw on the CPU), one image per model run against micro-batched runs.
 
-    python bench/bench_open_nsfw.py [--images 48] [--repeats 3] [--batch 8]
+    python bench/bench_open_nsfw.py [--images 48] [--repeats 3] [--batch 4]
 
 Needs the core and policy-engine-open-nsfw installed (its entry point). Draws
 ``--images`` distinct synthetic 640x480 JPEGs (Pillow) into a temporary
@@ -126,7 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=4)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
