@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-DEFAULT_BATCH_SIZE = 4  # bench/README.md: more costs memory and gained nothing on 2 cores
+DEFAULT_BATCH_SIZE = 4  # most of the gain for half the memory of 8 (bench/README.md)
 DEFAULT_BATCH_WAIT_MS = 10.0
 MAX_THREADS = 64
 
