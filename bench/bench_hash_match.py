@@ -21,6 +21,7 @@ import time
 import tracemalloc
 
 import numpy as np
+
 from policy_engine_hash_match.index import MultiIndex, brute_force
 
 

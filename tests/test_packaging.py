@@ -74,6 +74,8 @@ def test_every_distribution_is_checked() -> None:
     assert [project(d)["name"] for d in DISTRIBUTIONS] == [
         "policy-engine",
         "policy-engine-lambda",
+        "policy-engine-hash-match",
+        "policy-engine-open-nsfw",
         "policy-engine-opentelemetry",
         "policy-engine-prometheus",
         "policy-engine-rekognition",

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from policy_engine_hash_match.bank import described, file_signature, load_bank
 from policy_engine_hash_match.errors import BankError
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from hash_match_helpers import Pictures, picture
 from PIL import Image as PILImage
+
 from policy_engine_hash_match.bank import load_bank
 
 Cli = Callable[..., object]

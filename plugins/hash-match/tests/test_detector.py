@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from hash_match_helpers import encoded, picture
 from PIL import Image as PILImage
+
+from policy_engine import DetectContext, DetectorError, DetectorResult, Image
 from policy_engine_hash_match.detector import HashMatchDetector
 from policy_engine_hash_match.errors import BankError
 from policy_engine_hash_match.hashing import hash_image
-
-from policy_engine import DetectContext, DetectorError, DetectorResult, Image
 
 ROTATED = PILImage.Transpose.ROTATE_90
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from policy_engine_hash_match.errors import BankError
 from policy_engine_hash_match.hash_lists import read_hash_list
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hash_match_helpers import encoded, picture
 from PIL import Image as PILImage
+
 from policy_engine_hash_match.errors import UndecodableImage
 from policy_engine_hash_match.hashing import DIHEDRAL_VARIANTS, hash_image, sha256_hex
 from policy_engine_hash_match.index import distances_to

@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from policy_engine_hash_match.index import MultiIndex, brute_force
 
 

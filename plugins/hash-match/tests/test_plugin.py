@@ -3,9 +3,6 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from policy_engine_hash_match import plugin
-from policy_engine_hash_match.detector import HashMatchDetector
-
 from policy_engine.cli import COMMANDS
 from policy_engine.cli.plugin_commands import plugin_commands
 from policy_engine.plugins import (
@@ -14,6 +11,8 @@ from policy_engine.plugins import (
     make_plugin_manager,
     register_plugin,
 )
+from policy_engine_hash_match import plugin
+from policy_engine_hash_match.detector import HashMatchDetector
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+
 from policy_engine_hash_match.settings import SETTINGS_SCHEMA, HashMatchSettings, confidence
 
 VALID: list[dict[str, Any]] = [
