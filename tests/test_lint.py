@@ -435,9 +435,10 @@ def test_a_parent_from_labels_is_not_reported_alongside(registry: DetectorRegist
 
 def test_name_under_a_parent_the_taxonomies_never_give(registry: DetectorRegistry) -> None:
     text = policy(
-        "  - id: w\n    match: {name: Weapon Violence, parent: Explicit}\n    action: block\n"
+        "  - id: w\n    match: {name: Weapon Violence, parent: Explicit}\n    action: block\n",
+        MODERATION,
     )
-    assert warnings(text, registry) == [("rule-never-decides", 4, 5)]
+    assert warnings(text, registry) == [("rule-never-decides", 5, 5)]
     message = messages(text, registry, "rule-never-decides")[0]
     assert "rekognition-moderation/v7 puts it under 'Graphic Violence'" in message
     assert "rekognition-moderation/v6 puts it under 'Violence'" in message
@@ -582,9 +583,8 @@ def test_a_policy_without_detectors_is_warned_about(head: str, registry: Detecto
     text = policy("  - id: v\n    match: {parent: Violence}\n    block_at: 80\n", head)
     result = check_policy_text(text, FILE, registry=registry)
     assert [(d.code, d.line) for d in result.warnings] == [("no-detectors", 3 if head else 1)]
-    assert "installed: rekognition-custom-labels, rekognition-moderation, stub" in (
-        result.warnings[0].message
-    )
+    installed = "hash-match, open-nsfw, rekognition-custom-labels, rekognition-moderation, stub"
+    assert f"installed: {installed}" in result.warnings[0].message
     named = policy("  - id: v\n    match: {parent: Violence}\n    block_at: 80\n", MODERATION)
     assert check_policy_text(named, FILE, registry=registry).diagnostics == ()
 

@@ -167,7 +167,9 @@ def _parents_of(
     parent_key = name_key(parent)
     if (name_key(name), parent_key) in context.placements:
         return None
-    sources = (source,) if source is not None else registry.names()
+    sources = _visible_sources(context, registry, source)
+    if not sources:
+        return None
     evidence: list[tuple[str, set[str]]] = []
     for src in sources:
         taxonomies = taxonomies_of(registry.get(src))
@@ -189,6 +191,19 @@ def _parents_of(
     ):
         return None
     return evidence
+
+
+def _visible_sources(
+    context: LintContext, registry: DetectorRegistry, source: str | None
+) -> Sequence[str]:
+    """The installed detectors whose labels a rule can see (spec section 7): its
+    ``source``, or the policy's detectors, or every installed one where the
+    policy names none."""
+    if source is not None:
+        return (source,)
+    if context.policy.detectors:
+        return [name for name in context.policy.detectors if name in registry]
+    return registry.names()
 
 
 # -- narrowing rules ----------------------------------------------------------

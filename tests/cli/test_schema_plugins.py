@@ -79,6 +79,8 @@ def test_schema_documents_every_installed_detectors_settings(h):
 
     detectors = printed["properties"]["detectors"]
     assert sorted(detectors["properties"]) == [
+        "hash-match",
+        "open-nsfw",
         "rekognition-custom-labels",
         "rekognition-moderation",
         "stub",

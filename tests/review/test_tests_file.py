@@ -4,6 +4,7 @@ the schema, cases and their reasons, load errors, finding files, coverage."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -294,12 +295,14 @@ def test_a_strictness_promise_holds_or_lists_its_counterexamples(
     assert not invariant.passed and outcome.failed == 1
     details = invariant.details()
     assert details[0].startswith("broken: p.yaml is more-lenient compared with strict.yaml")
-    assert details[1] == (
-        "counterexample: <any label under Graphic Violence> (rekognition-custom-labels, "
+    # the label is a made-up one from whichever installed detector sorts first
+    assert details[1].startswith("counterexample: <any label under Graphic Violence> (")
+    assert details[1].endswith(
         "parent Graphic Violence) [90, 95): "
         "p.yaml review (rule graphic), strict.yaml block (rule graphic)"
     )
-    assert len(details) == 12 and details[-1] == "... and 14 more"
+    # how many more depends on the installed detectors' taxonomies
+    assert len(details) == 12 and re.fullmatch(r"\.\.\. and \d+ more", details[-1])
 
 
 @pytest.mark.parametrize(

@@ -32,8 +32,6 @@ from policy_engine_hash_match.hashing import (
 from policy_engine_hash_match.index import distances_to
 from policy_engine_hash_match.settings import DEFAULT_MAX_DISTANCE, DEFAULT_QUALITY_FLOOR
 
-SUMMARY = "build, list, check and import banks of known image hashes (hash-match)"
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (

@@ -21,6 +21,14 @@ def policy_engine_register_detectors(register: Callable[[Detector], None]) -> No
 def policy_engine_register_commands(
     register: Callable[[str, str, Callable[[argparse.ArgumentParser], None]], None],
 ) -> None:
-    from policy_engine_hash_match.cli import SUMMARY, configure
+    register("bank", BANK_SUMMARY, _configure_bank)
 
-    register("bank", SUMMARY, configure)
+
+BANK_SUMMARY = "build, list, check and import banks of known image hashes (hash-match)"
+
+
+def _configure_bank(parser: argparse.ArgumentParser) -> None:
+    # imported only when `bank` runs: `--help` lists it without numpy or the CLI's helpers
+    from policy_engine_hash_match.cli import configure
+
+    configure(parser)

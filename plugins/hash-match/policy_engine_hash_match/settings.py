@@ -48,7 +48,11 @@ SETTINGS_SCHEMA: Mapping[str, Any] = MappingProxyType(
                             "additionalProperties": False,
                             "required": ["path"],
                             "properties": {
-                                "path": {"type": "string", "minLength": 1},
+                                "path": {
+                                    "type": "string",
+                                    "minLength": 1,
+                                    "description": "Bank file or folder, relative to the policy.",
+                                },
                                 "name": {
                                     "type": "string",
                                     "pattern": "\\S",
