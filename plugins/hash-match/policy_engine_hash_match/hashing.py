@@ -67,6 +67,10 @@ def hash_image(data: bytes, *, name: str = "image") -> ImageHashes:
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(data)) as opened:
                 pixels = np.asarray(opened.convert("RGB"))
+    except PILImage.UnidentifiedImageError as exc:
+        # Pillow's message names an in-memory buffer, which tells the user nothing
+        why = "no image format Pillow knows"
+        raise UndecodableImage(f"{name}: cannot decode the image to hash it: {why}") from exc
     except Exception as exc:  # Pillow raises many kinds for bad or hostile input
         raise UndecodableImage(f"{name}: cannot decode the image to hash it: {exc}") from exc
     variants, quality = pdqhash.compute_dihedral(pixels)

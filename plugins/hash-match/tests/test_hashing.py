@@ -55,3 +55,4 @@ def test_bytes_that_do_not_decode_are_a_typed_error(data: bytes) -> None:
     with pytest.raises(UndecodableImage, match=r"upload\.png: cannot decode the image") as info:
         hash_image(data, name="upload.png")
     assert info.value.code == "undecodable-image" and info.value.sent is False
+    assert "BytesIO" not in str(info.value)  # what the user reads names no buffer
