@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from policy_engine.pixels import eight_bit_rgb
 from policy_engine_hash_match.errors import UndecodableImage
 
 HASH_BYTES = 32
@@ -61,13 +62,14 @@ def hash_image(data: bytes, *, name: str = "image") -> ImageHashes:
     Pillow cannot decode it."""
     import pdqhash  # type: ignore[import-untyped]  # no stubs; MIT, C++ bindings
     from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(data)) as opened:
-                pixels = np.asarray(opened.convert("RGB"))
-    except PILImage.UnidentifiedImageError as exc:
+                pixels = np.asarray(eight_bit_rgb(opened))
+    except UnidentifiedImageError as exc:
         # Pillow's message names an in-memory buffer, which tells the user nothing
         why = "no image format Pillow knows"
         raise UndecodableImage(f"{name}: cannot decode the image to hash it: {why}") from exc

@@ -56,3 +56,15 @@ def test_bytes_that_do_not_decode_are_a_typed_error(data: bytes) -> None:
         hash_image(data, name="upload.png")
     assert info.value.code == "undecodable-image" and info.value.sent is False
     assert "BytesIO" not in str(info.value)  # what the user reads names no buffer
+
+
+def test_a_16_bit_re_save_of_a_banked_picture_still_matches() -> None:
+    # a plain convert("RGB") clips 16-bit grey to white: a re-save that would evade the bank
+    grey = picture(1).convert("L")
+    widened = PILImage.fromarray(np.asarray(grey).astype(np.uint16) * 257)
+
+    original = hash_image(encoded(grey))
+    copy = hash_image(encoded(widened))
+
+    assert copy.sha256 != original.sha256
+    assert distances_to(original.pdq[:1], copy.pdq[0])[0] == 0

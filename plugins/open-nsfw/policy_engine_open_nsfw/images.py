@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from policy_engine import DetectorError, Image
 from policy_engine.image import sniff_format
+from policy_engine.pixels import eight_bit_rgb
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,7 +65,7 @@ def model_input(image: Image) -> npt.NDArray[np.float32]:
     picture = opened(image)
     try:
         picture.load()
-        return preprocess(picture)
+        return preprocess(eight_bit_rgb(picture))
     except (Pillow.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
         # a truncated or corrupt file fails here, after its header read
         raise _refused(image, f"cannot decode its pixels ({exc})", "undecodable-image") from exc

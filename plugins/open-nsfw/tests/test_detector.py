@@ -68,6 +68,26 @@ def test_every_pillow_mode_is_scored(
     assert 0.0 <= confidence(detector, Image(name=mode, data=out.getvalue()), context()) <= 100
 
 
+def test_a_16_bit_copy_is_seen_as_the_8_bit_original(skin: Image) -> None:
+    # a plain convert("RGB") clips 16-bit grey to white: a re-save that would blind the model
+    assert skin.data is not None
+    grey = Pillow.open(io.BytesIO(skin.data)).convert("L")
+    copies = [
+        grey,
+        Pillow.fromarray(np.asarray(grey).astype(np.uint16) * 257),
+        grey.point([255] * 256),
+    ]
+    inputs = []
+    for number, copy in enumerate(copies):
+        out = io.BytesIO()
+        copy.save(out, format="PNG")
+        inputs.append(model_input(Image(name=str(number), data=out.getvalue())))
+    original, sixteen_bit, white = inputs
+
+    assert (sixteen_bit == original).all()
+    assert not np.allclose(sixteen_bit, white)
+
+
 def test_a_batched_run_equals_single_runs(synthetic: Callable[[int], Image]) -> None:
     images = [synthetic(seed) for seed in range(5)]
     inputs = [model_input(image) for image in images]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from policy_engine import DetectorError
 from policy_engine.image import sniff_format
+from policy_engine.pixels import eight_bit_rgb
 from policy_engine_rekognition.images import (
     ImageLimits,
     PixelSize,
@@ -125,17 +126,14 @@ def _flatten(picture: PillowImage) -> PillowImage:
     """RGB, with any transparency laid over white (JPEG has no alpha)."""
     from PIL import Image as PIL
 
-    if picture.mode == "RGB":
-        return picture
+    if picture.mode.startswith("I") or picture.mode == "F":
+        return eight_bit_rgb(picture)  # a tRNS grey level of 16-bit grey is not kept
     if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:
         rgba = picture.convert("RGBA")
         background = PIL.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    if picture.mode.startswith("I;16") or picture.mode in ("I", "F"):
-        # 16-bit and float greyscale: scale to 8 bits, then to RGB.
-        picture = picture.convert("I").point(lambda value: value / 256).convert("L")
-    return picture.convert("RGB")
+    return eight_bit_rgb(picture)
 
 
 def _encode_within(

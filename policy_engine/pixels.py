@@ -1,0 +1,49 @@
+"""One 8-bit RGB reading of a decoded image, for every detector that looks
+at pixels (hash banks, local models, conversion for an API).
+
+A plain ``convert("RGB")`` clips 16-bit and float greyscale to 255, so a
+16-bit copy of an image would come out white: a re-save that evades a hash
+bank and blinds a classifier. Here those modes are scaled to 8 bits. The core
+does not depend on Pillow: only a plugin that already decoded a picture
+calls this.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PillowImage
+
+_SIXTEEN_BIT_TO_EIGHT = 1 / 257
+"""65535 / 257 = 255 exactly: an 8-bit value v widened to 16 bits (v * 257)
+comes back as v."""
+
+
+def eight_bit_rgb(picture: PillowImage) -> PillowImage:
+    """``picture`` as 8-bit RGB: 16-bit and float greyscale scaled to 8 bits,
+    every other mode converted by Pillow. Alpha is dropped, not laid over a
+    background: what is hidden under transparency is what any re-encode
+    without alpha (a JPEG thumbnail) shows, so a detector must see it."""
+    if picture.mode == "RGB":
+        return picture
+    if picture.mode.startswith("I;16") or picture.mode == "I":
+        picture = picture.convert("I").point(lambda value: value * _SIXTEEN_BIT_TO_EIGHT)
+        return picture.convert("L").convert("RGB")
+    if picture.mode == "F":
+        return _float_to_eight_bit(picture).convert("RGB")
+    return picture.convert("RGB")
+
+
+def _float_to_eight_bit(picture: PillowImage) -> PillowImage:
+    """Float greyscale has no fixed range: 0-1 (the usual), 0-255 or 16-bit
+    values are each scaled to 0-255, told apart by the brightest pixel."""
+    extrema = picture.getextrema()
+    brightest = float(extrema[1]) if isinstance(extrema[1], (int, float)) else 0.0
+    if brightest <= 1.0:
+        scale = 255.0
+    elif brightest <= 255.0:
+        scale = 1.0
+    else:
+        scale = _SIXTEEN_BIT_TO_EIGHT
+    return picture.point(lambda value: value * scale).convert("L")
