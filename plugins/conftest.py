@@ -15,6 +15,7 @@ from types import ModuleType
 import pytest
 
 from policy_engine import DetectorRegistry, Moderator, hookimpl
+from policy_engine.decision import SkippedDetector
 from policy_engine.events import DecisionEvent, DetectorCall
 from policy_engine.plugins import ENTRY_POINT_GROUP, make_plugin_manager
 
@@ -53,6 +54,14 @@ def cache_hit_event(replaying: Callable[[object], Moderator], images: Path) -> D
     replaying(Keep()).check(images / "beach.png")
     hit = DetectorCall("rekognition-moderation", 0.001, cached=True)
     return dataclasses.replace(events[0], detector_calls=(hit,))
+
+
+@pytest.fixture
+def skip_event(cache_hit_event: DecisionEvent) -> DecisionEvent:
+    """A real decision's event whose one remote detector the cascade skipped."""
+    skipped = (SkippedDetector("rekognition-moderation", "decision already block"),)
+    decision = dataclasses.replace(cache_hit_event.decision, skipped=skipped)
+    return dataclasses.replace(cache_hit_event, decision=decision, detector_calls=())
 
 
 @pytest.fixture

@@ -61,7 +61,20 @@ DETECTOR_ERRORS = Metric(
     "Detector failures (decided under the policy's on_error), by stable error code",
     ("detector", "error_code"),
 )
-METRICS = (DECISIONS, DETECTOR_DURATION, DETECTOR_CALLS, DETECTOR_CACHE_HITS, DETECTOR_ERRORS)
+DETECTOR_SKIPS = Metric(
+    "policy_engine_detector_skips",
+    "policy_engine.detector.skips",
+    "Detector calls the lossless cascade skipped: no answer could have changed the decision",
+    ("detector",),
+)
+METRICS = (
+    DECISIONS,
+    DETECTOR_DURATION,
+    DETECTOR_CALLS,
+    DETECTOR_CACHE_HITS,
+    DETECTOR_ERRORS,
+    DETECTOR_SKIPS,
+)
 
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 """Histogram bucket bounds, in seconds: from a local detector or a warm
@@ -81,6 +94,7 @@ class DecisionSignals:
     calls: tuple[Labels, ...]
     cache_hits: tuple[Labels, ...]
     errors: tuple[Labels, ...]
+    skips: tuple[Labels, ...]
 
 
 def signals_of(event: DecisionEvent) -> DecisionSignals:
@@ -110,4 +124,5 @@ def signals_of(event: DecisionEvent) -> DecisionSignals:
             for c in calls
             if c.error_code is not None
         ),
+        skips=tuple((("detector", skipped.source),) for skipped in decision.skipped),
     )

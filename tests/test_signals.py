@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from test_cascade import POLICY, Scripted, registry_of
 from test_moderator import Recorder, SlowDetector, moderator_for, registry_with
 from test_moderator_sets import write_sets
 
-from policy_engine import Moderator
+from policy_engine import Label, Moderator
 from policy_engine.plugins import make_plugin_manager
 from policy_engine.signals import METRICS, signals_of
 
@@ -25,7 +26,10 @@ def test_a_policys_decisions_and_calls_are_counted_under_bounded_labels(tmp_path
     called, cached, failed, empty = (signals_of(e) for e in recorder.events)
     digest = moderator.policy_digest
     assert called.decision == (
-        ("verdict", "block"), ("policy", "lenient"), ("policy_digest", digest), ("route", "")
+        ("verdict", "block"),
+        ("policy", "lenient"),
+        ("policy_digest", digest),
+        ("route", ""),
     )
     by_detector = (("detector", "counting"),)
     assert [labels for labels, _ in called.durations] == [by_detector]
@@ -55,7 +59,10 @@ def test_a_set_counts_under_its_own_name_and_digest_and_the_route_index(tmp_path
 
     feed, chat = (dict(signals_of(e).decision) for e in recorder.events)
     assert feed == {
-        "verdict": "review", "policy": "one", "policy_digest": moderator.policy_digest, "route": "0"
+        "verdict": "review",
+        "policy": "one",
+        "policy_digest": moderator.policy_digest,
+        "route": "0",
     }
     assert chat == {**feed, "verdict": "block", "route": "1"}
 
@@ -77,3 +84,22 @@ def test_the_readme_names_every_metric_for_both_exporters() -> None:
         assert f"`{metric.prometheus}{suffix}`" in section
         assert f"`{metric.opentelemetry}`" in section
         assert all(f"`{label}`" in section for label in metric.labels)
+
+
+def test_a_call_the_cascade_skipped_counts_as_a_skip_not_a_call(tmp_path: Path) -> None:
+    cheap = Scripted("cheap", labels=(Label("Known Image", 100.0, "cheap"),), remote=False)
+    paid = Scripted("paid", labels=(Label("Violence", 95.0, "paid"),))
+    recorder = Recorder()
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY.format(on_error="review"), encoding="utf-8")
+    with Moderator(
+        policy,
+        registry=registry_of(cheap, paid),
+        plugin_manager=make_plugin_manager(load_entry_points=False),
+        plugins=[recorder],
+    ) as moderator:
+        moderator.check(b"known")
+
+    (counted,) = (signals_of(event) for event in recorder.events)
+    assert counted.skips == ((("detector", "paid"),),)
+    assert counted.calls == ((("detector", "cheap"),),)

@@ -42,6 +42,7 @@ class OpenTelemetryMetrics:
         self.calls = counter(signals.DETECTOR_CALLS)
         self.cache_hits = counter(signals.DETECTOR_CACHE_HITS)
         self.errors = counter(signals.DETECTOR_ERRORS)
+        self.skips = counter(signals.DETECTOR_SKIPS)
 
     @hookimpl
     def policy_engine_decision_made(self, event: DecisionEvent) -> None:
@@ -53,6 +54,7 @@ class OpenTelemetryMetrics:
             (self.calls, counted.calls),
             (self.cache_hits, counted.cache_hits),
             (self.errors, counted.errors),
+            (self.skips, counted.skips),
         ):
             for labels in increments:
                 counter.add(1, dict(labels))

@@ -68,3 +68,15 @@ def test_cache_hits_are_counted_and_not_timed_as_calls(cache_hit_event: Decision
     assert (dict(hits.attributes), hits.value) == ({"detector": "rekognition-moderation"}, 1)
     assert "policy_engine.detector.calls" not in found
     assert "policy_engine.detector.duration" not in found
+
+
+def test_a_skipped_call_is_counted_as_a_skip_and_not_as_a_call(skip_event: DecisionEvent) -> None:
+    reader = InMemoryMetricReader()
+    OpenTelemetryMetrics(MeterProvider(metric_readers=[reader])).policy_engine_decision_made(
+        skip_event
+    )
+
+    found = recorded(reader)
+    (skips,) = found["policy_engine.detector.skips"]
+    assert (dict(skips.attributes), skips.value) == ({"detector": "rekognition-moderation"}, 1)
+    assert "policy_engine.detector.calls" not in found

@@ -34,6 +34,7 @@ class PrometheusMetrics:
         self.calls = _counter(signals.DETECTOR_CALLS, registry)
         self.cache_hits = _counter(signals.DETECTOR_CACHE_HITS, registry)
         self.errors = _counter(signals.DETECTOR_ERRORS, registry)
+        self.skips = _counter(signals.DETECTOR_SKIPS, registry)
 
     @hookimpl
     def policy_engine_decision_made(self, event: DecisionEvent) -> None:
@@ -45,6 +46,7 @@ class PrometheusMetrics:
             (self.calls, counted.calls),
             (self.cache_hits, counted.cache_hits),
             (self.errors, counted.errors),
+            (self.skips, counted.skips),
         ):
             for labels in increments:
                 counter.labels(*_values(labels)).inc()

@@ -69,3 +69,13 @@ def test_cache_hits_are_counted_and_not_timed_as_calls(cache_hit_event: Decision
     assert found[("policy_engine_detector_cache_hits_total", detector)] == 1
     assert ("policy_engine_detector_calls_total", detector) not in found
     assert ("policy_engine_detector_duration_seconds_count", detector) not in found
+
+
+def test_a_skipped_call_is_counted_as_a_skip_and_not_as_a_call(skip_event: DecisionEvent) -> None:
+    registry = CollectorRegistry()
+    PrometheusMetrics(registry).policy_engine_decision_made(skip_event)
+
+    found = samples(generate_latest(registry).decode("utf-8"))
+    detector = frozenset({("detector", "rekognition-moderation")})
+    assert found[("policy_engine_detector_skips_total", detector)] == 1
+    assert ("policy_engine_detector_calls_total", detector) not in found
