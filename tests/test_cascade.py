@@ -531,3 +531,55 @@ def test_a_cost_for_a_detector_the_policy_does_not_run_is_an_error() -> None:
     assert [(d.code, d.line, d.column) for d in unknown] == [("cascade-unknown-detector", 5, 19)]
     negative = check_policy_text(head + "cascade: {costs: {a: -1}}\n", "p.yaml").errors
     assert [d.code for d in negative] == ["out-of-range"]
+
+
+def test_a_check_record_with_a_skipped_detector_is_never_re_decided_as_if_it_said_nothing() -> None:
+    """``evaluate`` and ``diff --corpus`` re-decide a check record under another
+    policy: a detector the cascade skipped gave no answer, which must not read as
+    "no labels" (an allow where a full run's record blocks). It counts as one
+    that failed (its answer is unknown), so the other policy's ``on_error``
+    decides it; under the policy that made the record, the decision is the same."""
+    import json
+
+    from policy_engine.cli.corpus_items import parse_entry
+
+    cheap = Scripted("cheap", labels=(Label("Known Image", 100.0, "cheap"),), remote=False)
+    paid = Scripted("paid", labels=(Label("Violence", 95.0, "paid"),))
+    registry = registry_of(cheap, paid)
+    made_by = parse_policy(POLICY.format(on_error="review"), registry)
+    other = CompiledPolicy(
+        parse_policy(
+            POLICY.format(on_error="review").replace("action: block", "action: allow"), registry
+        ),
+        registry.taxonomy_for,
+    )
+
+    def re_decided(skip: bool) -> tuple[Verdict, Verdict]:
+        text = POLICY.format(on_error="review") + ("" if skip else "cascade: {skip: false}\n")
+        record = Engine(parse_policy(text, registry), registry).check(IMAGE).to_dict()
+        assert bool(record.get("skipped")) is skip
+        item = parse_entry(False, ("records.jsonl:1", json.dumps(record)), registry)
+        assert item is not None
+        same = CompiledPolicy(made_by, registry.taxonomy_for).evaluate(item.labels, item.failures)
+        return same.verdict, other.evaluate(item.labels, item.failures).verdict
+
+    assert re_decided(False) == (Verdict.BLOCK, Verdict.BLOCK)  # paid's Violence blocks
+    skipping = re_decided(True)
+    assert skipping[0] is Verdict.BLOCK
+    assert skipping[1] is not Verdict.ALLOW  # unknown: the other policy's on_error (review)
+
+
+def test_a_set_record_leaves_out_a_detector_skipped_as_never_mattering() -> None:
+    """A set's record carries its routed policy's own detectors only: one skipped
+    as never mattering may not be the routed policy's, so it does not count."""
+    import json
+
+    from policy_engine.cli.corpus_items import parse_entry
+
+    registry = registry_of(Scripted("cheap"), Scripted("paid"))
+    skipped = [{"source": "paid", "reason": NEVER_MATTERS}, {"source": "cheap", "reason": "x"}]
+    record = {"decision": "allow", "labels": [], "errors": [], "skipped": skipped}
+    for of_a_set, sources in ((False, ["paid", "cheap"]), (True, ["cheap"])):
+        line = json.dumps({**record, "route": {"index": 0}} if of_a_set else record)
+        item = parse_entry(False, ("r.jsonl:1", line), registry)
+        assert item is not None and [f.source for f in item.failures] == sources

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from policy_engine.cascade import NEVER_MATTERS
 from policy_engine.cli.common import CommandError, read_responses
 from policy_engine.decision import DetectorFailure
 from policy_engine.errors import InvalidDetectorResult, UnrecognisedResponseError
@@ -142,8 +143,39 @@ def _check_record(record: Mapping[str, Any], where: str) -> CorpusItem | None:
         DetectorFailure(str(e.get("source", "")), str(e.get("error", "")))
         for e in record.get("errors") or []
         if isinstance(e, dict)
-    )
+    ) + _skipped_as_failures(record.get("skipped"), of_a_set="route" in record)
     detectors = record.get("detectors") or {}
     if not isinstance(detectors, dict) or not all(isinstance(m, dict) for m in detectors.values()):
         raise ValueError("detectors must be an object of objects")
     return CorpusItem(name, tuple(labels), failures, detectors)
+
+
+SKIPPED_CODE = "skipped-by-cascade"
+
+
+def _skipped_as_failures(skipped: Any, *, of_a_set: bool) -> tuple[DetectorFailure, ...]:
+    """The detectors the cascade skipped for a check record, each as a failure:
+    it gave no answer, and another policy may need one, so it is never read as
+    "no labels" (which could allow what a full run blocks). As a failure, the
+    re-deciding policy's ``on_error`` decides it; under the policy that made the
+    record the decision stays the same, since a detector is skipped only when
+    its failure under that ``on_error`` could not change it. A set's record
+    holds only its routed policy's own detectors' labels and errors: there a
+    detector skipped as never mattering may be one the routed policy does not
+    run, and is left out as its labels would have been."""
+    if skipped is None:
+        return ()
+    if not isinstance(skipped, list) or not all(
+        isinstance(s, dict) and isinstance(s.get("source"), str) for s in skipped
+    ):
+        raise ValueError("skipped must be a list of objects with a source")
+    return tuple(
+        DetectorFailure(
+            s["source"],
+            f"skipped by the cascade ({s.get('reason', 'no reason given')}): "
+            "its answer is not in the record",
+            SKIPPED_CODE,
+        )
+        for s in skipped
+        if not (of_a_set and str(s.get("reason", "")).startswith(NEVER_MATTERS))
+    )
