@@ -123,11 +123,13 @@ def pdq_hex(row: HashArray) -> str:
     return bytes(row).hex()
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
 def parse_hex(text: str) -> bytes | None:
-    """The 32 bytes that 64 hex digits spell, or None if ``text`` is not that."""
-    if len(text) != HEX_DIGITS:
+    """The 32 bytes that 64 hex digits spell, or None if ``text`` is not that
+    (``bytes.fromhex`` alone skips whitespace: 64 characters with two spaces
+    would be 31 bytes, shifting every later hash of a bank by one byte)."""
+    if len(text) != HEX_DIGITS or not _HEX_DIGITS.issuperset(text):
         return None
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        return None
+    return bytes.fromhex(text)

@@ -97,3 +97,29 @@ def test_unreadable_and_non_utf8_files_are_bank_errors(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xd8\xff\xe0 not text")
     with pytest.raises(BankError, match="not UTF-8 text"):
         read_hash_list(binary)
+
+
+def test_a_csv_hash_with_spaces_inside_is_an_error_not_a_shorter_digest(tmp_path: Path) -> None:
+    # bytes.fromhex skips spaces: 62 digits and 2 spaces are 64 characters but 31 bytes,
+    # which would shift every later hash of the bank by a byte (or never match, as SHA-256)
+    spaced = f"{PDQ[:2]} {PDQ[2:4]} {PDQ[4:62]}"
+    assert len(spaced) == 64
+    path = write(tmp_path, "spaced.csv", f'hash,type\n"{spaced}",sha256\n')
+    with pytest.raises(BankError, match=r"spaced.csv:2: not a sha256 hash"):
+        read_hash_list(path)
+
+
+@pytest.mark.parametrize("text", [PDQ, PDQ.upper(), SHA])
+def test_parse_hex_takes_64_hex_digits_of_either_case(text: str) -> None:
+    from policy_engine_hash_match.hashing import parse_hex
+
+    assert parse_hex(text) == bytes.fromhex(text)
+
+
+@pytest.mark.parametrize(
+    "text", [f"{PDQ[:2]} {PDQ[2:4]} {PDQ[4:62]}", f"{PDQ[:62]}\t\n", f"{PDQ[:63]}\u0660", ""]
+)
+def test_parse_hex_refuses_anything_but_64_hex_digits(text: str) -> None:
+    from policy_engine_hash_match.hashing import parse_hex
+
+    assert parse_hex(text) is None
