@@ -20,6 +20,18 @@ _SIXTEEN_BIT_TO_EIGHT = 1 / 257
 comes back as v."""
 
 
+def shown_frame(picture: PillowImage) -> PillowImage:
+    """``picture`` at the frame a viewer shows first. Pillow opens an APNG at
+    its default image (IDAT) even when that image is not part of the
+    animation (``default_image`` in its info): every APNG-aware viewer (all
+    current browsers) never shows it, so a blank default image in front of a
+    one-frame animation would hide the picture from a detector. Such an image
+    is moved to its first animation frame; any other is left as it is."""
+    if picture.info.get("default_image") and getattr(picture, "n_frames", 1) > 1:
+        picture.seek(1)
+    return picture
+
+
 def eight_bit_rgb(picture: PillowImage) -> PillowImage:
     """``picture`` as 8-bit RGB: 16-bit and float greyscale scaled to 8 bits,
     every other mode converted by Pillow. Alpha is dropped, not laid over a

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from policy_engine.pixels import eight_bit_rgb
+from policy_engine.pixels import eight_bit_rgb, shown_frame
 from policy_engine_hash_match.errors import UndecodableImage
 
 HASH_BYTES = 32
@@ -77,7 +77,7 @@ def hash_image(data: bytes, *, name: str = "image") -> ImageHashes:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(data)) as opened:
-                pixels = np.asarray(eight_bit_rgb(opened))
+                pixels = np.asarray(eight_bit_rgb(shown_frame(opened)))
     except UnidentifiedImageError as exc:
         # Pillow's message names an in-memory buffer, which tells the user nothing
         why = "no image format Pillow knows"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from policy_engine import DetectorError, Image
 from policy_engine.image import sniff_format
-from policy_engine.pixels import eight_bit_rgb
+from policy_engine.pixels import eight_bit_rgb, shown_frame
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,8 +64,9 @@ def model_input(image: Image) -> npt.NDArray[np.float32]:
 
     picture = opened(image)
     try:
+        picture = shown_frame(picture)
         picture.load()
         return preprocess(eight_bit_rgb(picture))
-    except (Pillow.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
-        # a truncated or corrupt file fails here, after its header read
+    except (Pillow.DecompressionBombError, OSError, EOFError, ValueError, SyntaxError) as exc:
+        # a truncated or corrupt file fails here, after its header read (EOFError: a frame)
         raise _refused(image, f"cannot decode its pixels ({exc})", "undecodable-image") from exc

@@ -88,6 +88,23 @@ def test_a_16_bit_copy_is_seen_as_the_8_bit_original(skin: Image) -> None:
     assert not np.allclose(sixteen_bit, white)
 
 
+def test_an_apng_is_scored_at_the_frame_a_browser_shows(skin: Image, red: Image) -> None:
+    # a default image that is not part of the animation is never shown: a red one in
+    # front of a one-frame animation must not be what the model sees
+    assert skin.data is not None and red.data is not None
+    out = io.BytesIO()
+    Pillow.open(io.BytesIO(red.data)).save(
+        out,
+        format="PNG",
+        save_all=True,
+        append_images=[Pillow.open(io.BytesIO(skin.data))],
+        default_image=True,
+    )
+    hidden = model_input(Image(name="hidden.png", data=out.getvalue()))
+
+    assert np.allclose(hidden, model_input(skin))
+
+
 def test_a_batched_run_equals_single_runs(synthetic: Callable[[int], Image]) -> None:
     images = [synthetic(seed) for seed in range(5)]
     inputs = [model_input(image) for image in images]
