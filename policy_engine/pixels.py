@@ -39,12 +39,28 @@ def eight_bit_rgb(picture: PillowImage) -> PillowImage:
     without alpha (a JPEG thumbnail) shows, so a detector must see it."""
     if picture.mode == "RGB":
         return picture
-    if picture.mode.startswith("I;16") or picture.mode == "I":
+    if picture.mode.startswith("I;16"):
         picture = picture.convert("I").point(lambda value: value * _SIXTEEN_BIT_TO_EIGHT)
         return picture.convert("L").convert("RGB")
+    if picture.mode == "I":
+        return _int_to_eight_bit(picture).convert("RGB")
     if picture.mode == "F":
         return _float_to_eight_bit(picture).convert("RGB")
     return picture.convert("RGB")
+
+
+def _int_to_eight_bit(picture: PillowImage) -> PillowImage:
+    """32-bit integer greyscale (a TIFF, a 16-bit PGM, ``convert("I")``) has
+    no fixed range either: 0-255 values are kept (scaling them as 16-bit
+    would turn the picture black: ``convert("I")`` of an 8-bit image saved as
+    TIFF evaded a bank), 16-bit ones scaled by 1/257, larger ones by the
+    brightest pixel."""
+    extrema = picture.getextrema()
+    brightest = int(extrema[1]) if isinstance(extrema[1], (int, float)) else 0
+    if brightest <= 255:
+        return picture.convert("L")
+    scale = _SIXTEEN_BIT_TO_EIGHT if brightest <= 65535 else 255 / brightest
+    return picture.point(lambda value: value * scale).convert("L")
 
 
 def _float_to_eight_bit(picture: PillowImage) -> PillowImage:

@@ -41,6 +41,19 @@ def test_a_16_bit_copy_of_a_grey_image_reads_as_the_original(grey: npt.NDArray[n
 
 
 @settings(max_examples=60, deadline=None)
+@given(grey_8_bit)
+def test_32_bit_integer_grey_reads_as_the_original_whatever_its_range(
+    grey: npt.NDArray[np.uint8],
+) -> None:
+    original = rgb_of(Pillow.fromarray(grey, "L"))
+    # convert("I") keeps 0-255: read as 16-bit, the picture would come out black
+    assert (rgb_of(reloaded(Pillow.fromarray(grey, "L").convert("I"), "TIFF")) == original).all()
+    # 16-bit values (an 8-bit one widened is 0 or at least 257) are scaled by 1/257
+    widened = Pillow.fromarray(grey.astype(np.int32) * 257, "I")
+    assert (rgb_of(reloaded(widened, "TIFF")) == original).all()
+
+
+@settings(max_examples=60, deadline=None)
 @given(grey_8_bit, st.sampled_from([1 / 255, 1.0, 257.0]))
 def test_float_grey_reads_as_the_original_whatever_its_range(
     grey: npt.NDArray[np.uint8], scale: float

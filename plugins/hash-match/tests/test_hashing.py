@@ -95,3 +95,11 @@ def test_an_apng_hiding_a_picture_behind_a_blank_default_image_hashes_as_the_pic
     hidden = hash_image(out.getvalue())
     assert hidden.quality == hash_image(encoded(shown)).quality
     assert (hidden.pdq == hash_image(encoded(shown)).pdq).all()
+
+
+def test_an_integer_grey_tiff_of_a_banked_picture_matches_it() -> None:
+    # convert("I") keeps 0-255: read as 16-bit, it was black (quality 0, never PDQ-matched)
+    grey = picture(1).convert("L")
+    copy = hash_image(encoded(grey.convert("I"), "TIFF"))
+    assert copy.quality == hash_image(encoded(grey)).quality
+    assert int(distances_to(hash_image(encoded(grey)).pdq, copy.pdq[0]).min()) == 0
