@@ -105,6 +105,32 @@ def test_an_apng_is_scored_at_the_frame_a_browser_shows(skin: Image, red: Image)
     assert np.allclose(hidden, model_input(skin))
 
 
+@pytest.mark.parametrize(
+    ("orientation", "stored"),
+    [
+        (3, Pillow.Transpose.ROTATE_180),
+        (6, Pillow.Transpose.ROTATE_90),
+        (8, Pillow.Transpose.ROTATE_270),
+        (2, Pillow.Transpose.FLIP_LEFT_RIGHT),
+    ],
+)
+def test_an_image_is_scored_upright_as_its_exif_orientation_shows_it(
+    synthetic: Callable[[int], Image], orientation: int, stored: Pillow.Transpose
+) -> None:
+    # a picture stored sideways and tagged to display upright is scored as displayed
+    upright = synthetic(3)
+    assert upright.data is not None
+    exif = Pillow.Exif()
+    exif[0x0112] = orientation
+    out = io.BytesIO()
+    Pillow.open(io.BytesIO(upright.data)).transpose(stored).save(
+        out, format="PNG", exif=exif.tobytes()
+    )
+    tagged = model_input(Image(name="tagged.png", data=out.getvalue()))
+
+    assert np.allclose(tagged, model_input(upright))
+
+
 def test_a_batched_run_equals_single_runs(synthetic: Callable[[int], Image]) -> None:
     images = [synthetic(seed) for seed in range(5)]
     inputs = [model_input(image) for image in images]
