@@ -92,8 +92,17 @@ def _fail(exc: Exception | str) -> CommandError:
 
 
 def _target(bank: str) -> Path:
+    """The file ``add`` and ``import`` write: a folder's bank file, or the
+    bank file itself, which must not be a CSV (they write the text form, whose
+    lines a CSV bank cannot read: the bank would then fail to load)."""
     path = Path(bank)
-    return path / FOLDER_BANK_FILE if path.is_dir() else path
+    target = path / FOLDER_BANK_FILE if path.is_dir() else path
+    if target.suffix.lower() == ".csv":
+        raise _fail(
+            f"{target}: `bank add` and `bank import` write a text bank (`pdq HEX` lines), not CSV: "
+            "name a .txt file, or a folder (they write its bank.txt, beside its CSV files)"
+        )
+    return target
 
 
 def _existing(bank: str) -> Bank | None:
@@ -149,6 +158,7 @@ def _write(stdout: TextIO, document: Any, text: list[str], as_json: bool) -> int
 
 
 def run_add(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    target = _target(args.bank)
     existing = _existing(args.bank)
     known_pdq = {bytes(row) for row in existing.index.hashes} if existing else set()
     known_sha = set(existing.sha256) if existing else set()
@@ -178,7 +188,6 @@ def run_add(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                 "pdq_below_floor": not pdq_ok,
             }
         )
-    target = _target(args.bank)
     _append(target, lines)
     text = [f"{target}: {len(lines)} hashes added"]
     for entry in report:
@@ -271,6 +280,7 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def run_import(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    target = _target(args.bank)
     existing = _existing(args.bank)
     try:
         listed = read_hash_list(Path(args.file), default_kind=args.kind)
@@ -289,7 +299,6 @@ def run_import(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             lines.append(f"{entry.kind} {entry.digest.hex()}  # {_comment(args.file)}:{entry.line}")
     for other in listed.others:
         print(f"policy-engine bank: skipped {other}", file=stderr)
-    target = _target(args.bank)
     _append(target, lines)
     document = {
         "bank": str(target),
