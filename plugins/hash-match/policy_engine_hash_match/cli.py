@@ -128,20 +128,37 @@ def _hash_file(image: str) -> ImageHashes:
 
 def _append(target: Path, lines: Iterable[str]) -> None:
     """Add ``lines`` to the bank file ``target`` in one replace: a reader never
-    sees half of them."""
+    sees half of them. The file keeps its permissions (a new one gets the
+    umask's, not mkstemp's 0600, which another user's service cannot read),
+    and a symlink is written through, not replaced by a copy."""
     new = list(lines)
     if not new:
         return
+    target = target.resolve()
     try:
-        old = target.read_text(encoding="utf-8") if target.exists() else ""
+        exists = target.exists()
+        old = target.read_text(encoding="utf-8") if exists else ""
         if old and not old.endswith("\n"):
             old += "\n"
+        mode = target.stat().st_mode & 0o7777 if exists else 0o666 & ~_umask()
         handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(old + "".join(f"{line}\n" for line in new))
-        os.replace(temporary, target)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(old + "".join(f"{line}\n" for line in new))
+            os.chmod(temporary, mode)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
     except OSError as exc:
         raise _fail(f"cannot write bank {target}: {exc.strerror or exc}") from exc
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it: there is no other way)."""
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
 
 
 def _comment(text: str) -> str:
