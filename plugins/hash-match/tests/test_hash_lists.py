@@ -123,3 +123,25 @@ def test_parse_hex_refuses_anything_but_64_hex_digits(text: str) -> None:
     from policy_engine_hash_match.hashing import parse_hex
 
     assert parse_hex(text) is None
+
+
+def test_a_csv_row_whose_first_cell_starts_with_a_hash_sign_keeps_its_hash(
+    tmp_path: Path,
+) -> None:
+    # an id "#12" or tags "#spam, #x" first: the row was taken for a comment, its hash lost
+    path = write(
+        tmp_path,
+        "export.csv",
+        "# exported 2026-01-01\n"
+        "tags,signal_type,signal_value\n"
+        f'"#spam, #x",sha256,{SHA}\n'
+        "# a comment row, no hash\n"
+        f"#12,pdq,{PDQ}\n",
+    )
+    listed = read_hash_list(path)
+    assert [(h.kind, h.digest.hex(), h.line) for h in listed.hashes] == [
+        ("sha256", SHA, 3),
+        ("pdq", PDQ, 5),
+    ]
+    headerless = write(tmp_path, "group.csv", f"# comment\n{PDQ},1\n#{PDQ[1:]},2\n")
+    assert [h.line for h in read_hash_list(headerless).hashes] == [2]
