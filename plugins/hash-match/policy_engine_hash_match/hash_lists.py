@@ -144,11 +144,17 @@ def _commented(row: Sequence[str]) -> bool:
 
 
 def read_csv(text: str, path: Path, default_kind: Kind) -> HashList:
-    rows = [
-        (number, row)
-        for number, row in enumerate(csv.reader(io.StringIO(text)), start=1)
-        if any(cell.strip() for cell in row)
-    ]
+    rows: list[tuple[int, list[str]]] = []
+    # strict: an unclosed quote is an error, not a cell swallowing every later row
+    reader = csv.reader(io.StringIO(text), strict=True)
+    start = 1  # the line a row starts on (a quoted cell may span lines)
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise BankError(f"not readable as CSV: {exc}", path=path, line=start) from exc
     # a row starting with # before the header is a comment
     while rows and _commented(rows[0][1]):
         rows = rows[1:]

@@ -145,3 +145,28 @@ def test_a_csv_row_whose_first_cell_starts_with_a_hash_sign_keeps_its_hash(
     ]
     headerless = write(tmp_path, "group.csv", f"# comment\n{PDQ},1\n#{PDQ[1:]},2\n")
     assert [h.line for h in read_hash_list(headerless).hashes] == [2]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        # an unclosed quote made one cell of every later row: their hashes were lost silently
+        (f'hash,notes\n{PDQ},"seen twice\n{SHA},x\n{SHA[::-1]},y\n', 2, "unexpected end of data"),
+        # a cell over the csv module's limit was a csv.Error traceback
+        (f'hash,notes\n{PDQ},x\n{SHA},"{"n" * 200_000}"\n', 3, "field larger than field limit"),
+    ],
+    ids=["unclosed-quote", "huge-cell"],
+)
+def test_a_csv_the_csv_module_cannot_read_is_an_error_at_its_line(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
+    path = write(tmp_path, "export.csv", text)
+    with pytest.raises(BankError) as info:
+        read_hash_list(path)
+    assert str(info.value).startswith(f"{path}:{line}: not readable as CSV: ")
+    assert message in str(info.value)
+
+
+def test_a_quoted_cell_may_span_lines_and_later_rows_keep_their_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "export.csv", f'hash,notes\n{PDQ},"two\nlines"\n{SHA},x\n')
+    assert [(h.digest.hex(), h.line) for h in read_hash_list(path).hashes] == [(PDQ, 2), (SHA, 4)]
