@@ -92,8 +92,17 @@ def _fail(exc: Exception | str) -> CommandError:
 
 
 def _target(bank: str) -> Path:
+    """The file ``add`` and ``import`` write: a folder's bank file, or the
+    bank file itself, which must not be a CSV (they write the text form, whose
+    lines a CSV bank cannot read: the bank would then fail to load)."""
     path = Path(bank)
-    return path / FOLDER_BANK_FILE if path.is_dir() else path
+    target = path / FOLDER_BANK_FILE if path.is_dir() else path
+    if target.suffix.lower() == ".csv":
+        raise _fail(
+            f"{target}: `bank add` and `bank import` write a text bank (`pdq HEX` lines), not CSV: "
+            "name a .txt file, or a folder (they write its bank.txt, beside its CSV files)"
+        )
+    return target
 
 
 def _existing(bank: str) -> Bank | None:
@@ -119,20 +128,37 @@ def _hash_file(image: str) -> ImageHashes:
 
 def _append(target: Path, lines: Iterable[str]) -> None:
     """Add ``lines`` to the bank file ``target`` in one replace: a reader never
-    sees half of them."""
+    sees half of them. The file keeps its permissions (a new one gets the
+    umask's, not mkstemp's 0600, which another user's service cannot read),
+    and a symlink is written through, not replaced by a copy."""
     new = list(lines)
     if not new:
         return
+    target = target.resolve()
     try:
-        old = target.read_text(encoding="utf-8") if target.exists() else ""
+        exists = target.exists()
+        old = target.read_text(encoding="utf-8") if exists else ""
         if old and not old.endswith("\n"):
             old += "\n"
+        mode = target.stat().st_mode & 0o7777 if exists else 0o666 & ~_umask()
         handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(old + "".join(f"{line}\n" for line in new))
-        os.replace(temporary, target)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(old + "".join(f"{line}\n" for line in new))
+            os.chmod(temporary, mode)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
     except OSError as exc:
         raise _fail(f"cannot write bank {target}: {exc.strerror or exc}") from exc
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it: there is no other way)."""
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
 
 
 def _comment(text: str) -> str:
@@ -149,6 +175,7 @@ def _write(stdout: TextIO, document: Any, text: list[str], as_json: bool) -> int
 
 
 def run_add(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    target = _target(args.bank)
     existing = _existing(args.bank)
     known_pdq = {bytes(row) for row in existing.index.hashes} if existing else set()
     known_sha = set(existing.sha256) if existing else set()
@@ -178,7 +205,6 @@ def run_add(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                 "pdq_below_floor": not pdq_ok,
             }
         )
-    target = _target(args.bank)
     _append(target, lines)
     text = [f"{target}: {len(lines)} hashes added"]
     for entry in report:
@@ -271,6 +297,7 @@ def run_check(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def run_import(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    target = _target(args.bank)
     existing = _existing(args.bank)
     try:
         listed = read_hash_list(Path(args.file), default_kind=args.kind)
@@ -289,7 +316,6 @@ def run_import(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             lines.append(f"{entry.kind} {entry.digest.hex()}  # {_comment(args.file)}:{entry.line}")
     for other in listed.others:
         print(f"policy-engine bank: skipped {other}", file=stderr)
-    target = _target(args.bank)
     _append(target, lines)
     document = {
         "bank": str(target),

@@ -10,6 +10,8 @@ exchanges share (see the README's "Formats accepted").
   ``hash_type``, ``type``, ``indicator_type``); other columns are ignored.
   Without a header, a first column of hashes (HMA 1.0's ``.pdq.te`` files:
   ``hash,id,timestamp,tags``).
+  A row whose first cell starts with ``#`` is a comment, unless its hash
+  column holds a hash.
 
 A line that is not one of these is a :class:`BankError` at its ``file:line``,
 never dropped: a bank must not lose a hash silently.
@@ -137,12 +139,25 @@ def _column(header: Sequence[str], names: Sequence[str]) -> int | None:
     return None
 
 
+def _commented(row: Sequence[str]) -> bool:
+    return row[0].lstrip().startswith("#")
+
+
 def read_csv(text: str, path: Path, default_kind: Kind) -> HashList:
-    rows = [
-        (number, row)
-        for number, row in enumerate(csv.reader(io.StringIO(text)), start=1)
-        if any(cell.strip() for cell in row) and not row[0].lstrip().startswith("#")
-    ]
+    rows: list[tuple[int, list[str]]] = []
+    # strict: an unclosed quote is an error, not a cell swallowing every later row
+    reader = csv.reader(io.StringIO(text), strict=True)
+    start = 1  # the line a row starts on (a quoted cell may span lines)
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise BankError(f"not readable as CSV: {exc}", path=path, line=start) from exc
+    # a row starting with # before the header is a comment
+    while rows and _commented(rows[0][1]):
+        rows = rows[1:]
     if not rows:
         return HashList(())
     first_line, header = rows[0]
@@ -162,6 +177,12 @@ def read_csv(text: str, path: Path, default_kind: Kind) -> HashList:
     hashes: list[ListedHash] = []
     others: list[OtherSignal] = []
     for number, row in rows:
+        if _commented(row) and (
+            hash_column >= len(row) or parse_hex(row[hash_column].strip()) is None
+        ):
+            # a comment; but a row whose hash column holds a hash is data, whatever its
+            # first cell says (an id "#12", tags "#spam"): no hash is dropped silently
+            continue
         kind = default_kind
         if type_column is not None and type_column < len(row) and row[type_column].strip():
             named = kind_of(row[type_column])

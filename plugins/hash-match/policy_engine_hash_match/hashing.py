@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from policy_engine.pixels import eight_bit_rgb
+from policy_engine.pixels import eight_bit_rgb, shown_frame
 from policy_engine_hash_match.errors import UndecodableImage
 
 HASH_BYTES = 32
@@ -77,7 +77,7 @@ def hash_image(data: bytes, *, name: str = "image") -> ImageHashes:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(data)) as opened:
-                pixels = np.asarray(eight_bit_rgb(opened))
+                pixels = np.asarray(eight_bit_rgb(shown_frame(opened)))
     except UnidentifiedImageError as exc:
         # Pillow's message names an in-memory buffer, which tells the user nothing
         why = "no image format Pillow knows"
@@ -123,11 +123,13 @@ def pdq_hex(row: HashArray) -> str:
     return bytes(row).hex()
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
 def parse_hex(text: str) -> bytes | None:
-    """The 32 bytes that 64 hex digits spell, or None if ``text`` is not that."""
-    if len(text) != HEX_DIGITS:
+    """The 32 bytes that 64 hex digits spell, or None if ``text`` is not that
+    (``bytes.fromhex`` alone skips whitespace: 64 characters with two spaces
+    would be 31 bytes, shifting every later hash of a bank by one byte)."""
+    if len(text) != HEX_DIGITS or not _HEX_DIGITS.issuperset(text):
         return None
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        return None
+    return bytes.fromhex(text)

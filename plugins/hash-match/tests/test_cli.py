@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -140,3 +141,43 @@ def test_the_bank_command_is_in_the_top_level_help(
     assert cli("--help").code == 0
     assert "bank " in capsys.readouterr().out
     assert cli("bank").code == 2  # an action is required: argparse's usage error
+
+
+@pytest.mark.parametrize("action", ["add", "import"])
+def test_bank_add_and_import_refuse_to_write_text_lines_into_a_csv_bank(
+    cli: Callable[..., object], pictures: Pictures, tmp_path: Path, action: str
+) -> None:
+    # they write the text form: appended to a CSV, it made the bank fail to load (every
+    # image then got the policy's on_error), after a run that said it had added hashes
+    bank = tmp_path / "shared.csv"
+    bank.write_text(f"hash,signal_type\n{PDQ},pdq\n", encoding="utf-8")
+    listed = tmp_path / "more.txt"
+    listed.write_text(f"{PDQ[::-1]}\n", encoding="utf-8")
+    source = pictures.save("one.png", picture(1)) if action == "add" else listed
+    run = cli("bank", action, bank, source)
+    assert run.code == 2 and "write a text bank" in run.err and str(bank) in run.err
+    assert bank.read_text(encoding="utf-8") == f"hash,signal_type\n{PDQ},pdq\n"
+    assert not (tmp_path / "new.csv").exists()
+    assert cli("bank", action, tmp_path / "new.csv", source).code == 2
+    assert not (tmp_path / "new.csv").exists()
+
+
+def test_bank_add_keeps_the_bank_files_permissions_and_its_symlink(
+    cli: Callable[..., object], pictures: Pictures, tmp_path: Path
+) -> None:
+    # a replace through mkstemp left every bank 0600: a service reading banks as another
+    # user could no longer load it; a symlinked bank was replaced by a copy, the list it
+    # points at never updated
+    shared = tmp_path / "shared.txt"
+    shared.write_text(f"{PDQ}\n", encoding="utf-8")
+    shared.chmod(0o644)
+    link = tmp_path / "removed.txt"
+    link.symlink_to(shared)
+    assert cli("bank", "add", link, pictures.save("one.png", picture(1))).code == 0
+    assert link.is_symlink() and (shared.stat().st_mode & 0o777) == 0o644
+    assert len(load_bank(shared).sha256) == 1
+    fresh = tmp_path / "fresh.txt"
+    assert cli("bank", "add", fresh, pictures.save("two.png", picture(2))).code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from hash_match_helpers import encoded, picture
@@ -80,3 +82,24 @@ def test_a_turned_copy_of_a_small_picture_is_within_a_few_bits(
     original = hash_image(encoded(picture(3, size), "JPEG"))
     copy = hash_image(encoded(picture(3, size).transpose(transpose), "JPEG"))
     assert distances_to(original.pdq[:1], copy.pdq).min() <= 8
+
+
+def test_an_apng_hiding_a_picture_behind_a_blank_default_image_hashes_as_the_picture() -> None:
+    # browsers never show an APNG's default image when it is not part of the animation:
+    # a blank one in front of a one-frame animation would evade a bank that Pillow reads
+    shown = picture(1)
+    out = io.BytesIO()
+    blank = PILImage.new("RGB", shown.size, (255, 255, 255))
+    blank.save(out, format="PNG", save_all=True, append_images=[shown], default_image=True)
+
+    hidden = hash_image(out.getvalue())
+    assert hidden.quality == hash_image(encoded(shown)).quality
+    assert (hidden.pdq == hash_image(encoded(shown)).pdq).all()
+
+
+def test_an_integer_grey_tiff_of_a_banked_picture_matches_it() -> None:
+    # convert("I") keeps 0-255: read as 16-bit, it was black (quality 0, never PDQ-matched)
+    grey = picture(1).convert("L")
+    copy = hash_image(encoded(grey.convert("I"), "TIFF"))
+    assert copy.quality == hash_image(encoded(grey)).quality
+    assert int(distances_to(hash_image(encoded(grey)).pdq, copy.pdq[0]).min()) == 0

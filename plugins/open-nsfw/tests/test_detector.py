@@ -88,6 +88,49 @@ def test_a_16_bit_copy_is_seen_as_the_8_bit_original(skin: Image) -> None:
     assert not np.allclose(sixteen_bit, white)
 
 
+def test_an_apng_is_scored_at_the_frame_a_browser_shows(skin: Image, red: Image) -> None:
+    # a default image that is not part of the animation is never shown: a red one in
+    # front of a one-frame animation must not be what the model sees
+    assert skin.data is not None and red.data is not None
+    out = io.BytesIO()
+    Pillow.open(io.BytesIO(red.data)).save(
+        out,
+        format="PNG",
+        save_all=True,
+        append_images=[Pillow.open(io.BytesIO(skin.data))],
+        default_image=True,
+    )
+    hidden = model_input(Image(name="hidden.png", data=out.getvalue()))
+
+    assert np.allclose(hidden, model_input(skin))
+
+
+@pytest.mark.parametrize(
+    ("orientation", "stored"),
+    [
+        (3, Pillow.Transpose.ROTATE_180),
+        (6, Pillow.Transpose.ROTATE_90),
+        (8, Pillow.Transpose.ROTATE_270),
+        (2, Pillow.Transpose.FLIP_LEFT_RIGHT),
+    ],
+)
+def test_an_image_is_scored_upright_as_its_exif_orientation_shows_it(
+    synthetic: Callable[[int], Image], orientation: int, stored: Pillow.Transpose
+) -> None:
+    # a picture stored sideways and tagged to display upright is scored as displayed
+    upright = synthetic(3)
+    assert upright.data is not None
+    exif = Pillow.Exif()
+    exif[0x0112] = orientation
+    out = io.BytesIO()
+    Pillow.open(io.BytesIO(upright.data)).transpose(stored).save(
+        out, format="PNG", exif=exif.tobytes()
+    )
+    tagged = model_input(Image(name="tagged.png", data=out.getvalue()))
+
+    assert np.allclose(tagged, model_input(upright))
+
+
 def test_a_batched_run_equals_single_runs(synthetic: Callable[[int], Image]) -> None:
     images = [synthetic(seed) for seed in range(5)]
     inputs = [model_input(image) for image in images]
