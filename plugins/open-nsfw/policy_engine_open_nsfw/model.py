@@ -101,12 +101,18 @@ class LoadedModel:
 
 _models: dict[int, LoadedModel] = {}
 _lock = threading.Lock()
+# Sessions a forked child inherited. They are kept, never destroyed: the
+# destructor waits on the parent's pool threads, which the child does not
+# have, so destroying one hangs the child (a subprocess's preexec_fn, a
+# multiprocessing or gunicorn worker) for ever.
+_inherited: list[LoadedModel] = []
 
 
 def _forget_models() -> None:
     """A forked child starts afresh: a session's threads, and a lock another
     thread held, do not survive a fork."""
     global _lock
+    _inherited.extend(_models.values())
     _models.clear()
     _lock = threading.Lock()
 

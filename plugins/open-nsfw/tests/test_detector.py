@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import struct
+import subprocess
 import sys
 import threading
 import zlib
@@ -311,3 +313,60 @@ def test_a_forked_child_scores_with_a_model_of_its_own(
     os.waitpid(child, 0)
 
     assert float(reported) == expected
+
+
+# Loads and scores, waits until ONNX Runtime's idle threads park on a condition,
+# then starts a subprocess with a preexec_fn (which runs the at-fork handlers
+# in the child, between fork and exec) and a multiprocessing-style child that
+# leaves with os._exit. Destroying the inherited session in the child waited
+# for parent threads the child does not have: both hung for ever.
+FORKS_AFTER_SCORING = """
+import os, subprocess, sys, time
+import io
+from PIL import Image as Pillow
+from policy_engine import DetectContext, DetectorRegistry, Image
+from policy_engine_open_nsfw import OpenNsfwDetector
+
+out = io.BytesIO()
+Pillow.new("RGB", (40, 30), (230, 180, 150)).save(out, format="PNG")
+image = Image(name="skin.png", data=out.getvalue())
+context = DetectContext(
+    settings={"threads": 2}, min_confidence=50.0, base_dir=".",
+    parse_response=DetectorRegistry([]).parse_response,
+)
+detector = OpenNsfwDetector()
+detector.detect(image, context)
+time.sleep(1.0)
+started = subprocess.run(
+    [sys.executable, "-c", "print('exec')"], preexec_fn=lambda: None,
+    capture_output=True, text=True, check=True,
+)
+print(started.stdout.strip(), flush=True)
+child = os.fork()
+if child == 0:
+    print(detector.detect(image, context).labels[0].confidence, flush=True)
+    os._exit(0)
+os.waitpid(child, 0)
+print(detector.detect(image, context).labels[0].confidence, flush=True)
+"""
+
+
+def test_forking_after_the_model_scored_does_not_hang_the_child() -> None:
+    # a session of its own, so that a hung grandchild is killed with it
+    script = subprocess.Popen(
+        [sys.executable, "-c", FORKS_AFTER_SCORING],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = script.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(script.pid, signal.SIGKILL)
+        script.communicate()
+        pytest.fail("a child forked after the model scored hung")
+
+    started, in_child, in_parent = stdout.split()
+    assert (script.returncode, started) == (0, "exec"), stderr
+    assert float(in_child) == float(in_parent)
