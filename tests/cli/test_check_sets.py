@@ -145,3 +145,36 @@ def test_text_output_names_the_set_the_context_and_the_route(h, tmp_path):
     assert "BLOCK" in result.out and "policy teen" in result.out
     assert "policy set community" in result.out and "surface=feed, audience=teen" in result.out
     assert "route 0 -> teen.yaml" in result.out, result.out
+
+
+ILLUSTRATED_SET = """\
+version: 1
+kind: policy-set
+name: by-content-type
+content_types_at: 50
+routes:
+  - when: {content_type: Illustrated}
+    policy: teen.yaml
+  - policy: adult.yaml
+"""
+
+
+def test_replay_routes_by_the_recorded_content_types_as_evaluate_does(h, tmp_path):
+    # the stub replays a recording under its own name: the content types in it
+    # must still reach the set, or a replay routes unlike the live call
+    _, replay, _ = _setup(h, tmp_path)
+    policy_set = h.write_text(tmp_path / "illustrated.set.yaml", ILLUSTRATED_SET)
+    drawing = h.write_image(tmp_path / "imgs" / "drawing.png", h.png(b"drawing"))
+    response = h.moderation(("Weapon Violence", "Violence", 80.0))
+    response["ContentTypes"] = [{"Name": "Illustrated", "Confidence": 99.0}]
+    h.record(replay, drawing, response)
+    photo = tmp_path / "imgs" / "fight.png"
+
+    checked = h.run("check", "--policy", policy_set, drawing, photo, "--replay", replay,
+                    "--ordered")  # fmt: skip
+    evaluated = h.run("evaluate", "--policy", policy_set, "--replay", replay, "--labels", drawing)
+
+    assert checked.code == 0, checked
+    routed = [(r["route"]["index"], r["policy"]["name"], r["decision"]) for r in checked.jsonl()]
+    assert routed == [(0, "teen", "block"), (1, "adult", "review")]
+    assert json.loads(evaluated.out)["route"]["index"] == 0

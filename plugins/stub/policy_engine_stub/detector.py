@@ -18,6 +18,10 @@ from policy_engine import (
 )
 from policy_engine_stub.settings import MISSING_NO_LABELS, SETTINGS_SCHEMA, SOURCE, StubSettings
 
+# the detector-result metadata key the core reads content types from (README:
+# "One policy set for every surface")
+CONTENT_TYPES_KEY = "content_types"
+
 
 def recording_path(folder: Path, image: Image) -> Path:
     """Where the recording of ``image`` lives: the store ``--record`` writes too."""
@@ -50,7 +54,22 @@ class StubDetector(Detector):
         }
         for result in replayed:
             metadata[result.source] = dict(result.metadata)
+        content_types = _replayed_content_types(replayed)
+        if content_types is not None:
+            metadata[CONTENT_TYPES_KEY] = content_types
         return DetectorResult(source=SOURCE, labels=tuple(labels), metadata=metadata, raw=None)
+
+
+def _replayed_content_types(replayed: tuple[DetectorResult, ...]) -> Any:
+    """The content types the replayed responses reported, where the core reads
+    them (a set routes on them): under the replayed detector's own name they
+    would be invisible, and a replay would route unlike the live call. A
+    malformed value is passed on as it is, for the core to treat as malformed."""
+    found = [r.metadata[CONTENT_TYPES_KEY] for r in replayed if CONTENT_TYPES_KEY in r.metadata]
+    malformed = [each for each in found if not isinstance(each, (list, tuple))]
+    if malformed:
+        return malformed[0]
+    return [entry for each in found for entry in each] if found else None
 
 
 def _find_recording(folder: Path, image: Image, missing: str) -> Path | None:

@@ -33,9 +33,10 @@ class ListDetector(Detector):
             )
             for item in raw[self.key]
         )
-        return DetectorResult(
-            source=self.name, labels=labels, metadata={"model": raw.get("model")}, raw=raw
-        )
+        metadata = {"model": raw.get("model")}
+        if "content_types" in raw:  # as Rekognition's ContentTypes
+            metadata["content_types"] = raw["content_types"]
+        return DetectorResult(source=self.name, labels=labels, metadata=metadata, raw=raw)
 
 
 class FakeDetector(ListDetector):

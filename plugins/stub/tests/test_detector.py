@@ -11,6 +11,7 @@ from policy_engine.detectors import DetectContext
 from policy_engine.errors import DetectorError, InvalidDetectorResult, NoRecordingError
 from policy_engine.image import Image
 from policy_engine.labels import Label
+from policy_engine.policy_set import content_types_of
 from policy_engine_stub import SETTINGS_SCHEMA, StubDetector
 
 ContextFor = Callable[..., DetectContext]
@@ -257,3 +258,53 @@ def test_fixed_labels_follow_the_replayed_ones(
         ("Violence", "fake"),
         ("Weapon Violence", "stub"),
     ]
+
+
+def test_replayed_content_types_are_reported_where_a_policy_set_reads_them(
+    tmp_path: Path, image: Image, context_for: ContextFor
+) -> None:
+    illustrated = {"name": "Illustrated", "confidence": 99.0}
+    animated = {"name": "Animated", "confidence": 60.0}
+    record(
+        tmp_path / "recs",
+        image,
+        [
+            {"FakeLabels": [], "content_types": [illustrated]},
+            {"OtherLabels": [], "content_types": [animated]},
+        ],
+    )
+
+    result = StubDetector().detect(image, context_for({"recordings": str(tmp_path / "recs")}))
+
+    assert result.metadata["content_types"] == [illustrated, animated]
+    assert content_types_of({"stub": result.metadata}, 50.0) == (
+        frozenset({"illustrated", "animated"}),
+        False,
+    )
+
+
+def test_a_recording_without_content_types_reports_none(
+    tmp_path: Path, image: Image, context_for: ContextFor
+) -> None:
+    record(tmp_path / "recs", image, {"FakeLabels": [VIOLENCE]})
+
+    result = StubDetector().detect(image, context_for({"recordings": str(tmp_path / "recs")}))
+
+    assert "content_types" not in result.metadata
+
+
+def test_malformed_replayed_content_types_stay_malformed_for_the_set(
+    tmp_path: Path, image: Image, context_for: ContextFor
+) -> None:
+    record(
+        tmp_path / "recs",
+        image,
+        [
+            {"FakeLabels": [], "content_types": [{"name": "Animated", "confidence": 99.0}]},
+            {"OtherLabels": [], "content_types": "Illustrated"},
+        ],
+    )
+
+    result = StubDetector().detect(image, context_for({"recordings": str(tmp_path / "recs")}))
+
+    assert content_types_of({"stub": result.metadata}, 50.0)[1] is True
