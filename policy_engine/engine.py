@@ -313,6 +313,8 @@ class Engine:
             return None
         if shadow is None:
             return Deciders(self._judge)
+        if not _skipping_allowed(shadow):
+            return None  # the candidate wants full records too
         kept = self._shadow_judges.get(id(shadow))
         if kept is None or kept[0] is not shadow:
             if len(self._shadow_judges) >= 4:  # a reloaded candidate replaces the old ones
@@ -723,3 +725,10 @@ def with_skipped(
     from policy_engine.sets.deciding import _set_decision
 
     return _set_decision(skipped_into(decided.decision, skipped), decided.routing)
+
+
+def _skipping_allowed(compiled: CompiledPolicy | CompiledPolicySet) -> bool:
+    """Whether a policy, or every policy a set routes to, leaves skipping on."""
+    if isinstance(compiled, CompiledPolicy):
+        return compiled.policy.cascade.skip
+    return all(route.policy.cascade.skip for route in compiled.policy_set.routes)

@@ -486,6 +486,25 @@ def test_with_a_shadow_a_detector_the_candidate_needs_is_called(tmp_path: Path) 
     assert paid.calls == 1 and [s.source for s in decision.skipped] == ["paid"]
 
 
+def test_a_shadow_candidate_that_turns_skipping_off_gets_every_call(tmp_path: Path) -> None:
+    # the candidate asks for full records (an audit): the serving policy's
+    # cascade must not leave the candidate's records short of a detector
+    from policy_engine.moderator import Moderator
+
+    cheap = Scripted("cheap", labels=(Label("Known Image", 100.0, "cheap"),), remote=False)
+    paid = Scripted("paid", labels=(Label("Violence", 95.0, "paid"),))
+    registry = registry_of(cheap, paid)
+    active = tmp_path / "active.yaml"
+    active.write_text(POLICY.format(on_error="review"))
+    audit = POLICY.format(on_error="review").replace("name: cascade", "name: audit")
+    (tmp_path / "audit.yaml").write_text(audit + "cascade: {skip: false}\n")
+
+    with Moderator(active, registry=registry, shadow=tmp_path / "audit.yaml") as moderator:
+        decision = moderator.check(IMAGE)
+
+    assert paid.calls == 1 and decision.verdict is Verdict.BLOCK and not decision.skipped
+
+
 BASE = """\
 version: 1
 name: base
