@@ -30,7 +30,11 @@ from policy_engine_hash_match.hashing import (
     pdq_hex,
 )
 from policy_engine_hash_match.index import distances_to
-from policy_engine_hash_match.settings import DEFAULT_MAX_DISTANCE, DEFAULT_QUALITY_FLOOR
+from policy_engine_hash_match.settings import (
+    DEFAULT_MAX_DISTANCE,
+    DEFAULT_QUALITY_FLOOR,
+    MAX_DISTANCE_LIMIT,
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add.add_argument("images", metavar="IMAGE", nargs="+")
     add.add_argument(
         "--quality-floor",
-        type=int,
+        type=_between(0, 100),
         default=DEFAULT_QUALITY_FLOOR,
         help="add no PDQ hash of an image below this quality, only its SHA-256 "
         f"(default {DEFAULT_QUALITY_FLOOR})",
@@ -63,11 +67,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     check.add_argument("image", metavar="IMAGE")
     check.add_argument(
         "--max-distance",
-        type=int,
+        type=_between(0, MAX_DISTANCE_LIMIT),
         default=DEFAULT_MAX_DISTANCE,
         help=f"the PDQ distance that counts as a match (default {DEFAULT_MAX_DISTANCE})",
     )
-    check.add_argument("--quality-floor", type=int, default=DEFAULT_QUALITY_FLOOR)
+    check.add_argument("--quality-floor", type=_between(0, 100), default=DEFAULT_QUALITY_FLOOR)
     check.set_defaults(run=run_check)
     imports = actions.add_parser(
         "import", help="add a hash list (text, one hash a line, or a hash-exchange CSV)"
@@ -85,6 +89,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     imports.set_defaults(run=run_import)
     for each in (add, listing, check, imports):
         each.add_argument("--json", action="store_true", help="write one JSON document")
+
+
+def _between(low: int, high: int) -> Any:
+    """An argparse type: a whole number from ``low`` to ``high``, as the
+    detector's settings allow (a negative distance matched nothing, silently)."""
+
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not from {low} to {high}")
+        return value
+
+    return whole_number
 
 
 def _fail(exc: Exception | str) -> CommandError:

@@ -110,6 +110,10 @@ def test_bank_import_reads_text_and_csv_and_says_what_it_skipped(
         (("list", "{missing}"), "no such bank file or folder"),
         (("import", "{bank}", "{bad}"), "bad.txt:2: not a pdq hash"),
         (("import", "{bank}", "{garbage}"), "not UTF-8 text"),
+        (("check", "{bank}", "{image}", "--max-distance", "-1"), "-1 is not from 0 to 63"),
+        (("check", "{bank}", "{image}", "--max-distance", "64"), "64 is not from 0 to 63"),
+        (("add", "{bank}", "{image}", "--quality-floor", "101"), "101 is not from 0 to 100"),
+        (("add", "{bank}", "{image}", "--quality-floor", "x"), "not a whole number: 'x'"),
     ],
 )
 def test_bad_input_exits_2_with_a_message_and_writes_nothing(
@@ -118,6 +122,7 @@ def test_bad_input_exits_2_with_a_message_and_writes_nothing(
     tmp_path: Path,
     args: tuple[str, ...],
     message: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     bad = tmp_path / "bad.txt"
     bad.write_text(f"{PDQ}\nzz\n", encoding="utf-8")
@@ -131,7 +136,8 @@ def test_bad_input_exits_2_with_a_message_and_writes_nothing(
         "image": pictures.save("one.png", picture(1)),
     }
     run = cli("bank", *(arg.format(**paths) for arg in args))
-    assert run.code == 2 and message in run.err and "Traceback" not in run.err
+    err = run.err + capsys.readouterr().err  # argparse's usage errors go to sys.stderr
+    assert run.code == 2 and message in err and "Traceback" not in err
     assert not paths["bank"].exists()
 
 
