@@ -33,6 +33,31 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+def hides_its_default_image(data: bytes) -> bool:
+    """Whether ``data`` is an animated PNG whose default image (its IDAT, what
+    a decoder without APNG support shows) is not part of the animation: every
+    APNG-aware viewer (all current browsers) shows the animation frames
+    instead, so a service that decodes only the default image can be shown a
+    decoy. Read from the chunks alone (no decoding): an ``acTL`` chunk before
+    the first IDAT, with no ``fcTL`` before it (APNG spec: an fcTL before the
+    IDAT makes the default image the first frame)."""
+    if not data.startswith(PNG_SIGNATURE):
+        return False
+    animated = False
+    position = len(PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        if kind == b"IDAT":
+            return animated
+        if kind == b"fcTL":
+            return False
+        if kind == b"acTL":
+            animated = True
+        position += 12 + length  # length, type, data, CRC
+    return False
+
+
 DEFAULT_MAX_IMAGE_BYTES = 64 * 1024 * 1024
 """The most bytes read from one local image file when no detector of the
 policy says less (see :meth:`policy_engine.detectors.Detector.max_image_bytes`)."""

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from policy_engine import DetectorError
-from policy_engine.image import sniff_format
-from policy_engine.pixels import eight_bit_rgb
+from policy_engine.image import hides_its_default_image, sniff_format
+from policy_engine.pixels import eight_bit_rgb, shown_frame
 from policy_engine_rekognition.images import (
     ImageLimits,
     PixelSize,
@@ -78,14 +78,16 @@ def convert_image(
                 downscaling=True,
             )
             too_large = len(data) > limits.max_bytes or max(width, height) > limits.max_side
-            if sniffed in ("JPEG", "PNG") and not too_large:
+            # an APNG's hidden default image is a decoy: send the frame browsers show
+            decoy = hides_its_default_image(data)
+            if sniffed in ("JPEG", "PNG") and not too_large and not decoy:
                 return data, None
             scale = min(1.0, limits.max_side / max(width, height))
             if from_format == "JPEG":
                 # Decode at 1/2, 1/4 or 1/8 scale when that is still large enough.
                 opened.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
             opened.seek(0)
-            picture = ImageOps.exif_transpose(opened)
+            picture = ImageOps.exif_transpose(shown_frame(opened))
             picture.load()
     except UnidentifiedImageError as exc:
         what = sniffed or "not a recognised image format"

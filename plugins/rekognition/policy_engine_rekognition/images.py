@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from policy_engine import DetectorError, Image
-from policy_engine.image import PNG_SIGNATURE, sniff_format
+from policy_engine.image import PNG_SIGNATURE, hides_its_default_image, sniff_format
 from policy_engine_rekognition.s3_inputs import S3InputError, parse_s3_uri
 
 ACCEPTED_FORMATS = "JPEG or PNG"
@@ -227,4 +227,13 @@ def prepare_image(
         return PreparedImage({"Bytes": data}, converted)
     check_bytes(image.data, name=image.name, detector=detector, max_bytes=limits.max_bytes)
     check_pixels(image.data, name=image.name, detector=detector, limits=limits)
+    if hides_its_default_image(image.data):
+        # Rekognition would judge the decoy, not what a browser shows
+        raise DetectorError(
+            f"image {image.name!r} is an animated PNG whose default image is not "
+            "part of its animation: browsers show the animation, while "
+            f"{detector} would see only the default image; set `convert: true` to "
+            "send the first frame a browser shows",
+            code="hidden-default-image",
+        )
     return PreparedImage({"Bytes": image.data})

@@ -295,3 +295,55 @@ def test_convert_is_in_both_schemas() -> None:
     for detector in (ModerationDetector(), CustomLabelsDetector()):
         schema = detector.settings_schema["properties"]["convert"]
         assert schema["type"] == "boolean" and schema["default"] is False
+
+
+def decoy_apng() -> bytes:
+    """An APNG whose default image (blank) is not part of its animation (red):
+    browsers show red, a decoder without APNG support shows blank."""
+    blank, red = plain((120, 90), color=(255, 255, 255)), plain((120, 90), color=(220, 20, 20))
+    return encode(blank, "PNG", save_all=True, append_images=[red], default_image=True)
+
+
+def test_an_apng_hiding_its_animation_behind_a_decoy_sends_the_shown_frame(
+    fake: FakeRekognition, context: Context
+) -> None:
+    from policy_engine_rekognition.convert import convert_image
+
+    data = decoy_apng()
+    detector, settings = moderation(fake)
+
+    result = detector.detect(Image(name="decoy.png", data=data), context(detector, settings))
+    out, _ = convert_image(
+        data, name="decoy.png", detector="rekognition-moderation", limits=MODERATION_LIMITS
+    )
+
+    assert result.metadata["converted"]["to_format"] == "JPEG"
+    assert sent(fake) == (hashlib.sha256(out).hexdigest(), len(out))
+    red, green, blue = opened(out).convert("RGB").getpixel((60, 45))
+    assert red > 200 and green < 60 and blue < 60  # the frame a browser shows
+
+
+def test_without_convert_a_decoy_apng_is_refused_not_sent(
+    fake: FakeRekognition, context: Context
+) -> None:
+    detector, settings = moderation(fake)
+    settings["convert"] = False
+
+    with pytest.raises(DetectorError) as raised:
+        detector.detect(Image(name="decoy.png", data=decoy_apng()), context(detector, settings))
+
+    assert raised.value.code == "hidden-default-image" and "convert: true" in str(raised.value)
+    assert fake.call_count() == 0
+
+
+def test_an_apng_whose_default_image_is_its_first_frame_is_sent_untouched(
+    fake: FakeRekognition, context: Context
+) -> None:
+    red, blank = plain((120, 90), color=(220, 20, 20)), plain((120, 90), color=(255, 255, 255))
+    data = encode(red, "PNG", save_all=True, append_images=[blank], default_image=False)
+    detector, settings = moderation(fake)
+    settings["convert"] = False
+
+    detector.detect(Image(name="anim.png", data=data), context(detector, settings))
+
+    assert sent(fake) == (hashlib.sha256(data).hexdigest(), len(data))
