@@ -464,43 +464,40 @@ def test_a_replay_calls_every_stand_in() -> None:
     assert paid.calls == 1
 
 
-def test_with_a_shadow_a_detector_the_candidate_needs_is_called(tmp_path: Path) -> None:
+def shadow_check(tmp_path: Path, candidate: str) -> tuple[Decision, Scripted]:
+    """One image checked under POLICY with ``candidate`` as its shadow: the
+    decision, and the paid detector (to count its calls)."""
     from policy_engine.moderator import Moderator
 
     cheap = Scripted("cheap", labels=(Label("Known Image", 100.0, "cheap"),), remote=False)
     paid = Scripted("paid", labels=(Label("Violence", 95.0, "paid"),))
     registry = registry_of(cheap, paid)
-    active = tmp_path / "active.yaml"
+    active, shadow = tmp_path / "active.yaml", tmp_path / "candidate.yaml"
     active.write_text(POLICY.format(on_error="review"))
-    lenient = POLICY.format(on_error="review").replace("action: block", "action: allow")
-    (tmp_path / "lenient.yaml").write_text(lenient.replace("name: cascade", "name: lenient"))
-    (tmp_path / "same.yaml").write_text(
-        POLICY.format(on_error="review").replace("name: cascade", "name: same")
-    )
-    with Moderator(active, registry=registry, shadow=tmp_path / "lenient.yaml") as moderator:
-        decision = moderator.check(IMAGE)
+    shadow.write_text(candidate)
+    with Moderator(active, registry=registry, shadow=shadow) as moderator:
+        return moderator.check(IMAGE), paid
+
+
+def test_with_a_shadow_a_detector_the_candidate_needs_is_called(tmp_path: Path) -> None:
+    serving = POLICY.format(on_error="review")
+    lenient = serving.replace("action: block", "action: allow")
+    lenient = lenient.replace("name: cascade", "name: lenient")
+
+    decision, paid = shadow_check(tmp_path, lenient)
     # the candidate allows Known Image: only paid's Violence can decide it
     assert paid.calls == 1 and decision.verdict is Verdict.BLOCK and not decision.skipped
-    with Moderator(active, registry=registry, shadow=tmp_path / "same.yaml") as moderator:
-        decision = moderator.check(IMAGE)
-    assert paid.calls == 1 and [s.source for s in decision.skipped] == ["paid"]
+
+    decision, paid = shadow_check(tmp_path, serving.replace("name: cascade", "name: same"))
+    assert paid.calls == 0 and [s.source for s in decision.skipped] == ["paid"]
 
 
 def test_a_shadow_candidate_that_turns_skipping_off_gets_every_call(tmp_path: Path) -> None:
     # the candidate asks for full records (an audit): the serving policy's
     # cascade must not leave the candidate's records short of a detector
-    from policy_engine.moderator import Moderator
-
-    cheap = Scripted("cheap", labels=(Label("Known Image", 100.0, "cheap"),), remote=False)
-    paid = Scripted("paid", labels=(Label("Violence", 95.0, "paid"),))
-    registry = registry_of(cheap, paid)
-    active = tmp_path / "active.yaml"
-    active.write_text(POLICY.format(on_error="review"))
     audit = POLICY.format(on_error="review").replace("name: cascade", "name: audit")
-    (tmp_path / "audit.yaml").write_text(audit + "cascade: {skip: false}\n")
 
-    with Moderator(active, registry=registry, shadow=tmp_path / "audit.yaml") as moderator:
-        decision = moderator.check(IMAGE)
+    decision, paid = shadow_check(tmp_path, audit + "cascade: {skip: false}\n")
 
     assert paid.calls == 1 and decision.verdict is Verdict.BLOCK and not decision.skipped
 
