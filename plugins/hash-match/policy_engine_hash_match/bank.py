@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from policy_engine_hash_match.errors import BankError
-from policy_engine_hash_match.hash_lists import ListedHash, read_hash_list
+from policy_engine_hash_match.hash_lists import ListedHash, parse_hash_list, read_file
 from policy_engine_hash_match.hashing import HASH_BYTES
 from policy_engine_hash_match.index import MultiIndex
 
@@ -78,14 +78,15 @@ def load_bank(path: Path, name: str | None = None, *, allow_empty: bool = False)
     digest = hashlib.sha256()
     listed: list[ListedHash] = []
     for file in files:
-        hash_list = read_hash_list(file)
+        data = read_file(file)  # once: the digest names exactly the hashes loaded
+        hash_list = parse_hash_list(data, file)
         if hash_list.others:
             raise BankError(
                 f"{hash_list.others[0]}; a bank holds pdq and sha256 hashes only "
                 "(`policy-engine bank import` leaves other signal types out, each said)",
             )
         listed.extend(hash_list.hashes)
-        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+        digest.update(file.name.encode() + b"\0" + data + b"\0")
     if not listed and not allow_empty:
         raise BankError(
             "the bank holds no hashes (a folder bank reads *.txt and *.csv files)", path=path

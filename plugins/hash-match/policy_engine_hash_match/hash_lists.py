@@ -89,12 +89,24 @@ def kind_of(name: str) -> Kind | None:
 def read_hash_list(path: Path, *, default_kind: Kind = "pdq") -> HashList:
     """The hashes in the file at ``path``: CSV where its name ends ``.csv``,
     text otherwise. A hash given without a kind is ``default_kind``."""
+    return parse_hash_list(read_file(path), path, default_kind=default_kind)
+
+
+def read_file(path: Path) -> bytes:
+    """The bytes of the hash list at ``path``, or a :class:`BankError` saying why not."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BankError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from exc
+        return path.read_bytes()
     except OSError as exc:
         raise BankError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+
+
+def parse_hash_list(data: bytes, path: Path, *, default_kind: Kind = "pdq") -> HashList:
+    """The hashes in ``data``, the contents of the file at ``path`` (read once by
+    the caller, so that what is parsed is what the caller digests)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BankError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from exc
     if path.suffix.lower() == ".csv":
         return read_csv(text, path, default_kind)
     return HashList(tuple(read_text(text, path, default_kind)))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,3 +59,33 @@ def test_a_bank_that_cannot_load_is_an_error_never_an_empty_bank(tmp_path: Path)
     other.write_text(f"hash,signal_type\n{'0' * 32},video_md5\n", encoding="utf-8")
     with pytest.raises(BankError, match=r"other.csv:2: signal type 'video_md5'"):
         load_bank(other)
+
+
+def test_a_bank_rewritten_while_it_loads_has_the_digest_of_the_hashes_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a writer replaces the file right after the loader's first read: the
+    # digest in records and audit logs must name the hashes actually matched
+    path = tmp_path / "removed.txt"
+    before, after = f"sha256 {SHA}\n", f"sha256 {'cd' * 32}\n"
+    path.write_text(before, encoding="utf-8")
+    twin = tmp_path / "twin" / "removed.txt"
+    twin.parent.mkdir()
+    twin.write_text(before, encoding="utf-8")
+    expected = load_bank(twin)
+    real_bytes, real_text = Path.read_bytes, Path.read_text
+
+    def rewritten(read: Any) -> Any:
+        def reading(self: Path, *args: Any, **kwargs: Any) -> Any:
+            got = read(self, *args, **kwargs)
+            if self == path:
+                path.write_text(after, encoding="utf-8")
+            return got
+
+        return reading
+
+    monkeypatch.setattr(Path, "read_bytes", rewritten(real_bytes))
+    monkeypatch.setattr(Path, "read_text", rewritten(real_text))
+    bank = load_bank(path)
+
+    assert (bank.digest, bank.sha256) == (expected.digest, expected.sha256)
