@@ -38,24 +38,38 @@ def hides_its_default_image(data: bytes) -> bool:
     a decoder without APNG support shows) is not part of the animation: every
     APNG-aware viewer (all current browsers) shows the animation frames
     instead, so a service that decodes only the default image can be shown a
-    decoy. Read from the chunks alone (no decoding): an ``acTL`` chunk before
-    the first IDAT, with no ``fcTL`` before it (APNG spec: an fcTL before the
-    IDAT makes the default image the first frame)."""
-    if not data.startswith(PNG_SIGNATURE):
-        return False
-    animated = False
-    position = len(PNG_SIGNATURE)
-    while position + 8 <= len(data):
-        length = int.from_bytes(data[position : position + 4], "big")
-        kind = data[position + 4 : position + 8]
-        if kind == b"IDAT":
-            return animated
-        if kind == b"fcTL":
-            return False
-        if kind == b"acTL":
-            animated = True
-        position += 12 + length  # length, type, data, CRC
-    return False
+    decoy. Read from the chunks alone (no decoding); a file cut before its
+    first IDAT is not (a decoder refuses it anyway)."""
+    return data.startswith(PNG_SIGNATURE) and DefaultImageScan().read(data, 0).hidden is True
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultImageScan:
+    """How far a PNG's chunk headers have been read towards its first IDAT,
+    for a caller that reads the file in pieces (an S3 object by ranges).
+    ``hidden`` is None until the chunks read tell: an ``acTL`` chunk (animated)
+    before the first IDAT, with no ``fcTL`` before it (APNG spec: an fcTL
+    before the IDAT makes the default image the first frame)."""
+
+    next_chunk: int = len(PNG_SIGNATURE)
+    """The file offset of the next chunk header to read."""
+    animated: bool = False
+    hidden: bool | None = None
+
+    def read(self, data: bytes, at: int) -> DefaultImageScan:
+        """The scan after the chunk headers in ``data``, the file's bytes from
+        offset ``at`` on."""
+        position, animated = self.next_chunk, self.animated
+        while self.hidden is None and at <= position and position + 8 <= at + len(data):
+            length = int.from_bytes(data[position - at : position - at + 4], "big")
+            kind = data[position - at + 4 : position - at + 8]
+            if kind == b"IDAT":
+                return DefaultImageScan(position, animated, animated)
+            if kind == b"fcTL":
+                return DefaultImageScan(position, animated, False)
+            animated = animated or kind == b"acTL"
+            position += 12 + length  # length, type, data, CRC
+        return DefaultImageScan(position, animated, self.hidden)
 
 
 DEFAULT_MAX_IMAGE_BYTES = 64 * 1024 * 1024

@@ -6,8 +6,16 @@ from __future__ import annotations
 import io
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from policy_engine.image import PNG_SIGNATURE, Image, hides_its_default_image, sniff_format
+from policy_engine.image import (
+    PNG_SIGNATURE,
+    DefaultImageScan,
+    Image,
+    hides_its_default_image,
+    sniff_format,
+)
 
 
 @pytest.mark.parametrize(
@@ -60,3 +68,24 @@ def _png(*, frames: int = 1, hidden_default: bool = False) -> bytes:
 )
 def test_an_apng_hiding_its_default_image_is_told_from_its_chunks(data: bytes, hides: bool) -> None:
     assert hides_its_default_image(data) is hides
+
+
+@given(
+    variant=st.sampled_from([(2, True), (3, False), (1, False)]),
+    metadata=st.integers(min_value=0, max_value=300),
+    first_read=st.integers(min_value=len(PNG_SIGNATURE), max_value=400),
+)
+def test_reading_by_pieces_tells_what_reading_the_whole_file_tells(
+    variant: tuple[int, bool], metadata: int, first_read: int
+) -> None:
+    # as an S3 object is screened: a first range, then one chunk header at a time
+    frames, hidden_default = variant
+    whole = _png(frames=frames, hidden_default=hidden_default)
+    text = b"k\0" + b"m" * metadata
+    chunk = len(text).to_bytes(4, "big") + b"tEXt" + text + b"\0\0\0\0"
+    whole = whole[:33] + chunk + whole[33:]  # after the IHDR
+    scan = DefaultImageScan().read(whole[:first_read], 0)
+    while scan.hidden is None and scan.next_chunk < len(whole):
+        scan = scan.read(whole[scan.next_chunk : scan.next_chunk + 8], scan.next_chunk)
+
+    assert scan.hidden is hides_its_default_image(whole) is (frames > 1 and hidden_default)

@@ -351,3 +351,25 @@ def test_a_record_from_another_source_fails_the_invocation(s3: Any, fake: FakeRe
         handler(event, None)
     with pytest.raises(InvocationError, match="requestPayload"):
         handler(destination_record({"detail": "not an S3 event"}), None)
+
+
+def test_a_decoy_animated_png_is_decided_by_on_error_without_a_call(
+    s3: Any, fake: FakeRekognition
+) -> None:
+    # browsers show only the animation (red); Rekognition would read only the blank
+    # default image: the object is screened from its first bytes and never sent
+    import io
+
+    from PIL import Image as Pillow
+
+    out = io.BytesIO()
+    blank, red = Pillow.new("RGB", (100, 100), "white"), Pillow.new("RGB", (100, 100), "red")
+    blank.save(out, format="PNG", save_all=True, append_images=[red], default_image=True)
+    version = s3.put_object(Bucket=BUCKET, Key=KEY, Body=out.getvalue())["VersionId"]
+
+    (result,) = handler(s3_event(KEY_IN_EVENT, version), None)["results"]
+
+    assert (result["decision"], result["status"]) == ("review", "PermanentFailure")
+    assert "hidden-default-image" in result["message"]
+    assert tags_of(s3, KEY, version)[DECISION_TAG] == "review"
+    assert fake.call_count() == 0

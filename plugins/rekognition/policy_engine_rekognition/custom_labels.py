@@ -23,6 +23,7 @@ from policy_engine_rekognition.response_fields import (
     require_name,
     require_object,
 )
+from policy_engine_rekognition.s3_screen import SCREEN_S3_SETTING
 
 OPERATION = "DetectCustomLabels"
 MAX_IMAGE_BYTES = CUSTOM_LABELS_LIMITS.max_bytes
@@ -55,6 +56,7 @@ SETTINGS_SCHEMA: Mapping[str, Any] = settings_schema(
             "min_confidence are dropped either way.",
         },
         **CONVERT_SETTING,
+        **SCREEN_S3_SETTING,
     },
     required=("project_version_arn",),
 )
@@ -68,6 +70,7 @@ class CustomLabelsSettings:
     # None: the policy's floor; "model": the model's own thresholds.
     min_confidence: float | Literal["model"] | None = None
     convert: bool = False
+    screen_s3: bool = True
 
     @classmethod
     def from_settings(
@@ -87,6 +90,7 @@ class CustomLabelsSettings:
             max_results=settings.get("max_results"),
             min_confidence=settings.get("min_confidence"),
             convert=settings.get("convert") is True,
+            screen_s3=settings.get("screen_s3") is not False,
         )
 
     def request(self, image: Mapping[str, Any], policy_min_confidence: float) -> dict[str, Any]:

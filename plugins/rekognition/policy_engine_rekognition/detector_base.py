@@ -29,7 +29,8 @@ from policy_engine_rekognition.client import (
 )
 from policy_engine_rekognition.errors import region_doubt
 from policy_engine_rekognition.images import ImageLimits, prepare_image
-from policy_engine_rekognition.s3_inputs import build_s3_client, identify_s3_image
+from policy_engine_rekognition.s3_inputs import build_s3_client, identify_s3_image, parse_s3_uri
+from policy_engine_rekognition.s3_screen import screen_s3_object
 
 
 class CallSettings(Protocol):
@@ -40,6 +41,9 @@ class CallSettings(Protocol):
 
     @property
     def convert(self) -> bool: ...
+
+    @property
+    def screen_s3(self) -> bool: ...
 
     def request(self, image: Mapping[str, Any], min_confidence: float) -> dict[str, Any]:
         """The request for ``image``, the request's ``Image`` (``Bytes`` or ``S3Object``)."""
@@ -123,6 +127,10 @@ class RekognitionDetector(Detector):
             prepared = prepare_image(
                 image, detector=self.name, limits=self.limits, convert=settings.convert
             )
+            if image.data is None and image.uri is not None and settings.screen_s3:
+                s3 = self._s3_clients.get(settings.client)
+                location = parse_s3_uri(image.uri)  # prepare_image refused any other URI
+                screen_s3_object(s3, location, name=image.name, detector=self.name)
         except DetectorError as exc:
             exc.sent = False  # refused here: no request went out
             raise

@@ -25,6 +25,7 @@ ACCEPTED_FORMATS = "JPEG or PNG"
 S3_MAX_BYTES = 15_728_640
 """Rekognition's limit on an S3 object, for both operations."""
 
+
 @dataclass(frozen=True, slots=True)
 class ImageLimits:
     """What one operation accepts (API_FACTS.md's image limits)."""

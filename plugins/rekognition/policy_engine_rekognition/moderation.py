@@ -24,6 +24,7 @@ from policy_engine_rekognition.response_fields import (
     require_name,
     require_object,
 )
+from policy_engine_rekognition.s3_screen import SCREEN_S3_SETTING
 from policy_engine_rekognition.taxonomies import (
     V6_ID,
     V7_ID,
@@ -90,6 +91,7 @@ SETTINGS_SCHEMA: Mapping[str, Any] = settings_schema(
         },
         "human_loop": _HUMAN_LOOP_SCHEMA,
         **CONVERT_SETTING,
+        **SCREEN_S3_SETTING,
     }
 )
 
@@ -100,6 +102,7 @@ class ModerationSettings:
     adapter_arn: str | None = None
     human_loop: Mapping[str, Any] | None = None
     convert: bool = False
+    screen_s3: bool = True
 
     @classmethod
     def from_settings(
@@ -110,6 +113,7 @@ class ModerationSettings:
             adapter_arn=settings.get("adapter_arn"),
             human_loop=settings.get("human_loop"),
             convert=settings.get("convert") is True,
+            screen_s3=settings.get("screen_s3") is not False,
         )
 
     def request(self, image: Mapping[str, Any], min_confidence: float) -> dict[str, Any]:

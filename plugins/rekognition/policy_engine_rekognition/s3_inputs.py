@@ -173,7 +173,7 @@ def _images(location: S3Location, spec: str, client: Any, page_size: int) -> Ite
     except S3InputError:
         raise
     except Exception as exc:
-        mapped = _s3_error(exc, location, spec)
+        mapped = s3_error(exc, location, spec)
         if mapped is None:
             raise
         raise mapped from exc
@@ -249,7 +249,7 @@ def identify_s3_image(image: Image, s3: Any) -> Image:
     try:
         found = _head(s3, location, image.name)
     except Exception as exc:
-        mapped = _s3_error(exc, location, image.uri, listing=False)
+        mapped = s3_error(exc, location, image.uri, listing=False)
         if mapped is None:
             raise
         raise mapped from exc
@@ -287,7 +287,7 @@ _BAD_CREDENTIALS = frozenset(
 )
 
 
-def _s3_error(
+def s3_error(
     exc: BaseException, location: S3Location, spec: str, *, listing: bool | None = None
 ) -> S3InputError | None:
     """A clear :class:`S3InputError` for a boto3 failure; None for other

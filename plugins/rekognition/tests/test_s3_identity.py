@@ -150,13 +150,13 @@ def test_on_a_versioned_bucket_rekognition_reads_the_version_that_was_identified
 def test_an_object_that_cannot_be_identified_is_neither_cached_nor_recorded(
     s3: Any, fake: FakeRekognition, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # no such object: HeadObject fails, and the call decides (the fake does not
-    # read S3; Rekognition itself would answer InvalidS3ObjectException)
+    # no such object: HeadObject fails, then so does the screening read, so
+    # no call goes out (Rekognition would answer InvalidS3ObjectException)
     checker = moderator(tmp_path, fake, tmp_path / "rec")
-    checker.check(f"s3://{BUCKET}/missing.jpg")
-    checker.check(f"s3://{BUCKET}/missing.jpg")
+    decisions = [checker.check(f"s3://{BUCKET}/missing.jpg") for _ in range(2)]
 
-    assert fake.call_count() == 2
+    assert [f.code for d in decisions for f in d.failures] == ["s3-screen-failed"] * 2
+    assert fake.call_count() == 0
     assert not (tmp_path / "rec").exists() or list((tmp_path / "rec").iterdir()) == []
     assert "no such object" in caplog.text
 

@@ -114,7 +114,14 @@ def test_uri_encodes_only_what_must_be_encoded() -> None:
 
 
 def settings_for(fake: FakeRekognition, **more: Any) -> dict[str, Any]:
-    return {"endpoint_url": fake.endpoint_url, "retry_mode": "standard", "max_attempts": 1, **more}
+    # what is sent, not the screening read before it (test_s3_screen.py, with S3)
+    return {
+        "endpoint_url": fake.endpoint_url,
+        "retry_mode": "standard",
+        "max_attempts": 1,
+        "screen_s3": False,
+        **more,
+    }
 
 
 def both(fake: FakeRekognition) -> list[tuple[Detector, dict[str, Any]]]:
