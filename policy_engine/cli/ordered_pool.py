@@ -141,10 +141,14 @@ def _pooled(
     window: deque[tuple[list[Item], Future[Result]]] = deque()
     try:
         for index, chunk in enumerate(islice(chunks, workers * CHUNKS_PER_WORKER)):
-            if index == 0:
-                window.append((chunk, _first_submit(executor, work, chunk)))
-            else:
-                window.append((chunk, executor.submit(work, chunk)))
+            try:
+                if index == 0:
+                    window.append((chunk, _first_submit(executor, work, chunk)))
+                else:
+                    window.append((chunk, executor.submit(work, chunk)))
+            except BrokenProcessPool:
+                # a worker died on a chunk already sent, before the window was full
+                raise WorkerDied((window[0][0] if window else chunk)[0], chunk[-1]) from None
         while window:
             chunk, future = window[0]
             try:

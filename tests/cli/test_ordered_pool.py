@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +53,31 @@ def test_a_short_stream_stays_in_this_process(monkeypatch: pytest.MonkeyPatch) -
     chunks = list(ordered_pool.ordered_chunks(_scaled, state, range(999)))
     assert {pid for _, (pid, _) in chunks} == {os.getpid()}
     assert [value for _, (_, values) in chunks for value in values] == [2 * n for n in range(999)]
+
+
+def _dies_on_the_first_chunk(marker: str, chunk: list[int]) -> list[int]:
+    if chunk[0] == 0:
+        Path(marker).touch()
+        os._exit(1)  # as the OOM killer ends a worker
+    return chunk
+
+
+def test_a_worker_dying_before_the_window_is_full_is_worker_died(
+    pooled: None, tmp_path: Path
+) -> None:
+    # the pool breaks while chunks are still being handed out: the next
+    # submission fails, which must be the same located error as a result that fails
+    marker = tmp_path / "died"
+
+    def items() -> Iterator[int]:
+        yield from range(5)
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # the pool sees its worker gone
+        yield from range(5, 50)
+
+    with pytest.raises(ordered_pool.WorkerDied) as died:
+        list(ordered_pool.ordered_chunks(_dies_on_the_first_chunk, str(marker), items()))
+
+    assert (died.value.first, died.value.last) == (0, 9)
