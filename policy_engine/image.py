@@ -35,41 +35,88 @@ def sniff_format(data: bytes) -> str | None:
 
 def hides_its_default_image(data: bytes) -> bool:
     """Whether ``data`` is an animated PNG whose default image (its IDAT, what
-    a decoder without APNG support shows) is not part of the animation: every
-    APNG-aware viewer (all current browsers) shows the animation frames
-    instead, so a service that decodes only the default image can be shown a
-    decoy. Read from the chunks alone (no decoding); a file cut before its
-    first IDAT is not (a decoder refuses it anyway)."""
-    return data.startswith(PNG_SIGNATURE) and DefaultImageScan().read(data, 0).hidden is True
+    a decoder without APNG support shows) may not be what a browser shows:
+    one whose default image is not part of the animation (every APNG-aware
+    viewer shows the animation instead, so a service that decodes only the
+    default image can be shown a decoy), or one whose animation chunks are
+    malformed (decoders disagree on what it shows). Read from the chunks alone
+    (no decoding); a file cut before its first IDAT is not (a decoder refuses
+    it anyway)."""
+    if not data.startswith(PNG_SIGNATURE):
+        return False
+    return DefaultImageScan().read(data, 0).verdict in (HIDDEN, AMBIGUOUS)
+
+
+SHOWN = "shown"
+"""The default image is what every viewer shows first: a still PNG, or an
+APNG whose first frame it is."""
+HIDDEN = "hidden"
+"""A well-formed APNG whose default image is not part of its animation."""
+AMBIGUOUS = "ambiguous"
+"""Malformed animation chunks before the first IDAT (a second acTL, a frame
+count out of range, an fcTL a decoder would skip): decoders disagree, so no
+one frame is what every viewer shows."""
+
+_MAX_FRAMES = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
 class DefaultImageScan:
-    """How far a PNG's chunk headers have been read towards its first IDAT,
-    for a caller that reads the file in pieces (an S3 object by ranges).
-    ``hidden`` is None until the chunks read tell: an ``acTL`` chunk (animated)
-    before the first IDAT, with no ``fcTL`` before it (APNG spec: an fcTL
-    before the IDAT makes the default image the first frame)."""
+    """How far a PNG's chunks have been read towards its first IDAT, for a
+    caller that reads the file in pieces (an S3 object by ranges): ``verdict``
+    is None until the chunks read tell (APNG spec: an acTL chunk before the
+    IDAT makes it animated; a valid fcTL for frame 0 before the IDAT makes the
+    default image its first frame)."""
 
     next_chunk: int = len(PNG_SIGNATURE)
-    """The file offset of the next chunk header to read."""
+    """The file offset of the next chunk to read (its header, then its data)."""
+    size: bytes = b""
+    """IHDR's width and height, as stored."""
     animated: bool = False
-    hidden: bool | None = None
+    first_frame: bool = False
+    doubtful: bool = False
+    verdict: str | None = None
 
     def read(self, data: bytes, at: int) -> DefaultImageScan:
-        """The scan after the chunk headers in ``data``, the file's bytes from
-        offset ``at`` on."""
-        position, animated = self.next_chunk, self.animated
-        while self.hidden is None and at <= position and position + 8 <= at + len(data):
-            length = int.from_bytes(data[position - at : position - at + 4], "big")
-            kind = data[position - at + 4 : position - at + 8]
+        """The scan after the chunks in ``data``, the file's bytes from offset
+        ``at`` on. A chunk whose data the scan needs (IHDR, acTL, fcTL) and
+        ``data`` does not hold in full is left for the next read."""
+        if self.verdict is not None:
+            return self
+        position, size = self.next_chunk, self.size
+        animated, first_frame, doubtful = self.animated, self.first_frame, self.doubtful
+        while at <= position and position + 8 <= at + len(data):
+            start = position - at
+            length = int.from_bytes(data[start : start + 4], "big")
+            kind = data[start + 4 : start + 8]
             if kind == b"IDAT":
-                return DefaultImageScan(position, animated, animated)
-            if kind == b"fcTL":
-                return DefaultImageScan(position, animated, False)
-            animated = animated or kind == b"acTL"
+                verdict = (
+                    AMBIGUOUS if doubtful else HIDDEN if animated and not first_frame else SHOWN
+                )
+                return DefaultImageScan(position, size, animated, first_frame, doubtful, verdict)
+            if kind in (b"IHDR", b"acTL", b"fcTL"):
+                body = data[start + 8 : start + 8 + min(length, 26)]
+                if len(body) < min(length, 26):
+                    break  # its data is in the next read
+                if kind == b"IHDR":
+                    size = body[:8]
+                elif kind == b"acTL":
+                    frames = int.from_bytes(body[:4], "big") if length == 8 else 0
+                    doubtful = doubtful or animated or not 0 < frames <= _MAX_FRAMES
+                    animated = True
+                else:  # fcTL: frame 0's, at the origin, the image's size
+                    valid = (
+                        length == 26
+                        and animated
+                        and not first_frame
+                        and body[0:4] == b"\0\0\0\0"
+                        and body[4:12] == size
+                        and body[12:20] == bytes(8)
+                    )
+                    doubtful = doubtful or not valid
+                    first_frame = first_frame or valid
             position += 12 + length  # length, type, data, CRC
-        return DefaultImageScan(position, animated, self.hidden)
+        return DefaultImageScan(position, size, animated, first_frame, doubtful, None)
 
 
 DEFAULT_MAX_IMAGE_BYTES = 64 * 1024 * 1024

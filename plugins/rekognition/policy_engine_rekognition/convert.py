@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from policy_engine import DetectorError
-from policy_engine.image import hides_its_default_image, sniff_format
+from policy_engine.image import HIDDEN, DefaultImageScan, hides_its_default_image, sniff_format
 from policy_engine.pixels import eight_bit_rgb, shown_frame
 from policy_engine_rekognition.images import (
     ImageLimits,
@@ -82,6 +82,13 @@ def convert_image(
             decoy = hides_its_default_image(data)
             if sniffed in ("JPEG", "PNG") and not too_large and not decoy:
                 return data, None
+            if decoy and not _pillow_shows_the_animation(data, opened):
+                raise DetectorError(
+                    f"image {name!r} is an animated PNG whose animation chunks are "
+                    "malformed: decoders disagree on what it shows, so no one frame "
+                    f"can stand for it; {detector} does not send it",
+                    code="hidden-default-image",
+                )
             scale = min(1.0, limits.max_side / max(width, height))
             if from_format == "JPEG":
                 # Decode at 1/2, 1/4 or 1/8 scale when that is still large enough.
@@ -102,7 +109,7 @@ def convert_image(
             f"image {name!r} has too many pixels to convert safely ({exc}); resize it first",
             code="image-too-large",
         ) from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, EOFError, SyntaxError, ValueError) as exc:  # EOFError: a missing frame
         raise DetectorError(
             f"image {name!r} could not be decoded for conversion ({exc}); it may be "
             "truncated or corrupt",
@@ -122,6 +129,18 @@ def convert_image(
     if frames > 1:
         converted["frames"] = frames  # the first one was sent
     return out, converted
+
+
+def _pillow_shows_the_animation(data: bytes, opened: PillowImage) -> bool:
+    """Whether the APNG ``data`` is well formed with a hidden default image and
+    Pillow reads it so (then :func:`shown_frame` moves to its first animation
+    frame); a malformed one Pillow may read as a still picture of the decoy."""
+    scan = DefaultImageScan().read(data, 0)
+    return (
+        scan.verdict == HIDDEN
+        and bool(opened.info.get("default_image"))
+        and getattr(opened, "n_frames", 1) > 1
+    )
 
 
 def _flatten(picture: PillowImage) -> PillowImage:

@@ -232,9 +232,9 @@ def prepare_image(
         # Rekognition would judge the decoy, not what a browser shows
         raise DetectorError(
             f"image {image.name!r} is an animated PNG whose default image is not "
-            "part of its animation: browsers show the animation, while "
-            f"{detector} would see only the default image; set `convert: true` to "
-            "send the first frame a browser shows",
+            "part of its animation, or whose animation chunks are malformed: browsers "
+            f"show the animation, while {detector} would see only the default image; "
+            "set `convert: true` to send the first frame a browser shows",
             code="hidden-default-image",
         )
     return PreparedImage({"Bytes": image.data})

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from policy_engine import DetectorError
-from policy_engine.image import PNG_SIGNATURE, DefaultImageScan
+from policy_engine.image import AMBIGUOUS, HIDDEN, PNG_SIGNATURE, SHOWN, DefaultImageScan
 from policy_engine_rekognition.s3_inputs import S3Location, s3_error
 
 SCREEN_S3_SETTING: Mapping[str, Mapping[str, Any]] = {
@@ -31,6 +31,7 @@ SCREEN_S3_SETTING: Mapping[str, Mapping[str, Any]] = {
 FIRST_READ = 64 * 1024
 """Bytes read first: every chunk before the first IDAT of a usual PNG."""
 MORE_READS = 16
+CHUNK_READ = 8 + 26
 """Chunk headers read one by one after the first read, for a PNG whose
 metadata before its first IDAT runs longer (large ICC profiles, XMP)."""
 
@@ -46,24 +47,28 @@ def screen_s3_object(s3: Any, location: S3Location, *, name: str, detector: str)
         return
     scan = DefaultImageScan().read(first, 0)
     reads = 0
-    while scan.hidden is None and len(first) == FIRST_READ and reads < MORE_READS:
-        header = _read(
-            s3, location, scan.next_chunk, scan.next_chunk + 7, name=name, detector=detector
-        )
-        if len(header) < 8:
+    while scan.verdict is None and len(first) == FIRST_READ and reads < MORE_READS:
+        # a chunk's header and the most of its data the scan needs (an fcTL's 26 bytes)
+        last = scan.next_chunk + CHUNK_READ - 1
+        piece = _read(s3, location, scan.next_chunk, last, name=name, detector=detector)
+        before = scan
+        scan = scan.read(piece, scan.next_chunk)
+        if scan == before:
             return  # the file ends before an IDAT: not a PNG Rekognition can read
-        scan = scan.read(header, scan.next_chunk)
         reads += 1
-    if scan.hidden is None and len(first) < FIRST_READ:
+    if scan.verdict is None and len(first) < FIRST_READ:
         return  # the whole file was read and holds no IDAT: Rekognition refuses it
-    if scan.hidden is False:
+    if scan.verdict == SHOWN:
         return
-    why = (
-        "is an animated PNG whose default image is not part of its animation: browsers "
-        "show the animation, while Rekognition would read only the default image"
-        if scan.hidden
-        else f"is a PNG whose first image data was not found in {MORE_READS + 1} reads, "
-        "so it may hide its default image from browsers"
+    why = {
+        HIDDEN: "is an animated PNG whose default image is not part of its animation: "
+        "browsers show the animation, while Rekognition would read only the default image",
+        AMBIGUOUS: "is an animated PNG whose animation chunks are malformed, so decoders "
+        "disagree on what it shows, and Rekognition may read a decoy",
+    }.get(
+        scan.verdict or "",
+        f"is a PNG whose first image data was not found in {MORE_READS + 1} reads, "
+        "so it may hide its default image from browsers",
     )
     raise DetectorError(
         f"{detector} refuses S3 object {name!r}: it {why}; send its first shown frame "

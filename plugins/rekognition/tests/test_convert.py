@@ -347,3 +347,40 @@ def test_an_apng_whose_default_image_is_its_first_frame_is_sent_untouched(
     detector.detect(Image(name="anim.png", data=data), context(detector, settings))
 
     assert sent(fake) == (hashlib.sha256(data).hexdigest(), len(data))
+
+
+def _inserted_after_ihdr(data: bytes, kind: bytes, body: bytes) -> bytes:
+    import zlib
+
+    chunk = len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+    return data[:33] + chunk + data[33:]
+
+
+@pytest.mark.filterwarnings("ignore:Invalid APNG")  # Pillow's, for the second acTL
+def test_a_decoy_with_a_second_actl_is_refused_not_converted(
+    fake: FakeRekognition, context: Context
+) -> None:
+    # Pillow reads it as a still picture of the decoy; browsers play the animation
+    data = _inserted_after_ihdr(decoy_apng(), b"acTL", (1).to_bytes(4, "big") + bytes(4))
+    detector, settings = moderation(fake)
+
+    with pytest.raises(DetectorError) as raised:
+        detector.detect(Image(name="decoy.png", data=data), context(detector, settings))
+
+    assert raised.value.code == "hidden-default-image" and "malformed" in str(raised.value)
+    assert fake.call_count() == 0
+
+
+def test_an_apng_whose_frame_is_missing_is_an_invalid_image(
+    fake: FakeRekognition, context: Context
+) -> None:
+    # an acTL announcing a frame that never comes: seeking to it fails in Pillow
+    still = encode(plain((120, 90)), "PNG")
+    data = _inserted_after_ihdr(still, b"acTL", (1).to_bytes(4, "big") + bytes(4))
+    detector, settings = moderation(fake)
+
+    with pytest.raises(DetectorError) as raised:
+        detector.detect(Image(name="short.png", data=data), context(detector, settings))
+
+    assert raised.value.code == "invalid-image"
+    assert fake.call_count() == 0
