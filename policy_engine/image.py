@@ -42,9 +42,15 @@ def hides_its_default_image(data: bytes) -> bool:
     malformed (decoders disagree on what it shows). Read from the chunks alone
     (no decoding); a file cut before its first IDAT is not (a decoder refuses
     it anyway)."""
+    return default_image_verdict(data) in (HIDDEN, AMBIGUOUS)
+
+
+def default_image_verdict(data: bytes) -> str | None:
+    """:data:`SHOWN`, :data:`HIDDEN` or :data:`AMBIGUOUS` for a PNG's bytes;
+    None for any other file, or a PNG cut before its first IDAT."""
     if not data.startswith(PNG_SIGNATURE):
-        return False
-    return DefaultImageScan().read(data, 0).verdict in (HIDDEN, AMBIGUOUS)
+        return None
+    return DefaultImageScan().read(data, 0).verdict
 
 
 SHOWN = "shown"

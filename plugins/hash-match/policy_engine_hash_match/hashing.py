@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from policy_engine.image import AMBIGUOUS, default_image_verdict
 from policy_engine.pixels import eight_bit_rgb, shown_frame
 from policy_engine_hash_match.errors import UndecodableImage
 
@@ -73,6 +74,11 @@ def hash_image(data: bytes, *, name: str = "image") -> ImageHashes:
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
+    if default_image_verdict(data) == AMBIGUOUS:
+        raise UndecodableImage(
+            f"{name}: an animated PNG whose animation chunks are malformed: decoders "
+            "disagree on which frame it shows, so no hash can stand for it"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import zlib
 
 import numpy as np
 import pytest
@@ -103,3 +104,22 @@ def test_an_integer_grey_tiff_of_a_banked_picture_matches_it() -> None:
     copy = hash_image(encoded(grey.convert("I"), "TIFF"))
     assert copy.quality == hash_image(encoded(grey)).quality
     assert int(distances_to(hash_image(encoded(grey)).pdq, copy.pdq[0]).min()) == 0
+
+
+@pytest.mark.filterwarnings("ignore:Invalid APNG")  # Pillow's, for the second acTL
+def test_an_apng_with_malformed_animation_chunks_is_not_hashed() -> None:
+    # a second acTL: Pillow reads the default image, browsers play the animation
+    out = io.BytesIO()
+    blank = PILImage.new("RGB", (64, 64), (255, 255, 255))
+    blank.save(out, format="PNG", save_all=True, append_images=[picture(1)], default_image=True)
+    body = (1).to_bytes(4, "big") + bytes(4)
+    actl = (
+        len(body).to_bytes(4, "big")
+        + b"acTL"
+        + body
+        + zlib.crc32(b"acTL" + body).to_bytes(4, "big")
+    )
+    data = out.getvalue()[:33] + actl + out.getvalue()[33:]
+
+    with pytest.raises(UndecodableImage, match="animation chunks are malformed"):
+        hash_image(data)

@@ -9,7 +9,7 @@ import io
 from typing import TYPE_CHECKING
 
 from policy_engine import DetectorError, Image
-from policy_engine.image import sniff_format
+from policy_engine.image import AMBIGUOUS, default_image_verdict, sniff_format
 from policy_engine.pixels import eight_bit_rgb, shown_frame
 
 if TYPE_CHECKING:
@@ -37,6 +37,12 @@ def opened(image: Image) -> PillowImage:
             f"open-nsfw reads an image's bytes, and {image.uri} is known only by its URI",
             "needs-image-bytes",
         )
+    if default_image_verdict(image.data) == AMBIGUOUS:
+        why = (
+            "an animated PNG whose animation chunks are malformed: decoders disagree "
+            "on which frame it shows, so no one score can stand for it"
+        )
+        raise _refused(image, why, "ambiguous-animation")
     try:
         picture = Pillow.open(io.BytesIO(image.data))
     except UnidentifiedImageError as exc:

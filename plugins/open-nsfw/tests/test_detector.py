@@ -370,3 +370,24 @@ def test_forking_after_the_model_scored_does_not_hang_the_child() -> None:
     started, in_child, in_parent = stdout.split()
     assert (script.returncode, started) == (0, "exec"), stderr
     assert float(in_child) == float(in_parent)
+
+
+@pytest.mark.filterwarnings("ignore:Invalid APNG")  # Pillow's, for the second acTL
+def test_an_apng_with_malformed_animation_chunks_is_refused(
+    detector: OpenNsfwDetector, skin: Image, red: Image, context: Context
+) -> None:
+    # a second acTL: Pillow scores the red default image, browsers play the skin frame
+    assert skin.data is not None and red.data is not None
+    out = io.BytesIO()
+    frames = [Pillow.open(io.BytesIO(skin.data))]
+    Pillow.open(io.BytesIO(red.data)).save(
+        out, format="PNG", save_all=True, append_images=frames, default_image=True
+    )
+    body = (1).to_bytes(4, "big") + bytes(4)
+    actl = struct.pack(">I", 8) + b"acTL" + body + struct.pack(">I", zlib.crc32(b"acTL" + body))
+    data = out.getvalue()[:33] + actl + out.getvalue()[33:]
+
+    with pytest.raises(DetectorError) as raised:
+        detector.detect(Image(name="ambiguous.png", data=data), context())
+
+    assert raised.value.code == "ambiguous-animation"
