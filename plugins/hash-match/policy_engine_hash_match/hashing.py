@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -67,6 +68,9 @@ def pack_bits(bits: npt.ArrayLike) -> HashArray:
     return np.packbits(np.asarray(bits, dtype=np.uint8), axis=-1)
 
 
+_OPENING = threading.Lock()
+
+
 def hash_image(data: bytes, *, name: str = "image") -> ImageHashes:
     """The hashes of the encoded image ``data``; :class:`UndecodableImage` if
     Pillow cannot decode it."""
@@ -80,10 +84,14 @@ def hash_image(data: bytes, *, name: str = "image") -> ImageHashes:
             "disagree on which frame it shows, so no hash can stand for it"
         )
     try:
-        with warnings.catch_warnings():
+        # Pillow warns of a bomb when it reads the header: an error here. The
+        # filters are the process's, so one thread at a time changes them
+        # (interleaved, catch_warnings leaves a filter behind); decoding runs in parallel
+        with _OPENING, warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            with PILImage.open(io.BytesIO(data)) as opened:
-                pixels = np.asarray(eight_bit_rgb(shown_frame(opened)))
+            opened = PILImage.open(io.BytesIO(data))
+        with opened:
+            pixels = np.asarray(eight_bit_rgb(shown_frame(opened)))
     except UnidentifiedImageError as exc:
         # Pillow's message names an in-memory buffer, which tells the user nothing
         why = "no image format Pillow knows"

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import io
+import warnings
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -123,3 +125,15 @@ def test_an_apng_with_malformed_animation_chunks_is_not_hashed() -> None:
 
     with pytest.raises(UndecodableImage, match="animation chunks are malformed"):
         hash_image(data)
+
+
+def test_hashing_from_many_threads_leaves_the_warning_filters_as_they_were() -> None:
+    # check --concurrency hashes on many threads; the filters are the whole process's
+    data = encoded(picture(1))
+    before = list(warnings.filters)
+
+    with ThreadPoolExecutor(8) as pool:
+        hashed = list(pool.map(lambda _: hash_image(data), range(200)))
+
+    assert warnings.filters == before
+    assert all((each.pdq == hashed[0].pdq).all() for each in hashed)
