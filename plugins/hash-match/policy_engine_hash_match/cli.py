@@ -83,8 +83,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     imports.add_argument(
         "--kind",
         choices=KINDS,
-        default="pdq",
-        help="what a hash given without a type is (default pdq)",
+        default=None,
+        help="what a hash given without a type is (default pdq, with a note saying so)",
     )
     imports.set_defaults(run=run_import)
     for each in (add, listing, check, imports):
@@ -320,7 +320,7 @@ def run_import(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     target = _target(args.bank)
     existing = _existing(args.bank)
     try:
-        listed = read_hash_list(Path(args.file), default_kind=args.kind)
+        listed = read_hash_list(Path(args.file), default_kind=args.kind or "pdq")
     except BankError as exc:
         raise _fail(exc) from exc
     known = {
@@ -336,6 +336,14 @@ def run_import(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             lines.append(f"{entry.kind} {entry.digest.hex()}  # {_comment(args.file)}:{entry.line}")
     for other in listed.others:
         print(f"policy-engine bank: skipped {other}", file=stderr)
+    untyped = sum(1 for entry in listed.hashes if not entry.typed)
+    if untyped and args.kind is None:
+        # a SHA-256 and a PDQ hash are both 64 hex digits: only the user knows which
+        print(
+            f"policy-engine bank: {untyped} hash(es) without a type read as pdq; if they "
+            "are SHA-256 hashes of files, import them with --kind sha256 instead",
+            file=stderr,
+        )
     _append(target, lines)
     document = {
         "bank": str(target),
@@ -343,6 +351,7 @@ def run_import(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         "added": len(fresh),
         "duplicates": len(listed.hashes) - len(fresh),
         "skipped": [str(other) for other in listed.others],
+        "untyped": untyped,
     }
     text = [
         f"{target}: {len(fresh)} hashes added of {len(listed.hashes)} read "

@@ -62,6 +62,8 @@ class ListedHash:
     digest: bytes
     path: Path
     line: int
+    typed: bool = True
+    """Whether the list named the kind (False: the reader's default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +114,7 @@ def parse_hash_list(data: bytes, path: Path, *, default_kind: Kind = "pdq") -> H
     return HashList(tuple(read_text(text, path, default_kind)))
 
 
-def _hash(text: str, kind: Kind, path: Path, line: int) -> ListedHash:
+def _hash(text: str, kind: Kind, path: Path, line: int, *, typed: bool = True) -> ListedHash:
     digest = parse_hex(text)
     if digest is None:
         shown = text if len(text) <= 80 else text[:77] + "..."
@@ -121,7 +123,7 @@ def _hash(text: str, kind: Kind, path: Path, line: int) -> ListedHash:
             path=path,
             line=line,
         )
-    return ListedHash(kind, digest, path, line)
+    return ListedHash(kind, digest, path, line, typed)
 
 
 def read_text(text: str, path: Path, default_kind: Kind) -> Iterator[ListedHash]:
@@ -131,7 +133,7 @@ def read_text(text: str, path: Path, default_kind: Kind) -> Iterator[ListedHash]
             continue
         parts = line.split()
         if len(parts) == 1:
-            yield _hash(parts[0], default_kind, path, number)
+            yield _hash(parts[0], default_kind, path, number, typed=False)
             continue
         kind = kind_of(parts[0])
         if kind is None or len(parts) != 2:
@@ -195,14 +197,14 @@ def read_csv(text: str, path: Path, default_kind: Kind) -> HashList:
             # a comment; but a row whose hash column holds a hash is data, whatever its
             # first cell says (an id "#12", tags "#spam"): no hash is dropped silently
             continue
-        kind = default_kind
+        kind, typed = default_kind, False
         if type_column is not None and type_column < len(row) and row[type_column].strip():
             named = kind_of(row[type_column])
             if named is None:
                 others.append(OtherSignal(row[type_column].strip(), path, number))
                 continue
-            kind = named
+            kind, typed = named, True
         if hash_column >= len(row):
             raise BankError(f"no column {hash_column + 1} (the hash)", path=path, line=number)
-        hashes.append(_hash(row[hash_column].strip(), kind, path, number))
+        hashes.append(_hash(row[hash_column].strip(), kind, path, number, typed=typed))
     return HashList(tuple(hashes), tuple(others))

@@ -187,3 +187,21 @@ def test_bank_add_keeps_the_bank_files_permissions_and_its_symlink(
     umask = os.umask(0)
     os.umask(umask)
     assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_bank_import_says_when_bare_hashes_were_read_as_pdq(
+    cli: Callable[..., object], tmp_path: Path
+) -> None:
+    # a SHA-256 list looks like a PDQ list (64 hex digits): imported as PDQ, its
+    # exact copies would never match, so the default is said, never silent
+    sha_list = tmp_path / "sha.txt"
+    sha_list.write_text(f"{'ab' * 32}\nsha256 {'cd' * 32}\n", encoding="utf-8")
+
+    guessed = cli("bank", "import", tmp_path / "a.txt", sha_list, "--json")
+    chosen = cli("bank", "import", tmp_path / "b.txt", sha_list, "--kind", "sha256")
+
+    assert guessed.code == 0 and json.loads(guessed.out)["untyped"] == 1
+    assert "1 hash(es) without a type read as pdq" in guessed.err
+    assert "--kind sha256" in guessed.err
+    assert chosen.code == 0 and chosen.err == ""
+    assert len(load_bank(tmp_path / "b.txt").sha256) == 2
