@@ -728,7 +728,8 @@ def with_skipped(
 
 
 def _skipping_allowed(compiled: CompiledPolicy | CompiledPolicySet) -> bool:
-    """Whether a policy, or every policy a set routes to, leaves skipping on."""
+    """Whether a policy, or every policy a set routes to, leaves skipping on
+    (the rule :meth:`Engine._cascade` applies to the serving policy)."""
     if isinstance(compiled, CompiledPolicy):
         return compiled.policy.cascade.skip
-    return all(route.policy.cascade.skip for route in compiled.policy_set.routes)
+    return all(policy.cascade.skip for policy in compiled.policy_set.policies())

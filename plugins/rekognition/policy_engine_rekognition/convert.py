@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from policy_engine import DetectorError
-from policy_engine.image import HIDDEN, DefaultImageScan, hides_its_default_image, sniff_format
+from policy_engine.image import AMBIGUOUS, HIDDEN, default_image_verdict, sniff_format
 from policy_engine.pixels import eight_bit_rgb, shown_frame
 from policy_engine_rekognition.images import (
     ImageLimits,
@@ -79,10 +79,11 @@ def convert_image(
             )
             too_large = len(data) > limits.max_bytes or max(width, height) > limits.max_side
             # an APNG's hidden default image is a decoy: send the frame browsers show
-            decoy = hides_its_default_image(data)
+            verdict = default_image_verdict(data)
+            decoy = verdict in (HIDDEN, AMBIGUOUS)
             if sniffed in ("JPEG", "PNG") and not too_large and not decoy:
                 return data, None
-            if decoy and not _pillow_shows_the_animation(data, opened):
+            if decoy and not (verdict == HIDDEN and _pillow_shows_the_animation(opened)):
                 raise DetectorError(
                     f"image {name!r} is an animated PNG whose animation chunks are "
                     "malformed: decoders disagree on what it shows, so no one frame "
@@ -131,16 +132,11 @@ def convert_image(
     return out, converted
 
 
-def _pillow_shows_the_animation(data: bytes, opened: PillowImage) -> bool:
-    """Whether the APNG ``data`` is well formed with a hidden default image and
-    Pillow reads it so (then :func:`shown_frame` moves to its first animation
-    frame); a malformed one Pillow may read as a still picture of the decoy."""
-    scan = DefaultImageScan().read(data, 0)
-    return (
-        scan.verdict == HIDDEN
-        and bool(opened.info.get("default_image"))
-        and getattr(opened, "n_frames", 1) > 1
-    )
+def _pillow_shows_the_animation(opened: PillowImage) -> bool:
+    """Whether Pillow reads an APNG with a hidden default image as one (then
+    :func:`shown_frame` moves to its first animation frame); a malformed one it
+    may read as a still picture of the decoy."""
+    return bool(opened.info.get("default_image")) and getattr(opened, "n_frames", 1) > 1
 
 
 def _flatten(picture: PillowImage) -> PillowImage:

@@ -31,9 +31,11 @@ SCREEN_S3_SETTING: Mapping[str, Mapping[str, Any]] = {
 FIRST_READ = 64 * 1024
 """Bytes read first: every chunk before the first IDAT of a usual PNG."""
 MORE_READS = 16
+"""Chunks read one by one after the first read, for a PNG whose metadata
+before its first IDAT runs longer (large ICC profiles, XMP)."""
 CHUNK_READ = 8 + 26
-"""Chunk headers read one by one after the first read, for a PNG whose
-metadata before its first IDAT runs longer (large ICC profiles, XMP)."""
+"""Bytes of each such read: a chunk's header and the most of its data the
+scan needs (an fcTL's 26 bytes)."""
 
 
 def screen_s3_object(s3: Any, location: S3Location, *, name: str, detector: str) -> None:
@@ -48,7 +50,6 @@ def screen_s3_object(s3: Any, location: S3Location, *, name: str, detector: str)
     scan = DefaultImageScan().read(first, 0)
     reads = 0
     while scan.verdict is None and len(first) == FIRST_READ and reads < MORE_READS:
-        # a chunk's header and the most of its data the scan needs (an fcTL's 26 bytes)
         last = scan.next_chunk + CHUNK_READ - 1
         piece = _read(s3, location, scan.next_chunk, last, name=name, detector=detector)
         before = scan

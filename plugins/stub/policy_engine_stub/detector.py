@@ -16,11 +16,8 @@ from policy_engine import (
     Label,
     NoRecordingError,
 )
+from policy_engine.sets.content_types import CONTENT_TYPES_KEY
 from policy_engine_stub.settings import MISSING_NO_LABELS, SETTINGS_SCHEMA, SOURCE, StubSettings
-
-# the detector-result metadata key the core reads content types from (README:
-# "One policy set for every surface")
-CONTENT_TYPES_KEY = "content_types"
 
 
 def recording_path(folder: Path, image: Image) -> Path:
