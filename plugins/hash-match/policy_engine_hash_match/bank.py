@@ -37,6 +37,8 @@ def bank_files(path: Path) -> tuple[Path, ...]:
         )
     if path.is_file():
         return (path,)
+    if path.exists():  # a FIFO or a device: reading it could block for ever
+        raise BankError("not a regular file or folder (a FIFO, a device?)", path=path)
     raise BankError("no such bank file or folder", path=path)
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,10 @@ def test_the_digest_changes_with_the_contents(tmp_path: Path) -> None:
 def test_a_bank_that_cannot_load_is_an_error_never_an_empty_bank(tmp_path: Path) -> None:
     with pytest.raises(BankError, match="no such bank file or folder"):
         load_bank(tmp_path / "missing.txt")
+    fifo = tmp_path / "bank.txt"
+    os.mkfifo(fifo)  # never read: no writer would ever come
+    with pytest.raises(BankError, match="not a regular file or folder"):
+        load_bank(fifo)
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing yet\n", encoding="utf-8")
     with pytest.raises(BankError, match="holds no hashes"):
