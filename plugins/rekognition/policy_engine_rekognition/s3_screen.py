@@ -14,6 +14,7 @@ from typing import Any
 
 from policy_engine import DetectorError
 from policy_engine.image import AMBIGUOUS, HIDDEN, PNG_SIGNATURE, SHOWN, DefaultImageScan
+from policy_engine_rekognition.errors import sdk_failure
 from policy_engine_rekognition.s3_inputs import S3Location, s3_error
 
 SCREEN_S3_SETTING: Mapping[str, Mapping[str, Any]] = {
@@ -101,8 +102,18 @@ def _read(
         raise DetectorError(
             f"{detector} cannot screen S3 object {name!r} before sending it: {mapped}",
             code="s3-screen-failed",
+            retryable=_transient(exc),  # S3 busy or unreachable: try again, as a call would
             sent=False,
         ) from exc
+
+
+def _transient(exc: BaseException) -> bool:
+    failure = sdk_failure(exc)  # timeouts and connections, as for a Rekognition call
+    if failure is not None:
+        return failure.retryable
+    response = getattr(exc, "response", None)
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") if response else None
+    return (isinstance(status, int) and status >= 500) or _code(exc) == "RequestTimeout"
 
 
 def _code(exc: BaseException) -> str | None:

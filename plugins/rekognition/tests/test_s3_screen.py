@@ -154,3 +154,34 @@ def test_screening_can_be_turned_off(s3: Any, fake: FakeRekognition, context: Co
     detect(fake, context, image, screen_s3=False)
 
     assert fake.call_count() == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "retryable"),
+    [(503, "SlowDown", True), (500, "InternalError", True), (403, "AccessDenied", False)],
+)
+def test_a_busy_s3_is_a_failure_to_retry_a_refusal_is_not(
+    fake: FakeRekognition,
+    context: Context,
+    monkeypatch: pytest.MonkeyPatch,
+    status: int,
+    code: str,
+    retryable: bool,
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from policy_engine_rekognition import detector_base
+
+    class Failing:
+        def get_object(self, **request: Any) -> Any:
+            error = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+            raise ClientError(error, "GetObject")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(detector_base, "build_s3_client", lambda settings=None: Failing())
+    image = Image(name="s3://uploads/a.png", uri="s3://uploads/a.png?versionId=v1")
+
+    with pytest.raises(DetectorError) as raised:
+        detect(fake, context, image)
+
+    assert raised.value.code == "s3-screen-failed" and raised.value.retryable is retryable
+    assert fake.call_count() == 0
